@@ -1,0 +1,102 @@
+"""The frame slider: windows of `pool` consecutive frames over uint8 frames held in RAM (or memory-mapped).
+
+Windows start every `step` frames inside each frame range and never cross one; an epoch visits
+every window once, in a seeded order, shared out between DDP ranks. A batch is one gathered index
+(no per-frame Python loop); `to_model_input` turns it into floats on the device.
+    slider = ClipSlider(ds.a, ds.b, ds.ranges("train"), pool=9, step=3, batch_size=5)
+    for a, b in slider.batches(epoch=0): ...   # uint8 (B, T, H, W, 3) each
+"""
+import math
+
+import numpy as np
+import torch
+
+from utils.errors import DatasetError
+
+
+def window_starts(ranges, pool, step):
+    """First frame of every window: `pool` frames every `step` frames inside each [start, stop)."""
+    parts = [np.arange(start, stop - pool + 1, step, dtype=np.int64) for start, stop in ranges]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def count_windows(length, pool, step):
+    """How many windows a range of `length` frames holds: floor((length - pool) / step) + 1, or 0."""
+    return (length - pool) // step + 1 if length >= pool else 0
+
+
+class ClipSlider:
+    """Serves (A, B) clip batches as uint8 (B, T, H, W, 3) arrays.
+
+    `crop` (height, width) takes a random crop and `flip` a random horizontal flip, the same for A
+    and B and for every frame of a clip. Randomness comes from (seed, epoch, rank, batch), so a
+    resumed run sees exactly the batches an uninterrupted one would."""
+
+    def __init__(self, a, b, ranges, pool, step=1, batch_size=1, shuffle=True, seed=0, rank=0, world_size=1,
+                 crop=None, flip=False, source="dataset"):
+        self.a, self.b = a, b
+        self.pool, self.step, self.batch_size = pool, step, batch_size
+        self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
+        self.crop, self.flip = crop, flip
+        self.starts = window_starts(ranges, pool, step)
+        if len(self.starts) < world_size:
+            lengths = ", ".join(str(stop - start) for start, stop in ranges)
+            raise DatasetError(source, f"too short: its segments have {lengths} frames here but a window needs -pool {pool} "
+                                       f"frames ({len(self.starts)} windows for {world_size} process(es)); "
+                                       f"lower -pool or --step, or add frames")
+        height, width = a.shape[1:3]
+        if crop is not None and (crop[0] > height or crop[1] > width):
+            raise DatasetError(source, f"--crop {crop[1]}x{crop[0]} is larger than its frames ({width}x{height})")
+        self.offsets = np.arange(pool, dtype=np.int64)
+        # Torch views of the same memory: index_select copies frames on all intra-op threads, numpy on one.
+        self.a_view, self.b_view = torch.from_numpy(a), torch.from_numpy(b)
+
+    @property
+    def windows(self):
+        return len(self.starts)
+
+    def __len__(self):
+        """Batches per epoch on each rank (the same on every rank, so DDP stays in step)."""
+        return math.ceil((self.windows // self.world_size) / self.batch_size)
+
+    def epoch_batches(self, epoch):
+        """This rank's window numbers for `epoch`, split into batches. Across ranks every window
+        appears exactly once; a rank with one window more than the others puts it in its last batch."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.windows) if self.shuffle else np.arange(self.windows)
+        mine = order[self.rank::self.world_size]
+        cuts = np.arange(1, len(self)) * self.batch_size
+        return np.split(mine, cuts)
+
+    def gather(self, windows, epoch=0, batch=0):
+        """(A, B) uint8 (B, T, H, W, 3) for the given window numbers, with one index per array."""
+        frames = self.starts[windows][:, None] + self.offsets  # (B, T) frame numbers
+        if self.crop is None and not self.flip:
+            flat = torch.from_numpy(frames.ravel())
+            shape = frames.shape + self.a.shape[1:]
+            return self.a_view.index_select(0, flat).numpy().reshape(shape), self.b_view.index_select(0, flat).numpy().reshape(shape)
+        rng = np.random.default_rng([self.seed, epoch, self.rank, batch])
+        height, width = self.a.shape[1:3]
+        ch, cw = self.crop if self.crop is not None else (height, width)
+        rows = rng.integers(0, height - ch + 1, size=len(windows))[:, None] + np.arange(ch)  # (B, ch)
+        cols = rng.integers(0, width - cw + 1, size=len(windows))[:, None] + np.arange(cw)  # (B, cw)
+        if self.flip:
+            cols = np.where(rng.random(len(windows))[:, None] < 0.5, cols[:, ::-1], cols)
+        index = (frames[:, :, None, None], rows[:, None, :, None], cols[:, None, None, :])
+        return self.a[index], self.b[index]
+
+    def batches(self, epoch, skip=0):
+        """Yield this rank's (A, B) batches of `epoch`, leaving out the first `skip` (for resuming)."""
+        for number, windows in enumerate(self.epoch_batches(epoch)):
+            if number >= skip:
+                yield self.gather(windows, epoch, number)
+
+
+def to_model_input(clips, device, channels_last=False):
+    """uint8 (B, T, H, W, 3) -> float (N, C, T, H, W) in [-1, 1] on `device`; the conversion runs there.
+
+    The permuted view already has channels_last_3d strides; `channels_last=False` makes it contiguous."""
+    tensor = torch.from_numpy(np.ascontiguousarray(clips))
+    if device.type == "cuda":
+        tensor = tensor.pin_memory().to(device, non_blocking=True)
+    tensor = tensor.permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)  # (N, C, T, H, W)
+    return tensor if channels_last else tensor.contiguous()

@@ -1,0 +1,61 @@
+"""vgan: experiments with 3D-convolutional GANs on video, from one command line.
+
+    python main.py -h              # the commands
+    python main.py demo            # the whole pipeline on the built-in sample video
+"""
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import commands
+from utils.errors import UsageError, UserError
+
+# The order a user meets the commands in; any other command module is listed after these.
+PIPELINE = ["split", "build_dataset", "train", "compare", "evaluate", "demo", "runs", "sweep"]
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every flag's default and keeps the example commands in descriptions as written."""
+
+    def _get_help_string(self, action):
+        # A help text that already explains its default (e.g. "default: the video's own") keeps its words.
+        if "default" in (action.help or "").lower():
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser():
+    """The root parser with one sub-parser per module in commands/ (only those that exist)."""
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__, formatter_class=HelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    names = [info.name for info in pkgutil.iter_modules(commands.__path__)]
+    ordered = [n for n in PIPELINE if n in names] + sorted(n for n in names if n not in PIPELINE)
+    for name in ordered:
+        module = importlib.import_module(f"commands.{name}")
+        sub = subparsers.add_parser(name.replace("_", "-"), help=module.HELP, description=module.__doc__,
+                                    formatter_class=HelpFormatter)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser, subparsers
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, subparsers = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = argv[1:]  # the command's own arguments, for commands that need to know what was typed
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        subparsers.choices[args.command].error(str(exc))
+    except UserError as exc:
+        print(f"error: {exc.path}: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Shared test helpers: videos made by ffmpeg's lavfi sources, and running main.py as a user would."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from utils.ffmpeg import ffmpeg_exe  # noqa: E402
+
+
+def make_video(path, source="testsrc2", size="64x48", rate=25, seconds=2, codec=("-c:v", "libx264", "-pix_fmt", "yuv420p"), extra=()):
+    """Render a lavfi source to `path` with ffmpeg (argument list, no shell)."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=s={size}:r={rate}:d={seconds}", *extra, *codec, str(path)]
+    subprocess.run(cmd, check=True)
+    return Path(path)
+
+
+def encode_frames(frames, path, rate=25, codec=("-c:v", "ffv1", "-pix_fmt", "bgr0")):
+    """Encode uint8 RGB frames (N, H, W, 3) to `path` through a raw pipe; lossless by default."""
+    n, h, w, _ = frames.shape
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(rate),
+           "-i", "pipe:", *codec, str(path)]
+    subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), check=True)
+    return Path(path)
+
+
+def run_cli(*args, cwd=None, env=None, timeout=600):
+    """Run `python main.py ARGS` in `cwd`; returns the CompletedProcess with text output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, str(REPO / "main.py"), *map(str, args)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_user_error(result, *fragments):
+    """Exit code 2 and one line `error: ...` naming each fragment; no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert str(fragment) in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def leftovers(folder):
+    """Temporary files or folders an interrupted write would leave behind."""
+    return [p.name for p in Path(folder).iterdir() if ".partial" in p.name]
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory):
+    """A 2 s, 25 fps, 64x48 H.264 test pattern (50 frames)."""
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+@pytest.fixture(scope="session")
+def sample_video(tmp_path_factory):
+    """The built-in sample video, rendered once per test session."""
+    from utils.sample import ensure_sample
+
+    return ensure_sample(tmp_path_factory.mktemp("sample") / "sample.mp4")

@@ -1,0 +1,120 @@
+"""The frame slider: window counts, segment boundaries, epochs across ranks, and exact batch assembly."""
+import numpy as np
+import pytest
+import torch
+
+from datasets.slider import ClipSlider, count_windows, to_model_input, window_starts
+from utils.errors import DatasetError
+
+
+def coded_frames(n, h=6, w=8):
+    """Frames whose pixels say where they come from: channel 0 = frame, 1 = row, 2 = column."""
+    f, y, x = np.meshgrid(np.arange(n), np.arange(h), np.arange(w), indexing="ij")
+    return np.stack([f, y, x], axis=-1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("ranges,pool,step", [([(0, 30)], 9, 3), ([(0, 10), (10, 25), (25, 26)], 4, 2),
+                                              ([(5, 40), (40, 48)], 9, 1), ([(0, 9)], 9, 5), ([(0, 100)], 7, 10)])
+def test_window_count_matches_formula(ranges, pool, step):
+    starts = window_starts(ranges, pool, step)
+    assert len(starts) == sum(count_windows(stop - start, pool, step) for start, stop in ranges)
+    brute = [s for start, stop in ranges for s in range(start, stop) if (s - start) % step == 0 and s + pool <= stop]
+    assert starts.tolist() == brute
+
+
+def test_window_never_crosses_segment():
+    ranges = [(0, 13), (13, 29), (29, 40)]
+    slider = ClipSlider(coded_frames(40), coded_frames(40), ranges, pool=5, step=2)
+    for start in slider.starts:
+        assert any(lo <= start and start + 5 <= hi for lo, hi in ranges)
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4])
+@pytest.mark.parametrize("batch_size", [1, 3, 5])
+def test_every_window_served_once_per_epoch_across_ranks(world_size, batch_size):
+    frames = coded_frames(60)
+    sliders = [ClipSlider(frames, frames, [(0, 31), (31, 60)], pool=4, step=1, batch_size=batch_size, seed=7,
+                          rank=r, world_size=world_size) for r in range(world_size)]
+    for epoch in (0, 1):
+        per_rank = [s.epoch_batches(epoch) for s in sliders]
+        assert len({len(b) for b in per_rank}) == 1 == len({len(s) for s in sliders})  # same step count on every rank
+        assert all(len(batch) > 0 for batches in per_rank for batch in batches)
+        served = np.concatenate([np.concatenate(b) for b in per_rank])
+        assert sorted(served.tolist()) == list(range(sliders[0].windows))
+
+
+def test_epochs_are_shuffled_by_seed():
+    frames = coded_frames(50)
+    order = lambda seed, epoch: np.concatenate(ClipSlider(frames, frames, [(0, 50)], 3, batch_size=4, seed=seed).epoch_batches(epoch))
+    np.testing.assert_array_equal(order(1, 0), order(1, 0))
+    assert not np.array_equal(order(1, 0), order(1, 1))
+    assert not np.array_equal(order(1, 0), order(2, 0))
+
+
+def test_validation_windows_never_appear_in_training():
+    frames = coded_frames(100)
+    segments = [(0, 60, 54), (60, 100, 96)]  # (start, stop, val_start)
+    train = ClipSlider(frames, frames, [(s, v) for s, _, v in segments], pool=4, step=1, batch_size=3)
+    val = ClipSlider(frames, frames, [(v, e) for _, e, v in segments], pool=4, step=1, batch_size=3, shuffle=False)
+    train_frames = {int(f) for a, _ in train.batches(0) for f in a[..., 0, 0, 0].ravel()}
+    val_frames = {int(f) for a, _ in val.batches(0) for f in a[..., 0, 0, 0].ravel()}
+    assert val_frames and train_frames and not train_frames & val_frames
+
+
+def test_gathered_batch_equals_naive_per_clip_stack():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (40, 6, 8, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (40, 6, 8, 3), dtype=np.uint8)
+    slider = ClipSlider(a, b, [(0, 40)], pool=9, step=3, batch_size=5, seed=3)
+    for windows in slider.epoch_batches(0):
+        got_a, got_b = slider.gather(windows)
+        naive_a = np.stack([np.stack([a[s + t] for t in range(9)]) for s in slider.starts[windows]])
+        naive_b = np.stack([np.stack([b[s + t] for t in range(9)]) for s in slider.starts[windows]])
+        np.testing.assert_array_equal(got_a, naive_a)
+        np.testing.assert_array_equal(got_b, naive_b)
+
+
+def test_crop_and_flip_are_the_same_for_a_and_b_and_every_frame():
+    a = coded_frames(30, h=12, w=16)
+    b = 255 - a
+    slider = ClipSlider(a, b, [(0, 30)], pool=5, step=1, batch_size=8, seed=1, crop=(6, 7), flip=True)
+    flips = 0
+    for number, windows in enumerate(slider.epoch_batches(0)):
+        got_a, got_b = slider.gather(windows, 0, number)
+        assert got_a.shape == (len(windows), 5, 6, 7, 3)
+        np.testing.assert_array_equal(got_b, 255 - got_a)
+        for clip, start in zip(got_a, slider.starts[windows]):
+            naive = a[start:start + 5]
+            y0, x_first, x_last = clip[0, 0, 0, 1], clip[0, 0, 0, 2], clip[0, 0, -1, 2]
+            x0, flipped = min(x_first, x_last), x_first > x_last
+            expected = naive[:, y0:y0 + 6, x0:x0 + 7]
+            np.testing.assert_array_equal(clip, expected[:, :, ::-1] if flipped else expected)
+            flips += flipped
+    assert 0 < flips < slider.windows  # both orientations occur
+
+
+def test_resumed_epoch_serves_the_same_remaining_batches():
+    a = coded_frames(40)
+    slider = ClipSlider(a, a, [(0, 40)], pool=4, step=2, batch_size=3, seed=5, crop=(4, 4), flip=True)
+    full = [x for x, _ in slider.batches(2)]
+    tail = [x for x, _ in slider.batches(2, skip=3)]
+    assert len(tail) == len(full) - 3
+    for x, y in zip(full[3:], tail):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_too_short_dataset_names_frames_and_pool():
+    frames = coded_frames(20)
+    with pytest.raises(DatasetError, match=r"have 6, 7 frames.*-pool 9"):
+        ClipSlider(frames, frames, [(0, 6), (6, 13)], pool=9, step=1, source="data/tiny")
+
+
+def test_model_input_is_float_nctwh_in_unit_range():
+    clips = np.zeros((2, 3, 4, 5, 3), dtype=np.uint8)
+    clips[0, 1, 2, 3] = (255, 0, 128)
+    x = to_model_input(clips, torch.device("cpu"))
+    assert x.shape == (2, 3, 3, 4, 5) and x.dtype == torch.float32 and x.is_contiguous()
+    assert x[0, :, 1, 2, 3].tolist() == [1.0, -1.0, pytest.approx(128 / 127.5 - 1, abs=1e-6)]
+    assert x.min().item() == -1.0
+    last = to_model_input(clips, torch.device("cpu"), channels_last=True)
+    assert last.is_contiguous(memory_format=torch.channels_last_3d) and torch.equal(last, x)

@@ -1,0 +1,373 @@
+"""Every call to the ffmpeg binary: find it, probe a video, decode frames into numpy, encode frames.
+
+Commands are built with ffmpeg-python and run as argument lists (never through a shell); paths are
+passed as `file:` URLs so that names with spaces, quotes, `;`, `$(...)`, `:` or a leading `-` are
+taken literally. Frame folders are accepted wherever a video is. Example:
+    frames = read_frames("videos/in.mp4", size=(64, 64), fps=10)   # uint8 (N, H, W, 3)
+"""
+import contextlib
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from utils import frame_folder
+from utils.errors import VideoError, warn
+from utils.fsio import ensure_parent, staged_file
+
+PROBE_TIMEOUT_S = 120
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov"}
+
+
+@functools.lru_cache(maxsize=None)
+def ffmpeg_exe():
+    """$VGAN_FFMPEG, else `ffmpeg` on PATH, else the binary inside the imageio-ffmpeg wheel."""
+    chosen = os.environ.get("VGAN_FFMPEG")
+    if chosen:
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise VideoError(chosen, "VGAN_FFMPEG does not name an executable ffmpeg; fix or unset it")
+        return chosen
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def file_url(path):
+    """An absolute `file:` URL, so ffmpeg never reads a name as an option or a protocol."""
+    return "file:" + os.path.abspath(path)
+
+
+def _command(stream):
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error"] + stream.get_args()
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What `probe` finds. Width and height are as displayed (after rotation)."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    frames: int
+    duration: float
+    rotation: int
+    has_video: bool
+    has_audio: bool
+    is_folder: bool = False
+
+    def frames_at(self, fps=None, start=None, duration=None):
+        """How many frames a decode with these options yields (exact for CFR input)."""
+        if self.is_folder:
+            return len(frame_folder.selected_indices(self.frames, fps, start, duration))
+        if fps is None and start is None and duration is None:
+            return self.frames
+        return self.nominal_frames(fps, start, duration)
+
+    def nominal_frames(self, fps=None, start=None, duration=None):
+        """How many frames the container's duration promises (more than `frames` in a truncated file)."""
+        available = max(0.0, self.duration - (start or 0.0))
+        seconds = available if duration is None else min(duration, available)
+        return int(round(seconds * (fps or self.fps)))
+
+
+def _ffmpeg_reason(stderr, url):
+    """The last meaningful line ffmpeg printed, without the file name it repeats."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Press [q]", "frame=", "[out#"))]
+    reason = lines[-1] if lines else "ffmpeg gave no reason"
+    reason = reason.replace(url + ": ", "").replace(url, "the file")
+    return re.sub(r"^\[[^\]]+\]\s*", "", reason)
+
+
+def probe(path):
+    """Width, height, fps, frame count, duration, rotation and streams of a video or frame folder."""
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(path, "no such file or folder")
+    if p.is_dir():
+        files = frame_folder.list_frames(p)
+        h, w = frame_folder.load_image(files[0]).shape[:2]
+        fps = frame_folder.FOLDER_FPS
+        return VideoInfo(str(path), w, h, fps, len(files), len(files) / fps, 0, True, False, True)
+    if p.stat().st_size == 0:
+        raise VideoError(path, "file is empty (0 bytes); it holds no video")
+    url = file_url(path)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", url, "-map", "0:v:0?", "-c", "copy", "-f", "null", "-"]
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise VideoError(path, f"ffmpeg did not finish reading the file in {PROBE_TIMEOUT_S} s; the file may be damaged") from None
+    except OSError as exc:
+        raise VideoError(path, f"cannot run ffmpeg ({exc.strerror})") from None
+    text = done.stderr.decode("utf-8", errors="replace")
+    head = text.split("Stream mapping:")[0].split("Output #0")[0]
+    if "Input #0" not in head:
+        raise VideoError(path, f"not a video ffmpeg can read ({_ffmpeg_reason(text, url)}); check the file or re-encode it")
+    video = [line for line in head.splitlines() if re.search(r"Stream #0:\d+.*: Video:", line) and "attached pic" not in line]
+    has_audio = bool(re.search(r"Stream #0:\d+.*: Audio:", head))
+    if not video:
+        kind = "audio only" if has_audio else "no streams ffmpeg can use"
+        raise VideoError(path, f"has no video stream ({kind}); give a video file")
+    size = re.search(r",\s(\d+)x(\d+)[\s,\[]", video[0] + " ")
+    if not size:
+        raise VideoError(path, f"ffmpeg reports no frame size for the video stream; re-encode the file")
+    width, height = int(size.group(1)), int(size.group(2))
+    rate = re.search(r"([\d.]+)(k?) fps", video[0]) or re.search(r"([\d.]+)(k?) tbr", video[0])
+    fps = float(rate.group(1)) * (1000 if rate.group(2) else 1) if rate else 25.0
+    rotation = _rotation(head)
+    if rotation % 180:
+        width, height = height, width
+    counts = re.findall(r"frame=\s*(\d+)", text)
+    frames = int(counts[-1]) if counts else 0
+    clock = re.search(r"Duration: (\d+):(\d+):([\d.]+)", head)
+    duration = int(clock.group(1)) * 3600 + int(clock.group(2)) * 60 + float(clock.group(3)) if clock else frames / fps
+    if frames == 0:
+        raise VideoError(path, f"has a video stream but no frames could be read ({_ffmpeg_reason(text, url)}); the file may be truncated")
+    return VideoInfo(str(path), width, height, fps, frames, duration, rotation, True, has_audio)
+
+
+def _rotation(head):
+    found = re.search(r"rotation of (-?[\d.]+) degrees", head) or re.search(r"rotate\s*:\s*(-?\d+)", head)
+    return int(round(float(found.group(1)))) % 360 if found else 0
+
+
+def _decoded_stream(path, size=None, fps=None, start=None, duration=None):
+    """The ffmpeg-python video node for `path` cut to [start, start+duration], at `fps`, resized to `size`."""
+    seek = {k: v for k, v in (("ss", start), ("t", duration)) if v is not None}
+    video = ffmpeg.input(file_url(path), **seek).video
+    if fps is not None:
+        video = video.filter("fps", fps=fps)
+    if size is not None:
+        video = video.filter("scale", size[0], size[1], flags="area")
+    return video
+
+
+class _Decoder:
+    """An ffmpeg process writing raw rgb24 frames to a pipe that is read straight into numpy arrays."""
+
+    def __init__(self, path, info, size=None, fps=None, start=None, duration=None):
+        self.path, self.info = path, info
+        self.url = file_url(path)
+        self.width, self.height = size if size else (info.width, info.height)
+        self.frame_bytes = self.width * self.height * 3
+        out = _decoded_stream(path, size, fps, start, duration).output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(_command(out), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr, bufsize=0)
+
+    def read_into(self, out):
+        """Fill `out` (uint8, n x H x W x 3, C-contiguous) with up to n frames; return how many came."""
+        view = memoryview(out).cast("B")
+        filled = 0
+        while filled < len(view):
+            got = self.proc.stdout.readinto(view[filled:])
+            if not got:
+                break
+            filled += got
+        return filled // self.frame_bytes
+
+    def finish(self, decoded, expected):
+        """Wait for ffmpeg; refuse when nothing decoded, warn when the file ended early or was damaged."""
+        self.proc.stdout.close()
+        rc = self.proc.wait()
+        self.stderr.seek(0)
+        text = self.stderr.read().decode("utf-8", errors="replace")
+        self.stderr.close()
+        if decoded == 0:
+            reason = _ffmpeg_reason(text, self.url) if text.strip() else "nothing in the asked time range"
+            raise VideoError(self.path, f"no frames could be decoded ({reason}); check the file, --start and --duration")
+        if rc != 0 or text.strip():
+            warn(self.path, f"damaged or truncated: decoded {decoded} frames (about {expected} expected), the rest was skipped")
+
+    def kill(self):
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        self.proc.stdout.close()
+        self.proc.wait()
+        self.stderr.close()
+
+
+def read_frames(path, size=None, fps=None, start=None, duration=None, info=None):
+    """The whole video as uint8 (N, H, W, 3), decoded by ffmpeg into a preallocated array.
+
+    `size` is (width, height); ffmpeg resizes and converts the frame rate. A damaged or truncated
+    file gives the frames that could be decoded and a warning that says how many. `info` is
+    the video's `probe` result when the caller has it already."""
+    info = info or probe(path)
+    if info.is_folder:
+        return next(frame_folder.read_folder(path, size, fps, start, duration))
+    expected = info.frames_at(fps, start, duration)
+    decoder = _Decoder(path, info, size, fps, start, duration)
+    try:
+        frames = np.empty((max(1, expected + 1), decoder.height, decoder.width, 3), dtype=np.uint8)
+        count = decoder.read_into(frames)
+        while count == len(frames):  # more frames than the header promised: grow and keep reading
+            grown = np.empty((len(frames) * 3 // 2 + 16,) + frames.shape[1:], dtype=np.uint8)
+            grown[:count] = frames
+            frames = grown
+            count += decoder.read_into(frames[count:])
+    except BaseException:
+        decoder.kill()
+        raise
+    decoder.finish(count, info.nominal_frames(fps, start, duration))
+    return frames[:count] if count > 0.9 * len(frames) else frames[:count].copy()
+
+
+def iter_frames(path, size=None, fps=None, start=None, duration=None, chunk_frames=64, info=None):
+    """Yield the video as uint8 arrays (n, H, W, 3) of at most `chunk_frames` frames each,
+    so memory does not grow with the video's length."""
+    info = info or probe(path)
+    if info.is_folder:
+        yield from frame_folder.read_folder(path, size, fps, start, duration, chunk_frames)
+        return
+    decoder = _Decoder(path, info, size, fps, start, duration)
+    count = 0
+    try:
+        while True:
+            chunk = np.empty((chunk_frames, decoder.height, decoder.width, 3), dtype=np.uint8)
+            got = decoder.read_into(chunk)
+            count += got
+            if got:
+                yield chunk[:got]
+            if got < chunk_frames:
+                break
+    except BaseException:
+        decoder.kill()
+        raise
+    decoder.finish(count, info.nominal_frames(fps, start, duration))
+
+
+def _check_suffix(path):
+    if Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+        raise VideoError(path, f"unsupported video file type; use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
+
+
+class VideoWriter:
+    """Encode uint8 RGB frames to H.264 (yuv420p), written to a temporary file renamed on close().
+
+    Odd sizes are padded to even ones; `audio_from` copies that file's first audio track in."""
+
+    def __init__(self, path, fps, audio_from=None, overwrite=True, crf=18):
+        _check_suffix(path)
+        self.path, self.fps, self.audio_from, self.crf = Path(path), fps, audio_from, crf
+        self._stage = staged_file(self.path, overwrite=overwrite, what="video")
+        self._tmp = self._stage.__enter__()
+        self.proc = None
+        self.frames = 0
+
+    def _start(self, height, width):
+        video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=self.fps).video
+        video = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
+        streams, options = [video], {}
+        if self.audio_from is not None:
+            streams.append(ffmpeg.input(file_url(self.audio_from)).audio)
+            options = {"acodec": "aac", "shortest": None}
+        out = ffmpeg.output(*streams, file_url(self._tmp), vcodec="libx264", pix_fmt="yuv420p", crf=self.crf,
+                            preset="veryfast", movflags="+faststart", **options)
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(_command(out), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.stderr)
+
+    def write(self, frames):
+        """Append frames: uint8 (n, H, W, 3) or one (H, W, 3)."""
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if self.proc is None:
+            self._start(*frames.shape[1:3])
+        try:
+            self.proc.stdin.write(memoryview(frames).cast("B"))
+        except BrokenPipeError:
+            self.abort()
+            raise VideoError(self.path, f"ffmpeg stopped while encoding ({self._reason()})") from None
+        self.frames += len(frames)
+
+    def _reason(self):
+        self.stderr.seek(0)
+        return _ffmpeg_reason(self.stderr.read().decode("utf-8", errors="replace"), file_url(self._tmp))
+
+    def close(self):
+        """Finish encoding and move the video into place."""
+        if self.proc is None:
+            self.abort()
+            raise VideoError(self.path, "no frames to write")
+        self.proc.stdin.close()
+        if self.proc.wait() != 0:
+            reason = self._reason()
+            self.abort()
+            raise VideoError(self.path, f"ffmpeg could not write the video ({reason})")
+        self.stderr.close()
+        self._stage.__exit__(None, None, None)
+
+    def abort(self):
+        """Stop ffmpeg and remove the temporary file; the destination is left as it was."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_video(frames, path, fps, audio_from=None, overwrite=True):
+    """Encode a whole uint8 (N, H, W, 3) array (or an iterable of such chunks) to `path`."""
+    with VideoWriter(path, fps, audio_from=audio_from, overwrite=overwrite) as writer:
+        if isinstance(frames, np.ndarray):
+            writer.write(frames)
+        else:
+            for chunk in frames:
+                writer.write(chunk)
+    return Path(path)
+
+
+def render(video, path, duration):
+    """Encode an ffmpeg-python stream (e.g. lavfi sources and filters) to `path`, deterministically."""
+    _check_suffix(path)
+    ensure_parent(path)
+    with staged_file(path) as tmp:
+        out = video.output(file_url(tmp), t=duration, vcodec="libx264", pix_fmt="yuv420p", crf=18,
+                           preset="veryfast", threads=1, movflags="+faststart")
+        done = subprocess.run(_command(out), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if done.returncode != 0:
+            raise VideoError(path, f"ffmpeg could not render ({_ffmpeg_reason(done.stderr.decode(errors='replace'), file_url(tmp))})")
+    return Path(path)
+
+
+def write_image_sequence(path, folder, pattern_suffix, size=None, fps=None, start=None, duration=None, quality=2):
+    """Decode `path` with ffmpeg straight into numbered image files in `folder` (created empty by the caller).
+
+    Returns how many frames were written. `pattern_suffix` is ".png" or ".jpg"."""
+    info = probe(path)
+    if info.is_folder:
+        raise VideoError(path, "is already a folder of frames")
+    video = _decoded_stream(path, size, fps, start, duration)
+    # image2 expands % sequences in the whole path: double any % in the folder name.
+    pattern = os.path.abspath(folder).replace("%", "%%") + "/%06d" + pattern_suffix
+    options = {"q:v": quality} if pattern_suffix == ".jpg" else {}
+    out = video.output("file:" + pattern, format="image2", fps_mode="passthrough", start_number=1, **options)
+    done = subprocess.run(_command(out), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    written = sum(1 for p in Path(folder).iterdir() if p.suffix == pattern_suffix)
+    text = done.stderr.decode("utf-8", errors="replace")
+    if written == 0:
+        reason = _ffmpeg_reason(text, file_url(path)) if text.strip() else "nothing in the asked time range"
+        raise VideoError(path, f"no frames could be decoded ({reason}); check the file, --start and --duration")
+    if done.returncode != 0 or text.strip():
+        warn(path, f"damaged or truncated: wrote {written} frames (about {info.nominal_frames(fps, start, duration)} expected), the rest was skipped")
+    return written

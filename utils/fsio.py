@@ -1,0 +1,119 @@
+"""Writing outputs so that nothing half-written is ever left behind.
+
+Every output is written under a temporary name beside its destination and renamed into place
+at the end; a failure or a kill leaves the destination as it was. Example:
+    with staged_dir("data/sample", overwrite=False) as tmp: np.save(tmp / "a.npy", a)
+"""
+import contextlib
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+from utils.errors import UserError
+
+
+def describe_os_error(exc):
+    """A short human reason for an OSError (permission denied, read-only file system, disk full)."""
+    reasons = {
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+        errno.EROFS: "read-only file system",
+        errno.ENOSPC: "no space left on the device",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.ENAMETOOLONG: "file name too long",
+    }
+    return reasons.get(exc.errno, exc.strerror or str(exc))
+
+
+def ensure_parent(path):
+    """Create the folder that will hold `path`, or explain in one line why it cannot be created."""
+    parent = Path(path).absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(path, f"cannot create the folder {parent} ({describe_os_error(exc)}); choose another output path") from None
+    if not os.access(parent, os.W_OK):
+        raise UserError(path, f"the folder {parent} is not writable; choose another output path")
+    return parent
+
+
+def temp_name(path, suffix=""):
+    """A hidden temporary path in the same folder as `path` (so the final rename is atomic)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial-{os.getpid()}{suffix}")
+
+
+def is_nonempty_dir(path):
+    path = Path(path)
+    return path.is_dir() and any(path.iterdir())
+
+
+@contextlib.contextmanager
+def staged_dir(dest, overwrite=False, what="output folder"):
+    """Yield an empty temporary folder; on success it replaces `dest`, on any failure it is removed.
+
+    A non-empty `dest` is refused unless `overwrite`; a file at `dest` is always refused."""
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise UserError(dest, f"exists and is a file, not a folder; choose another {what}")
+    if is_nonempty_dir(dest) and not overwrite:
+        raise UserError(dest, f"{what} exists and is not empty; pass --overwrite to replace it or choose another path")
+    ensure_parent(dest)
+    tmp = temp_name(dest)
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+    except OSError as exc:
+        raise UserError(dest, f"cannot write here ({describe_os_error(exc)}); choose another {what}") from None
+    try:
+        yield tmp
+        _replace_dir(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _replace_dir(tmp, dest):
+    if dest.exists():
+        old = temp_name(dest, ".old")
+        os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+@contextlib.contextmanager
+def staged_file(dest, overwrite=True, what="output file"):
+    """Yield a temporary path with the same suffix as `dest`; on success it is renamed to `dest`."""
+    dest = Path(dest)
+    if dest.is_dir():
+        raise UserError(dest, f"is a folder; give a file name for the {what}")
+    if dest.exists() and not overwrite:
+        raise UserError(dest, f"exists; pass --overwrite to replace it or choose another path")
+    ensure_parent(dest)
+    tmp = temp_name(dest, dest.suffix)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path, text):
+    """Write a small text file so that readers see the old or the new content, never a mix."""
+    path = Path(path)
+    tmp = temp_name(path)
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path, obj):
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
