@@ -121,7 +121,7 @@ def probe(path):
         raise VideoError(path, f"has no video stream ({kind}); give a video file")
     size = re.search(r",\s(\d+)x(\d+)[\s,\[]", video[0] + " ")
     if not size:
-        raise VideoError(path, f"ffmpeg reports no frame size for the video stream; re-encode the file")
+        raise VideoError(path, "ffmpeg reports no frame size for the video stream; re-encode the file")
     width, height = int(size.group(1)), int(size.group(2))
     rate = re.search(r"([\d.]+)(k?) fps", video[0]) or re.search(r"([\d.]+)(k?) tbr", video[0])
     fps = float(rate.group(1)) * (1000 if rate.group(2) else 1) if rate else 25.0

@@ -92,7 +92,7 @@ def staged_file(dest, overwrite=True, what="output file"):
     if dest.is_dir():
         raise UserError(dest, f"is a folder; give a file name for the {what}")
     if dest.exists() and not overwrite:
-        raise UserError(dest, f"exists; pass --overwrite to replace it or choose another path")
+        raise UserError(dest, "exists; pass --overwrite to replace it or choose another path")
     ensure_parent(dest)
     tmp = temp_name(dest, dest.suffix)
     try:

@@ -1,0 +1,90 @@
+"""Train a 3D-conv video GAN: a generator (-net unet|resnet) against a conditional 3D PatchGAN.
+
+    python main.py train -net unet                                   # on the built-in sample
+    python main.py train -net resnet --data data/day2night --gan-loss lsgan --l1 100 --epochs 50 --amp
+    python main.py train --name unet_sample --resume                 # continue where it stopped
+    torchrun --nproc-per-node 4 main.py train -net unet --data data/day2night   # data-parallel
+"""
+import argparse
+from pathlib import Path
+
+from utils.argtypes import frame_size, non_negative_float, non_negative_int, positive_float, positive_int
+from utils.errors import UsageError
+
+HELP = "train a generator against a 3D-conv discriminator"
+NETWORKS = ("resnet", "unet")  # networks.GENERATORS; listed here so `-h` needs no torch import
+GAN_LOSSES = ("dcgan", "hinge", "lsgan", "none")
+
+
+def add_arguments(parser):
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default="data/sample", help="dataset folder from build-dataset (data/sample is built from the built-in sample video when missing)")
+    data.add_argument("-pool", "--pool", type=positive_int, default=9, help="frames per clip (T)")
+    data.add_argument("--step", type=positive_int, default=3, help="frames between the starts of two training clips")
+    data.add_argument("-batch", "--batch", type=positive_int, default=5, help="clips per step (per process under torchrun)")
+    data.add_argument("--crop", type=frame_size, help="random crop of each training clip, SIDE or WIDTHxHEIGHT (default: whole frames)")
+    data.add_argument("--flip", action="store_true", help="random horizontal flips of training clips")
+    data.add_argument("--mmap", action="store_true", help="memory-map the dataset instead of loading it (for data larger than RAM)")
+
+    net = parser.add_argument_group("networks")
+    net.add_argument("-net", "--network", choices=NETWORKS, default="unet", help="generator")
+    net.add_argument("--channels", type=positive_int, default=16, help="generator channels at the first level; they double per level")
+    net.add_argument("--depth", type=positive_int, default=4, help="unet: levels (frame sides must be multiples of 2^depth)")
+    net.add_argument("--temporal-pool", action="store_true", help="unet: pool over time as well as space")
+    net.add_argument("--blocks", type=positive_int, default=6, help="resnet: residual blocks")
+    net.add_argument("--downsample", type=non_negative_int, default=2, help="resnet: strided levels (frame sides must be multiples of 2^downsample)")
+    net.add_argument("--se", action="store_true", help="resnet: squeeze-excitation in every residual block")
+    net.add_argument("--d-channels", type=positive_int, default=32, help="discriminator channels at the first layer; they double per layer")
+    net.add_argument("--d-layers", type=positive_int, default=3, help="discriminator strided layers")
+    net.add_argument("--spectral-norm", action="store_true", help="spectral norm on the discriminator's convolutions")
+
+    loss = parser.add_argument_group("losses and optimisation")
+    loss.add_argument("--gan-loss", choices=GAN_LOSSES, default="dcgan", help="adversarial loss; none trains a plain regression baseline")
+    loss.add_argument("--l1", type=non_negative_float, default=100.0, help="weight of the L1 loss to the target")
+    loss.add_argument("--mse", type=non_negative_float, default=0.0, help="weight of the squared-error loss to the target")
+    loss.add_argument("-lr", "--lr", type=positive_float, default=2e-4, help="Adam learning rate (betas 0.5, 0.999)")
+    loss.add_argument("-epoch", "--epochs", type=positive_int, default=20, help="epochs to train")
+    loss.add_argument("--decay-epochs", type=non_negative_int, default=0, help="the last N epochs decay the learning rate linearly to zero")
+    loss.add_argument("--max-steps", type=positive_int, help="stop after this many steps in all (default: --epochs decides)")
+    loss.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights, the data order and the augmentations")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--name", help="experiment name under --checkpoints (default: NETWORK_DATANAME)")
+    run.add_argument("--checkpoints", default="checkpoints", help="folder holding the experiment folders")
+    run.add_argument("--resume", action="store_true", help="continue the experiment from its last.pt; flags you type override the saved ones")
+    run.add_argument("--allow-new-data", action="store_true", help="with --resume: accept a dataset other than the one trained on")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
+    run.add_argument("--amp", action="store_true", help="mixed precision: bfloat16 on CPU, float16 or bfloat16 on CUDA")
+    run.add_argument("--memory-format", choices=["auto", "contiguous", "channels_last"], default="auto",
+                     help="tensor layout; auto uses channels_last_3d on CUDA with --amp, contiguous otherwise")
+    run.add_argument("--sample-every", type=positive_int, default=1, help="validate and write samples every N epochs")
+    run.add_argument("--log-every", type=positive_int, default=10, help="write losses to metrics.jsonl every N steps")
+    run.add_argument("--save-every", type=non_negative_int, default=0, help="also save last.pt every N steps (0: at epoch ends only)")
+    run.add_argument("--keep", type=non_negative_int, default=3, help="epoch_NNNN.pt checkpoints to keep beside last.pt")
+    run.add_argument("--dry-run", action="store_true", help="one training step and one validation pass, then exit; nothing is kept")
+
+
+def explicit_flags(argv):
+    """The destinations of the flags typed in `argv` (defaults left out): they override a resumed config."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    unset = object()  # argparse fills in defaults only for attributes the namespace lacks
+    namespace = argparse.Namespace(**{dest: unset for dest in vars(parser.parse_args([]))})
+    return {dest for dest, value in vars(parser.parse_args(argv, namespace)).items() if value is not unset}
+
+
+def default_flags():
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    return vars(parser.parse_args([]))
+
+
+def run(args):
+    if args.allow_new_data and not args.resume:
+        raise UsageError("--allow-new-data goes with --resume")
+    config = {k: v for k, v in vars(args).items() if k not in ("run", "argv", "command")}
+    if config["name"] is None:
+        config["name"] = f"{config['network']}_{Path(config['data']).name}"
+    from training.loop import train
+
+    return train(config, explicit=explicit_flags(args.argv), defaults=default_flags())

@@ -1,0 +1,29 @@
+"""Conditional 3D PatchGAN: judges (input, output) clip pairs patch by patch, one logit per patch.
+
+Channels double per strided layer; LeakyReLU; instance norm, or spectral norm on every conv.
+    PatchDiscriminator3D(channels=32, layers=3)(a, b).shape == (N, 1, T, H / 8 - 1, W / 8 - 1)
+"""
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as add_spectral_norm
+
+from networks.layers import dcgan_init, norm3d
+
+
+class PatchDiscriminator3D(nn.Module):
+    def __init__(self, in_channels=6, channels=32, layers=3, spectral_norm=False):
+        super().__init__()
+        wrap = add_spectral_norm if spectral_norm else (lambda conv: conv)
+        modules = [wrap(nn.Conv3d(in_channels, channels, (3, 4, 4), stride=(1, 2, 2), padding=1)), nn.LeakyReLU(0.2, inplace=True)]
+        width = channels
+        for _ in range(1, layers):
+            modules += [wrap(nn.Conv3d(width, 2 * width, (3, 4, 4), stride=(1, 2, 2), padding=1, bias=spectral_norm))]
+            modules += [] if spectral_norm else [norm3d(2 * width)]
+            modules += [nn.LeakyReLU(0.2, inplace=True)]
+            width *= 2
+        modules += [wrap(nn.Conv3d(width, 1, (3, 4, 4), padding=1))]
+        self.net = nn.Sequential(*modules)
+        dcgan_init(self)
+
+    def forward(self, a, b):  # a: condition, b: real or generated clip, both (N, 3, T, H, W)
+        return self.net(torch.cat([a, b], dim=1))  # (N, 1, T, h, w) logits

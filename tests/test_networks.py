@@ -1,0 +1,96 @@
+"""Generators, the discriminator and the GAN losses."""
+import pytest
+import torch
+
+from commands.train import GAN_LOSSES, NETWORKS
+from networks import GENERATORS, PatchDiscriminator3D, SizeError, build_generator
+from networks.losses import discriminator_loss, generator_loss, reconstruction_losses
+
+SMALL = {"unet": {"channels": 4, "depth": 2}, "resnet": {"channels": 4, "blocks": 2, "downsample": 2}}
+
+
+def test_train_offers_exactly_the_registered_networks_and_losses():
+    from networks.losses import GAN_LOSSES as LOSSES
+
+    assert set(NETWORKS) == set(GENERATORS)
+    assert set(GAN_LOSSES) == set(LOSSES)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+@pytest.mark.parametrize("t,h,w", [(9, 32, 32), (4, 16, 48), (1, 8, 8), (7, 24, 40)])
+def test_generator_maps_a_clip_to_a_clip_of_the_same_shape(name, t, h, w):
+    model = build_generator(name, **SMALL[name])
+    x = torch.rand(2, 3, t, h, w) * 2 - 1
+    y = model(x)
+    assert y.shape == x.shape
+    assert y.abs().max() <= 1  # tanh output
+
+
+@pytest.mark.parametrize("t", [9, 8, 5, 1])
+def test_unet_pools_over_time_with_any_clip_length(t):
+    model = build_generator("unet", channels=4, depth=3, temporal_pool=True)
+    assert model(torch.zeros(1, 3, t, 16, 16)).shape == (1, 3, t, 16, 16)
+
+
+def test_channels_double_per_level():
+    unet = build_generator("unet", channels=8, depth=3)
+    assert [block[0].out_channels for block in unet.encoder] == [8, 16, 32, 64]
+    resnet = build_generator("resnet", channels=8, blocks=1, downsample=2)
+    convs = [m for m in resnet.net if isinstance(m, torch.nn.Conv3d)]
+    assert [c.out_channels for c in convs[:3]] == [8, 16, 32]
+    disc = PatchDiscriminator3D(channels=8, layers=3)
+    assert [m.out_channels for m in disc.net if isinstance(m, torch.nn.Conv3d)] == [8, 16, 32, 1]
+
+
+def test_squeeze_excitation_adds_parameters_and_keeps_shape():
+    plain = build_generator("resnet", channels=8, blocks=2, downsample=1)
+    excited = build_generator("resnet", channels=8, blocks=2, downsample=1, squeeze_excite=True)
+    assert sum(p.numel() for p in excited.parameters()) > sum(p.numel() for p in plain.parameters())
+    assert excited(torch.zeros(1, 3, 3, 8, 8)).shape == (1, 3, 3, 8, 8)
+
+
+@pytest.mark.parametrize("name,multiple", [("unet", 4), ("resnet", 4)])
+def test_size_the_network_cannot_take_names_size_and_multiple(name, multiple):
+    model = build_generator(name, **SMALL[name])
+    with pytest.raises(SizeError, match=rf"frames of 30x20 .*multiples of {multiple}"):
+        model(torch.zeros(1, 3, 3, 20, 30))
+
+
+@pytest.mark.parametrize("spectral", [False, True])
+@pytest.mark.parametrize("t,h,w", [(9, 64, 64), (4, 32, 48)])
+def test_discriminator_gives_patch_logits(spectral, t, h, w):
+    disc = PatchDiscriminator3D(channels=4, layers=3, spectral_norm=spectral)
+    a = torch.zeros(2, 3, t, h, w)
+    logits = disc(a, a)
+    assert logits.shape == (2, 1, t, h // 8 - 1, w // 8 - 1)
+
+
+def test_dcgan_initialisation():
+    model = build_generator("unet", channels=16, depth=2)
+    weights = torch.cat([m.weight.flatten() for m in model.modules() if isinstance(m, torch.nn.Conv3d)])
+    assert abs(weights.std().item() - 0.02) < 0.002 and abs(weights.mean().item()) < 0.002
+    scales = torch.cat([m.weight for m in model.modules() if isinstance(m, torch.nn.InstanceNorm3d)])
+    assert abs(scales.mean().item() - 1) < 0.01
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "lsgan", "hinge"])
+def test_discriminator_loss_is_lower_for_correct_labels(kind):
+    confident = torch.full((4, 1, 3, 5, 5), 3.0)
+    right = sum(discriminator_loss(kind, confident, -confident))  # real scored real, fake scored fake
+    wrong = sum(discriminator_loss(kind, -confident, confident))
+    assert right < wrong
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "lsgan", "hinge"])
+def test_generator_loss_gradient_raises_the_fake_score(kind):
+    logits = torch.zeros(4, 1, 3, 5, 5, requires_grad=True)
+    generator_loss(kind, logits).backward()
+    assert (logits.grad < 0).all()  # a descent step moves the score towards "real"
+    with torch.no_grad():
+        assert generator_loss(kind, logits + 0.5) < generator_loss(kind, logits)
+
+
+def test_reconstruction_losses():
+    fake, target = torch.zeros(1, 3, 2, 4, 4), torch.full((1, 3, 2, 4, 4), 0.5)
+    l1, mse = reconstruction_losses(fake, target)
+    assert l1.item() == pytest.approx(0.5) and mse.item() == pytest.approx(0.25)

@@ -1,0 +1,189 @@
+"""Training end to end: it learns, resumes bitwise, runs under torchrun, and refuses what it must."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import REPO, assert_user_error, run_cli
+from datasets.store import build_dataset
+from training.loop import lr_at
+from training.metrics_log import read_metrics
+from training.watchdog import Watchdog
+
+TINY = ["--depth", "2", "--channels", "4", "--d-channels", "4", "--d-layers", "2", "-pool", "4", "--step", "2"]
+
+
+@pytest.fixture(scope="session")
+def gray32(tmp_path_factory, sample_video):
+    """Gray -> colour at 32 x 32 from the built-in sample: 300 frames."""
+    folder = tmp_path_factory.mktemp("data") / "gray32"
+    build_dataset(folder, videos=[sample_video], pair="gray", size=(32, 32))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, sample_video):
+    """60 frames of 16 x 16 (the sample at 5 fps): for tests about mechanics, not learning."""
+    folder = tmp_path_factory.mktemp("data") / "tiny"
+    build_dataset(folder, videos=[sample_video], pair="gray", size=(16, 16), fps=5)
+    return folder
+
+
+def validation_records(folder):
+    return [r for r in read_metrics(folder) if "val/l1" in r]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("amp", [False, True], ids=["fp32", "bf16"])
+def test_training_learns_gray_to_colour(tmp_path, gray32, amp):
+    result = run_cli("train", "--data", gray32, "--depth", "3", "--channels", "8", "--d-channels", "8", "--lr", "1e-3",
+                     "--max-steps", "300", "--epochs", "100", "--log-every", "100", "--seed", "0", "--name", "learn",
+                     *(["--amp"] if amp else []), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    scores = validation_records(tmp_path / "checkpoints" / "learn")
+    first, last = scores[0]["val/l1"], scores[-1]["val/l1"]
+    assert last <= 0.7 * first, (first, last)  # validation L1 fell by at least 30%
+    assert last < scores[-1]["val/l1_identity"]  # and beats taking the gray input as the answer
+    assert scores[-1]["val/psnr"] > scores[-1]["val/psnr_identity"]
+
+
+def test_resume_gives_bitwise_the_same_parameters(tmp_path, tiny):
+    common = ["--data", tiny, *TINY, "--seed", "3", "--flip", "--crop", "8"]
+    assert run_cli("train", *common, "--epochs", "2", "--name", "straight", cwd=tmp_path).returncode == 0
+    assert run_cli("train", *common, "--epochs", "1", "--name", "split", cwd=tmp_path).returncode == 0
+    resumed = run_cli("train", "--name", "split", "--resume", "--epochs", "2", cwd=tmp_path)  # other flags come from the run
+    assert resumed.returncode == 0, resumed.stderr
+    a = torch.load(tmp_path / "checkpoints" / "straight" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "checkpoints" / "split" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 12 and b["finished"]
+    for part in ("generator", "discriminator", "opt_g"):
+        flat_a, flat_b = torch.utils._pytree.tree_flatten(a[part])[0], torch.utils._pytree.tree_flatten(b[part])[0]
+        assert all(torch.equal(x, y) if torch.is_tensor(x) else x == y for x, y in zip(flat_a, flat_b))
+    assert validation_records(tmp_path / "checkpoints" / "straight")[-1] == validation_records(tmp_path / "checkpoints" / "split")[-1]
+
+
+def test_two_process_ddp_keeps_ranks_identical_and_only_rank_0_writes(tmp_path, tiny):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(REPO / "main.py"),
+           "train", "--data", str(tiny), *TINY, "--epochs", "2", "--name", "ddp", "--device", "cpu"]
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = tmp_path / "checkpoints" / "ddp"
+    records = read_metrics(folder)
+    finished = [r for r in records if r.get("event") == "finished"]
+    assert finished == [{"step": 6, "epoch": 2, "event": "finished", "world_size": 2, "ranks_agree": True}]
+    assert [r["event"] for r in records if "event" in r] == ["started", "finished"]  # one writer
+    assert len(list(folder.glob("events.out.tfevents*"))) == 1
+    assert result.stdout.count("training unet") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]  # nothing written elsewhere
+
+
+def test_bare_dry_run_builds_the_sample_data_and_keeps_no_run(tmp_path):
+    result = run_cli("train", "-net", "unet", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "building it from the built-in sample video" in result.stdout
+    assert (tmp_path / "data" / "sample" / "meta.json").exists() and (tmp_path / "videos" / "sample.mp4").exists()
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_run_folder_explains_itself(tmp_path, tiny):
+    assert run_cli("train", "--data", tiny, *TINY, "--epochs", "2", "--keep", "1", "--name", "x", cwd=tmp_path).returncode == 0
+    folder = tmp_path / "checkpoints" / "x"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["network"] == "unet" and config["depth"] == 2 and config["keep"] == 1
+    assert sorted(p.name for p in folder.glob("*.pt")) == ["epoch_0002.pt", "last.pt"]
+    assert sorted(p.name for p in (folder / "samples").iterdir()) == ["epoch_0001.mp4", "epoch_0001.png", "epoch_0002.mp4", "epoch_0002.png"]
+    losses = [r for r in read_metrics(folder) if "loss/g_l1" in r]
+    assert losses and {"step", "epoch", "loss/g_adv", "loss/d_real", "loss/d_fake", "loss/g_l1", "time/clips_per_s"} <= set(losses[0])
+    state = torch.load(folder / "last.pt", weights_only=True)
+    assert state["config"] == config and state["version"] == 1 and state["network"] == "unet"
+
+
+def test_second_run_into_the_same_experiment_needs_resume(tmp_path, tiny):
+    assert run_cli("train", "--data", tiny, *TINY, "--epochs", "1", "--name", "x", cwd=tmp_path).returncode == 0
+    assert_user_error(run_cli("train", "--data", tiny, *TINY, "--name", "x", cwd=tmp_path), "checkpoints/x", "--resume")
+
+
+def test_resume_with_other_network_flags_is_refused_naming_them(tmp_path, tiny):
+    assert run_cli("train", "--data", tiny, *TINY, "--epochs", "1", "--name", "x", cwd=tmp_path).returncode == 0
+    result = run_cli("train", "--name", "x", "--resume", "--channels", "8", "--d-layers", "3", cwd=tmp_path)
+    assert_user_error(result, "last.pt", "--channels (4 -> 8)", "--d-layers (2 -> 3)")
+
+
+def test_resume_on_other_data_needs_allow_new_data(tmp_path, tiny, sample_video):
+    other = tmp_path / "other"
+    build_dataset(other, videos=[sample_video], pair="blur", size=(16, 16), fps=5)
+    assert run_cli("train", "--data", tiny, *TINY, "--epochs", "1", "--name", "x", cwd=tmp_path).returncode == 0
+    result = run_cli("train", "--name", "x", "--resume", "--data", other, "--epochs", "2", cwd=tmp_path)
+    assert_user_error(result, "last.pt", "other data", "--allow-new-data")
+    result = run_cli("train", "--name", "x", "--resume", "--data", other, "--epochs", "2", "--allow-new-data", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "not_ours"])
+def test_damaged_checkpoint_is_refused_with_one_line(tmp_path, tiny, damage):
+    assert run_cli("train", "--data", tiny, *TINY, "--epochs", "1", "--name", "x", cwd=tmp_path).returncode == 0
+    last = tmp_path / "checkpoints" / "x" / "last.pt"
+    if damage == "garbage":
+        last.write_bytes(os.urandom(5000))
+    elif damage == "truncated":
+        last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    else:
+        torch.save({"weights": torch.zeros(3)}, last)
+    expected = {"garbage": "not a PyTorch checkpoint, or damaged", "truncated": "damaged or truncated",
+                "not_ours": "not a vgan checkpoint"}[damage]
+    assert_user_error(run_cli("train", "--name", "x", "--resume", cwd=tmp_path), "checkpoints/x/last.pt", expected)
+
+
+def test_sigint_saves_and_exits_130_then_resume_finishes(tmp_path, tiny):
+    cmd = [sys.executable, str(REPO / "main.py"), "train", "--data", str(tiny), *TINY, "--epochs", "200", "--name", "x"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / "checkpoints" / "x"
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(r.get("step", 0) >= 10 for r in read_metrics(folder)):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    state = torch.load(folder / "last.pt", weights_only=True)
+    assert state["step"] >= 10 and not state["finished"]
+    assert [r for r in read_metrics(folder) if r.get("event") == "interrupted"][0]["step"] == state["step"]
+    assert not (folder / "lock").exists()
+    assert run_cli("train", "--name", "x", "--resume", "--max-steps", str(state["step"] + 3), cwd=tmp_path).returncode == 0
+    assert torch.load(folder / "last.pt", weights_only=True)["step"] == state["step"] + 3
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny):
+    result = run_cli("train", "--data", tiny, *TINY, "--epochs", "3", "--lr", "1e12", "--name", "x", cwd=tmp_path)
+    line = assert_user_error(result, "checkpoints/x", "became nan", "last.pt keeps step 0", "Lower --lr")
+    state = torch.load(tmp_path / "checkpoints" / "x" / "last.pt", weights_only=True)
+    assert state["step"] == 0 and all(torch.isfinite(v).all() for v in state["generator"].values())
+    assert "step" in line
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_zero():
+    assert [lr_at(s, 1.0, 10, 4) for s in (0, 5, 6, 8, 10)] == [1.0, 1.0, 1.0, 0.5, 0.0]
+    assert lr_at(7, 2e-4, 10, 0) == 2e-4
+
+
+def test_watchdog_warns_once_when_the_discriminator_wins_or_the_generator_loss_climbs():
+    dog = Watchdog()
+    for epoch in range(6):
+        for _ in range(5):
+            dog.step(0.01, 1.0 + epoch)  # D near zero all along; G's adversarial loss climbing
+        messages = dog.end_epoch()
+        if epoch == 0:
+            assert len(messages) == 1 and "discriminator has won" in messages[0]
+        elif epoch == 3:
+            assert len(messages) == 1 and "keeps climbing" in messages[0] and "--spectral-norm" in messages[0]
+        else:
+            assert messages == []  # already said, and not cleared since
+    calm = Watchdog()
+    for _ in range(5):
+        calm.step(0.7, 0.7)
+    assert calm.end_epoch() == []

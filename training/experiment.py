@@ -1,0 +1,105 @@
+"""An experiment folder: its config, its checkpoints (last.pt and kept epoch_NNNN.pt), its samples,
+and the rules for resuming it.
+
+    checkpoints/unet_sample/{config.json, last.pt, epoch_0003.pt, metrics.jsonl, samples/, lock, events...}
+"""
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+
+from utils.checkpoint import save_checkpoint
+from utils.errors import CheckpointError, VideoError, warn
+from utils.ffmpeg import write_video
+from utils.fsio import write_json_atomic
+from utils.images import clip_grid, side_by_side
+
+CONFIG_NAME = "config.json"
+LAST_NAME = "last.pt"
+SAMPLES_NAME = "samples"
+
+# Flags that shape the networks; a run cannot be resumed with other values.
+GENERATOR_FLAGS = {"unet": ("channels", "depth", "temporal_pool"), "resnet": ("channels", "blocks", "downsample", "se")}
+DISCRIMINATOR_FLAGS = ("d_channels", "d_layers", "spectral_norm")
+
+
+def generator_args(config):
+    """The generator's keyword hyperparameters, from the train flags."""
+    if config["network"] == "unet":
+        return {"channels": config["channels"], "depth": config["depth"], "temporal_pool": config["temporal_pool"]}
+    return {"channels": config["channels"], "blocks": config["blocks"], "downsample": config["downsample"],
+            "squeeze_excite": config["se"]}
+
+
+def discriminator_args(config):
+    """The discriminator's keyword hyperparameters, or None when there is no adversarial loss."""
+    if config["gan_loss"] == "none":
+        return None
+    return {"channels": config["d_channels"], "layers": config["d_layers"], "spectral_norm": config["spectral_norm"]}
+
+
+def architecture(config):
+    """{flag: value} of every flag that shapes this config's networks."""
+    names = ["network", "gan_loss", *GENERATOR_FLAGS[config["network"]]]
+    if config["gan_loss"] != "none":
+        names += DISCRIMINATOR_FLAGS
+    return {name: config[name] for name in names}
+
+
+def resumed_config(saved, current, explicit, checkpoint_path):
+    """The config a resumed run uses: the saved one, with the flags typed this time laid over it.
+
+    Typed flags that would change the networks are refused, naming them."""
+    merged = dict(saved)
+    merged.update({name: current[name] for name in explicit if name in current})
+    merged["resume"] = True
+    changed = [name for name, value in architecture(merged).items() if architecture(saved).get(name) != value]
+    changed += [name for name in architecture(saved) if name not in architecture(merged)]
+    if changed:
+        flags = ", ".join(f"--{n.replace('_', '-')} ({saved.get(n)!r} -> {merged.get(n)!r})" for n in sorted(set(changed)))
+        raise CheckpointError(checkpoint_path, f"was trained with other network flags: {flags}; drop them to resume, "
+                                               f"or start a new run with another --name")
+    return merged
+
+
+def write_config(folder, config):
+    write_json_atomic(Path(folder) / CONFIG_NAME, config)
+
+
+def save_state(folder, state, epoch_file, keep):
+    """Write last.pt; at an epoch's end also keep it as epoch_NNNN.pt (a hard link, not a second
+    copy) and delete the oldest epoch files beyond `keep`."""
+    folder = Path(folder)
+    last = folder / LAST_NAME
+    save_checkpoint(state, last)
+    if not epoch_file:
+        return
+    if keep > 0:
+        target = folder / f"epoch_{state['epoch']:04d}.pt"
+        tmp = folder / f".{target.name}.link"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(last, tmp)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(last, tmp)
+        os.replace(tmp, target)
+    for old in sorted(folder.glob("epoch_*.pt"))[:-keep or None]:
+        old.unlink(missing_ok=True)
+
+
+def write_samples(folder, epoch, clips, fps, log):
+    """Per-epoch pictures of one validation clip (PNG grid: input / generated / target rows) and a
+    short side-by-side video of the whole validation part."""
+    inputs, outputs, targets = clips  # uint8 (N, T, H, W, 3) each
+    samples = Path(folder) / SAMPLES_NAME
+    samples.mkdir(exist_ok=True)
+    grid = clip_grid([("input", inputs[0]), ("generated", outputs[0]), ("target", targets[0])])
+    cv2.imwrite(str(samples / f"epoch_{epoch:04d}.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    log.image("samples/grid", grid, epoch)
+    flat = lambda clip: clip.reshape((-1,) + clip.shape[2:])  # noqa: E731 - windows in time order
+    frames = side_by_side([("input", flat(inputs)), ("generated", flat(outputs)), ("target", flat(targets))])
+    try:
+        write_video(frames, samples / f"epoch_{epoch:04d}.mp4", fps=fps)
+    except (OSError, VideoError) as exc:  # a sample video is a convenience; training goes on without it
+        warn(samples, f"could not write the sample video ({exc})")

@@ -1,0 +1,68 @@
+"""Checkpoints as plain data: written atomically, read with `torch.load(weights_only=True)` only.
+
+A checkpoint is a dict of state_dicts, optimizer states, counters, RNG states and the config as
+plain types, so loading never runs code from the file. Example:
+    state = load_checkpoint("checkpoints/unet_sample")    # the folder means its last.pt
+"""
+import os
+import pickle
+import re
+import warnings
+import zipfile
+from pathlib import Path
+
+import torch
+
+from utils.errors import CheckpointError
+from utils.fsio import temp_name
+
+VERSION = 1
+REQUIRED_KEYS = ("generator", "network", "model_args", "config", "step", "version")
+
+
+def save_checkpoint(state, path):
+    """Write `state` to a temporary file beside `path`, flush it to disk, then rename it into place."""
+    path = Path(path)
+    tmp = temp_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def resolve_checkpoint(path):
+    """A .pt file as given, or an experiment folder's last.pt."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.exists():
+        raise CheckpointError(path, "no such checkpoint; give a .pt file or an experiment folder under checkpoints/")
+    return path
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load and check a vgan checkpoint. Files that hold code, are damaged, or are not ours are refused."""
+    path = resolve_checkpoint(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols; the outcome is what matters
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        unsafe = re.search(r"GLOBAL (\S+)", str(exc))
+        if unsafe:
+            raise CheckpointError(path, f"refused: it asks to load {unsafe.group(1)}, which could run code; "
+                                        f"only plain-data vgan checkpoints are loaded") from None
+        raise CheckpointError(path, "not a PyTorch checkpoint, or damaged; use an older epoch_NNNN.pt or train again") from None
+    except (RuntimeError, EOFError, KeyError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(path, f"damaged or truncated checkpoint ({reason}); use an older epoch_NNNN.pt or train again") from None
+    if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
+        raise CheckpointError(path, "not a vgan checkpoint (it lacks the generator, network or config)")
+    if state["version"] > VERSION:
+        raise CheckpointError(path, f"written by a newer vgan (format {state['version']}); update vgan to read it")
+    return state
