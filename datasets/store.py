@@ -84,10 +84,12 @@ class NpyAppender:
         self.file.close()
 
 
-def _paired_chunks(a, b, size, fps, trim, infos):
-    """Yield equal-length chunks of A and B; unequal lengths are an error unless `trim`."""
-    chunks_a = iter_frames(a, size=size, fps=fps, chunk_frames=CHUNK_FRAMES, info=infos[a])
-    chunks_b = iter_frames(b, size=size, fps=fps, chunk_frames=CHUNK_FRAMES, info=infos[b])
+def paired_chunks(a, b, size, fps=None, trim=False, infos=None):
+    """Yield equal-length uint8 chunks (A, B) of two aligned videos; unequal lengths are an error
+    unless `trim`. `infos` maps paths to their `probe` results when the caller has them."""
+    infos = infos or {}
+    chunks_a = iter_frames(a, size=size, fps=fps, chunk_frames=CHUNK_FRAMES, info=infos.get(a))
+    chunks_b = iter_frames(b, size=size, fps=fps, chunk_frames=CHUNK_FRAMES, info=infos.get(b))
     try:
         for ca in chunks_a:
             cb = next(chunks_b, None)
@@ -105,10 +107,13 @@ def _paired_chunks(a, b, size, fps, trim, infos):
         chunks_b.close()
 
 
-def _derived_chunks(video, size, fps, mode, k, rng, infos):
-    """Yield (A, B) chunks derived from one video; future:K pairs frame t with frame t + K."""
+def derived_chunks(video, size, pair, fps=None, rng=None, info=None):
+    """Yield uint8 chunks (A, B) derived from one video as `pair` says (see DERIVED_PAIRS);
+    future:K pairs frame t with frame t + K."""
+    mode, k = parse_pair(pair)
+    rng = rng if rng is not None else np.random.default_rng(0)
     held = np.empty((0, size[1], size[0], 3), dtype=np.uint8)
-    for chunk in iter_frames(video, size=size, fps=fps, chunk_frames=CHUNK_FRAMES, info=infos[video]):
+    for chunk in iter_frames(video, size=size, fps=fps, chunk_frames=CHUNK_FRAMES, info=info):
         if mode != "future":
             yield derive_input(chunk, mode, rng), chunk
             continue
@@ -157,8 +162,8 @@ def build_dataset(out, *, pairs=None, videos=None, pair=None, size=(64, 64), fps
         arrays = NpyAppender(tmp / "a.npy", (height, width, 3)), NpyAppender(tmp / "b.npy", (height, width, 3))
         for source in sources:
             start = arrays[0].count
-            chunks = (_paired_chunks(*source, size, fps, trim, infos) if mode is None
-                      else _derived_chunks(source, size, fps, mode, k, rng, infos))
+            chunks = (paired_chunks(*source, size, fps, trim, infos) if mode is None
+                      else derived_chunks(source, size, pair, fps, rng, infos[source]))
             for chunk_a, chunk_b in chunks:
                 arrays[0].append(chunk_a)
                 arrays[1].append(chunk_b)

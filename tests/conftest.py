@@ -10,6 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from datasets.store import build_dataset  # noqa: E402
 from utils.ffmpeg import ffmpeg_exe  # noqa: E402
 
 
@@ -58,9 +59,37 @@ def clip(tmp_path_factory):
     return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4")
 
 
+TINY = ["--depth", "2", "--channels", "4", "--d-channels", "4", "--d-layers", "2", "-pool", "4", "--step", "2"]
+
+
 @pytest.fixture(scope="session")
 def sample_video(tmp_path_factory):
     """The built-in sample video, rendered once per test session."""
     from utils.sample import ensure_sample
 
     return ensure_sample(tmp_path_factory.mktemp("sample") / "sample.mp4")
+
+
+@pytest.fixture(scope="session")
+def gray32(tmp_path_factory, sample_video):
+    """Gray -> colour at 32 x 32 from the built-in sample: 300 frames."""
+    folder = tmp_path_factory.mktemp("data") / "gray32"
+    build_dataset(folder, videos=[sample_video], pair="gray", size=(32, 32))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, sample_video):
+    """60 frames of 16 x 16 (the sample at 5 fps): for tests about mechanics, not learning."""
+    folder = tmp_path_factory.mktemp("data") / "tiny"
+    build_dataset(folder, videos=[sample_video], pair="gray", size=(16, 16), fps=5)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny):
+    """A tiny gray -> colour experiment, trained for 2 epochs: (working folder, experiment folder)."""
+    work = tmp_path_factory.mktemp("work")
+    result = run_cli("train", "--data", tiny, *TINY, "--epochs", "2", "--name", "tiny", cwd=work)
+    assert result.returncode == 0, result.stderr
+    return work, work / "checkpoints" / "tiny"

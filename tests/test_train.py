@@ -9,29 +9,12 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, assert_user_error, run_cli
+from conftest import REPO, TINY, assert_user_error, run_cli
 from datasets.store import build_dataset
 from training.loop import lr_at
-from training.metrics_log import read_metrics
+from utils.metrics_log import read_metrics
 from training.watchdog import Watchdog
 
-TINY = ["--depth", "2", "--channels", "4", "--d-channels", "4", "--d-layers", "2", "-pool", "4", "--step", "2"]
-
-
-@pytest.fixture(scope="session")
-def gray32(tmp_path_factory, sample_video):
-    """Gray -> colour at 32 x 32 from the built-in sample: 300 frames."""
-    folder = tmp_path_factory.mktemp("data") / "gray32"
-    build_dataset(folder, videos=[sample_video], pair="gray", size=(32, 32))
-    return folder
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory, sample_video):
-    """60 frames of 16 x 16 (the sample at 5 fps): for tests about mechanics, not learning."""
-    folder = tmp_path_factory.mktemp("data") / "tiny"
-    build_dataset(folder, videos=[sample_video], pair="gray", size=(16, 16), fps=5)
-    return folder
 
 
 def validation_records(folder):

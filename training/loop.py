@@ -18,7 +18,7 @@ from networks import PatchDiscriminator3D, SizeError, build_generator, count_par
 from training.distributed import any_rank, barrier, init_distributed, ranks_agree, shutdown
 from training.experiment import (LAST_NAME, discriminator_args, generator_args, resumed_config, save_state,
                                  write_config, write_samples)
-from training.metrics_log import MetricsLog
+from utils.metrics_log import MetricsLog
 from training.progress import Progress
 from training.step import Models, gan_step
 from training.validate import validate
@@ -27,6 +27,7 @@ from utils.checkpoint import VERSION, load_checkpoint
 from utils.device import grad_scaler, use_channels_last
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.lock import ExperimentLock
+from utils.report import write_report
 from utils.sample import ensure_sample
 
 DEFAULT_DATA = "data/sample"
@@ -180,6 +181,7 @@ def _train(config, explicit, defaults, ranks, device):
             "epoch": epoch, "epoch_step": epoch_step, "step": step, "network": config["network"],
             "model_args": generator_args(config), "disc_args": d_args, "config": config, "rng": rng_state(device),
             "dataset_fingerprint": data_print, "scores": scores or {}, "finished": finished, "version": VERSION,
+            "dataset": {key: dataset.meta.get(key) for key in ("pair", "width", "height", "fps")},
         }
 
     saved_step, epoch = step, start_epoch
@@ -209,6 +211,7 @@ def _train(config, explicit, defaults, ranks, device):
                            f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB)")
         for message in watchdog.end_epoch():
             warn(folder, message)
+        write_report(folder)
         return scores
 
     watchdog = Watchdog()
@@ -272,6 +275,7 @@ def _train(config, explicit, defaults, ranks, device):
                        "world_size": ranks.world_size, "ranks_agree": agree})
             if not agree:
                 warn(folder, "the ranks ended with different parameters; DDP did not keep them in step")
+            write_report(folder)
             progress.write(f"finished {step} steps; checkpoint: {folder / LAST_NAME}")
         return 0
 

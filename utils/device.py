@@ -20,6 +20,17 @@ def pick_device(choice, local_rank=0):
     return torch.device("cpu")
 
 
+def native_bf16_cpu():
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere CPU autocast
+    is emulated and can be slower than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def amp_dtype(device):
     """bfloat16 on CPU and on GPUs that support it; float16 (with a grad scaler) on older GPUs."""
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():

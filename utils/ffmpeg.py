@@ -24,6 +24,7 @@ from utils.fsio import ensure_parent, staged_file
 
 PROBE_TIMEOUT_S = 120
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov"}
+VMAF_MIN_SIDE = 64
 
 
 @functools.lru_cache(maxsize=None)
@@ -65,6 +66,7 @@ class VideoInfo:
     has_video: bool
     has_audio: bool
     is_folder: bool = False
+    comment: str = ""  # the container's comment tag (vgan marks the videos it writes)
 
     def frames_at(self, fps=None, start=None, duration=None):
         """How many frames a decode with these options yields (exact for CFR input)."""
@@ -134,7 +136,9 @@ def probe(path):
     duration = int(clock.group(1)) * 3600 + int(clock.group(2)) * 60 + float(clock.group(3)) if clock else frames / fps
     if frames == 0:
         raise VideoError(path, f"has a video stream but no frames could be read ({_ffmpeg_reason(text, url)}); the file may be truncated")
-    return VideoInfo(str(path), width, height, fps, frames, duration, rotation, True, has_audio)
+    comment = re.search(r"^\s*comment\s*:\s*(.*)$", head, re.MULTILINE)
+    return VideoInfo(str(path), width, height, fps, frames, duration, rotation, True, has_audio,
+                     comment=comment.group(1).strip() if comment else "")
 
 
 def _rotation(head):
@@ -255,11 +259,12 @@ def _check_suffix(path):
 class VideoWriter:
     """Encode uint8 RGB frames to H.264 (yuv420p), written to a temporary file renamed on close().
 
-    Odd sizes are padded to even ones; `audio_from` copies that file's first audio track in."""
+    Odd sizes are padded to even ones; `audio_from` copies that file's first audio track in;
+    `comment` goes into the container's comment tag."""
 
-    def __init__(self, path, fps, audio_from=None, overwrite=True, crf=18):
+    def __init__(self, path, fps, audio_from=None, overwrite=True, crf=18, comment=None):
         _check_suffix(path)
-        self.path, self.fps, self.audio_from, self.crf = Path(path), fps, audio_from, crf
+        self.path, self.fps, self.audio_from, self.crf, self.comment = Path(path), fps, audio_from, crf, comment
         self._stage = staged_file(self.path, overwrite=overwrite, what="video")
         self._tmp = self._stage.__enter__()
         self.proc = None
@@ -272,6 +277,8 @@ class VideoWriter:
         if self.audio_from is not None:
             streams.append(ffmpeg.input(file_url(self.audio_from)).audio)
             options = {"acodec": "aac", "shortest": None}
+        if self.comment:
+            options["metadata"] = f"comment={self.comment}"
         out = ffmpeg.output(*streams, file_url(self._tmp), vcodec="libx264", pix_fmt="yuv420p", crf=self.crf,
                             preset="veryfast", movflags="+faststart", **options)
         self.stderr = tempfile.TemporaryFile()
@@ -326,9 +333,9 @@ class VideoWriter:
             self.abort()
 
 
-def write_video(frames, path, fps, audio_from=None, overwrite=True):
+def write_video(frames, path, fps, audio_from=None, overwrite=True, comment=None):
     """Encode a whole uint8 (N, H, W, 3) array (or an iterable of such chunks) to `path`."""
-    with VideoWriter(path, fps, audio_from=audio_from, overwrite=overwrite) as writer:
+    with VideoWriter(path, fps, audio_from=audio_from, overwrite=overwrite, comment=comment) as writer:
         if isinstance(frames, np.ndarray):
             writer.write(frames)
         else:
@@ -371,3 +378,28 @@ def write_image_sequence(path, folder, pattern_suffix, size=None, fps=None, star
     if done.returncode != 0 or text.strip():
         warn(path, f"damaged or truncated: wrote {written} frames (about {info.nominal_frames(fps, start, duration)} expected), the rest was skipped")
     return written
+
+
+def has_filter(name):
+    """Whether this ffmpeg binary was built with the filter `name` (libvmaf is optional)."""
+    done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-filters"], stdin=subprocess.DEVNULL, capture_output=True)
+    return re.search(rf"^\s*\S+\s+{re.escape(name)}\s", done.stdout.decode(errors="replace"), re.MULTILINE) is not None
+
+
+def vmaf(distorted, reference):
+    """VMAF of `distorted` against `reference` (same size and frame count) through ffmpeg's libvmaf.
+    Frames with a side under VMAF_MIN_SIDE pixels are first enlarged (bicubic, both alike)."""
+    if not has_filter("libvmaf"):
+        raise VideoError(distorted, "this ffmpeg has no libvmaf filter; drop --vmaf or set VGAN_FFMPEG to an ffmpeg built with it")
+    streams = [ffmpeg.input(file_url(distorted)).video, ffmpeg.input(file_url(reference)).video]
+    info = probe(distorted)
+    factor = -(-VMAF_MIN_SIDE // min(info.width, info.height))
+    if factor > 1:  # libvmaf's feature extractors need some room (it crashes on 16x16 frames)
+        streams = [s.filter("scale", info.width * factor, info.height * factor, flags="bicubic") for s in streams]
+    scored = ffmpeg.filter(streams, "libvmaf")
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "info"] + scored.output("-", format="null").get_args()
+    done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    found = re.search(r"VMAF score: ([\d.]+)", done.stderr.decode(errors="replace"))
+    if done.returncode != 0 or not found:
+        raise VideoError(distorted, f"libvmaf gave no score ({_ffmpeg_reason(done.stderr.decode(errors='replace'), file_url(distorted))})")
+    return float(found.group(1))

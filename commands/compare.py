@@ -1,0 +1,65 @@
+"""Run a trained generator over a whole video and write input | generated | target side by side.
+
+    python main.py compare --video videos/sample.mp4                       # the latest experiment
+    python main.py compare --video videos/day.mp4 --target videos/night.mp4 --checkpoint checkpoints/day2night
+With no --target, a model trained on a derived pair (gray, edges, blur, ...) gets the video's
+derived version as input and the video itself as target. PSNR, SSIM and the temporal warping
+error are printed and written as JSON beside the output video.
+"""
+from pathlib import Path
+
+from utils.argtypes import frame_size, non_negative_int, positive_int
+from utils.errors import UsageError
+
+HELP = "run a trained generator over a video and write a side-by-side comparison"
+
+
+def add_arguments(parser):
+    parser.add_argument("--video", required=True, help="the input video (or frame folder)")
+    parser.add_argument("--target", help="the aligned target video (default: derived from --video for derived-pair models)")
+    parser.add_argument("--checkpoint", help="an experiment folder or a .pt file (default: the most recent experiment in checkpoints/)")
+    parser.add_argument("-o", "--output", help="the side-by-side video (default: VIDEO's folder/NAME_compare.mp4)")
+    parser.add_argument("--size", type=frame_size, help="frame size the generator runs at, SIDE or WIDTHxHEIGHT (default: the trained size)")
+    parser.add_argument("--overlap", type=non_negative_int, help="frames shared by neighbouring windows (default: half of the trained -pool)")
+    parser.add_argument("--batch", type=positive_int, default=4, help="windows per forward pass")
+    parser.add_argument("--save-generated", metavar="OUT2", help="also write the generated frames alone to this video")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU)")
+    parser.add_argument("--vmaf", action="store_true", help="add VMAF through ffmpeg's libvmaf (when the binary has it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace output files that vgan compare did not write")
+    parser.add_argument("--dry-run", action="store_true", help="generate one batch of windows, print its shape, write nothing")
+
+
+def run(args):
+    from inference.compare import compare_video
+    from inference.loader import experiment_folder, latest_experiment
+    from utils.device import pick_device
+    from utils.fsio import write_json_atomic
+    from utils.metrics import score_table
+    from utils.report import write_report
+
+    checkpoint = args.checkpoint or latest_experiment()
+    output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_compare.mp4")
+    if args.overlap is not None:
+        from utils.checkpoint import load_checkpoint
+
+        pool = load_checkpoint(checkpoint)["config"]["pool"]
+        if args.overlap >= pool:
+            raise UsageError(f"argument --overlap: must be below the trained -pool ({pool})")
+    result = compare_video(args.video, checkpoint=checkpoint, output=output, device=pick_device(args.device), target=args.target,
+                           size=args.size, overlap=args.overlap, batch=args.batch, save_generated=args.save_generated,
+                           amp=args.amp, with_vmaf=args.vmaf, overwrite=args.overwrite, dry_run=args.dry_run)
+    if args.dry_run:
+        return 0
+    panels = "input | generated | target" if result["scores"] else "input | generated"
+    print(f"compared {result['frames']} frames of {args.video} with {result['checkpoint']} (step {result['step']})")
+    print(f"wrote {output} ({panels})" + (f" and {result['generated']}" if result["generated"] else ""))
+    if result["scores"]:
+        write_json_atomic(output.with_suffix(".json"), result)
+        print(f"scores in {output.with_suffix('.json')}")
+        print(score_table(result["scores"]))
+    folder = experiment_folder(checkpoint)
+    if (folder / "config.json").exists():  # an experiment folder: its report shows the latest comparison
+        write_json_atomic(folder / "compare.json", {**result, "output": str(output.resolve())})
+        write_report(folder)
+    return 0

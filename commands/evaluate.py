@@ -1,0 +1,45 @@
+"""Score a trained generator on the held-out validation windows of a dataset, next to the identity
+baseline (the input itself taken as the answer): PSNR, SSIM, temporal warping error and L1.
+
+    python main.py evaluate --checkpoint checkpoints/unet_sample
+    python main.py evaluate --checkpoint checkpoints/unet_sample --data data/other --json
+"""
+import json
+
+HELP = "score a trained generator on a dataset's validation windows"
+
+
+def add_arguments(parser):
+    parser.add_argument("--checkpoint", help="an experiment folder or a .pt file (default: the most recent experiment in checkpoints/)")
+    parser.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU)")
+
+
+def run(args):
+    from inference.evaluate import evaluate_checkpoint
+    from inference.loader import experiment_folder, latest_experiment
+    from networks import SizeError
+    from utils.device import pick_device
+    from utils.errors import DatasetError
+    from utils.fsio import write_json_atomic
+    from utils.metrics import score_table
+    from utils.report import write_report
+
+    checkpoint = args.checkpoint or latest_experiment()
+    try:
+        result = evaluate_checkpoint(checkpoint, pick_device(args.device), data=args.data, amp=args.amp)
+    except SizeError as exc:
+        raise DatasetError(args.data or checkpoint, str(exc)) from None
+    folder = experiment_folder(checkpoint)
+    if (folder / "config.json").exists():
+        write_json_atomic(folder / "evaluation.json", result)
+        write_report(folder)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['checkpoint']} (step {result['step']}) on the validation part of {result['data']}: "
+              f"{result['windows']} windows, {result['frames']} frames")
+        print(score_table(result["scores"]))
+    return 0

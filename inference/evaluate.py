@@ -1,0 +1,35 @@
+"""Scores of a trained generator on a dataset's held-out windows, next to the identity baseline.
+
+    scores = evaluate_checkpoint("checkpoints/unet_sample", device=torch.device("cpu"))
+"""
+from datasets.slider import ClipSlider
+from datasets.store import load_dataset
+from inference.loader import load_generator
+from training.validate import generate_windows
+from utils.checkpoint import resolve_checkpoint
+from utils.errors import DatasetError
+from utils.metrics import VideoScores, mean_l1
+
+
+def evaluate_checkpoint(checkpoint, device, data=None, amp=False, batch=4):
+    """{"checkpoint", "data", "windows", "frames", "scores": {psnr, ssim, warp_error, l1, each with _identity}}.
+
+    `data` defaults to the dataset the checkpoint was trained on."""
+    generator, state = load_generator(checkpoint, device)
+    data = data or state["config"]["data"]
+    dataset = load_dataset(data, mmap=True)
+    pool = state["config"]["pool"]
+    try:
+        slider = ClipSlider(dataset.a, dataset.b, dataset.ranges("val"), pool, pool, batch, shuffle=False, source=data)
+    except DatasetError:
+        raise DatasetError(data, f"has no validation window of -pool {pool} frames; rebuild it with a larger --val-fraction") from None
+    generator.check_size(*dataset.a.shape[1:3])
+    inputs, outputs, targets = generate_windows(generator, slider, device, amp)  # (N, T, H, W, 3) each
+    scores = VideoScores()
+    for window in zip(inputs, outputs, targets):
+        scores.add(*window)
+        scores.cut()  # windows are scored on their own: no warping error from one to the next
+    result = scores.result()
+    result["l1"], result["l1_identity"] = mean_l1(outputs, targets), mean_l1(inputs, targets)
+    return {"checkpoint": str(resolve_checkpoint(checkpoint)), "step": state["step"], "data": str(data),
+            "windows": len(inputs), "frames": int(inputs.shape[0] * inputs.shape[1]), "scores": result}

@@ -1,0 +1,173 @@
+"""compare and evaluate: side-by-side videos, scores, streaming memory, and bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, assert_user_error, encode_frames, leftovers, make_video, run_cli
+from datasets.slider import ClipSlider
+from datasets.store import load_dataset
+from utils.ffmpeg import ffmpeg_exe, has_filter, probe, read_frames
+from utils.metrics import mean_psnr
+
+
+@pytest.fixture(scope="module")
+def clip2s(tmp_path_factory):
+    """2 s of a moving test pattern at 25 fps, 64 x 48, with a sound track."""
+    return make_video(tmp_path_factory.mktemp("v") / "in.mp4", extra=("-f", "lavfi", "-i", "sine=d=2", "-c:a", "aac", "-shortest"))
+
+
+def compare(tiny_run, *args):
+    work, experiment = tiny_run
+    return run_cli("compare", "--checkpoint", experiment, *args, cwd=work)
+
+
+def test_derived_pair_model_compares_against_the_video_itself(tiny_run, clip2s, tmp_path):
+    out = tmp_path / "cmp.mp4"
+    result = compare(tiny_run, "--video", clip2s, "-o", out)
+    assert result.returncode == 0, result.stderr
+    info, source = probe(out), probe(clip2s)
+    assert (info.frames, info.fps) == (source.frames, source.fps) == (50, 25.0)
+    assert info.width == 3 * info.height  # input | generated | target
+    assert info.has_audio  # the input's sound track is copied in
+    scores = json.loads(out.with_suffix(".json").read_text())["scores"]
+    assert {"psnr", "ssim", "warp_error", "psnr_identity", "ssim_identity", "warp_error_target"} <= set(scores)
+    assert "PSNR (dB)" in result.stdout and "warping error" in result.stdout
+    experiment = tiny_run[1]
+    assert json.loads((experiment / "compare.json").read_text())["output"] == str(out)
+    assert "compare on" in (experiment / "index.html").read_text()
+
+
+def test_target_video_gives_three_panels_and_scores(tiny_run, tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
+    a = encode_frames(frames, tmp_path / "a.mkv")
+    b = encode_frames(255 - frames, tmp_path / "b.mkv")
+    result = compare(tiny_run, "--video", a, "--target", b, "-o", tmp_path / "ab.mp4", "--overlap", "0", "--batch", "2")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((tmp_path / "ab.json").read_text())["scores"]
+    expected_identity = mean_psnr(read_frames(a, size=(16, 16)), read_frames(b, size=(16, 16)))
+    assert scores["psnr_identity"] == pytest.approx(expected_identity, abs=1e-6)
+
+
+def test_any_input_size_works_and_generated_frames_can_be_saved(tiny_run, tmp_path):
+    odd = encode_frames(np.random.default_rng(1).integers(0, 256, (20, 30, 50, 3), dtype=np.uint8), tmp_path / "odd.mkv")
+    result = compare(tiny_run, "--video", odd, "--size", "22x10", "-o", tmp_path / "odd.mp4", "--save-generated", tmp_path / "gen.mp4")
+    assert result.returncode == 0, result.stderr
+    generated = probe(tmp_path / "gen.mp4")
+    assert generated.frames == 20 and (generated.width, generated.height) == (22, 10)
+
+
+def test_video_shorter_than_one_window_is_padded(tiny_run, tmp_path):
+    short = encode_frames(np.random.default_rng(2).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8), tmp_path / "short.mkv")
+    result = compare(tiny_run, "--video", short, "-o", tmp_path / "short.mp4")
+    assert result.returncode == 0, result.stderr
+    assert probe(tmp_path / "short.mp4").frames == 2
+
+
+def test_vmaf_is_added_when_ffmpeg_has_libvmaf(tiny_run, clip2s, tmp_path):
+    if not has_filter("libvmaf"):
+        pytest.skip("this ffmpeg has no libvmaf")
+    result = compare(tiny_run, "--video", clip2s, "-o", tmp_path / "v.mp4", "--vmaf")
+    assert result.returncode == 0, result.stderr
+    assert 0 <= json.loads((tmp_path / "v.json").read_text())["scores"]["vmaf"] <= 100
+
+
+def test_dry_run_writes_nothing(tiny_run, clip2s, tmp_path):
+    result = compare(tiny_run, "--video", clip2s, "-o", tmp_path / "dry.mp4", "--dry-run")
+    assert result.returncode == 0 and "dry run: generated a window of 4 frames at 16x16" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_most_recent_experiment_is_the_default(tiny_run, clip2s, tmp_path):
+    work, _ = tiny_run
+    result = run_cli("compare", "--video", clip2s, "-o", tmp_path / "d.mp4", cwd=work)
+    assert result.returncode == 0 and "checkpoints/tiny/last.pt" in result.stdout
+
+
+def test_output_folder_is_created_and_own_output_replaced(tiny_run, clip2s, tmp_path):
+    out = tmp_path / "new" / "deeper" / "c.mp4"
+    assert compare(tiny_run, "--video", clip2s, "-o", out).returncode == 0
+    assert compare(tiny_run, "--video", clip2s, "-o", out).returncode == 0  # its own earlier output
+    assert leftovers(out.parent) == []
+
+
+def test_existing_file_that_is_not_ours_is_kept_without_overwrite(tiny_run, clip2s, tmp_path):
+    precious = tmp_path / "holiday.mp4"
+    precious.write_bytes(clip2s.read_bytes())
+    assert_user_error(compare(tiny_run, "--video", clip2s, "-o", precious), precious, "--overwrite")
+    assert precious.read_bytes() == clip2s.read_bytes()
+    assert compare(tiny_run, "--video", clip2s, "-o", precious, "--overwrite").returncode == 0
+
+
+@pytest.mark.parametrize("problem", ["missing", "not_a_checkpoint"])
+def test_bad_checkpoint_is_refused(tiny_run, clip2s, tmp_path, problem):
+    path = tmp_path / "model.pt"
+    if problem == "not_a_checkpoint":
+        path.write_text("not a checkpoint")
+    result = run_cli("compare", "--video", clip2s, "--checkpoint", path, "-o", tmp_path / "x.mp4", cwd=tmp_path)
+    assert_user_error(result, path, "no such checkpoint" if problem == "missing" else "damaged")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_target_of_another_length_or_size_is_refused(tiny_run, clip2s, tmp_path):
+    longer = make_video(tmp_path / "long.mp4", seconds=3)
+    assert_user_error(compare(tiny_run, "--video", clip2s, "--target", longer, "-o", tmp_path / "x.mp4"), longer, "has 75 frames")
+    bigger = make_video(tmp_path / "big.mp4", size="96x48")
+    assert_user_error(compare(tiny_run, "--video", clip2s, "--target", bigger, "-o", tmp_path / "x.mp4"), bigger, "96x48")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_unwritable_output_is_refused(tiny_run, clip2s, tmp_path):
+    target = "/sys/vgan-test/c.mp4" if os.geteuid() == 0 else str(tmp_path / "locked" / "c.mp4")
+    if os.geteuid() != 0:
+        (tmp_path / "locked").mkdir(mode=0o555)
+    assert_user_error(compare(tiny_run, "--video", clip2s, "-o", target), target)
+
+
+def test_overlap_must_be_below_the_pool(tiny_run, clip2s, tmp_path):
+    result = compare(tiny_run, "--video", clip2s, "-o", tmp_path / "x.mp4", "--overlap", "4")
+    assert result.returncode == 2 and "--overlap: must be below the trained -pool (4)" in result.stderr
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_video_length(tiny_run, tmp_path):
+    """Peak resident memory of compare on a 10x longer video stays within 1.5x, and grows by far
+    less than holding the longer video's frames would take."""
+    peaks = {}
+    for seconds in (4, 40):
+        video = make_video(tmp_path / f"v{seconds}.mp4", size="128x128", seconds=seconds)
+        wrapper = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+                   "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
+        cmd = [sys.executable, "-c", wrapper, sys.executable, str(REPO / "main.py"), "compare", "--checkpoint", str(tiny_run[1]),
+               "--video", str(video), "--size", "128", "--overlap", "0", "-o", str(tmp_path / f"c{seconds}.mp4")]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600)
+        peaks[seconds] = int(done.stdout.split()[-1])
+    assert probe(tmp_path / "c40.mp4").frames == 1000
+    held = 1000 * 128 * 128 * 3 * 6  # input, generated and target frames, and the 3-panel frame
+    assert peaks[40] <= 1.5 * peaks[4], peaks
+    assert peaks[40] - peaks[4] < held / 3, peaks
+
+
+def test_evaluate_scores_validation_windows_next_to_identity(tiny_run, tiny):
+    work, experiment = tiny_run
+    result = run_cli("evaluate", "--checkpoint", experiment, "--json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    ds = load_dataset(tiny)
+    slider = ClipSlider(ds.a, ds.b, ds.ranges("val"), 4, 4, 4, shuffle=False)
+    windows = slider.starts[:, None] + np.arange(4)
+    assert report["windows"] == len(slider.starts) and report["frames"] == windows.size
+    assert report["scores"]["psnr_identity"] == pytest.approx(mean_psnr(ds.a[windows.ravel()], ds.b[windows.ravel()]))
+    assert {"psnr", "ssim", "warp_error", "l1"} <= set(report["scores"])
+    assert json.loads((experiment / "evaluation.json").read_text()) == report
+    table = run_cli("evaluate", "--checkpoint", experiment, cwd=work)
+    assert "generated" in table.stdout and "identity" in table.stdout and "SSIM" in table.stdout
+
+
+def test_vgan_video_comment_marks_our_outputs(tiny_run, clip2s, tmp_path):
+    assert compare(tiny_run, "--video", clip2s, "-o", tmp_path / "c.mp4").returncode == 0
+    assert probe(tmp_path / "c.mp4").comment.startswith("made by vgan compare")
+    assert probe(clip2s).comment == "" and ffmpeg_exe()
