@@ -79,9 +79,26 @@ def default_flags():
     return vars(parser.parse_args([]))
 
 
+def check_clip_flags(args):
+    """-pool and --step against the dataset's training segments, before anything is loaded."""
+    from datasets.store import read_meta
+
+    if not Path(args.data, "meta.json").exists():
+        return  # missing data is reported where it is loaded (or data/sample is built)
+    longest = max(s["val_start"] - s["start"] for s in read_meta(args.data)["segments"])
+    if args.pool > longest:
+        raise UsageError(f"argument -pool/--pool: {args.pool} frames is longer than every training segment of {args.data} "
+                         f"(the longest has {longest} frames)")
+    if args.step > longest:
+        raise UsageError(f"argument --step: {args.step} is larger than every training segment of {args.data} "
+                         f"(the longest has {longest} frames)")
+
+
 def run(args):
     if args.allow_new_data and not args.resume:
         raise UsageError("--allow-new-data goes with --resume")
+    if not args.resume:
+        check_clip_flags(args)
     config = {k: v for k, v in vars(args).items() if k not in ("run", "argv", "command")}
     if config["name"] is None:
         config["name"] = f"{config['network']}_{Path(config['data']).name}"

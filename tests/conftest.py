@@ -16,7 +16,8 @@ from utils.ffmpeg import ffmpeg_exe  # noqa: E402
 
 def make_video(path, source="testsrc2", size="64x48", rate=25, seconds=2, codec=("-c:v", "libx264", "-pix_fmt", "yuv420p"), extra=()):
     """Render a lavfi source to `path` with ffmpeg (argument list, no shell)."""
-    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=s={size}:r={rate}:d={seconds}", *extra, *codec, str(path)]
+    joint = ":" if "=" in source else "="  # "testsrc2" or "color=c=red": options follow either way
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}{joint}s={size}:r={rate}:d={seconds}", *extra, *codec, str(path)]
     subprocess.run(cmd, check=True)
     return Path(path)
 

@@ -12,7 +12,7 @@ import cv2
 from utils.checkpoint import save_checkpoint
 from utils.errors import CheckpointError, VideoError, warn
 from utils.ffmpeg import write_video
-from utils.fsio import write_json_atomic
+from utils.fsio import temp_name, write_json_atomic
 from utils.images import clip_grid, side_by_side
 
 CONFIG_NAME = "config.json"
@@ -77,7 +77,7 @@ def save_state(folder, state, epoch_file, keep):
         return
     if keep > 0:
         target = folder / f"epoch_{state['epoch']:04d}.pt"
-        tmp = folder / f".{target.name}.link"
+        tmp = temp_name(target)
         tmp.unlink(missing_ok=True)
         try:
             os.link(last, tmp)

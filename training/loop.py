@@ -26,6 +26,7 @@ from training.watchdog import Watchdog
 from utils.checkpoint import VERSION, load_checkpoint
 from utils.device import grad_scaler, use_channels_last
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
+from utils.fsio import remove_partials
 from utils.lock import ExperimentLock
 from utils.report import write_report
 from utils.sample import ensure_sample
@@ -95,6 +96,17 @@ def train(config, explicit=(), defaults=None):
 
 def _train(config, explicit, defaults, ranks, device):
     folder = Path(config["checkpoints"]) / config["name"]
+    lock = ExperimentLock(folder) if ranks.is_main else None
+    try:
+        if lock is not None and folder.exists():  # a live run may hold it: refuse before doing any work
+            lock.acquire()
+        return _train_holding(config, explicit, defaults, ranks, device, folder, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_holding(config, explicit, defaults, ranks, device, folder, lock):
     state = None
     if config["resume"]:
         state = load_checkpoint(folder / LAST_NAME)
@@ -279,10 +291,12 @@ def _train(config, explicit, defaults, ranks, device):
             progress.write(f"finished {step} steps; checkpoint: {folder / LAST_NAME}")
         return 0
 
-    lock, log, progress = None, None, None
-    if ranks.is_main:
+    log, progress = None, None
+    if lock is not None and not lock.held:
         folder.mkdir(parents=True, exist_ok=True)
-        lock = ExperimentLock(folder).acquire()
+        lock.acquire()
+    if lock is not None:
+        remove_partials(folder)  # left by a run that was killed mid-write; the lock says none is writing now
     try:
         if ranks.is_main:
             write_config(folder, config)
@@ -314,5 +328,3 @@ def _train(config, explicit, defaults, ranks, device):
             progress.close()
         if log is not None:
             log.close()
-        if lock is not None:
-            lock.release()

@@ -45,6 +45,15 @@ def temp_name(path, suffix=""):
     return path.with_name(f".{path.name}.partial-{os.getpid()}{suffix}")
 
 
+def remove_partials(folder):
+    """Delete temporary files that an interrupted write left in `folder` and its sub-folders."""
+    for leftover in Path(folder).rglob(".*.partial-*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
 def is_nonempty_dir(path):
     path = Path(path)
     return path.is_dir() and any(path.iterdir())
