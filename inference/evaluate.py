@@ -5,10 +5,9 @@
 from datasets.slider import ClipSlider
 from datasets.store import load_dataset
 from inference.loader import load_generator
-from training.validate import generate_windows
+from training.validate import validate
 from utils.checkpoint import resolve_checkpoint
 from utils.errors import DatasetError
-from utils.metrics import VideoScores, mean_l1
 
 
 def evaluate_checkpoint(checkpoint, device, data=None, amp=False, batch=4):
@@ -24,12 +23,7 @@ def evaluate_checkpoint(checkpoint, device, data=None, amp=False, batch=4):
     except DatasetError:
         raise DatasetError(data, f"has no validation window of -pool {pool} frames; rebuild it with a larger --val-fraction") from None
     generator.check_size(*dataset.a.shape[1:3])
-    inputs, outputs, targets = generate_windows(generator, slider, device, amp)  # (N, T, H, W, 3) each
-    scores = VideoScores()
-    for window in zip(inputs, outputs, targets):
-        scores.add(*window)
-        scores.cut()  # windows are scored on their own: no warping error from one to the next
-    result = scores.result()
-    result["l1"], result["l1_identity"] = mean_l1(outputs, targets), mean_l1(inputs, targets)
+    scores, (inputs, _, _) = validate(generator, slider, device, amp)
+    result = {name.removeprefix("val/"): value for name, value in scores.items()}
     return {"checkpoint": str(resolve_checkpoint(checkpoint)), "step": state["step"], "data": str(data),
             "windows": len(inputs), "frames": int(inputs.shape[0] * inputs.shape[1]), "scores": result}

@@ -7,13 +7,11 @@ import os
 import shutil
 from pathlib import Path
 
-import cv2
-
 from utils.checkpoint import save_checkpoint
 from utils.errors import CheckpointError, VideoError, warn
 from utils.ffmpeg import write_video
 from utils.fsio import temp_name, write_json_atomic
-from utils.images import clip_grid, side_by_side
+from utils.images import clip_grid, frame_strip, save_png, side_by_side
 
 CONFIG_NAME = "config.json"
 LAST_NAME = "last.pt"
@@ -95,8 +93,11 @@ def write_samples(folder, epoch, clips, fps, log):
     samples = Path(folder) / SAMPLES_NAME
     samples.mkdir(exist_ok=True)
     grid = clip_grid([("input", inputs[0]), ("generated", outputs[0]), ("target", targets[0])])
-    cv2.imwrite(str(samples / f"epoch_{epoch:04d}.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    save_png(samples / f"epoch_{epoch:04d}.png", grid)
     log.image("samples/grid", grid, epoch)
+    # The same clip as unlabelled strips, for the page that puts runs side by side.
+    for name, frames in (("clip_input", inputs[0]), ("clip_target", targets[0]), ("clip_generated", outputs[0])):
+        save_png(samples / f"{name}.png", frame_strip(frames))
     flat = lambda clip: clip.reshape((-1,) + clip.shape[2:])  # noqa: E731 - windows in time order
     frames = side_by_side([("input", flat(inputs)), ("generated", flat(outputs)), ("target", flat(targets))])
     try:

@@ -8,7 +8,7 @@ import torch
 
 from datasets.slider import to_model_input
 from utils.device import autocast
-from utils.metrics import mean_l1, mean_psnr
+from utils.metrics import VideoScores, mean_l1
 
 
 def to_uint8_frames(clips):
@@ -32,13 +32,18 @@ def generate_windows(generator, slider, device, amp, channels_last=False):
     return np.concatenate(inputs), np.concatenate(outputs), np.concatenate(targets)
 
 
+def score_windows(inputs, outputs, targets):
+    """PSNR, SSIM, temporal warping error and L1 of uint8 windows (N, T, H, W, 3), each next to the
+    identity baseline; the warping error stays within each window."""
+    scores = VideoScores()
+    for window in zip(inputs, outputs, targets):
+        scores.add(*window)
+        scores.cut()  # windows are scored on their own: no warping error from one to the next
+    return {**scores.result(), "l1": mean_l1(outputs, targets), "l1_identity": mean_l1(inputs, targets)}
+
+
 def validate(generator, slider, device, amp, channels_last=False):
-    """({"val/l1", "val/psnr", "val/l1_identity", "val/psnr_identity"}, (inputs, outputs, targets))."""
-    inputs, outputs, targets = generate_windows(generator, slider, device, amp, channels_last)
-    scores = {
-        "val/l1": mean_l1(outputs, targets),
-        "val/psnr": mean_psnr(outputs, targets),
-        "val/l1_identity": mean_l1(inputs, targets),
-        "val/psnr_identity": mean_psnr(inputs, targets),
-    }
-    return scores, (inputs, outputs, targets)
+    """({"val/l1", "val/psnr", "val/ssim", "val/warp_error", each with _identity, and
+    "val/warp_error_target"}, (inputs, outputs, targets))."""
+    clips = generate_windows(generator, slider, device, amp, channels_last)
+    return {f"val/{name}": value for name, value in score_windows(*clips).items()}, clips

@@ -4,6 +4,7 @@ A checkpoint is a dict of state_dicts, optimizer states, counters, RNG states an
 plain types, so loading never runs code from the file. Example:
     state = load_checkpoint("checkpoints/unet_sample")    # the folder means its last.pt
 """
+import json
 import os
 import pickle
 import re
@@ -11,17 +12,19 @@ import warnings
 import zipfile
 from pathlib import Path
 
-import torch
-
 from utils.errors import CheckpointError
-from utils.fsio import temp_name
+from utils.fsio import temp_name, write_json_atomic
 
 VERSION = 1
 REQUIRED_KEYS = ("generator", "network", "model_args", "config", "step", "version")
 
 
 def save_checkpoint(state, path):
-    """Write `state` to a temporary file beside `path`, flush it to disk, then rename it into place."""
+    """Write `state` to a temporary file beside `path`, flush it to disk, then rename it into place;
+    then its header (the plain numbers, e.g. step and scores) beside it as JSON, for tools that
+    should not load weights (`runs`). After a kill the header can lag one save behind."""
+    import torch  # here, not at import: `runs` reads headers without loading torch
+
     path = Path(path)
     tmp = temp_name(path)
     try:
@@ -33,6 +36,21 @@ def save_checkpoint(state, path):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    header = {k: v for k, v in state.items() if isinstance(v, (int, float, str, bool)) or k in ("scores", "dataset")}
+    write_json_atomic(header_path(path), header)
+
+
+def header_path(path):
+    return Path(path).with_suffix(".json")
+
+
+def read_header(path):
+    """The JSON header of a checkpoint file, or None (no header, or damaged)."""
+    try:
+        header = json.loads(header_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return header if isinstance(header, dict) else None
 
 
 def resolve_checkpoint(path):
@@ -47,6 +65,8 @@ def resolve_checkpoint(path):
 
 def load_checkpoint(path, map_location="cpu"):
     """Load and check a vgan checkpoint. Files that hold code, are damaged, or are not ours are refused."""
+    import torch
+
     path = resolve_checkpoint(path)
     try:
         with warnings.catch_warnings():

@@ -113,15 +113,19 @@ def staged_file(dest, overwrite=True, what="output file"):
         raise
 
 
-def write_text_atomic(path, text):
-    """Write a small text file so that readers see the old or the new content, never a mix."""
+def write_bytes_atomic(path, data):
+    """Write a small file so that readers see the old or the new content, never a mix."""
     path = Path(path)
     tmp = temp_name(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
+    with open(tmp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_text_atomic(path, text):
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path, obj):

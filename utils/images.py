@@ -3,10 +3,27 @@
 Labels use OpenCV's built-in Hershey font, so no font file is needed.
     grid = clip_grid([("input", a), ("generated", g), ("target", b)])   # each (T, H, W, 3) uint8
 """
+import os
+
 import cv2
 import numpy as np
 
+from utils.fsio import write_bytes_atomic
+
 MIN_PANEL = 128  # small frames are enlarged (nearest neighbour) so labels and details stay readable
+
+
+def save_png(path, image):
+    """Write an RGB uint8 image as PNG, atomically (readers never see half a file)."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    write_bytes_atomic(path, data.tobytes())
+
+
+def load_png(path):
+    """An RGB uint8 image, or None when the file is missing or unreadable."""
+    data = np.fromfile(path, dtype=np.uint8) if os.path.exists(path) else np.zeros(0, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def enlarge(frames, min_side=MIN_PANEL):
@@ -38,15 +55,27 @@ def side_by_side(panels, min_side=MIN_PANEL):
     return np.concatenate(labelled, axis=2)
 
 
+def frame_strip(frames, min_side=96, gap=2):
+    """(T, H, W, 3) frames -> one (H', T * (W' + gap) - gap, 3) image, enlarged, white between frames."""
+    big = enlarge(frames, min_side)
+    t, h, w, _ = big.shape
+    strip = np.full((h, t * (w + gap) - gap, 3), 255, dtype=np.uint8)
+    for i, frame in enumerate(big):
+        strip[:, i * (w + gap): i * (w + gap) + w] = frame
+    return strip
+
+
+def stack_labelled(rows, gap=2):
+    """[(label, image (H, W, 3)), ...] -> the images one under another, each labelled, padded to one width."""
+    width = max(image.shape[1] for _, image in rows)
+    parts = []
+    for label, image in rows:
+        padded = np.full((image.shape[0], width, 3), 255, dtype=np.uint8)
+        padded[:, : image.shape[1]] = image
+        parts += [draw_label(padded, label), np.full((gap, width, 3), 255, dtype=np.uint8)]
+    return np.concatenate(parts[:-1], axis=0)
+
+
 def clip_grid(rows, min_side=96, gap=2):
     """[(label, frames (T, H, W, 3)), ...] -> one image: a row per clip, a column per frame."""
-    lines = []
-    for label, frames in rows:
-        big = enlarge(frames, min_side)
-        t, h, w, _ = big.shape
-        line = np.full((h, t * (w + gap) - gap, 3), 255, dtype=np.uint8)
-        for i, frame in enumerate(big):
-            line[:, i * (w + gap): i * (w + gap) + w] = frame
-        lines.append(draw_label(line, label))
-    spacer = np.full((gap, lines[0].shape[1], 3), 255, dtype=np.uint8)
-    return np.concatenate([part for line in lines for part in (line, spacer)][:-1], axis=0)
+    return stack_labelled([(label, frame_strip(frames, min_side, gap)) for label, frames in rows], gap)

@@ -36,15 +36,16 @@ def _plain(value):
 
 class MetricsLog:
     def __init__(self, folder, resume_step=None):
-        """Open the log; on resume, records past `resume_step` (written after the checkpoint) are dropped."""
+        """Open the log. On resume, records past `resume_step` (written after the checkpoint) are
+        dropped; a new run (resume_step None) starts it empty, dropping what an attempt that never
+        reached a checkpoint wrote."""
         self.path = Path(folder) / METRICS_NAME
-        if resume_step is not None and self.path.exists():
-            kept = [r for r in read_metrics(folder) if r["step"] <= resume_step]
-            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        kept = [r for r in read_metrics(folder) if r["step"] <= resume_step] if resume_step is not None else []
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self.file = open(self.path, "a", encoding="utf-8")
         from torch.utils.tensorboard import SummaryWriter  # slow to import: only when a run starts
 
-        self.board = SummaryWriter(str(folder), purge_step=resume_step)
+        self.board = SummaryWriter(str(folder), purge_step=resume_step if resume_step is not None else 0)
 
     def write(self, record):
         """Append one record; numbers also go to TensorBoard under their slash-namespaced names."""

@@ -1,0 +1,48 @@
+"""A table of every experiment under checkpoints/: status, network, size, the flags that differ
+from the defaults, progress, last and best validation scores next to the identity baseline, speed;
+runs that differ only by seed are grouped, with Welch's t-test between groups. It also rewrites
+checkpoints/index.html, a page with the table, the curves overlaid and one clip from every run.
+
+    python main.py runs
+    python main.py runs --sort psnr --select 'unet*'
+    python main.py runs --json
+"""
+import fnmatch
+import json
+
+from experiments.runs import SORT_KEYS
+
+HELP = "compare every experiment under checkpoints/ (table, seed groups, index.html)"
+
+
+def add_arguments(parser):
+    parser.add_argument("--checkpoints", default="checkpoints", help="folder holding the experiment folders")
+    parser.add_argument("--sort", choices=sorted(SORT_KEYS), default="name", help="order of the table (scores best first)")
+    parser.add_argument("--select", default="*", help="only runs whose name matches this pattern (shell-style, e.g. 'unet*')")
+    parser.add_argument("--metric", choices=["psnr", "ssim", "warp_error", "l1"], default="psnr",
+                        help="score used to find the best group and test the others against it")
+    parser.add_argument("--json", action="store_true", help="print the runs and groups as JSON instead of tables")
+
+
+def run(args):
+    from commands.train import default_flags
+    from experiments.page import write_comparison_page
+    from experiments.runs import GROUP_HEADER, RUN_HEADER, experiment_folders, group_rows, groups, run_rows, sort_runs, summarize, text_table
+
+    defaults = default_flags()
+    folders = [f for f in experiment_folders(args.checkpoints) if fnmatch.fnmatchcase(f.name, args.select)]
+    runs = sort_runs([summarize(folder, defaults) for folder in folders], args.sort)
+    group_list = groups(runs, args.metric)
+    page = write_comparison_page(args.checkpoints, runs, group_list) if folders else None
+    if args.json:
+        print(json.dumps({"runs": runs, "groups": group_list}, indent=2, default=str))
+        return 0
+    if not runs:
+        print(f"no experiments in {args.checkpoints}/ yet; train one with `python main.py train`")
+        return 0
+    print(text_table(RUN_HEADER, run_rows(runs)))
+    if any(g["n"] > 1 for g in group_list):
+        print(f"\nseed groups (last validation scores, mean ± std; Welch's t-test on {args.metric}, p < 0.05):")
+        print(text_table(GROUP_HEADER, group_rows(group_list)))
+    print(f"\npage: {page}")
+    return 0

@@ -1,0 +1,194 @@
+"""What every experiment under checkpoints/ did, read from config.json, metrics.jsonl and the
+checkpoint's JSON header only (no weights, no torch), so hundreds of runs take about a second;
+and runs that differ only by seed grouped, with means, deviations and Welch's t-test.
+    runs = [summarize(folder) for folder in experiment_folders("checkpoints")]
+"""
+import json
+import re
+from pathlib import Path
+
+from utils.checkpoint import read_header
+from utils.html import read_json
+from utils.lock import lock_is_live
+from utils.stats import mean_std, significantly_different, welch_t_test
+
+# Flags that steer a run without changing what it learns: left out of "flags" and of grouping.
+NOT_SHOWN = {"name", "checkpoints", "resume", "dry_run", "allow_new_data", "log_every", "sample_every", "save_every",
+             "keep", "device", "data", "seed", "argv"}
+SPEED_RECORDS = 20  # clips/s is the median of the last this many loss records
+METRICS = {"psnr": max, "ssim": max, "warp_error": min, "l1": min}  # what "best" means for each
+
+
+def experiment_folders(root):
+    """Sub-folders of `root` that hold an experiment (a config.json, a metrics.jsonl or a last.pt)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and any((p / n).exists() for n in ("config.json", "metrics.jsonl", "last.pt")))
+
+
+def _records(folder):
+    """(validation records, event records, the last few loss records, the last step) of metrics.jsonl;
+    only the lines that matter are parsed, and damaged lines are skipped."""
+    try:
+        lines = (folder / "metrics.jsonl").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return [], [], [], 0
+
+    def parse(line):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) and isinstance(record.get("step"), int) else None
+
+    validation = [r for r in map(parse, (l for l in lines if '"val/' in l)) if r]
+    events = [r for r in map(parse, (l for l in lines if '"event"' in l)) if r]
+    speeds = [r for r in map(parse, [l for l in lines if "clips_per_s" in l][-SPEED_RECORDS:]) if r]
+    last = next((r for r in map(parse, reversed(lines[-5:])) if r), None)
+    return validation, events, speeds, max([r["step"] for r in validation + events + speeds + ([last] if last else [])], default=0)
+
+
+def status_of(folder, events, has_checkpoint):
+    if lock_is_live(folder):
+        return "running"
+    last = events[-1]["event"] if events else None
+    if last in ("finished", "failed", "interrupted"):
+        return last
+    return "interrupted" if last else ("new" if not has_checkpoint else "interrupted")
+
+
+def summarize(folder, defaults):
+    """One run as a dict of plain values: name, status, network, parameters, flags, steps, epochs,
+    last and best validation scores, the identity baseline, clips per second."""
+    folder = Path(folder)
+    config = read_json(folder / "config.json")
+    config = config if isinstance(config, dict) else {}
+    validation, events, speeds, steps = _records(folder)
+    header = read_header(folder / "last.pt") if (folder / "last.pt").exists() else None
+    started = [e for e in events if e["event"] in ("started", "resumed")]
+    last_val = validation[-1] if validation else {}
+    run = {
+        "name": folder.name,
+        "status": status_of(folder, events, (folder / "last.pt").exists()),
+        "network": config.get("network", "?"),
+        "data": config.get("data"),
+        "parameters": started[-1].get("parameters/generator") if started else None,
+        "flags": {k: v for k, v in sorted(config.items()) if k in defaults and k not in NOT_SHOWN and defaults[k] != v},
+        "seed": config.get("seed"),
+        "steps": max(steps, header["step"] if header else 0),
+        "saved_step": header["step"] if header else None,
+        "epochs": max([r.get("epoch", 0) for r in validation + events if isinstance(r.get("epoch"), int)], default=0),
+        "checkpoint": (folder / "last.pt").exists(),
+        "clips_per_s": _median([r["time/clips_per_s"] for r in speeds if isinstance(r.get("time/clips_per_s"), (int, float))]),
+        "group": group_key(config),
+    }
+    for metric, better in METRICS.items():
+        values = [r[f"val/{metric}"] for r in validation if isinstance(r.get(f"val/{metric}"), (int, float))]
+        run[metric] = last_val.get(f"val/{metric}")
+        run[f"best_{metric}"] = better(values) if values else None
+        run[f"{metric}_identity"] = last_val.get(f"val/{metric}_identity")
+    return run
+
+
+def _median(values):
+    values = sorted(values)
+    return values[len(values) // 2] if values else None
+
+
+def group_key(config):
+    """Runs with the same config apart from seed and naming form one group."""
+    return json.dumps({k: v for k, v in sorted(config.items()) if k not in NOT_SHOWN or k == "data"}, sort_keys=True)
+
+
+def group_label(names):
+    """A readable name for a group: its runs' common name without the seed part."""
+    stripped = {re.sub(r"_?seed\d+$", "", name) for name in names}
+    return stripped.pop() if len(stripped) == 1 else min(names)
+
+
+def groups(runs, metric="psnr"):
+    """Runs grouped by config (seeds pooled): n, mean and deviation of each last score, and for
+    `metric` whether the group differs significantly (Welch's t-test, p < 0.05) from the best group."""
+    by_key = {}
+    for run in runs:
+        by_key.setdefault(run["group"], []).append(run)
+    result = []
+    for members in by_key.values():
+        entry = {"group": group_label([r["name"] for r in members]), "runs": [r["name"] for r in members], "n": len(members)}
+        for name in METRICS:
+            values = [r[name] for r in members if isinstance(r.get(name), (int, float))]
+            entry[name] = values
+            entry[f"{name}_mean"], entry[f"{name}_std"] = mean_std(values) if values else (None, None)
+        result.append(entry)
+    scored = [g for g in result if g[f"{metric}_mean"] is not None]
+    if scored:
+        best = (max if METRICS[metric] is max else min)(scored, key=lambda g: g[f"{metric}_mean"])
+        for g in result:
+            g["vs_best"] = compare_groups(g, best, metric)
+    return result
+
+
+def compare_groups(group, best, metric):
+    """'best', or whether `group` differs from the best group under Welch's t-test, with p."""
+    if group is best:
+        return {"verdict": "best", "p": None}
+    a, b = group[metric], best[metric]
+    if len(a) < 2 or len(b) < 2:
+        return {"verdict": "n/a (needs 2+ seeds each)", "p": None}
+    p = welch_t_test(a, b)[2]
+    return {"verdict": "significantly worse" if significantly_different(a, b) else "no significant difference", "p": p}
+
+
+SORT_KEYS = {  # key -> (run field, largest first)
+    "name": ("name", False), "status": ("status", False), "steps": ("steps", True), "params": ("parameters", True),
+    "psnr": ("psnr", True), "best_psnr": ("best_psnr", True), "ssim": ("ssim", True), "warp": ("warp_error", False),
+    "l1": ("l1", False), "clips": ("clips_per_s", True),
+}
+
+
+def sort_runs(runs, key):
+    field, descending = SORT_KEYS[key]
+    present = [r for r in runs if r.get(field) is not None]
+    missing = [r for r in runs if r.get(field) is None]
+    return sorted(present, key=lambda r: r[field], reverse=descending) + missing
+
+
+def _num(value, digits=2):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def flags_text(flags):
+    return " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in flags.items()) or "(defaults)"
+
+
+def run_rows(runs):
+    """Rows for the runs table (strings), in the order of RUN_HEADER."""
+    return [[r["name"], r["status"] + ("" if r["checkpoint"] else " (no last.pt)"), r["network"],
+             _num(r["parameters"] / 1e6 if r["parameters"] else None), str(r["steps"]), str(r["epochs"]),
+             f"{_num(r['psnr'])} ({_num(r['best_psnr'])})", f"{_num(r['ssim'], 3)} ({_num(r['best_ssim'], 3)})",
+             f"{_num(r['warp_error'], 4)} ({_num(r['best_warp_error'], 4)})", _num(r["psnr_identity"]),
+             _num(r["clips_per_s"]), flags_text(r["flags"])] for r in runs]
+
+
+RUN_HEADER = ["name", "status", "net", "M params", "steps", "epochs", "PSNR (best)", "SSIM (best)", "warp (best)",
+              "identity PSNR", "clips/s", "flags"]
+GROUP_HEADER = ["group", "seeds", "PSNR", "SSIM", "warp", "vs best (Welch, p < 0.05)"]
+
+
+def group_rows(group_list):
+    def spread(g, name, digits):
+        return "-" if g[f"{name}_mean"] is None else f"{g[f'{name}_mean']:.{digits}f} ± {g[f'{name}_std']:.{digits}f}"
+
+    rows = []
+    for g in group_list:
+        verdict = g.get("vs_best", {"verdict": "-", "p": None})
+        rows.append([g["group"], str(g["n"]), spread(g, "psnr", 2), spread(g, "ssim", 3), spread(g, "warp_error", 4),
+                     verdict["verdict"] + (f" (p={verdict['p']:.3g})" if verdict["p"] is not None else "")])
+    return rows
+
+
+def text_table(header, rows):
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

@@ -1,0 +1,119 @@
+"""A grid of training runs: every combination of the swept flag values, times seeds. Each point is
+an ordinary experiment folder named after its flags and seed, so a sweep started again skips the
+finished points and resumes the interrupted one.
+
+    points = expand_grid({"network": ["unet", "resnet"], "gan_loss": ["dcgan", "none"]}, seeds=3)
+"""
+import ctypes
+import hashlib
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from utils.lock import lock_is_live
+from utils.metrics_log import read_metrics
+
+MAX_NAME = 120
+DEFAULT_DATA = "data/sample"  # train's default --data
+PR_SET_PDEATHSIG = 1
+
+
+def expand_grid(grid, seeds):
+    """[{dest: value, ..., "seed": s}, ...]: the cartesian product of the value lists, seeds innermost,
+    in the order the flags were declared."""
+    names = list(grid)
+    points = []
+    for values in itertools.product(*(grid[name] for name in names)):
+        for seed in range(seeds):
+            points.append({**dict(zip(names, values)), "seed": seed})
+    return points
+
+
+def format_value(value):
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (tuple, list)):
+        return "x".join(str(v) for v in value)
+    return str(value)
+
+
+def point_name(point, flags):
+    """The experiment name of a point: its data folder, then flag-value pairs, then the seed; stable
+    for the same flags and values. `flags` maps dest to the flag as typed (--gan-loss)."""
+    data = Path(str(point.get("data", DEFAULT_DATA))).name
+    parts = [data] + [f"{flags[dest].lstrip('-')}-{format_value(value)}" for dest, value in point.items() if dest not in ("data", "seed")]
+    name = "_".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", part) for part in parts)
+    if len(name) > MAX_NAME:  # keep names usable as folder names; the hash keeps them distinct
+        name = name[:MAX_NAME - 9] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name}_seed{point['seed']}"
+
+
+def train_argv(point, flags, switches):
+    """The train command-line flags of a point."""
+    argv = []
+    for dest, value in point.items():
+        if dest in switches:
+            argv += [flags[dest]] if value else []
+        else:
+            argv += [flags[dest], format_value(value)]
+    return argv
+
+
+def point_state(folder):
+    """'done', 'running', 'resume' (a checkpoint to continue from) or 'new'."""
+    folder = Path(folder)
+    if lock_is_live(folder):
+        return "running"
+    events = [r["event"] for r in read_metrics(folder) if "event" in r]
+    if events and events[-1] == "finished":
+        return "done"
+    return "resume" if (folder / "last.pt").exists() else "new"
+
+
+def _die_with_parent():
+    """In the child: get SIGTERM (save and exit) if the sweep itself dies, even by SIGKILL (Linux)."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def run_points(jobs, main_py, checkpoints, parallel, on_done):
+    """Run [(name, argv)] training commands, `parallel` at a time; call on_done(name, returncode)
+    after each. Children get an equal share of the CPU threads and stop with the sweep."""
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    logs = Path(checkpoints) / "sweep_logs"
+    pending, active, codes = list(jobs), {}, {}
+    try:
+        while pending or active:
+            while pending and len(active) < parallel:
+                name, argv = pending.pop(0)
+                command = [sys.executable, str(main_py), "train", *argv]
+                if parallel > 1:
+                    logs.mkdir(parents=True, exist_ok=True)
+                    log = open(logs / f"{name}.log", "a")
+                    active[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+                    log.close()
+                else:
+                    active[name] = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+            for name, proc in list(active.items()):
+                if proc.poll() is not None:
+                    codes[name] = proc.returncode
+                    del active[name]
+                    on_done(name, proc.returncode)
+            time.sleep(0.2)
+    except BaseException:
+        for proc in active.values():  # Ctrl-C: every running point saves and exits
+            proc.send_signal(signal.SIGINT)
+        for proc in active.values():
+            proc.wait()
+        raise
+    return codes

@@ -1,0 +1,183 @@
+"""runs, sweep and the comparison page: tables from real and synthetic run folders, the grid, resuming
+an interrupted sweep, and the significance logic."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+from scipy import stats
+
+from browser import inspect_page
+from conftest import REPO, TINY, run_cli
+from experiments.runs import groups, summarize
+from utils.stats import significantly_different, welch_t_test
+
+
+# Significance --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(6))
+def test_welch_t_test_matches_scipy(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0, rng.uniform(0.1, 2), int(rng.integers(2, 9)))
+    b = rng.normal(rng.uniform(-2, 2), rng.uniform(0.1, 2), int(rng.integers(2, 9)))
+    t, _, p = welch_t_test(list(a), list(b))
+    expected = stats.ttest_ind(a, b, equal_var=False)
+    assert t == pytest.approx(expected.statistic, rel=1e-9) and p == pytest.approx(expected.pvalue, rel=1e-6, abs=1e-12)
+
+
+def test_identical_groups_are_not_significant_and_separated_ones_are():
+    same = [20.1, 20.3, 19.9]
+    assert not significantly_different(same, list(same))
+    assert not significantly_different([20.0, 20.5, 19.5], [20.1, 20.4, 19.8])
+    assert significantly_different([20.0, 20.1, 19.9, 20.05], [17.0, 17.2, 16.9, 17.1])
+    assert not significantly_different([25.0], [17.0, 17.1])  # one seed proves nothing
+
+
+def fake_run(root, name, config, records, lock_pid=None, checkpoint=True):
+    folder = root / name
+    folder.mkdir(parents=True)
+    if config is not None:
+        (folder / "config.json").write_text(json.dumps(config))
+    (folder / "metrics.jsonl").write_text("".join(r if isinstance(r, str) else json.dumps(r) + "\n" for r in records))
+    if checkpoint:
+        (folder / "last.pt").write_bytes(b"weights")
+        step = max([r["step"] for r in records if isinstance(r, dict)], default=0)
+        (folder / "last.json").write_text(json.dumps({"step": step, "epoch": 1, "finished": True}))
+    if lock_pid:
+        import socket
+
+        (folder / "lock").write_text(json.dumps({"pid": lock_pid, "host": socket.gethostname()}))
+    return folder
+
+
+def val(step, psnr, ssim=0.5, warp=0.02, l1=0.1):
+    return {"step": step, "epoch": step // 10, "val/psnr": psnr, "val/psnr_identity": 12.0, "val/ssim": ssim,
+            "val/ssim_identity": 0.4, "val/warp_error": warp, "val/warp_error_identity": 0.03, "val/l1": l1, "val/l1_identity": 0.2}
+
+
+def config(**flags):
+    from commands.train import default_flags
+
+    return {**default_flags(), "name": "x", **flags}
+
+
+def test_grouped_seeds_show_mean_deviation_and_significance(tmp_path):
+    from commands.train import default_flags
+
+    for seed, (good, bad) in enumerate([(20.0, 17.0), (20.2, 17.1), (19.9, 16.8)]):
+        fake_run(tmp_path, f"good_seed{seed}", config(seed=seed, lr=1e-3), [val(10, 15), val(20, good), {"step": 20, "event": "finished"}])
+        fake_run(tmp_path, f"bad_seed{seed}", config(seed=seed, lr=1e-5), [val(20, bad), {"step": 20, "event": "finished"}])
+    runs = [summarize(p, default_flags()) for p in sorted(tmp_path.iterdir())]
+    by_name = {g["group"]: g for g in groups(runs)}
+    assert by_name["good"]["n"] == 3 and by_name["good"]["psnr_mean"] == pytest.approx(20.0333, abs=1e-3)
+    assert by_name["good"]["psnr_std"] == pytest.approx(np.std([20.0, 20.2, 19.9], ddof=1))
+    assert by_name["good"]["vs_best"]["verdict"] == "best"
+    assert by_name["bad"]["vs_best"]["verdict"] == "significantly worse" and by_name["bad"]["vs_best"]["p"] < 0.05
+    table = run_cli("runs", "--checkpoints", tmp_path, cwd=tmp_path)
+    assert table.returncode == 0 and "20.03 ± 0.15" in table.stdout and "significantly worse (p=" in table.stdout
+
+
+def test_runs_table_survives_odd_folders(tmp_path):
+    fake_run(tmp_path, "fresh", config(), [], checkpoint=False)  # no metrics yet
+    fake_run(tmp_path, "corrupt", config(network="resnet"),
+             [val(10, 14.0), '{"step": 20, "val/psnr": 1\n', "not json at all\n", val(30, 15.5), {"step": 30, "event": "finished"}])
+    fake_run(tmp_path, "deleted", config(), [val(10, 13.0), {"step": 10, "event": "finished"}], checkpoint=False)
+    fake_run(tmp_path, "failed", config(lr=10.0), [val(10, 9.0), {"step": 12, "event": "failed", "reason": "nan"}])
+    fake_run(tmp_path, "killed", config(), [{"step": 0, "event": "started"}, val(10, 12.0)], lock_pid=2 ** 22 + 12345)
+    fake_run(tmp_path, "live", config(), [{"step": 0, "event": "started"}], lock_pid=os.getpid())
+    fake_run(tmp_path, "noconfig", None, [val(5, 11.0)])
+    (tmp_path / "not_a_run").mkdir()
+    result = run_cli("runs", "--checkpoints", tmp_path, "--json", cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    runs = {r["name"]: r for r in json.loads(result.stdout)["runs"]}
+    assert sorted(runs) == ["corrupt", "deleted", "failed", "fresh", "killed", "live", "noconfig"]
+    assert {n: r["status"] for n, r in runs.items()} == {"corrupt": "finished", "deleted": "finished", "failed": "failed",
+                                                          "fresh": "new", "killed": "interrupted", "live": "running",
+                                                          "noconfig": "interrupted"}
+    assert runs["corrupt"]["psnr"] == 15.5 and runs["corrupt"]["best_psnr"] == 15.5 and runs["corrupt"]["network"] == "resnet"
+    assert runs["deleted"]["checkpoint"] is False and runs["failed"]["flags"] == {"lr": 10.0}
+    table = run_cli("runs", "--checkpoints", tmp_path, "--sort", "psnr", cwd=tmp_path)
+    names = [line.split()[0] for line in table.stdout.splitlines()[2:9]]
+    assert names[:5] == ["corrupt", "deleted", "killed", "noconfig", "failed"]  # best PSNR first, runs without scores last
+    assert "finished (no last.pt)" in table.stdout
+
+
+def test_runs_reads_two_hundred_runs_without_loading_weights(tmp_path):
+    for i in range(200):
+        fake_run(tmp_path, f"run{i:03d}", config(seed=i % 3, channels=8 + i // 3 % 5),
+                 [val(s, 10 + i / 100 + s / 1000) for s in range(10, 200, 10)] + [{"step": 190, "event": "finished"}])
+    check = (f"import sys; sys.argv = ['main.py', 'runs', '--checkpoints', {str(tmp_path)!r}, '--json']; import main; "
+             f"code = main.main(sys.argv[1:]); assert code == 0 and 'torch' not in sys.modules, 'weights were loaded'")
+    result = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["runs"]) == 200 and len(report["groups"]) == 5  # 5 channel settings, seeds pooled
+
+
+# Sweep -------------------------------------------------------------------------------------------
+
+def sweep_names(stdout):
+    return [line.split()[1] for line in stdout.splitlines() if re.match(r"\s+(new|done|resume|running)\s", line)]
+
+
+def test_sweep_expands_the_grid_exactly_and_names_runs_stably(tmp_path, tiny):
+    first = run_cli("sweep", "-net", "unet,resnet", "--gan-loss", "dcgan,none,lsgan", "--l1", "100", "--seeds", "2",
+                    "--data", tiny, "--max-steps", "5", "--dry-run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    names = sweep_names(first.stdout)
+    assert len(names) == len(set(names)) == 2 * 3 * 2
+    assert names[0] == "tiny_network-unet_gan-loss-dcgan_l1-100_max-steps-5_seed0"
+    assert names[-1] == "tiny_network-resnet_gan-loss-lsgan_l1-100_max-steps-5_seed1"
+    assert first.stdout.count("python main.py train") == 12 and not (tmp_path / "checkpoints").exists()
+    reordered = run_cli("sweep", "--max-steps", "5", "--data", tiny, "--seeds", "2", "--l1", "100", "--gan-loss",
+                        "dcgan,none,lsgan", "-net", "unet,resnet", "--dry-run", cwd=tmp_path)
+    assert sweep_names(reordered.stdout) == names
+    bad = run_cli("sweep", "-net", "unet,transformer", "--dry-run", cwd=tmp_path)
+    assert bad.returncode == 2 and "invalid choice 'transformer'" in bad.stderr
+
+
+@pytest.mark.slow
+def test_sweep_resumes_after_a_kill_without_repeating_finished_points(tmp_path, tiny):
+    args = ["sweep", "--gan-loss", "dcgan,none", "--seeds", "2", "--data", tiny, *TINY, "--max-steps", "60", "--log-every", "1"]
+    root = tmp_path / "checkpoints"
+    sweep = subprocess.Popen([sys.executable, str(REPO / "main.py"), *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    names = []
+    deadline = time.time() + 300
+    while len(names) < 4 and time.time() < deadline:
+        line = sweep.stdout.readline()
+        names += [line.split()[1]] if re.match(r"\s+new\s", line) else []
+    first, second = root / names[0], root / names[1]
+
+    def started(folder):
+        return (folder / "metrics.jsonl").exists() and '"loss/' in (folder / "metrics.jsonl").read_text()
+
+    while not started(second) and time.time() < deadline:
+        time.sleep(0.1)
+    sweep.kill()  # the sweep dies at once; its running point gets SIGTERM, saves and exits
+    sweep.wait()
+    while (second / "lock").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    events = lambda folder: [json.loads(l)["event"] for l in (folder / "metrics.jsonl").read_text().splitlines() if '"event"' in l]  # noqa: E731
+    assert events(first) == ["started", "finished"] and events(second)[-1] == "interrupted"
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"done     {names[0]}" in again.stdout and f"resume   {names[1]}" in again.stdout
+    assert events(first) == ["started", "finished"]  # not trained again
+    assert events(second) == ["started", "interrupted", "resumed", "finished"]
+    table = run_cli("runs", "--checkpoints", root, "--json", cwd=tmp_path)
+    report = json.loads(table.stdout)
+    assert {r["status"] for r in report["runs"]} == {"finished"} and {r["steps"] for r in report["runs"]} == {60}
+    assert sorted(g["n"] for g in report["groups"]) == [2, 2]
+
+    page = root / "index.html"
+    media, screenshot = inspect_page(page)
+    assert media and all(m["ok"] for m in media), media
+    assert "<script" not in page.read_text()
+    pixels = cv2.imdecode(np.frombuffer(screenshot, np.uint8), cv2.IMREAD_COLOR)
+    assert pixels.std() > 20 and (pixels < 250).mean() > 0.05

@@ -1,0 +1,122 @@
+"""HTML building blocks for the static report pages: inline SVG line charts, tables, a page shell.
+No scripts and no network: the pages open from disk.
+    svg_chart([("val L1", steps, values, False)], "validation L1")
+"""
+import html
+import json
+import math
+from pathlib import Path
+
+from utils.metrics import SCORE_ROWS
+
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px}table{border-collapse:collapse;font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td.k{text-align:left}
+.charts{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0 0 12px 0}figcaption{font-size:13px;color:#555}
+img{image-rendering:pixelated;max-width:100%}video{max-width:100%;background:#000}"""
+
+
+def _ticks(low, high, count=5):
+    if high == low:
+        return [low]
+    return [low + (high - low) * i / (count - 1) for i in range(count)]
+
+
+def fmt(value):
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    return f"{value:.3g}" if 1e-3 <= magnitude < 1e5 else f"{value:.2e}"
+
+
+def svg_chart(series, title, width=520, height=240):
+    """A line chart as inline SVG, its legend below the plot, one line per series.
+    `series`: [(label, xs, ys, dashed), ...]; non-finite points are skipped."""
+    clean = [(label, [(x, y) for x, y in zip(xs, ys) if isinstance(y, (int, float)) and math.isfinite(y)], dashed)
+             for label, xs, ys, dashed in series]
+    clean = [(label, points, dashed) for label, points, dashed in clean if points]
+    left, right, top, bottom = 58, 12, 26, 40
+    legend = 14 * len(clean) + 4
+    total = height + legend
+    parts = [f'<svg width="{width}" height="{total}" viewBox="0 0 {width} {total}" role="img" aria-label="{html.escape(title)}">',
+             f'<rect width="{width}" height="{total}" fill="#fff" stroke="#ddd"/>',
+             f'<text x="{left}" y="17" font-size="13" font-weight="bold">{html.escape(title)}</text>']
+    if not clean:
+        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#888">no data yet</text></svg>')
+        return "".join(parts)
+    xs = [x for _, points, _ in clean for x, _ in points]
+    ys = [y for _, points, _ in clean for _, y in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    if y1 == y0:
+        y0, y1 = y0 - 1, y1 + 1
+    sx = lambda x: left + (x - x0) / ((x1 - x0) or 1) * (width - left - right)  # noqa: E731
+    sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
+    for tick in _ticks(y0, y1):
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eee"/>'
+                     f'<text x="{left - 4}" y="{sy(tick) + 4:.1f}" font-size="10" text-anchor="end">{fmt(tick)}</text>')
+    for tick in _ticks(x0, x1):
+        parts.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{fmt(round(tick))}</text>')
+    parts.append(f'<text x="{(left + width - right) / 2}" y="{height - bottom + 28}" font-size="10" text-anchor="middle">step</text>')
+    for i, (label, points, dashed) in enumerate(clean):
+        colour = COLOURS[i % len(COLOURS)]
+        dash = ' stroke-dasharray="5,4"' if dashed else ""
+        coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6"{dash} points="{coords}"/>')
+        if len(points) == 1:
+            parts.append(f'<circle cx="{sx(points[0][0]):.1f}" cy="{sy(points[0][1]):.1f}" r="3" fill="{colour}"/>')
+        ly = height + 14 * i + 6
+        parts.append(f'<line x1="{left}" x2="{left + 16}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/>'
+                     f'<text x="{left + 20}" y="{ly + 4}" font-size="10">{html.escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def curve(records, key):
+    points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def read_json(path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class Raw(str):
+    """Table cell content that is HTML already (a link, say) and must not be escaped."""
+
+
+def cell(value):
+    return value if isinstance(value, Raw) else html.escape(str(value))
+
+
+def table(rows, header=None, left=(0,)):
+    """An HTML table; the columns numbered in `left` (text) are left-aligned, the rest (numbers) right."""
+    left = {i % len(header or rows[0] or [0]) for i in left} if (header or rows) else set()
+    head = "<tr>" + "".join(f"<th>{cell(h)}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f'<td{" class=k" if i in left else ""}>{cell(c)}</td>' for i, c in enumerate(row))
+                   + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def score_rows(scores):
+    """Table rows (metric, generated, identity, target) from a scores dict with _identity and _target keys."""
+    rows = []
+    for name, label in SCORE_ROWS:
+        if name in scores:
+            cells = [scores.get(key) for key in (name, f"{name}_identity", f"{name}_target")]
+            rows.append((label, *("" if c is None else fmt(c) for c in cells)))
+    return rows
+
+
+def video(src, caption):
+    return (f'<figure><video src="{html.escape(src)}" controls muted loop preload="auto"></video>'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def page(title, sections):
+    """A whole HTML page around `sections` (HTML strings)."""
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)} - vgan</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>\n")
