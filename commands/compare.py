@@ -31,12 +31,10 @@ def add_arguments(parser):
 
 
 def run(args):
-    from inference.compare import compare_video
-    from inference.loader import experiment_folder, latest_experiment
+    from inference.compare import compare_video, save_comparison
+    from inference.loader import latest_experiment
     from utils.device import pick_device
-    from utils.fsio import write_json_atomic
     from utils.metrics import score_table
-    from utils.report import write_report
 
     checkpoint = args.checkpoint or latest_experiment()
     output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_compare.mp4")
@@ -54,12 +52,8 @@ def run(args):
     panels = "input | generated | target" if result["scores"] else "input | generated"
     print(f"compared {result['frames']} frames of {args.video} with {result['checkpoint']} (step {result['step']})")
     print(f"wrote {output} ({panels})" + (f" and {result['generated']}" if result["generated"] else ""))
+    save_comparison(result, output)
     if result["scores"]:
-        write_json_atomic(output.with_suffix(".json"), result)
         print(f"scores in {output.with_suffix('.json')}")
         print(score_table(result["scores"]))
-    folder = experiment_folder(checkpoint)
-    if (folder / "config.json").exists():  # an experiment folder: its report shows the latest comparison
-        write_json_atomic(folder / "compare.json", {**result, "output": str(output.resolve())})
-        write_report(folder)
     return 0

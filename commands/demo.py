@@ -23,16 +23,13 @@ def add_arguments(parser):
 
 
 def run(args):
-
     from commands.train import default_flags
     from datasets.store import build_dataset, describe
-    from inference.compare import compare_video
-    from inference.evaluate import evaluate_checkpoint
+    from inference.compare import compare_video, save_comparison
+    from inference.evaluate import evaluate_checkpoint, save_evaluation
     from training.loop import train
     from utils.device import native_bf16_cpu, pick_device
-    from utils.fsio import write_json_atomic
     from utils.metrics import score_table
-    from utils.report import write_report
     from utils.sample import ensure_sample
 
     device = pick_device(args.device)
@@ -52,13 +49,11 @@ def run(args):
     if code:
         return code
     print(f"4/5 compare on the whole sample video -> {COMPARISON}", flush=True)
-    comparison = compare_video(sample, checkpoint=folder, output=COMPARISON, device=device, amp=amp)
-    write_json_atomic(COMPARISON.with_suffix(".json"), comparison)
-    write_json_atomic(folder / "compare.json", {**comparison, "output": str(COMPARISON.resolve())})
+    save_comparison(compare_video(sample, checkpoint=folder, output=COMPARISON, device=device, amp=amp), COMPARISON)
     print("5/5 evaluate on the held-out frames", flush=True)
     evaluation = evaluate_checkpoint(folder, device, amp=amp)
-    write_json_atomic(folder / "evaluation.json", evaluation)
-    report = write_report(folder)
+    save_evaluation(evaluation)
+    report = folder / "index.html"
     scores = evaluation["scores"]
     print()
     print(f"comparison video: {COMPARISON}  (input | generated | target)")

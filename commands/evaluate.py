@@ -18,24 +18,19 @@ def add_arguments(parser):
 
 
 def run(args):
-    from inference.evaluate import evaluate_checkpoint
-    from inference.loader import experiment_folder, latest_experiment
+    from inference.evaluate import evaluate_checkpoint, save_evaluation
+    from inference.loader import latest_experiment
     from networks import SizeError
     from utils.device import pick_device
     from utils.errors import DatasetError
-    from utils.fsio import write_json_atomic
     from utils.metrics import score_table
-    from utils.report import write_report
 
     checkpoint = args.checkpoint or latest_experiment()
     try:
         result = evaluate_checkpoint(checkpoint, pick_device(args.device), data=args.data, amp=args.amp)
     except SizeError as exc:
         raise DatasetError(args.data or checkpoint, str(exc)) from None
-    folder = experiment_folder(checkpoint)
-    if (folder / "config.json").exists():
-        write_json_atomic(folder / "evaluation.json", result)
-        write_report(folder)
+    save_evaluation(result)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

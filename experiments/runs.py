@@ -1,7 +1,7 @@
 """What every experiment under checkpoints/ did, read from config.json, metrics.jsonl and the
 checkpoint's JSON header only (no weights, no torch), so hundreds of runs take about a second;
 and runs that differ only by seed grouped, with means, deviations and Welch's t-test.
-    runs = [summarize(folder) for folder in experiment_folders("checkpoints")]
+    runs = [summarize(folder, default_flags()) for folder in experiment_folders("checkpoints")]
 """
 import json
 import re

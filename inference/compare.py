@@ -125,3 +125,18 @@ def compare_video(video, *, checkpoint, output, device, target=None, size=None, 
             "pool": pool, "overlap": overlap, "output": str(output), "generated": str(save_generated) if save_generated else None,
             "scores": result}
 
+
+
+def save_comparison(result, output):
+    """The scores as JSON beside the video, and, for a checkpoint in an experiment folder, the
+    latest comparison recorded there for its report."""
+    from utils.fsio import write_json_atomic
+    from utils.report import write_report
+
+    output = Path(output)
+    if result["scores"]:
+        write_json_atomic(output.with_suffix(".json"), result)
+    folder = Path(result["checkpoint"]).parent
+    if (folder / "config.json").exists():
+        write_json_atomic(folder / "compare.json", {**result, "output": str(output.resolve())})
+        write_report(folder)

@@ -2,6 +2,8 @@
 
     scores = evaluate_checkpoint("checkpoints/unet_sample", device=torch.device("cpu"))
 """
+from pathlib import Path
+
 from datasets.slider import ClipSlider
 from datasets.store import load_dataset
 from inference.loader import load_generator
@@ -27,3 +29,14 @@ def evaluate_checkpoint(checkpoint, device, data=None, amp=False, batch=4):
     result = {name.removeprefix("val/"): value for name, value in scores.items()}
     return {"checkpoint": str(resolve_checkpoint(checkpoint)), "step": state["step"], "data": str(data),
             "windows": len(inputs), "frames": int(inputs.shape[0] * inputs.shape[1]), "scores": result}
+
+
+def save_evaluation(result):
+    """Record the result in its experiment folder (for the report), when the checkpoint is in one."""
+    from utils.fsio import write_json_atomic
+    from utils.report import write_report
+
+    folder = Path(result["checkpoint"]).parent
+    if (folder / "config.json").exists():
+        write_json_atomic(folder / "evaluation.json", result)
+        write_report(folder)

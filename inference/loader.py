@@ -17,12 +17,6 @@ def latest_experiment(root="checkpoints"):
     return runs[-1].parent
 
 
-def experiment_folder(checkpoint):
-    """The experiment folder a checkpoint path belongs to (the folder itself, or a .pt file's folder)."""
-    path = resolve_checkpoint(checkpoint)
-    return path.parent
-
-
 def load_generator(checkpoint, device):
     """(generator in eval mode on `device`, the checkpoint dict). Weights that do not fit are refused."""
     path = resolve_checkpoint(checkpoint)

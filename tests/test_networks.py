@@ -19,7 +19,7 @@ def test_train_offers_exactly_the_registered_networks_and_losses():
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 @pytest.mark.parametrize("t,h,w", [(9, 32, 32), (4, 16, 48), (1, 8, 8), (7, 24, 40)])
 def test_generator_maps_a_clip_to_a_clip_of_the_same_shape(name, t, h, w):
-    model = build_generator(name, **SMALL[name])
+    model = build_generator(name, **SMALL.get(name, {}))
     x = torch.rand(2, 3, t, h, w) * 2 - 1
     y = model(x)
     assert y.shape == x.shape
@@ -51,7 +51,7 @@ def test_squeeze_excitation_adds_parameters_and_keeps_shape():
 
 @pytest.mark.parametrize("name,multiple", [("unet", 4), ("resnet", 4)])
 def test_size_the_network_cannot_take_names_size_and_multiple(name, multiple):
-    model = build_generator(name, **SMALL[name])
+    model = build_generator(name, **SMALL.get(name, {}))
     with pytest.raises(SizeError, match=rf"frames of 30x20 .*multiples of {multiple}"):
         model(torch.zeros(1, 3, 3, 20, 30))
 
