@@ -43,6 +43,9 @@ def build_parser():
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser, subparsers = build_parser()
+    for token in argv:  # argparse takes "--lr=--" as an empty list instead of refusing it
+        if token.startswith("-") and token.endswith("=--"):
+            parser.error(f"argument {token[:-3]}: expected a value, not '--'")
     args = parser.parse_args(argv)
     args.argv = argv[1:]  # the command's own arguments, for commands that need to know what was typed
     try:

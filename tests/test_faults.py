@@ -299,7 +299,7 @@ FLAGS = [  # (command and valid arguments, flag, invalid values)
 ]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=st.sampled_from(FLAGS).flatmap(lambda c: st.tuples(st.just(c[0]), st.just(c[1]), c[2])))
 def test_invalid_flag_values_are_argparse_errors(case):
     prefix, flag, value = case

@@ -3,6 +3,7 @@
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them training runs as a single process.
     torchrun --nproc-per-node 2 main.py train -net unet
 """
+import gc
 import os
 from dataclasses import dataclass
 
@@ -71,5 +72,8 @@ def barrier(ranks):
 
 
 def shutdown(ranks):
+    """Leave the process group. DDP wrappers are collected first: one left for the interpreter's
+    exit can hold gloo threads that abort the process ('terminate called without an active exception')."""
     if ranks.distributed and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()

@@ -89,7 +89,9 @@ def train(config, explicit=(), defaults=None):
             return train({**config, "dry_run": False, "checkpoints": tmp, "max_steps": 1, "resume": False}, explicit)
     ranks, device = init_distributed(config["device"])
     try:
-        return _train(config, set(explicit), defaults or {}, ranks, device)
+        code = _train(config, set(explicit), defaults or {}, ranks, device)
+        barrier(ranks)  # tear the group down together: a rank that leaves early can abort in gloo's threads
+        return code
     finally:
         shutdown(ranks)
 
