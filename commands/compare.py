@@ -9,7 +9,6 @@ error are printed and written as JSON beside the output video.
 from pathlib import Path
 
 from utils.argtypes import frame_size, non_negative_int, positive_int
-from utils.errors import UsageError
 
 HELP = "run a trained generator over a video and write a side-by-side comparison"
 
@@ -38,12 +37,6 @@ def run(args):
 
     checkpoint = args.checkpoint or latest_experiment()
     output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_compare.mp4")
-    if args.overlap is not None:
-        from utils.checkpoint import load_checkpoint
-
-        pool = load_checkpoint(checkpoint)["config"]["pool"]
-        if args.overlap >= pool:
-            raise UsageError(f"argument --overlap: must be below the trained -pool ({pool})")
     result = compare_video(args.video, checkpoint=checkpoint, output=output, device=pick_device(args.device), target=args.target,
                            size=args.size, overlap=args.overlap, batch=args.batch, save_generated=args.save_generated,
                            amp=args.amp, with_vmaf=args.vmaf, overwrite=args.overwrite, dry_run=args.dry_run)

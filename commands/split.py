@@ -29,7 +29,7 @@ def run(args):
     suffix = "." + args.format
     with staged_dir(output, overwrite=args.overwrite, what="frame folder") as tmp:
         count = write_image_sequence(args.video, tmp, suffix, size=args.size, fps=args.fps,
-                                     start=args.start, duration=args.duration)
+                                     start=args.start, duration=args.duration, info=info)
     size = format_size(args.size) if args.size else f"{info.width}x{info.height}"
     print(f"wrote {count} frames ({size}, {args.format}) to {output}/")
     return 0

@@ -4,32 +4,16 @@ to its input and target. Static: no scripts, no network; opens from disk.
     write_comparison_page("checkpoints", runs, groups(runs))
 """
 import html
-import json
 from pathlib import Path
 
 from experiments.runs import GROUP_HEADER, RUN_HEADER, group_rows, run_rows
 from utils.fsio import write_text_atomic
 from utils.html import Raw, curve, page, svg_chart, table
 from utils.images import load_png, save_png, stack_labelled
+from utils.metrics_log import read_metrics
 
 MAX_CURVES = 16  # more overlaid lines than this cannot be told apart
 FILES = "index_files"
-
-
-def validation_curves(folder):
-    """The validation records of one run (only those lines of metrics.jsonl are parsed)."""
-    records = []
-    try:
-        lines = (Path(folder) / "metrics.jsonl").read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return records
-    for line in lines:
-        if '"val/' in line:
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-    return [r for r in records if isinstance(r, dict) and isinstance(r.get("step"), int)]
 
 
 def short_names(names):
@@ -76,7 +60,7 @@ def write_comparison_page(root, runs, group_list):
                      table(group_rows(group_list), GROUP_HEADER)]
     shown = runs[:MAX_CURVES]
     labels = short_names([run["name"] for run in shown])
-    curves = {labels[run["name"]]: validation_curves(root / run["name"]) for run in shown}
+    curves = {labels[run["name"]]: [r for r in read_metrics(root / run["name"]) if "val/l1" in r] for run in shown}
     sections.append("<h2>Validation curves</h2>" + (f"<p>the first {MAX_CURVES} runs</p>" if len(runs) > MAX_CURVES else "")
                     + "<div class=charts>"
                     + svg_chart([(name, *curve(records, "val/psnr"), False) for name, records in curves.items()], "validation PSNR (dB)")

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from utils.lock import lock_is_live
+from experiments.runs import status_of
 from utils.metrics_log import read_metrics
 
 MAX_NAME = 120
@@ -69,12 +69,11 @@ def train_argv(point, flags, switches):
 def point_state(folder):
     """'done', 'running', 'resume' (a checkpoint to continue from) or 'new'."""
     folder = Path(folder)
-    if lock_is_live(folder):
-        return "running"
-    events = [r["event"] for r in read_metrics(folder) if "event" in r]
-    if events and events[-1] == "finished":
-        return "done"
-    return "resume" if (folder / "last.pt").exists() else "new"
+    saved = (folder / "last.pt").exists()
+    status = status_of(folder, [r for r in read_metrics(folder) if "event" in r], saved)
+    if status in ("running", "finished"):
+        return {"running": "running", "finished": "done"}[status]
+    return "resume" if saved else "new"
 
 
 def _die_with_parent():

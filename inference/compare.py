@@ -17,10 +17,12 @@ from inference.sliding import generate_stream
 from training.validate import to_uint8_frames
 from utils.checkpoint import resolve_checkpoint
 from utils.device import autocast
-from utils.errors import VideoError
+from utils.errors import UsageError, VideoError
 from utils.ffmpeg import VideoWriter, iter_frames, probe, vmaf
+from utils.fsio import write_json_atomic
 from utils.images import side_by_side
 from utils.metrics import VideoScores
+from utils.report import write_report
 
 COMMENT = "made by vgan compare"
 
@@ -63,8 +65,11 @@ def compare_video(video, *, checkpoint, output, device, target=None, size=None, 
     trained = state.get("dataset") or {}
     pool = state["config"]["pool"]
     overlap = pool // 2 if overlap is None else overlap
+    if overlap >= pool:
+        raise UsageError(f"argument --overlap: must be below the trained -pool ({pool})")
     size = size or (trained.get("width", 64), trained.get("height", 64))
     info = probe(video)
+    derived = target is None and trained.get("pair") not in (None, "paired")
     if target is not None:
         target_info = probe(target)
         if target_info.frames != info.frames:
@@ -73,7 +78,7 @@ def compare_video(video, *, checkpoint, output, device, target=None, size=None, 
             raise VideoError(target, f"is {target_info.width}x{target_info.height} but {video} is {info.width}x{info.height}; "
                                      f"give the aligned target")
         pairs = paired_chunks(video, target, size, infos={video: info, target: target_info})
-    elif trained.get("pair") not in (None, "paired"):
+    elif derived:
         pairs = derived_chunks(video, size, trained["pair"], info=info)  # the input is derived, the video is the target
     else:
         pairs = ((chunk, None) for chunk in iter_frames(video, size=size, info=info))
@@ -87,7 +92,7 @@ def compare_video(video, *, checkpoint, output, device, target=None, size=None, 
     check_output(output, [video, target], overwrite)
     if save_generated:
         check_output(save_generated, [video, target, output], overwrite)
-    has_target = target is not None or trained.get("pair") not in (None, "paired")
+    has_target = target is not None or derived
     scores = VideoScores() if has_target else None
     frames = 0
     with tempfile.TemporaryDirectory() as scratch:
@@ -106,7 +111,7 @@ def compare_video(video, *, checkpoint, output, device, target=None, size=None, 
                     generated_writer.write(outputs)
                 if target_writer:
                     target_writer.write(targets)
-                if scores:
+                if scores is not None:
                     scores.add(inputs, outputs, targets)
                 frames += len(outputs)
             if frames == 0:
@@ -117,7 +122,7 @@ def compare_video(video, *, checkpoint, output, device, target=None, size=None, 
             for w in writers:
                 w.abort()
             raise
-        result = scores.result() if scores else {}
+        result = scores.result() if scores is not None else {}
         if with_vmaf and has_target:
             result["vmaf"] = vmaf(generated_path, Path(scratch) / "target.mp4")
     return {"video": str(video), "target": str(target) if target else None, "checkpoint": str(resolve_checkpoint(checkpoint)),
@@ -126,13 +131,9 @@ def compare_video(video, *, checkpoint, output, device, target=None, size=None, 
             "scores": result}
 
 
-
 def save_comparison(result, output):
     """The scores as JSON beside the video, and, for a checkpoint in an experiment folder, the
     latest comparison recorded there for its report."""
-    from utils.fsio import write_json_atomic
-    from utils.report import write_report
-
     output = Path(output)
     if result["scores"]:
         write_json_atomic(output.with_suffix(".json"), result)

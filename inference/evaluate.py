@@ -10,6 +10,8 @@ from inference.loader import load_generator
 from training.validate import validate
 from utils.checkpoint import resolve_checkpoint
 from utils.errors import DatasetError
+from utils.fsio import write_json_atomic
+from utils.report import write_report
 
 
 def evaluate_checkpoint(checkpoint, device, data=None, amp=False, batch=4):
@@ -33,9 +35,6 @@ def evaluate_checkpoint(checkpoint, device, data=None, amp=False, batch=4):
 
 def save_evaluation(result):
     """Record the result in its experiment folder (for the report), when the checkpoint is in one."""
-    from utils.fsio import write_json_atomic
-    from utils.report import write_report
-
     folder = Path(result["checkpoint"]).parent
     if (folder / "config.json").exists():
         write_json_atomic(folder / "evaluation.json", result)

@@ -171,6 +171,36 @@ def test_checkpoint_with_a_pickle_payload_is_refused_and_never_runs(tmp_path, ti
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_damaged_checkpoints_are_refused_with_a_checkpoint_error(tmp_path):
+    """400 seeded damaged checkpoints (truncated, bytes flipped, random bytes, pickle-headed noise):
+    each loads or is refused as a CheckpointError; nothing else escapes."""
+    from utils.errors import CheckpointError
+
+    buffer = io.BytesIO()
+    torch.save({"generator": {"w": torch.zeros(50)}, "network": "unet", "model_args": {}, "config": {}, "step": 1, "version": 1}, buffer)
+    base = buffer.getvalue()
+    rng = np.random.default_rng(7)
+    refused = 0
+    for i in range(400):
+        if i % 4 == 0:
+            data = rng.bytes(int(rng.integers(1, 6000)))
+        elif i % 4 == 1:
+            data = b"\x80\x02" + rng.bytes(int(rng.integers(1, 3000)))
+        elif i % 4 == 2:
+            data = base[: int(rng.integers(0, len(base)))]
+        else:
+            damaged = bytearray(base)
+            for pos in rng.integers(0, len(damaged), int(rng.integers(1, 40))):
+                damaged[pos] ^= int(rng.integers(1, 256))
+            data = bytes(damaged)
+        (tmp_path / "c.pt").write_bytes(data)
+        try:
+            load_checkpoint(tmp_path / "c.pt")
+        except CheckpointError:
+            refused += 1
+    assert refused >= 350
+
+
 # 5. Hostile names and paths ----------------------------------------------------------------------
 
 HOSTILE = "we ird 'q' \"dq\"; touch HACKED1; $(touch HACKED2) `touch HACKED3`\nnew line é ü"

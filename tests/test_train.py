@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -112,7 +113,7 @@ def test_damaged_checkpoint_is_refused_with_one_line(tmp_path, tiny, damage):
     assert run_cli("train", "--data", tiny, *TINY, "--epochs", "1", "--name", "x", cwd=tmp_path).returncode == 0
     last = tmp_path / "checkpoints" / "x" / "last.pt"
     if damage == "garbage":
-        last.write_bytes(os.urandom(5000))
+        last.write_bytes(np.random.default_rng(0).bytes(5000))
     elif damage == "truncated":
         last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     else:

@@ -4,6 +4,7 @@ each epoch's end validation, samples and a checkpoint. Runs alone or as one rank
     python main.py train -net unet --data data/sample_gray --epochs 20
 """
 import json
+import math
 import signal
 import tempfile
 import time
@@ -206,9 +207,12 @@ def _train_holding(config, explicit, defaults, ranks, device, folder, lock):
             save_state(folder, checkpoint(epoch_number, epoch_step, finished, scores), epoch_file, config["keep"])
         saved_step = step
 
+    values = {}  # the step's losses as floats, read once (one device sync per phase) for the check and the log
+
     def check_finite(losses):
         """Stop before an update when a loss is NaN or infinite (on any rank)."""
-        bad = [f"loss/{name} became {value.item()}" for name, value in losses.items() if not torch.isfinite(value).item()]
+        values.update(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
+        bad = [f"loss/{name} became {values[name]}" for name in losses if not math.isfinite(values[name])]
         if any_rank([bool(bad)], ranks, device)[0]:
             raise NonFiniteLoss(", ".join(bad) or "a loss on another rank became non-finite")
 
@@ -244,11 +248,11 @@ def _train_holding(config, explicit, defaults, ranks, device, folder, lock):
                 lr = lr_at(step, config["lr"], total_steps, decay_steps)
                 for group in opt_g.param_groups + (opt_d.param_groups if opt_d else []):
                     group["lr"] = lr
-                losses = gan_step(models, opt_g, opt_d, scaler, x, y, gan, config["l1"], config["mse"], device,
-                                  config["amp"], check=check_finite)
+                values.clear()
+                gan_step(models, opt_g, opt_d, scaler, x, y, gan, config["l1"], config["mse"], device, config["amp"],
+                         check=check_finite)
                 step, epoch_step = step + 1, epoch_step + 1
 
-                values = {name: value.item() for name, value in losses.items()}
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value
                 count += 1

@@ -1,7 +1,7 @@
 """One GAN training step: (1) update D on real and generated pairs, (2) update G to fool D and to
 match the target (the mixed losses). Used by the training loop and by bench/train.py.
 
-    losses = gan_step(models, optimizers, scaler, x, y, gan="dcgan", l1=100, mse=0, device=device, amp=False)
+    losses = gan_step(models, opt_g, opt_d, scaler, x, y, gan="dcgan", l1=100, mse=0, device=device, amp=False)
 """
 from dataclasses import dataclass
 

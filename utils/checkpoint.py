@@ -78,7 +78,8 @@ def load_checkpoint(path, map_location="cpu"):
             raise CheckpointError(path, f"refused: it asks to load {unsafe.group(1)}, which could run code; "
                                         f"only plain-data vgan checkpoints are loaded") from None
         raise CheckpointError(path, "not a PyTorch checkpoint, or damaged; use an older epoch_NNNN.pt or train again") from None
-    except (RuntimeError, EOFError, KeyError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, KeyError, IndexError, TypeError, AttributeError, OverflowError, MemoryError,
+            zipfile.BadZipFile, OSError, ValueError) as exc:  # what torch's reader raises on damaged bytes
         reason = str(exc).splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(path, f"damaged or truncated checkpoint ({reason}); use an older epoch_NNNN.pt or train again") from None
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):

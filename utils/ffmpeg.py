@@ -157,6 +157,16 @@ def _decoded_stream(path, size=None, fps=None, start=None, duration=None):
     return video
 
 
+def _judge_decode(path, stderr, returncode, count, expected, verb):
+    """After a decode: refuse when no frame came out; warn when ffmpeg complained (a damaged or
+    truncated file), saying how many frames came out of how many the container promised."""
+    if count == 0:
+        reason = _ffmpeg_reason(stderr, file_url(path)) if stderr.strip() else "nothing in the asked time range"
+        raise VideoError(path, f"no frames could be decoded ({reason}); check the file, --start and --duration")
+    if returncode != 0 or stderr.strip():
+        warn(path, f"damaged or truncated: {verb} {count} frames (about {expected} expected), the rest was skipped")
+
+
 class _Decoder:
     """An ffmpeg process writing raw rgb24 frames to a pipe that is read straight into numpy arrays."""
 
@@ -187,11 +197,7 @@ class _Decoder:
         self.stderr.seek(0)
         text = self.stderr.read().decode("utf-8", errors="replace")
         self.stderr.close()
-        if decoded == 0:
-            reason = _ffmpeg_reason(text, self.url) if text.strip() else "nothing in the asked time range"
-            raise VideoError(self.path, f"no frames could be decoded ({reason}); check the file, --start and --duration")
-        if rc != 0 or text.strip():
-            warn(self.path, f"damaged or truncated: decoded {decoded} frames (about {expected} expected), the rest was skipped")
+        _judge_decode(self.path, text, rc, decoded, expected, "decoded")
 
     def kill(self):
         with contextlib.suppress(OSError):
@@ -357,11 +363,11 @@ def render(video, path, duration):
     return Path(path)
 
 
-def write_image_sequence(path, folder, pattern_suffix, size=None, fps=None, start=None, duration=None, quality=2):
+def write_image_sequence(path, folder, pattern_suffix, size=None, fps=None, start=None, duration=None, quality=2, info=None):
     """Decode `path` with ffmpeg straight into numbered image files in `folder` (created empty by the caller).
 
     Returns how many frames were written. `pattern_suffix` is ".png" or ".jpg"."""
-    info = probe(path)
+    info = info or probe(path)
     if info.is_folder:
         raise VideoError(path, "is already a folder of frames")
     video = _decoded_stream(path, size, fps, start, duration)
@@ -371,12 +377,8 @@ def write_image_sequence(path, folder, pattern_suffix, size=None, fps=None, star
     out = video.output("file:" + pattern, format="image2", fps_mode="passthrough", start_number=1, **options)
     done = subprocess.run(_command(out), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     written = sum(1 for p in Path(folder).iterdir() if p.suffix == pattern_suffix)
-    text = done.stderr.decode("utf-8", errors="replace")
-    if written == 0:
-        reason = _ffmpeg_reason(text, file_url(path)) if text.strip() else "nothing in the asked time range"
-        raise VideoError(path, f"no frames could be decoded ({reason}); check the file, --start and --duration")
-    if done.returncode != 0 or text.strip():
-        warn(path, f"damaged or truncated: wrote {written} frames (about {info.nominal_frames(fps, start, duration)} expected), the rest was skipped")
+    _judge_decode(path, done.stderr.decode("utf-8", errors="replace"), done.returncode, written,
+                  info.nominal_frames(fps, start, duration), "wrote")
     return written
 
 

@@ -102,8 +102,8 @@ class VideoScores:
         self._add("psnr_identity", psnr(inputs, targets))
         self._add("ssim", ssim(outputs, targets))
         self._add("ssim_identity", ssim(inputs, targets))
-        if self.previous is not None:
-            inputs, outputs, targets = (np.concatenate([p[None], c]) for p, c in zip(self.previous, (inputs, outputs, targets)))
+        if self.previous is not None:  # lists of frames: the pair across the chunk boundary, without copying the chunk
+            inputs, outputs, targets = ([p, *c] for p, c in zip(self.previous, (inputs, outputs, targets)))
         if len(targets) > 1:
             out_errors, identity_errors, target_errors = warping_errors(targets, outputs, inputs)
             self._add("warp_error", out_errors)
