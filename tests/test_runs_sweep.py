@@ -145,13 +145,14 @@ def test_sweep_expands_the_grid_exactly_and_names_runs_stably(tmp_path, tiny):
 def test_sweep_resumes_after_a_kill_without_repeating_finished_points(tmp_path, tiny):
     args = ["sweep", "--gan-loss", "dcgan,none", "--seeds", "2", "--data", tiny, *TINY, "--max-steps", "60", "--log-every", "1"]
     root = tmp_path / "checkpoints"
-    sweep = subprocess.Popen([sys.executable, str(REPO / "main.py"), *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    output = tmp_path / "sweep.log"  # a file, not a pipe: a pipe nobody drains would stall the training child
+    with open(output, "w") as log:
+        sweep = subprocess.Popen([sys.executable, str(REPO / "main.py"), *args], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     names = []
     deadline = time.time() + 300
     while len(names) < 4 and time.time() < deadline:
-        line = sweep.stdout.readline()
-        names += [line.split()[1]] if re.match(r"\s+new\s", line) else []
+        names = [line.split()[1] for line in output.read_text().splitlines() if re.match(r"\s+new\s", line)]
+        time.sleep(0.1)
     first, second = root / names[0], root / names[1]
 
     def started(folder):
@@ -163,6 +164,7 @@ def test_sweep_resumes_after_a_kill_without_repeating_finished_points(tmp_path, 
     sweep.wait()
     while (second / "lock").exists() and time.time() < deadline:
         time.sleep(0.1)
+    assert not (second / "lock").exists(), "the running point did not stop when the sweep died"
     events = lambda folder: [json.loads(l)["event"] for l in (folder / "metrics.jsonl").read_text().splitlines() if '"event"' in l]  # noqa: E731
     assert events(first) == ["started", "finished"] and events(second)[-1] == "interrupted"
     again = run_cli(*args, cwd=tmp_path)
