@@ -405,3 +405,15 @@ def test_data_larger_than_memory_is_refused_before_loading_and_trains_with_mmap(
     code, peak, err = peak_rss([*args, "--mmap"], tmp_path, limit)
     assert code == 0, err
     assert peak - base < (size - small) / 4, (peak, base, size)  # resident memory well below the data's size
+
+
+def test_copies_of_a_stop_signal_do_not_cut_the_save_short_but_a_later_one_stops_at_once(monkeypatch):
+    from training.loop import StopSignals
+
+    with StopSignals() as signals:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # the same stop, delivered twice
+        assert signals.signum == signal.SIGTERM
+        monkeypatch.setattr(StopSignals, "REPEAT_AFTER_S", 0.0)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # a deliberate second Ctrl-C

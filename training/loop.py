@@ -51,15 +51,23 @@ def ensure_default_data(data):
 
 
 class StopSignals:
-    """SIGINT and SIGTERM ask the loop to save and exit at the next step boundary; a second one stops at once."""
+    """SIGINT and SIGTERM ask the loop to save and exit at the next step boundary; another one a
+    second or more later (a deliberate second Ctrl-C) stops at once. Copies of the first signal
+    that arrive together (torchrun forwarding a Ctrl-C the worker also got, a parent-death signal
+    sent twice) do not cut the save short."""
+
+    REPEAT_AFTER_S = 1.0
 
     def __init__(self):
         self.signum = None
+        self.first_at = None
 
     def _handle(self, signum, frame):
         if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
+            if time.monotonic() - self.first_at >= self.REPEAT_AFTER_S:
+                raise KeyboardInterrupt
+            return
+        self.signum, self.first_at = signum, time.monotonic()
 
     def __enter__(self):
         self.previous = {s: signal.signal(s, self._handle) for s in SIGNAL_EXIT}
