@@ -16,7 +16,7 @@ from inference.loader import load_generator
 from inference.sliding import generate_stream
 from training.validate import to_uint8_frames
 from utils.checkpoint import resolve_checkpoint
-from utils.device import autocast
+from utils.device import autocast, resolve_amp
 from utils.errors import UsageError, VideoError
 from utils.ffmpeg import VideoWriter, iter_frames, probe, vmaf
 from utils.fsio import write_json_atomic
@@ -62,6 +62,7 @@ def compare_video(video, *, checkpoint, output, device, target=None, size=None, 
                   save_generated=None, amp=False, with_vmaf=False, overwrite=False, dry_run=False):
     """Write the side-by-side video (and its scores as JSON beside it); return a summary dict."""
     generator, state = load_generator(checkpoint, device)
+    amp = resolve_amp(amp, device)
     trained = state.get("dataset") or {}
     pool = state["config"]["pool"]
     overlap = pool // 2 if overlap is None else overlap

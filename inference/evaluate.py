@@ -9,6 +9,7 @@ from datasets.store import load_dataset
 from inference.loader import load_generator
 from training.validate import validate
 from utils.checkpoint import resolve_checkpoint
+from utils.device import resolve_amp
 from utils.errors import DatasetError
 from utils.fsio import write_json_atomic
 from utils.report import write_report
@@ -19,6 +20,7 @@ def evaluate_checkpoint(checkpoint, device, data=None, amp=False, batch=4):
 
     `data` defaults to the dataset the checkpoint was trained on."""
     generator, state = load_generator(checkpoint, device)
+    amp = resolve_amp(amp, device)
     data = data or state["config"]["data"]
     dataset = load_dataset(data, mmap=True)
     pool = state["config"]["pool"]

@@ -25,7 +25,7 @@ from training.step import Models, gan_step
 from training.validate import validate
 from training.watchdog import Watchdog
 from utils.checkpoint import VERSION, load_checkpoint
-from utils.device import grad_scaler, use_channels_last
+from utils.device import grad_scaler, resolve_amp, use_channels_last
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.fsio import remove_partials
 from utils.lock import ExperimentLock
@@ -97,6 +97,7 @@ def train(config, explicit=(), defaults=None):
             print("dry run: one training step and one validation pass; nothing is kept", flush=True)
             return train({**config, "dry_run": False, "checkpoints": tmp, "max_steps": 1, "resume": False}, explicit)
     ranks, device = init_distributed(config["device"])
+    config["amp"] = resolve_amp(config["amp"], device, quiet=not ranks.is_main)
     try:
         code = _train(config, set(explicit), defaults or {}, ranks, device)
         barrier(ranks)  # tear the group down together: a rank that leaves early can abort in gloo's threads

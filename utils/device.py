@@ -4,10 +4,11 @@
     with autocast(device, enabled=True): y = model(x)
 """
 import contextlib
+import os
 
 import torch
 
-from utils.errors import UserError
+from utils.errors import UserError, warn
 
 
 def pick_device(choice, local_rank=0):
@@ -20,15 +21,31 @@ def pick_device(choice, local_rank=0):
     return torch.device("cpu")
 
 
+# oneDNN's ISA names from which it computes bfloat16 in hardware (ONEDNN_MAX_CPU_ISA may cap it below).
+ONEDNN_BF16_ISAS = {"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512",
+                    "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2", "ALL", "DEFAULT"}
+
+
 def native_bf16_cpu():
-    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere CPU autocast
-    is emulated and can be slower than float32."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX) and the math libraries
+    may use it. Elsewhere CPU autocast is emulated: many times slower than float32.
+    ONEDNN_MAX_CPU_ISA and ATEN_CPU_CAPABILITY, which cap the kernels torch uses, count too."""
+    cpu = getattr(torch, "cpu", None)
+    hardware = any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    onednn_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "DEFAULT").upper()
+    aten_cap = torch.backends.cpu.get_cpu_capability()
+    return hardware and onednn_cap in ONEDNN_BF16_ISAS and aten_cap.startswith("AVX512")
+
+
+def resolve_amp(requested, device, quiet=False):
+    """Whether a run asked for `--amp` gets mixed precision here. On a CPU without native bfloat16
+    it never does (emulated bfloat16 would make it slower, never faster): one line says so."""
+    if not requested or device.type == "cuda" or native_bf16_cpu():
+        return bool(requested)
+    if not quiet:
+        warn("--amp", "this CPU has no native bfloat16 (avx512_bf16 or amx_bf16), where it is emulated and many times "
+                      "slower than float32; running in float32")
+    return False
 
 
 def amp_dtype(device):
