@@ -5,14 +5,13 @@
 """
 import argparse
 import importlib
-import pkgutil
 import sys
 
-import commands
 from utils.errors import UsageError, UserError
 
-# The order a user meets the commands in; any other command module is listed after these.
-PIPELINE = ["split", "build_dataset", "train", "compare", "evaluate", "demo", "runs", "sweep"]
+# Every command, in the order a user meets them: each is a module commands/NAME.py with HELP,
+# add_arguments(parser) and run(args) -> exit code.
+COMMANDS = ["split", "build_dataset", "train", "compare", "evaluate", "demo", "runs", "sweep"]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -26,12 +25,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 
 def build_parser():
-    """The root parser with one sub-parser per module in commands/ (only those that exist)."""
+    """The root parser with one sub-parser per command."""
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__, formatter_class=HelpFormatter)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    names = [info.name for info in pkgutil.iter_modules(commands.__path__)]
-    ordered = [n for n in PIPELINE if n in names] + sorted(n for n in names if n not in PIPELINE)
-    for name in ordered:
+    for name in COMMANDS:
         module = importlib.import_module(f"commands.{name}")
         sub = subparsers.add_parser(name.replace("_", "-"), help=module.HELP, description=module.__doc__,
                                     formatter_class=HelpFormatter)

@@ -3,7 +3,7 @@
 Ours: `main.py build-dataset --pair future:1` (ffmpeg decodes and resizes into a pipe read straight
 into the arrays; it writes both A and B). Baseline: ffmpeg splits the video to JPEG files, then a
 Python loader reads each one back with OpenCV, resizes it and saves the array. The two alternate.
-    python bench/decode.py              # a 2,000-frame 256 x 256 video to 64 x 64
+    python -m bench.decode              # a 2,000-frame 256 x 256 video to 64 x 64
 """
 import argparse
 import shutil
@@ -14,9 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from utils.device import machine_summary
+from utils.ffmpeg import ffmpeg_exe
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from utils.ffmpeg import ffmpeg_exe  # noqa: E402
 
 JPEG_LOADER = """
 import sys, glob, cv2, numpy as np
@@ -58,6 +59,7 @@ def main():
             (tmp / "jpg").mkdir()
             times["JPEG split + load"].append(timed(baseline))
     base = statistics.median(times["JPEG split + load"])
+    print(machine_summary())
     print(f"{args.frames} frames of {args.source_size}x{args.source_size} to {args.size}x{args.size}; "
           f"whole process, median of {args.rounds} alternating rounds")
     print(f"{'variant':<20}{'seconds':>9}{'frames/s':>10}{'vs baseline':>13}")

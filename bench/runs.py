@@ -4,7 +4,7 @@ Each synthetic run has a config.json, a metrics.jsonl of 2,000 loss lines and 10
 and a real last.pt (a small U-Net's weights and optimizer state) with its JSON header. `runs` parses
 only the lines it needs and reads the header; the naive reader parses every line and loads every
 checkpoint with torch. They alternate; medians are printed.
-    python bench/runs.py
+    python -m bench.runs
 """
 import argparse
 import json
@@ -15,8 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from utils.device import machine_summary
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 NAIVE = """
 import json, sys, torch
@@ -37,7 +38,7 @@ print(len(rows))
 def make_runs(root, count):
     import torch
 
-    from commands.train import default_flags
+    from cli.train_flags import default_flags
     from networks import build_generator
     from utils.checkpoint import save_checkpoint
 
@@ -80,6 +81,7 @@ def main():
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
                 times[name].append(time.perf_counter() - start)
     base = statistics.median(times["naive (all lines, torch.load)"])
+    print(machine_summary())
     print(f"{args.runs} runs ({size / 1e6:.0f} MB on disk: 2,100 metrics lines and a checkpoint each); "
           f"whole process, median of {args.rounds} alternating rounds")
     print(f"{'reader':<32}{'seconds':>9}{'vs naive':>10}")

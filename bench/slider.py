@@ -2,7 +2,7 @@
 
 The baseline keeps every frame as a float32 tensor and builds each clip by stacking frames in Python.
 The two alternate in rounds (the machine's speed drifts) and medians are reported.
-    python bench/slider.py              # 2,000 frames of 64 x 64, pool 9, step 3, batch 5
+    python -m bench.slider              # 2,000 frames of 64 x 64, pool 9, step 3, batch 5
 """
 import argparse
 import json
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from datasets.slider import ClipSlider, to_model_input  # noqa: E402
-from datasets.store import load_dataset  # noqa: E402
+from datasets.slider import ClipSlider
+from datasets.store import load_dataset
+from utils.device import machine_summary, to_model_input
 
 
 def write_dataset(folder, frames, size, seed=0):
@@ -107,6 +107,7 @@ def main():
                 rates[name].append(len(chosen) / (time.perf_counter() - start))
 
     base = statistics.median(rates["baseline (float list)"])
+    print(machine_summary())
     print(f"{args.frames} frames of {args.size}x{args.size}, pool {args.pool}, step {args.step}, batch {args.batch}; "
           f"median of {args.rounds} alternating rounds, torch threads {torch.get_num_threads()}")
     print(f"{'variant':<24}{'batches/s':>12}{'ms/batch':>10}{'vs baseline':>13}")

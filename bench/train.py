@@ -5,23 +5,20 @@ it times the real training step (training/step.py) in four modes, alternating th
 because the machine's speed drifts, and prints medians: clips per second, achieved GFLOP/s
 (FLOPs counted by torch.utils.flop_counter), the share of a step spent assembling the batch,
 and a representative 3x3x3 conv3d layer alone in fp32 and bf16 as the machine's peak.
-    python bench/train.py
+    python -m bench.train
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from datasets.slider import ClipSlider, to_model_input  # noqa: E402
-from networks import PatchDiscriminator3D, build_generator  # noqa: E402
-from training.step import Models, gan_step  # noqa: E402
-from utils.device import grad_scaler  # noqa: E402
+from datasets.slider import ClipSlider
+from networks import PatchDiscriminator3D, build_generator
+from training.step import LossWeights, Nets, gan_step
+from utils.device import grad_scaler, machine_summary, to_model_input
 
 MODES = [("fp32 contiguous", False, False), ("fp32 channels_last", False, True),
          ("bf16 contiguous", True, False), ("bf16 channels_last", True, True)]
@@ -34,18 +31,17 @@ class Setup:
     def __init__(self, network, channels_last):
         torch.manual_seed(0)
         fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
-        self.g = build_generator(network, **NETWORKS[network]).to(memory_format=fmt)
-        self.d = PatchDiscriminator3D(channels=32, layers=3).to(memory_format=fmt)
-        self.models = Models(self.g, self.d, self.d)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        g = build_generator(network, **NETWORKS[network]).to(memory_format=fmt)
+        d = PatchDiscriminator3D(channels=32, layers=3).to(memory_format=fmt)
+        adam = {"lr": 2e-4, "betas": (0.5, 0.999)}
+        self.nets = Nets(g, g, torch.optim.Adam(g.parameters(), **adam), grad_scaler(torch.device("cpu"), False),
+                         d, d, torch.optim.Adam(d.parameters(), **adam))
         self.channels_last = channels_last
 
 
 def timed_steps(setup, slider, amp, steps, epoch):
     """(seconds per step, seconds per step spent on the batch) over `steps` training steps."""
     cpu = torch.device("cpu")
-    scaler = grad_scaler(cpu, amp)
     data = 0.0
     start = time.perf_counter()
     for number, windows in enumerate(slider.epoch_batches(epoch)[:steps]):
@@ -53,7 +49,7 @@ def timed_steps(setup, slider, amp, steps, epoch):
         a, b = slider.gather(windows, epoch, number)
         x, y = to_model_input(a, cpu, setup.channels_last), to_model_input(b, cpu, setup.channels_last)
         data += time.perf_counter() - t0
-        gan_step(setup.models, setup.opt_g, setup.opt_d, scaler, x, y, "dcgan", 100.0, 0.0, cpu, amp)
+        gan_step(setup.nets, x, y, LossWeights(), cpu, amp)
     total = time.perf_counter() - start
     return total / steps, data / steps
 
@@ -63,7 +59,7 @@ def step_flops(setup, slider):
     cpu = torch.device("cpu")
     x, y = to_model_input(a, cpu), to_model_input(b, cpu)
     with FlopCounterMode(display=False) as counter:
-        gan_step(setup.models, setup.opt_g, setup.opt_d, grad_scaler(cpu, False), x, y, "dcgan", 100.0, 0.0, cpu, False)
+        gan_step(setup.nets, x, y, LossWeights(), cpu, False)
     return counter.get_total_flops()
 
 
@@ -96,7 +92,8 @@ def main():
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (400, 64, 64, 3), dtype=np.uint8)
     slider = ClipSlider(frames, frames[::-1].copy(), [(0, 400)], pool=9, step=3, batch_size=5, seed=0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; 64x64, pool 9, batch 5, dcgan + L1; "
+    print(machine_summary())
+    print(f"64x64, pool 9, batch 5, dcgan + L1; "
           f"median of {args.rounds} alternating rounds of {args.steps} steps")
     peak = conv_peak(repeats=5)
     print(f"conv3d layer peak (fwd+bwd): fp32 {peak['float32']:.0f} GFLOP/s, bf16 {peak['bfloat16']:.0f} GFLOP/s\n")

@@ -2,22 +2,24 @@
 
 From two aligned videos (repeat --a/--b for several clips, each one segment):
     python main.py build-dataset --a videos/a.mp4 --b videos/b.mp4 -o data/ab --size 64
-From one video with a derived input (gray, edges, blur, lowres, noise) or target (future:K):
+From one video with a derived input (gray, edges, blur, lowres, noise, compress:CRF) or target (future:K):
     python main.py build-dataset --video videos/in.mp4 --pair gray -o data/in_gray
 """
 from pathlib import Path
 
-from utils.argtypes import fraction, frame_size, non_negative_int, positive_float
+from cli.argtypes import fraction, frame_size, non_negative_int, positive_float
 from utils.errors import UsageError
 
 HELP = "turn videos or frame folders into a paired training set"
+PAIRS_HELP = ("how A is made from the video: gray, edges, blur, lowres, noise, compress:CRF (re-encoded with libx264 "
+              "at that CRF, e.g. compress:40), or future:K (A = frame t, B = frame t+K)")
 
 
 def add_arguments(parser):
     parser.add_argument("--a", action="append", default=[], metavar="A", help="input video or frame folder (repeat with --b for more clips)")
     parser.add_argument("--b", action="append", default=[], metavar="B", help="target video or frame folder, aligned with the --a before it")
     parser.add_argument("--video", action="append", default=[], help="one video (repeatable) to derive pairs from, with --pair")
-    parser.add_argument("--pair", help="how A is made from the video: gray, edges, blur, lowres, noise, or future:K (A = frame t, B = frame t+K)")
+    parser.add_argument("--pair", help=PAIRS_HELP)
     parser.add_argument("-o", "--output", help="dataset folder (default: data/NAME_PAIR from the first video)")
     parser.add_argument("--size", type=frame_size, default="64", help="frame side (64 -> 64x64) or WIDTHxHEIGHT")
     parser.add_argument("--fps", type=positive_float, help="frames per second to take (default: the video's own)")
@@ -26,33 +28,35 @@ def add_arguments(parser):
     parser.add_argument("--mmap", action="store_true", help="build even if it will not fit in memory (train it with --mmap)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the noise pair")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress while decoding")
 
 
 def run(args):
-    from datasets.store import build_dataset, describe, parse_pair
+    from datasets.build import build_dataset, derived_sources, describe, paired_sources
+    from datasets.pairs import parse_pair
 
     if args.video and (args.a or args.b):
         raise UsageError("give either --a/--b pairs or --video with --pair, not both")
     if args.video:
         if not args.pair:
-            raise UsageError("--video needs --pair (gray, edges, blur, lowres, noise or future:K)")
+            raise UsageError(f"--video needs --pair ({PAIRS_HELP.split(': ', 1)[1]})")
         try:
             parse_pair(args.pair)
         except ValueError as exc:
             raise UsageError(f"argument --pair: {exc}") from None
         name = f"{Path(args.video[0]).stem}_{args.pair.replace(':', '')}"
+        sources = derived_sources(args.video, args.pair, seed=args.seed)
     elif args.a or args.b:
         if len(args.a) != len(args.b):
             raise UsageError(f"every --a needs a --b (got {len(args.a)} --a and {len(args.b)} --b)")
         if args.pair:
             raise UsageError("--pair goes with --video; --a/--b are already a pair")
         name = f"{Path(args.a[0]).stem}_paired"
+        sources = paired_sources(zip(args.a, args.b), trim=args.trim)
     else:
         raise UsageError("give --a A --b B (aligned videos) or --video V --pair MODE")
     output = Path(args.output) if args.output else Path("data") / name
-    meta = build_dataset(output, pairs=list(zip(args.a, args.b)), videos=args.video, pair=args.pair, size=args.size,
-                         fps=args.fps, val_fraction=args.val_fraction, trim=args.trim, mmap=args.mmap,
-                         overwrite=args.overwrite, seed=args.seed)
-    nbytes = sum(f.stat().st_size for f in output.iterdir())
-    print("built " + describe(meta, output, nbytes))
+    meta = build_dataset(output, sources, args.size, fps=args.fps, val_fraction=args.val_fraction, mmap=args.mmap,
+                         overwrite=args.overwrite, quiet=args.quiet)
+    print("built " + describe(meta, output))
     return 0

@@ -8,7 +8,8 @@ error are printed and written as JSON beside the output video.
 """
 from pathlib import Path
 
-from utils.argtypes import frame_size, non_negative_int, positive_int
+from cli.argtypes import frame_size, non_negative_int, positive_int
+from utils.errors import UsageError
 
 HELP = "run a trained generator over a video and write a side-by-side comparison"
 
@@ -30,22 +31,30 @@ def add_arguments(parser):
 
 
 def run(args):
-    from inference.compare import compare_video, save_comparison
-    from inference.loader import latest_experiment
-    from utils.device import pick_device
+    from experiments.report import record_result
+    from inference.compare import Outputs, Windows, compare_model, comparison_source, dry_run
+    from inference.generate import ClipGenerator
+    from inference.loader import latest_experiment, load_model
+    from utils.device import pick_device, resolve_amp
     from utils.metrics import score_table
 
-    checkpoint = args.checkpoint or latest_experiment()
-    output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_compare.mp4")
-    result = compare_video(args.video, checkpoint=checkpoint, output=output, device=pick_device(args.device), target=args.target,
-                           size=args.size, overlap=args.overlap, batch=args.batch, save_generated=args.save_generated,
-                           amp=args.amp, with_vmaf=args.vmaf, overwrite=args.overwrite, dry_run=args.dry_run)
+    device = pick_device(args.device)
+    model = load_model(args.checkpoint or latest_experiment(), device)
+    overlap = model.pool // 2 if args.overlap is None else args.overlap
+    if overlap >= model.pool:
+        raise UsageError(f"argument --overlap: must be below the trained -pool ({model.pool})")
+    generate = ClipGenerator(model.generator, device, amp=resolve_amp(args.amp, device))
     if args.dry_run:
+        out = dry_run(comparison_source(args.video, args.target, model.pair), generate, args.size or model.size, model.pool)
+        print(f"dry run: generated a window of {out.shape[1]} frames at {out.shape[3]}x{out.shape[2]} from {args.video}; nothing written")
         return 0
+    output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_compare.mp4")
+    outputs = Outputs(output, Path(args.save_generated) if args.save_generated else None, args.vmaf, args.overwrite)
+    result = compare_model(model, generate, args.video, outputs, args.target, args.size, Windows(model.pool, overlap, args.batch))
     panels = "input | generated | target" if result["scores"] else "input | generated"
     print(f"compared {result['frames']} frames of {args.video} with {result['checkpoint']} (step {result['step']})")
-    print(f"wrote {output} ({panels})" + (f" and {result['generated']}" if result["generated"] else ""))
-    save_comparison(result, output)
+    print(f"wrote {output} ({panels})" + (f" and {args.save_generated}" if args.save_generated else ""))
+    record_result(result, "compare", sidecar=output.with_suffix(".json") if result["scores"] else None)
     if result["scores"]:
         print(f"scores in {output.with_suffix('.json')}")
         print(score_table(result["scores"]))

@@ -8,7 +8,7 @@ videos/sample_demo.mp4, replacing what an earlier demo wrote there.
 import shutil
 from pathlib import Path
 
-from utils.argtypes import positive_int
+from cli.argtypes import positive_int
 
 HELP = "run the whole pipeline on the built-in sample video"
 DATA = Path("data/demo")
@@ -23,14 +23,18 @@ def add_arguments(parser):
 
 
 def run(args):
-    from commands.train import default_flags
-    from datasets.store import build_dataset, describe
-    from inference.compare import compare_video, save_comparison
-    from inference.evaluate import evaluate_checkpoint, save_evaluation
+    from cli.train_flags import default_flags
+    from datasets.build import build_dataset, derived_sources, describe
+    from datasets.sample import ensure_sample
+    from experiments.report import record_result, write_report
+    from inference.compare import Outputs, compare_model
+    from inference.evaluate import evaluate_model
+    from inference.generate import ClipGenerator
+    from inference.loader import load_model
     from training.loop import train
     from utils.device import native_bf16_cpu, pick_device
     from utils.metrics import score_table
-    from utils.sample import ensure_sample
+    from utils.size import Size
 
     device = pick_device(args.device)
     amp = device.type == "cuda" or native_bf16_cpu()
@@ -39,26 +43,27 @@ def run(args):
     sample = ensure_sample()
     print(f"    {sample}: 12 s of drifting gradients, a Game of Life and a spinning test card", flush=True)
     print("2/5 a gray -> colour dataset from it", flush=True)
-    meta = build_dataset(DATA, videos=[sample], pair="gray", size=(64, 64), overwrite=True)
-    print("    " + describe(meta, DATA, sum(f.stat().st_size for f in DATA.iterdir())), flush=True)
+    meta = build_dataset(DATA, derived_sources([sample], "gray"), Size(64, 64), overwrite=True)
+    print("    " + describe(meta, DATA), flush=True)
     print(f"3/5 train a small unet for {args.steps} steps{' (bfloat16)' if amp else ''}", flush=True)
     shutil.rmtree(folder, ignore_errors=True)  # the demo's own experiment from an earlier run
     config = {**default_flags(), **NETWORK, "data": str(DATA), "name": EXPERIMENT, "max_steps": args.steps,
               "epochs": 1000, "sample_every": 3, "log_every": 20, "amp": amp, "device": args.device}
-    code = train(config)
+    code = train(config, on_epoch_end=write_report)
     if code:
         return code
     print(f"4/5 compare on the whole sample video -> {COMPARISON}", flush=True)
-    save_comparison(compare_video(sample, checkpoint=folder, output=COMPARISON, device=device, amp=amp), COMPARISON)
+    model = load_model(folder, device)
+    generate = ClipGenerator(model.generator, device, amp=amp)
+    record_result(compare_model(model, generate, sample, Outputs(COMPARISON, overwrite=True)), "compare")
     print("5/5 evaluate on the held-out frames", flush=True)
-    evaluation = evaluate_checkpoint(folder, device, amp=amp)
-    save_evaluation(evaluation)
-    report = folder / "index.html"
+    evaluation = evaluate_model(model, generate)
+    record_result(evaluation, "evaluation")
     scores = evaluation["scores"]
     print()
     print(f"comparison video: {COMPARISON}  (input | generated | target)")
-    print(f"report:           {report}")
-    print(f"checkpoint:       {folder / 'last.pt'}")
+    print(f"report:           {folder / 'index.html'}")
+    print(f"checkpoint:       {model.path}")
     print(f"\nheld-out frames of {DATA} ({evaluation['frames']} frames):")
     print(score_table(scores))
     beats = scores["psnr"] > scores["psnr_identity"] and scores["l1"] < scores["l1_identity"]

@@ -18,19 +18,17 @@ def add_arguments(parser):
 
 
 def run(args):
-    from inference.evaluate import evaluate_checkpoint, save_evaluation
-    from inference.loader import latest_experiment
-    from networks import SizeError
-    from utils.device import pick_device
-    from utils.errors import DatasetError
+    from experiments.report import record_result
+    from inference.evaluate import evaluate_model
+    from inference.generate import ClipGenerator
+    from inference.loader import latest_experiment, load_model
+    from utils.device import pick_device, resolve_amp
     from utils.metrics import score_table
 
-    checkpoint = args.checkpoint or latest_experiment()
-    try:
-        result = evaluate_checkpoint(checkpoint, pick_device(args.device), data=args.data, amp=args.amp)
-    except SizeError as exc:
-        raise DatasetError(args.data or checkpoint, str(exc)) from None
-    save_evaluation(result)
+    device = pick_device(args.device)
+    model = load_model(args.checkpoint or latest_experiment(), device)
+    result = evaluate_model(model, ClipGenerator(model.generator, device, amp=resolve_amp(args.amp, device)), args.data)
+    record_result(result, "evaluation")
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -25,7 +25,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from commands.train import default_flags
+    from cli.train_flags import default_flags
     from experiments.page import write_comparison_page
     from experiments.runs import GROUP_HEADER, RUN_HEADER, experiment_folders, group_rows, groups, run_rows, sort_runs, summarize, text_table
 

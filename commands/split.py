@@ -4,7 +4,7 @@
 """
 from pathlib import Path
 
-from utils.argtypes import format_size, frame_size, non_negative_float, positive_float
+from cli.argtypes import frame_size, non_negative_float, positive_float
 
 HELP = "cut a video into numbered frames"
 
@@ -30,6 +30,6 @@ def run(args):
     with staged_dir(output, overwrite=args.overwrite, what="frame folder") as tmp:
         count = write_image_sequence(args.video, tmp, suffix, size=args.size, fps=args.fps,
                                      start=args.start, duration=args.duration, info=info)
-    size = format_size(args.size) if args.size else f"{info.width}x{info.height}"
+    size = args.size or f"{info.width}x{info.height}"
     print(f"wrote {count} frames ({size}, {args.format}) to {output}/")
     return 0

@@ -7,10 +7,35 @@ again, a sweep skips finished points and resumes an interrupted one. `runs` comp
 import argparse
 from pathlib import Path
 
-from commands import train
-from utils.argtypes import positive_int
+from cli.argtypes import positive_int, switch
+from cli.train_flags import TRAIN_FLAGS, add_train_flags
 
 HELP = "train a grid of experiments over flag values and seeds"
+GRID_FLAGS = tuple(flag for flag in TRAIN_FLAGS if not flag.per_run)
+
+
+def grid_options(flag):
+    """add_argument options of a train flag made to take a comma-separated list of values (a list);
+    a switch takes on,off."""
+    options = dict(flag.options)
+    if flag.is_switch:
+        options.pop("action")
+        options.update(nargs="?", const="on", metavar="on,off")
+        base = switch
+    else:
+        base = options.pop("type", str)
+    choices = options.pop("choices", None)
+
+    def values(text):
+        parsed = [base(part.strip()) for part in str(text).split(",")]
+        for value in parsed if choices else []:
+            if value not in choices:
+                raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(choices)})")
+        return parsed
+
+    values.__name__ = getattr(base, "__name__", "value")
+    options.update(type=values, default=None, help=options["help"] + "; comma-separated values are swept")
+    return options
 
 
 def add_arguments(parser):
@@ -19,52 +44,35 @@ def add_arguments(parser):
     own.add_argument("--jobs", type=positive_int, default=1, help="points trained at once (each gets an equal share of the CPU threads)")
     own.add_argument("--checkpoints", default="checkpoints", help="folder for the experiment folders")
     own.add_argument("--dry-run", action="store_true", help="list the runs and what would happen to each, start nothing")
-    train.add_arguments(parser, grid=True)
-
-
-def grid_flags():
-    """[(dest, flag as typed, is a switch)] of the train flags a sweep takes."""
-    registry = []
-    train.add_arguments(argparse.ArgumentParser(add_help=False), grid=True, registry=registry)
-    return registry
+    add_train_flags(parser, options_of=grid_options, flags=GRID_FLAGS)
 
 
 def run(args):
-    from experiments.page import write_comparison_page
-    from experiments.runs import experiment_folders, groups, summarize
-    from experiments.sweep import expand_grid, point_name, point_state, run_points, train_argv
+    from cli.train_flags import default_flags
+    from experiments.page import refresh_comparison_page
+    from experiments.sweep import Point, expand_grid, point_state, run_points
 
-    registry = grid_flags()
-    flags = {dest: flag for dest, flag, _ in registry}
-    switches = {dest for dest, _, switch in registry if switch}
-    grid = {dest: getattr(args, dest) for dest, _, _ in registry if getattr(args, dest) is not None}
-    points = expand_grid(grid, args.seeds)
-    flags["seed"] = "--seed"
+    grid = {flag.dest: getattr(args, flag.dest) for flag in GRID_FLAGS if getattr(args, flag.dest) is not None}
+    flags = {flag.dest: flag for flag in TRAIN_FLAGS}
     root = Path(args.checkpoints)
-    jobs, states = [], {}
-    for point in points:
-        name = point_name(point, flags)
-        states[name] = point_state(root / name)
-        argv = train_argv(point, flags, switches) + ["--name", name, "--checkpoints", str(root)]
-        if states[name] == "resume":
-            argv.append("--resume")
-        if states[name] in ("new", "resume"):
-            jobs.append((name, argv))
+    points = [Point(values, flags) for values in expand_grid(grid, args.seeds)]
+    states = {point.name: point_state(root / point.name) for point in points}
+    jobs = [(point.name, point.train_argv(root, resume=states[point.name] == "resume"))
+            for point in points if states[point.name] in ("new", "resume")]
     print(f"sweep: {len(points)} runs ({len(points) // args.seeds} points x {args.seeds} seeds) in {root}/")
     for name, state in states.items():
         print(f"  {state:<8} {name}")
     if args.dry_run:
-        for name, argv in jobs:
+        for _, argv in jobs:
             print("python main.py train " + " ".join(argv))
         return 0
-    defaults = train.default_flags()
+    defaults = default_flags()
     finished = {"count": len(points) - len(jobs)}
 
     def on_done(name, code):
         finished["count"] += 1
         print(f"sweep: {name} {'finished' if code == 0 else f'stopped with exit code {code}'} ({finished['count']}/{len(points)})", flush=True)
-        runs = [summarize(folder, defaults) for folder in experiment_folders(root)]
-        write_comparison_page(root, runs, groups(runs))
+        refresh_comparison_page(root, defaults)
 
     codes = run_points(jobs, Path(__file__).resolve().parent.parent / "main.py", root, args.jobs, on_done)
     failed = sorted(name for name, code in codes.items() if code != 0)

@@ -2,7 +2,7 @@
 
 Windows start every `step` frames inside each frame range and never cross one; an epoch visits
 every window once, in a seeded order, shared out between DDP ranks. A batch is one gathered index
-(no per-frame Python loop); `to_model_input` turns it into floats on the device.
+(no per-frame Python loop); `utils.device.to_model_input` turns it into floats on the device.
     slider = ClipSlider(ds.a, ds.b, ds.ranges("train"), pool=9, step=3, batch_size=5)
     for a, b in slider.batches(epoch=0): ...   # uint8 (B, T, H, W, 3) each
 """
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from utils.errors import DatasetError
+from utils.size import Size
 
 
 def window_starts(ranges, pool, step):
@@ -28,8 +29,8 @@ def count_windows(length, pool, step):
 class ClipSlider:
     """Serves (A, B) clip batches as uint8 (B, T, H, W, 3) arrays.
 
-    `crop` (height, width) takes a random crop and `flip` a random horizontal flip, the same for A
-    and B and for every frame of a clip. Randomness comes from (seed, epoch, rank, batch), so a
+    `crop` (a Size) takes a random crop and `flip` a random horizontal flip, the same for A and B
+    and for every frame of a clip. Randomness comes from (seed, epoch, rank, batch), so a
     resumed run sees exactly the batches an uninterrupted one would."""
 
     def __init__(self, a, b, ranges, pool, step=1, batch_size=1, shuffle=True, seed=0, rank=0, world_size=1,
@@ -44,12 +45,20 @@ class ClipSlider:
             raise DatasetError(source, f"too short: its segments have {lengths} frames here but a window needs -pool {pool} "
                                        f"frames ({len(self.starts)} windows for {world_size} process(es)); "
                                        f"lower -pool or --step, or add frames")
-        height, width = a.shape[1:3]
-        if crop is not None and (crop[0] > height or crop[1] > width):
-            raise DatasetError(source, f"--crop {crop[1]}x{crop[0]} is larger than its frames ({width}x{height})")
+        if crop is not None and (crop.height > self.frame_size.height or crop.width > self.frame_size.width):
+            raise DatasetError(source, f"--crop {crop} is larger than its frames ({self.frame_size})")
         self.offsets = np.arange(pool, dtype=np.int64)
         # Torch views of the same memory: index_select copies frames on all intra-op threads, numpy on one.
         self.a_view, self.b_view = torch.from_numpy(a), torch.from_numpy(b)
+
+    @property
+    def frame_size(self):
+        return Size(self.a.shape[2], self.a.shape[1])
+
+    @property
+    def clip_size(self):
+        """The size of the frames it serves: the crop, or whole frames."""
+        return self.crop or self.frame_size
 
     @property
     def windows(self):
@@ -75,8 +84,7 @@ class ClipSlider:
             shape = frames.shape + self.a.shape[1:]
             return self.a_view.index_select(0, flat).numpy().reshape(shape), self.b_view.index_select(0, flat).numpy().reshape(shape)
         rng = np.random.default_rng([self.seed, epoch, self.rank, batch])
-        height, width = self.a.shape[1:3]
-        ch, cw = self.crop if self.crop is not None else (height, width)
+        (width, height), (cw, ch) = self.frame_size, self.clip_size
         rows = rng.integers(0, height - ch + 1, size=len(windows))[:, None] + np.arange(ch)  # (B, ch)
         cols = rng.integers(0, width - cw + 1, size=len(windows))[:, None] + np.arange(cw)  # (B, cw)
         if self.flip:
@@ -89,14 +97,3 @@ class ClipSlider:
         for number, windows in enumerate(self.epoch_batches(epoch)):
             if number >= skip:
                 yield self.gather(windows, epoch, number)
-
-
-def to_model_input(clips, device, channels_last=False):
-    """uint8 (B, T, H, W, 3) -> float (N, C, T, H, W) in [-1, 1] on `device`; the conversion runs there.
-
-    The permuted view already has channels_last_3d strides; `channels_last=False` makes it contiguous."""
-    tensor = torch.from_numpy(np.ascontiguousarray(clips))
-    if device.type == "cuda":
-        tensor = tensor.pin_memory().to(device, non_blocking=True)
-    tensor = tensor.permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)  # (N, C, T, H, W)
-    return tensor if channels_last else tensor.contiguous()

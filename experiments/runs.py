@@ -7,10 +7,12 @@ import json
 import re
 from pathlib import Path
 
-from utils.checkpoint import read_header
-from utils.html import read_json
-from utils.lock import lock_is_live
-from utils.stats import mean_std, significantly_different, welch_t_test
+from experiments.stats import mean_std, significantly_different, welch_t_test
+from training.experiment import CONFIG_NAME
+from training.lock import lock_is_live
+from training.metrics_log import METRICS_NAME
+from utils.checkpoint import LAST_NAME, read_header
+from utils.fsio import read_json
 
 # Flags that steer a run without changing what it learns: left out of "flags" and of grouping.
 NOT_SHOWN = {"name", "checkpoints", "resume", "dry_run", "allow_new_data", "log_every", "sample_every", "save_every",
@@ -24,14 +26,14 @@ def experiment_folders(root):
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and any((p / n).exists() for n in ("config.json", "metrics.jsonl", "last.pt")))
+    return sorted(p for p in root.iterdir() if p.is_dir() and any((p / n).exists() for n in (CONFIG_NAME, METRICS_NAME, LAST_NAME)))
 
 
 def _records(folder):
     """(validation records, event records, the last few loss records, the last step) of metrics.jsonl;
     only the lines that matter are parsed, and damaged lines are skipped."""
     try:
-        lines = (folder / "metrics.jsonl").read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = (folder / METRICS_NAME).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return [], [], [], 0
 
@@ -62,15 +64,16 @@ def summarize(folder, defaults):
     """One run as a dict of plain values: name, status, network, parameters, flags, steps, epochs,
     last and best validation scores, the identity baseline, clips per second."""
     folder = Path(folder)
-    config = read_json(folder / "config.json")
+    config = read_json(folder / CONFIG_NAME)
     config = config if isinstance(config, dict) else {}
     validation, events, speeds, steps = _records(folder)
-    header = read_header(folder / "last.pt") if (folder / "last.pt").exists() else None
+    has_checkpoint = (folder / LAST_NAME).exists()
+    header = read_header(folder / LAST_NAME) if has_checkpoint else None
     started = [e for e in events if e["event"] in ("started", "resumed")]
     last_val = validation[-1] if validation else {}
     run = {
         "name": folder.name,
-        "status": status_of(folder, events, (folder / "last.pt").exists()),
+        "status": status_of(folder, events, has_checkpoint),
         "network": config.get("network", "?"),
         "data": config.get("data"),
         "parameters": started[-1].get("parameters/generator") if started else None,
@@ -79,7 +82,7 @@ def summarize(folder, defaults):
         "steps": max(steps, header["step"] if header else 0),
         "saved_step": header["step"] if header else None,
         "epochs": max([r.get("epoch", 0) for r in validation + events if isinstance(r.get("epoch"), int)], default=0),
-        "checkpoint": (folder / "last.pt").exists(),
+        "checkpoint": has_checkpoint,
         "clips_per_s": _median([r["time/clips_per_s"] for r in speeds if isinstance(r.get("time/clips_per_s"), (int, float))]),
         "group": group_key(config),
     }

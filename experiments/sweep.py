@@ -3,6 +3,7 @@ an ordinary experiment folder named after its flags and seed, so a sweep started
 finished points and resumes the interrupted one.
 
     points = expand_grid({"network": ["unet", "resnet"], "gan_loss": ["dcgan", "none"]}, seeds=3)
+    Point(points[0], flags).train_argv("checkpoints")   # -> ["--network", "unet", "--gan-loss", "dcgan", "--seed", "0", ...]
 """
 import ctypes
 import hashlib
@@ -15,11 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+from datasets.sample import SAMPLE_DATA
 from experiments.runs import status_of
-from utils.metrics_log import read_metrics
+from training.metrics_log import read_metrics
+from utils.checkpoint import LAST_NAME
 
 MAX_NAME = 120
-DEFAULT_DATA = "data/sample"  # train's default --data
 PR_SET_PDEATHSIG = 1
 
 
@@ -44,32 +46,43 @@ def format_value(value):
     return str(value)
 
 
-def point_name(point, flags):
-    """The experiment name of a point: its data folder, then flag-value pairs, then the seed; stable
-    for the same flags and values. `flags` maps dest to the flag as typed (--gan-loss)."""
-    data = Path(str(point.get("data", DEFAULT_DATA))).name
-    parts = [data] + [f"{flags[dest].lstrip('-')}-{format_value(value)}" for dest, value in point.items() if dest not in ("data", "seed")]
-    name = "_".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", part) for part in parts)
-    if len(name) > MAX_NAME:  # keep names usable as folder names; the hash keeps them distinct
-        name = name[:MAX_NAME - 9] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
-    return f"{name}_seed{point['seed']}"
+class Point:
+    """One run of a sweep: {dest: value} of its swept flags and its seed, and `flags` {dest: Flag} of
+    the train schema, which says how each is typed."""
 
+    def __init__(self, values, flags):
+        self.values, self.flags = values, flags
 
-def train_argv(point, flags, switches):
-    """The train command-line flags of a point."""
-    argv = []
-    for dest, value in point.items():
-        if dest in switches:
-            argv += [flags[dest]] if value else []
-        else:
-            argv += [flags[dest], format_value(value)]
-    return argv
+    @property
+    def name(self):
+        """The experiment name: the data folder, then flag-value pairs, then the seed; the same for
+        the same flags and values."""
+        data = Path(str(self.values.get("data", SAMPLE_DATA))).name
+        parts = [data] + [f"{self._typed(dest).lstrip('-')}-{format_value(value)}" for dest, value in self.values.items()
+                          if dest not in ("data", "seed")]
+        name = "_".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", part) for part in parts)
+        if len(name) > MAX_NAME:  # keep names usable as folder names; the hash keeps them distinct
+            name = name[:MAX_NAME - 9] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+        return f"{name}_seed{self.values['seed']}"
+
+    def _typed(self, dest):
+        return self.flags[dest].names[-1]
+
+    def train_argv(self, checkpoints, resume=False):
+        """The `main.py train` arguments of this point, writing into `checkpoints`."""
+        argv = []
+        for dest, value in self.values.items():
+            if self.flags[dest].is_switch:
+                argv += [self._typed(dest)] if value else []
+            else:
+                argv += [self._typed(dest), format_value(value)]
+        return argv + ["--name", self.name, "--checkpoints", str(checkpoints)] + (["--resume"] if resume else [])
 
 
 def point_state(folder):
     """'done', 'running', 'resume' (a checkpoint to continue from) or 'new'."""
     folder = Path(folder)
-    saved = (folder / "last.pt").exists()
+    saved = (folder / LAST_NAME).exists()
     status = status_of(folder, [r for r in read_metrics(folder) if "event" in r], saved)
     if status in ("running", "finished"):
         return {"running": "running", "finished": "done"}[status]

@@ -1,30 +1,65 @@
 """A trained generator over a whole video, written as one side-by-side video (input | generated |
 target) with PSNR, SSIM and temporal warping error when there is a target. It streams: frames are
 decoded, generated and encoded window by window, so memory does not grow with the video's length.
-    compare_video("videos/in.mp4", checkpoint="checkpoints/unet_sample", output="videos/in_compare.mp4", device=cpu)
+Each output is a sink that takes the aligned chunks (inputs, outputs, targets) as they come.
+
+    model = load_model("checkpoints/unet_sample", device)
+    result = compare_model(model, ClipGenerator(model.generator, device), "videos/in.mp4", Outputs("videos/in_compare.mp4"))
 """
+import contextlib
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from datasets.slider import to_model_input
-from datasets.store import derived_chunks, paired_chunks
-from inference.loader import load_generator
+from datasets.pairs import parse_pair
+from datasets.sources import DerivedSource, InputSource, PairedSource
 from inference.sliding import generate_stream
-from training.validate import to_uint8_frames
-from utils.checkpoint import resolve_checkpoint
-from utils.device import autocast, resolve_amp
-from utils.errors import UsageError, VideoError
-from utils.ffmpeg import VideoWriter, iter_frames, probe, vmaf
-from utils.fsio import write_json_atomic
+from utils.errors import VideoError
+from utils.ffmpeg import VideoWriter, probe, vmaf
 from utils.images import side_by_side
 from utils.metrics import VideoScores
-from utils.report import write_report
 
 COMMENT = "made by vgan compare"
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How the generator runs over the video: windows of `pool` frames sharing `overlap` with the
+    next, `batch` windows per forward pass."""
+
+    pool: int
+    overlap: int
+    batch: int = 4
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What compare writes: the side-by-side video, optionally the generated frames alone, and VMAF."""
+
+    side_by_side: Path
+    generated: Path | None = None
+    vmaf: bool = False
+    overwrite: bool = False
+
+
+def comparison_source(video, target=None, pair=None):
+    """Where the frames come from: the video and its aligned target; or, for a model trained on a
+    derived pair (gray, blur, ...), the video's derived version as input and the video as target;
+    or the video alone."""
+    if target is not None:
+        source = PairedSource(video, target)
+        info, target_info = source.info(video), source.info(target)
+        if target_info.frames != info.frames:
+            raise VideoError(target, f"has {target_info.frames} frames but {video} has {info.frames}; give the aligned target")
+        if (target_info.width, target_info.height) != (info.width, info.height):
+            raise VideoError(target, f"is {target_info.width}x{target_info.height} but {video} is {info.width}x{info.height}; "
+                                     f"give the aligned target")
+        return source
+    if pair not in (None, "paired"):
+        return DerivedSource(video, parse_pair(pair))
+    return InputSource(video)
 
 
 def check_output(path, inputs, overwrite):
@@ -41,104 +76,96 @@ def check_output(path, inputs, overwrite):
             raise VideoError(path, "exists and was not written by vgan compare; pass --overwrite to replace it")
 
 
-def padded_generator(generator, device, amp):
-    """uint8 clips (B, T, H, W, 3) -> generated uint8 clips; frames whose sides are not multiples of
-    what the network needs are padded (edge pixels repeated) and cropped back."""
-    multiple = generator.size_multiple
+class SideBySide:
+    def __init__(self, path, fps, audio_from):
+        self.writer = VideoWriter(path, fps, audio_from=audio_from, comment=COMMENT)
 
-    @torch.no_grad()
-    def generate(clips):
-        x = to_model_input(clips, device)  # (N, C, T, H, W)
-        h, w = x.shape[-2:]
-        x = F.pad(x, (0, -w % multiple, 0, -h % multiple, 0, 0), mode="replicate")
-        with autocast(device, amp):
-            fake = generator(x)[..., :h, :w]
-        return to_uint8_frames(fake)
-
-    return generate
+    def add(self, inputs, outputs, targets):
+        panels = [("input", inputs), ("generated", outputs)] + ([("target", targets)] if targets is not None else [])
+        self.writer.write(side_by_side(panels))
 
 
-def compare_video(video, *, checkpoint, output, device, target=None, size=None, overlap=None, batch=4,
-                  save_generated=None, amp=False, with_vmaf=False, overwrite=False, dry_run=False):
-    """Write the side-by-side video (and its scores as JSON beside it); return a summary dict."""
-    generator, state = load_generator(checkpoint, device)
-    amp = resolve_amp(amp, device)
-    trained = state.get("dataset") or {}
-    pool = state["config"]["pool"]
-    overlap = pool // 2 if overlap is None else overlap
-    if overlap >= pool:
-        raise UsageError(f"argument --overlap: must be below the trained -pool ({pool})")
-    size = size or (trained.get("width", 64), trained.get("height", 64))
-    info = probe(video)
-    derived = target is None and trained.get("pair") not in (None, "paired")
-    if target is not None:
-        target_info = probe(target)
-        if target_info.frames != info.frames:
-            raise VideoError(target, f"has {target_info.frames} frames but {video} has {info.frames}; give the aligned target")
-        if (target_info.width, target_info.height) != (info.width, info.height):
-            raise VideoError(target, f"is {target_info.width}x{target_info.height} but {video} is {info.width}x{info.height}; "
-                                     f"give the aligned target")
-        pairs = paired_chunks(video, target, size, infos={video: info, target: target_info})
-    elif derived:
-        pairs = derived_chunks(video, size, trained["pair"], info=info)  # the input is derived, the video is the target
-    else:
-        pairs = ((chunk, None) for chunk in iter_frames(video, size=size, info=info))
-    generate = padded_generator(generator, device, amp)
-    if dry_run:  # the first window alone, as a batch; no output is opened
-        first = next(iter(pairs))[0][:pool]
-        clip = first[np.minimum(np.arange(pool), len(first) - 1)][None]  # (1, pool, H, W, 3)
-        out = generate(clip)
-        print(f"dry run: generated a window of {out.shape[1]} frames at {out.shape[3]}x{out.shape[2]} from {video}; nothing written")
-        return {"frames": out.shape[1]}
-    check_output(output, [video, target], overwrite)
-    if save_generated:
-        check_output(save_generated, [video, target, output], overwrite)
-    has_target = target is not None or derived
-    scores = VideoScores() if has_target else None
+class GeneratedFrames:
+    def __init__(self, path, fps):
+        self.writer = VideoWriter(path, fps, comment=COMMENT + " (generated)")
+
+    def add(self, inputs, outputs, targets):
+        self.writer.write(outputs)
+
+
+class Vmaf:
+    """The generated and target frames, encoded to scratch files and scored by libvmaf at the end."""
+
+    def __init__(self, scratch, fps):
+        self.paths = Path(scratch) / "generated.mp4", Path(scratch) / "target.mp4"
+        self.writers = [VideoWriter(path, fps) for path in self.paths]
+        self.score = None
+
+    def add(self, inputs, outputs, targets):
+        self.writers[0].write(outputs)
+        self.writers[1].write(targets)
+
+    def finish(self):
+        self.score = vmaf(*self.paths)
+
+
+def open_sinks(stack, source, outputs, fps, scratch):
+    """The sinks compare feeds, each writer closed (or, on failure, aborted) by `stack`."""
+    audio_from = source.paths[0] if source.info(source.paths[0]).has_audio else None
+    sinks = [SideBySide(outputs.side_by_side, fps, audio_from)]
+    if outputs.generated:
+        sinks.append(GeneratedFrames(outputs.generated, fps))
+    has_target = not isinstance(source, InputSource)
+    if has_target:
+        sinks.append(VideoScores())
+    if outputs.vmaf and has_target:
+        sinks.append(Vmaf(scratch, fps))
+    for sink in sinks:
+        for writer in [getattr(sink, "writer", None), *getattr(sink, "writers", [])]:
+            if writer is not None:
+                stack.enter_context(writer)
+    return sinks
+
+
+def compare_video(source, generate, size, windows, outputs):
+    """Write the outputs for every frame of `source`; returns {"frames", "fps", "scores"}."""
+    check_output(outputs.side_by_side, source.paths, outputs.overwrite)
+    if outputs.generated:
+        check_output(outputs.generated, [*source.paths, outputs.side_by_side], outputs.overwrite)
+    fps = source.info(source.paths[0]).fps
     frames = 0
     with tempfile.TemporaryDirectory() as scratch:
-        writers = []
-        try:
-            writer = VideoWriter(output, info.fps, audio_from=video if info.has_audio else None, comment=COMMENT)
-            writers.append(writer)
-            generated_path = save_generated or (Path(scratch) / "generated.mp4" if with_vmaf else None)
-            generated_writer = VideoWriter(generated_path, info.fps, comment=COMMENT + " (generated)") if generated_path else None
-            target_writer = VideoWriter(Path(scratch) / "target.mp4", info.fps) if with_vmaf and has_target else None
-            writers += [w for w in (generated_writer, target_writer) if w]
-            for inputs, outputs, targets in generate_stream(pairs, generate, pool, overlap, batch):
-                panels = [("input", inputs), ("generated", outputs)] + ([("target", targets)] if targets is not None else [])
-                writer.write(side_by_side(panels))
-                if generated_writer:
-                    generated_writer.write(outputs)
-                if target_writer:
-                    target_writer.write(targets)
-                if scores is not None:
-                    scores.add(inputs, outputs, targets)
-                frames += len(outputs)
+        with contextlib.ExitStack() as stack:
+            sinks = open_sinks(stack, source, outputs, fps, scratch)
+            for chunk in generate_stream(source.chunks(size), generate, windows.pool, windows.overlap, windows.batch):
+                for sink in sinks:
+                    sink.add(*chunk)
+                frames += len(chunk[1])
             if frames == 0:
-                raise VideoError(video, "gave no frames to compare")
-            for w in writers:
-                w.close()
-        except BaseException:
-            for w in writers:
-                w.abort()
-            raise
-        result = scores.result() if scores is not None else {}
-        if with_vmaf and has_target:
-            result["vmaf"] = vmaf(generated_path, Path(scratch) / "target.mp4")
-    return {"video": str(video), "target": str(target) if target else None, "checkpoint": str(resolve_checkpoint(checkpoint)),
-            "step": state["step"], "pair": trained.get("pair"), "frames": frames, "fps": info.fps, "size": list(size),
-            "pool": pool, "overlap": overlap, "output": str(output), "generated": str(save_generated) if save_generated else None,
-            "scores": result}
+                raise VideoError(source.paths[0], "gave no frames to compare")
+        scores = {}
+        for sink in sinks:
+            if isinstance(sink, VideoScores):
+                scores.update(sink.result())
+            elif isinstance(sink, Vmaf):
+                sink.finish()
+                scores["vmaf"] = sink.score
+    return {"frames": frames, "fps": fps, "scores": scores}
 
 
-def save_comparison(result, output):
-    """The scores as JSON beside the video, and, for a checkpoint in an experiment folder, the
-    latest comparison recorded there for its report."""
-    output = Path(output)
-    if result["scores"]:
-        write_json_atomic(output.with_suffix(".json"), result)
-    folder = Path(result["checkpoint"]).parent
-    if (folder / "config.json").exists():
-        write_json_atomic(folder / "compare.json", {**result, "output": str(output.resolve())})
-        write_report(folder)
+def compare_model(model, generate, video, outputs, target=None, size=None, windows=None):
+    """compare_video for a trained model: at its trained size and -pool (half a window of overlap)
+    unless told otherwise, on the pair it was trained on. Returns the summary that is kept as JSON."""
+    size = size or model.size
+    windows = windows or Windows(model.pool, model.pool // 2)
+    result = compare_video(comparison_source(video, target, model.pair), generate, size, windows, outputs)
+    return {"video": str(video), "target": str(target) if target else None, **model.describe(), "pair": model.pair,
+            "size": list(size), "pool": windows.pool, "overlap": windows.overlap, "output": str(outputs.side_by_side),
+            "generated": str(outputs.generated) if outputs.generated else None, **result}
+
+
+def dry_run(source, generate, size, pool):
+    """The first window alone through the generator: its output (1, pool, H, W, 3); nothing is written."""
+    first = next(iter(source.chunks(size)))[0][:pool]
+    clip = first[np.minimum(np.arange(pool), len(first) - 1)][None]  # a short video's last frame repeated
+    return generate(clip)

@@ -1,24 +1,62 @@
 """Trained generators out of checkpoints, for compare and evaluate.
 
-    generator, state = load_generator("checkpoints/unet_sample", torch.device("cpu"))
+    model = load_model("checkpoints/unet_sample", torch.device("cpu")); model.pool, model.size, model.pair
 """
+from dataclasses import dataclass
 from pathlib import Path
 
 from networks import GENERATORS, build_generator
-from utils.checkpoint import load_checkpoint, resolve_checkpoint
+from utils.checkpoint import LAST_NAME, load_checkpoint, resolve_checkpoint
 from utils.errors import CheckpointError
+from utils.size import Size
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A generator in eval mode and the checkpoint it came from."""
+
+    generator: object
+    state: dict
+    path: str
+
+    @property
+    def step(self):
+        return self.state["step"]
+
+    @property
+    def pool(self):
+        return self.state["config"]["pool"]
+
+    @property
+    def size(self):
+        """The frame size it was trained at."""
+        trained = self.state.get("dataset") or {}
+        return Size(trained.get("width", 64), trained.get("height", 64))
+
+    @property
+    def pair(self):
+        """The dataset's pair: a derived pair's name, or "paired" for two videos."""
+        return (self.state.get("dataset") or {}).get("pair")
+
+    @property
+    def data(self):
+        return self.state["config"]["data"]
+
+    def describe(self):
+        return {"checkpoint": self.path, "step": self.step}
 
 
 def latest_experiment(root="checkpoints"):
     """The experiment folder under `root` whose last.pt was written most recently."""
-    runs = sorted(Path(root).glob("*/last.pt"), key=lambda p: p.stat().st_mtime)
+    runs = sorted(Path(root).glob(f"*/{LAST_NAME}"), key=lambda p: p.stat().st_mtime)
     if not runs:
         raise CheckpointError(root, "holds no trained experiment; train one first or pass --checkpoint")
     return runs[-1].parent
 
 
-def load_generator(checkpoint, device):
-    """(generator in eval mode on `device`, the checkpoint dict). Weights that do not fit are refused."""
+def load_model(checkpoint, device):
+    """The TrainedModel of a checkpoint (a .pt file or an experiment folder), on `device`. Weights
+    that do not fit are refused."""
     path = resolve_checkpoint(checkpoint)
     state = load_checkpoint(path)
     if state["network"] not in GENERATORS:
@@ -29,4 +67,4 @@ def load_generator(checkpoint, device):
     except (TypeError, RuntimeError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:160]
         raise CheckpointError(path, f"its weights do not fit a {state['network']} with {state['model_args']} ({reason})") from None
-    return generator.to(device).eval(), state
+    return TrainedModel(generator.to(device).eval(), state, str(path))

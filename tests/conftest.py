@@ -7,11 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from datasets.build import build_dataset, derived_sources
+from utils.ffmpeg import ffmpeg_exe
+from utils.size import Size
 
-from datasets.store import build_dataset  # noqa: E402
-from utils.ffmpeg import ffmpeg_exe  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
+
+
+def build(folder, video, pair, side, fps=None, **options):
+    """A derived-pair dataset of `video` at side x side pixels."""
+    build_dataset(folder, derived_sources([video], pair), Size(side, side), fps=fps, **options)
+    return folder
 
 
 def make_video(path, source="testsrc2", size="64x48", rate=25, seconds=2, codec=("-c:v", "libx264", "-pix_fmt", "yuv420p"), extra=()):
@@ -66,7 +72,7 @@ TINY = ["--depth", "2", "--channels", "4", "--d-channels", "4", "--d-layers", "2
 @pytest.fixture(scope="session")
 def sample_video(tmp_path_factory):
     """The built-in sample video, rendered once per test session."""
-    from utils.sample import ensure_sample
+    from datasets.sample import ensure_sample
 
     return ensure_sample(tmp_path_factory.mktemp("sample") / "sample.mp4")
 
@@ -74,17 +80,13 @@ def sample_video(tmp_path_factory):
 @pytest.fixture(scope="session")
 def gray32(tmp_path_factory, sample_video):
     """Gray -> colour at 32 x 32 from the built-in sample: 300 frames."""
-    folder = tmp_path_factory.mktemp("data") / "gray32"
-    build_dataset(folder, videos=[sample_video], pair="gray", size=(32, 32))
-    return folder
+    return build(tmp_path_factory.mktemp("data") / "gray32", sample_video, "gray", 32)
 
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory, sample_video):
     """60 frames of 16 x 16 (the sample at 5 fps): for tests about mechanics, not learning."""
-    folder = tmp_path_factory.mktemp("data") / "tiny"
-    build_dataset(folder, videos=[sample_video], pair="gray", size=(16, 16), fps=5)
-    return folder
+    return build(tmp_path_factory.mktemp("data") / "tiny", sample_video, "gray", 16, fps=5)
 
 
 @pytest.fixture(scope="session")

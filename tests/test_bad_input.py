@@ -62,10 +62,11 @@ def test_truncated_file_is_decoded_as_far_as_it_goes(work):
 
 def test_dataset_too_short_to_train_on(work, clip):
     from datasets.slider import ClipSlider
-    from datasets.store import build_dataset, load_dataset
+    from conftest import build
+    from datasets.store import load_dataset
     from utils.errors import DatasetError
 
-    build_dataset(work / "d", videos=[clip], pair="gray", size=(8, 8), fps=5)
+    build(work / "d", clip, "gray", 8, fps=5)
     ds = load_dataset(work / "d")
     with pytest.raises(DatasetError, match=r"have 9 frames.*-pool 16") as caught:
         ClipSlider(ds.a, ds.b, ds.ranges("train"), pool=16, source=ds.path)

@@ -1,12 +1,16 @@
 """build-dataset and split from the command line, and the dataset format they produce."""
 import json
 
+import cv2
 import numpy as np
 import pytest
 
-from conftest import encode_frames, make_video, run_cli
-from datasets.store import build_dataset, derive_input, fingerprint, load_dataset
+from conftest import build, encode_frames, make_video, run_cli
+from datasets.build import build_dataset, derived_sources
+from datasets.store import fingerprint, load_dataset
 from utils.ffmpeg import read_frames
+from utils.metrics import mean_psnr
+from utils.size import Size
 
 
 def test_split_writes_numbered_frames_at_fps_and_size(tmp_path, clip):
@@ -41,23 +45,89 @@ def test_paired_dataset_keeps_pairs_aligned_and_marks_segments(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["a.npy", "b.npy", "meta.json"]
 
 
-@pytest.mark.parametrize("pair", ["gray", "edges", "blur", "lowres", "noise"])
-def test_derived_pairs_turn_the_video_into_input_and_target(tmp_path, sample_video, pair):
-    meta = build_dataset(tmp_path / pair, videos=[sample_video], pair=pair, size=(32, 32), fps=5)
-    ds = load_dataset(tmp_path / pair)
-    assert ds.a.shape == ds.b.shape == (60, 32, 32, 3) and meta["pair"] == pair
-    np.testing.assert_array_equal(ds.b, read_frames(sample_video, size=(32, 32), fps=5))
-    np.testing.assert_array_equal(ds.a, derive_input(ds.b, pair, np.random.default_rng(0)))
-    assert not np.array_equal(ds.a, ds.b)
-    if pair == "gray":
-        assert (ds.a[..., 0] == ds.a[..., 1]).all() and (ds.a[..., 1] == ds.a[..., 2]).all()
-    if pair == "edges":
-        assert set(np.unique(ds.a)) <= {0, 255}
+def derived(tmp_path, frames, pair, name="v"):
+    """The dataset that build-dataset makes from lossless `frames` with `pair` (at their own size)."""
+    video = encode_frames(frames, tmp_path / f"{name}.mkv")
+    h, w = frames.shape[1:3]
+    result = run_cli("build-dataset", "--video", video, "--pair", pair, "--size", f"{w}x{h}", "-o", tmp_path / name, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    ds = load_dataset(tmp_path / name)
+    np.testing.assert_array_equal(ds.b, frames[:len(ds.b)])  # the target is the video itself
+    return ds
+
+
+def smooth_frames(n=12, h=32, w=48, seed=0):
+    """Frames of soft colour blobs in mid-range values (noise seldom clips), moving a little."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[:h, :w]
+    frames = np.empty((n, h, w, 3), dtype=np.uint8)
+    centres, colours = rng.uniform(0, 1, (4, 2)) * (w, h), rng.uniform(70, 180, (4, 3))
+    for t in range(n):
+        weights = np.stack([np.exp(-((xs - cx - t) ** 2 + (ys - cy) ** 2) / 80.0) for cx, cy in centres])
+        frames[t] = np.rint(60 + (weights[..., None] * (colours[:, None, None] - 60)).sum(0).clip(0, 130))
+    return frames
+
+
+def test_gray_pair_uses_bt601_luma(tmp_path):
+    frames = np.random.default_rng(1).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    ds = derived(tmp_path, frames, "gray")
+    r, g, b = (frames[..., c].astype(np.float64) for c in range(3))
+    luma = np.rint(0.299 * r + 0.587 * g + 0.114 * b)
+    for channel in range(3):
+        assert np.abs(ds.a[..., channel] - luma).max() <= 1  # float32 rounding may differ by one level
+
+
+def test_blur_pair_is_a_gaussian_of_sigma_width_over_32(tmp_path):
+    frames = np.random.default_rng(2).integers(0, 256, (4, 32, 64, 3), dtype=np.uint8)
+    ds = derived(tmp_path, frames, "blur")
+    for a, b in zip(ds.a, frames):  # sigma 64 / 32 = 2
+        np.testing.assert_array_equal(a, cv2.GaussianBlur(b, (0, 0), sigmaX=2.0))
+    assert np.abs(ds.a.astype(int) - cv2.GaussianBlur(frames[0], (0, 0), sigmaX=1.0)).max() > 0
+
+
+def test_lowres_pair_loses_detail_finer_than_a_quarter(tmp_path):
+    stripes = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    stripes[:, :, ::2] = 255  # one-pixel stripes vanish at a quarter of the size
+    ds = derived(tmp_path, stripes, "lowres")
+    assert np.abs(ds.a.astype(int) - 128).max() <= 2
+    blocks = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    blocks[:, :, 16:] = 255  # a half-frame edge survives
+    assert derived(tmp_path, blocks, "lowres", "blocks").a[:, :, :12].max() <= 10
+
+
+def test_noise_pair_adds_gaussian_noise_of_sigma_25(tmp_path):
+    frames = smooth_frames()
+    ds = derived(tmp_path, frames, "noise")
+    noise = ds.a.astype(np.float64) - frames
+    assert abs(noise.mean()) < 0.5 and abs(noise.std() - 25.0) < 0.5
+    assert mean_psnr(ds.a, frames) == pytest.approx(10 * np.log10(255 ** 2 / 25.0 ** 2), abs=0.2)  # 20.17 dB
+
+
+def test_edges_pair_marks_only_the_edge(tmp_path):
+    frames = np.zeros((3, 24, 32, 3), dtype=np.uint8)
+    frames[:, :, 16:] = 200
+    ds = derived(tmp_path, frames, "edges")
+    columns = np.flatnonzero(ds.a[0, 12, :, 0])
+    assert set(np.unique(ds.a)) == {0, 255} and set(columns) <= {15, 16} and len(columns) >= 1
+    assert (ds.a[..., 0] == ds.a[..., 2]).all()
+
+
+def test_compress_pair_is_the_video_through_libx264_at_that_crf(tmp_path):
+    frames = smooth_frames(n=20, h=48, w=64, seed=3)
+    frames = np.clip(frames.astype(int) + np.random.default_rng(3).integers(-20, 20, frames.shape), 0, 255).astype(np.uint8)
+    heavy, light = derived(tmp_path, frames, "compress:45", "heavy"), derived(tmp_path, frames, "compress:15", "light")
+    assert 20 < mean_psnr(heavy.a, frames) < mean_psnr(light.a, frames) - 3  # more compression, more damage
+    video = encode_frames(frames, tmp_path / "oracle.mp4", codec=("-c:v", "libx264", "-crf", "45", "-preset", "veryfast",
+                                                                 "-pix_fmt", "yuv420p"))
+    oracle = read_frames(video)
+    assert mean_psnr(heavy.a, oracle) > 40  # what ffmpeg's own libx264 at CRF 45 gives, give or take the encoder's threads
+    meta = json.loads((tmp_path / "heavy" / "meta.json").read_text())
+    assert meta["pair"] == "compress:45" and meta["identity_psnr"]["train"] == pytest.approx(mean_psnr(heavy.a[:18], frames[:18]))
 
 
 def test_future_pair_targets_frame_t_plus_k_within_each_video(tmp_path, clip):
     second = make_video(tmp_path / "second.mp4", source="smptebars", seconds=1)
-    build_dataset(tmp_path / "fut", videos=[clip, second], pair="future:3", size=(16, 16))
+    build_dataset(tmp_path / "fut", derived_sources([clip, second], "future:3"), Size(16, 16))
     ds = load_dataset(tmp_path / "fut")
     assert [(s["start"], s["stop"]) for s in ds.meta["segments"]] == [(0, 47), (47, 69)]
     frames = read_frames(clip, size=(16, 16))
@@ -66,21 +136,20 @@ def test_future_pair_targets_frame_t_plus_k_within_each_video(tmp_path, clip):
 
 
 def test_dataset_loads_memory_mapped(tmp_path, clip):
-    build_dataset(tmp_path / "d", videos=[clip], pair="gray", size=(16, 16))
+    build(tmp_path / "d", clip, "gray", 16)
     ds = load_dataset(tmp_path / "d", mmap=True)
     assert isinstance(ds.a, np.memmap) and ds.a.shape == (50, 16, 16, 3)
     np.testing.assert_array_equal(np.asarray(ds.b), load_dataset(tmp_path / "d").b)
 
 
 def test_fingerprint_changes_with_content_not_with_location(tmp_path, clip):
-    build_dataset(tmp_path / "x", videos=[clip], pair="gray", size=(16, 16))
-    build_dataset(tmp_path / "y", videos=[clip], pair="gray", size=(16, 16))
-    build_dataset(tmp_path / "z", videos=[clip], pair="blur", size=(16, 16))
+    for name, pair in (("x", "gray"), ("y", "gray"), ("z", "blur")):
+        build(tmp_path / name, clip, pair, 16)
     assert fingerprint(tmp_path / "x") == fingerprint(tmp_path / "y") != fingerprint(tmp_path / "z")
 
 
 def test_meta_json_says_where_frames_came_from(tmp_path, clip):
-    build_dataset(tmp_path / "d", videos=[clip], pair="future:2", size=(8, 8), fps=10)
+    build(tmp_path / "d", clip, "future:2", 8, fps=10)
     meta = json.loads((tmp_path / "d" / "meta.json").read_text())
     assert meta["segments"][0]["video"] == str(clip) and meta["fps"] == 10 and meta["pair"] == "future:2"
     assert meta["frames"] == 18

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 import main as vgan
 from conftest import REPO, TINY, assert_user_error, make_video, run_cli
 from utils.checkpoint import load_checkpoint
-from utils.metrics_log import read_metrics
+from training.lock import lock_is_live
+from training.metrics_log import read_metrics
 
 KILL_SEED = 20261125
 FUZZ_SEEDS = {"split": 1, "build-dataset": 2, "compare": 3}
@@ -78,7 +79,7 @@ def test_sigkill_at_random_moments_always_leaves_a_last_pt_that_loads_and_resume
     assert mid_write >= 1, "no kill landed while a checkpoint was being written"
     done = run_cli("train", *args, "--resume", "--max-steps", last_step + 3, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "stale lock" in done.stderr
+    assert "taking over from pid" in done.stderr
     assert load_checkpoint(folder)["step"] == last_step + 3
     assert not list(folder.rglob("*.partial-*"))  # the resumed run cleared what the kills left
 
@@ -110,24 +111,54 @@ def test_sigint_and_sigterm_save_exit_130_and_143_and_resume_bitwise(tmp_path, t
 
 # 3. Two runs, one experiment ---------------------------------------------------------------------
 
-def test_second_run_on_a_live_experiment_is_refused_and_a_stale_lock_taken_over(tmp_path, tiny):
+def test_second_run_on_a_live_experiment_is_refused_and_a_killed_runs_lock_is_free(tmp_path, tiny):
     args = ["--data", tiny, *TINY, "--max-steps", "100000", "--name", "x"]
     folder = tmp_path / "checkpoints" / "x"
     live = subprocess.Popen(train_cmd(*args), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: (folder / "last.pt").exists(), what="the first checkpoint")
-        assert json.loads((folder / "lock").read_text())["pid"] == live.pid
+        assert json.loads((folder / "lock.json").read_text())["pid"] == live.pid and lock_is_live(folder)
         for extra in (["--resume"], []):
             result = run_cli("train", *args, *extra, cwd=tmp_path)
             assert_user_error(result, "checkpoints/x", f"in use by a running train (pid {live.pid}")
     finally:
         live.kill()
         live.wait()
-    assert (folder / "lock").exists()  # a SIGKILL leaves the lock behind
+    assert not lock_is_live(folder)  # the kernel released the dead run's lock
     result = run_cli("train", "--name", "x", "--resume", "--max-steps", load_checkpoint(folder)["step"] + 2, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert f"taking over a stale lock left by pid {live.pid}" in result.stderr
-    assert not (folder / "lock").exists()
+    assert f"taking over from pid {live.pid}" in result.stderr
+    assert not (folder / "lock.json").exists() and not lock_is_live(folder)
+
+
+RACER = """
+import sys, time
+from training.lock import ExperimentLock
+from utils.errors import TrainingError
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))  # both racers wake at the same moment
+try:
+    lock = ExperimentLock(sys.argv[1]).acquire()
+except TrainingError as exc:
+    print("refused", exc.message, flush=True)
+    sys.exit(0)
+print("took", flush=True)
+time.sleep(2)
+lock.release()
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_processes_racing_for_a_stale_lock_never_both_win(tmp_path, attempt):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "lock").write_text("")
+    (folder / "lock.json").write_text(json.dumps({"pid": 2 ** 22 + 777, "host": "gone"}))  # left by a killed run
+    start = time.time() + 1.5
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(folder), str(start)], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = sorted(proc.communicate(timeout=60)[0].split()[0] for proc in racers)
+    assert outcomes == ["refused", "took"], outcomes
 
 
 # 4. Hostile checkpoints --------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from commands.train import GAN_LOSSES, NETWORKS
+from cli.train_flags import GAN_LOSSES, NETWORKS
 from networks import GENERATORS, PatchDiscriminator3D, SizeError, build_generator
 from networks.losses import discriminator_loss, generator_loss, reconstruction_losses
 

@@ -1,7 +1,6 @@
 """runs, sweep and the comparison page: tables from real and synthetic run folders, the grid, resuming
 an interrupted sweep, and the significance logic."""
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,8 @@ from scipy import stats
 from browser import inspect_page
 from conftest import REPO, TINY, run_cli
 from experiments.runs import groups, summarize
-from utils.stats import significantly_different, welch_t_test
+from experiments.stats import significantly_different, welch_t_test
+from training.lock import ExperimentLock, lock_is_live
 
 
 # Significance --------------------------------------------------------------------------------
@@ -38,7 +38,9 @@ def test_identical_groups_are_not_significant_and_separated_ones_are():
     assert not significantly_different([25.0], [17.0, 17.1])  # one seed proves nothing
 
 
-def fake_run(root, name, config, records, lock_pid=None, checkpoint=True):
+def fake_run(root, name, config, records, lock_owner=None, checkpoint=True):
+    """A run folder as training leaves it. `lock_owner` "live" holds its lock (in this process), "dead"
+    leaves the lock files of a run that was killed."""
     folder = root / name
     folder.mkdir(parents=True)
     if config is not None:
@@ -48,11 +50,15 @@ def fake_run(root, name, config, records, lock_pid=None, checkpoint=True):
         (folder / "last.pt").write_bytes(b"weights")
         step = max([r["step"] for r in records if isinstance(r, dict)], default=0)
         (folder / "last.json").write_text(json.dumps({"step": step, "epoch": 1, "finished": True}))
-    if lock_pid:
-        import socket
-
-        (folder / "lock").write_text(json.dumps({"pid": lock_pid, "host": socket.gethostname()}))
+    if lock_owner == "live":
+        HELD.append(ExperimentLock(folder).acquire())
+    elif lock_owner == "dead":
+        (folder / "lock").write_text("")
+        (folder / "lock.json").write_text(json.dumps({"pid": 2 ** 22 + 12345, "host": "gone"}))
     return folder
+
+
+HELD = []  # locks held for fake live runs until the test session ends
 
 
 def val(step, psnr, ssim=0.5, warp=0.02, l1=0.1):
@@ -61,13 +67,13 @@ def val(step, psnr, ssim=0.5, warp=0.02, l1=0.1):
 
 
 def config(**flags):
-    from commands.train import default_flags
+    from cli.train_flags import default_flags
 
     return {**default_flags(), "name": "x", **flags}
 
 
 def test_grouped_seeds_show_mean_deviation_and_significance(tmp_path):
-    from commands.train import default_flags
+    from cli.train_flags import default_flags
 
     for seed, (good, bad) in enumerate([(20.0, 17.0), (20.2, 17.1), (19.9, 16.8)]):
         fake_run(tmp_path, f"good_seed{seed}", config(seed=seed, lr=1e-3), [val(10, 15), val(20, good), {"step": 20, "event": "finished"}])
@@ -88,8 +94,8 @@ def test_runs_table_survives_odd_folders(tmp_path):
              [val(10, 14.0), '{"step": 20, "val/psnr": 1\n', "not json at all\n", val(30, 15.5), {"step": 30, "event": "finished"}])
     fake_run(tmp_path, "deleted", config(), [val(10, 13.0), {"step": 10, "event": "finished"}], checkpoint=False)
     fake_run(tmp_path, "failed", config(lr=10.0), [val(10, 9.0), {"step": 12, "event": "failed", "reason": "nan"}])
-    fake_run(tmp_path, "killed", config(), [{"step": 0, "event": "started"}, val(10, 12.0)], lock_pid=2 ** 22 + 12345)
-    fake_run(tmp_path, "live", config(), [{"step": 0, "event": "started"}], lock_pid=os.getpid())
+    fake_run(tmp_path, "killed", config(), [{"step": 0, "event": "started"}, val(10, 12.0)], lock_owner="dead")
+    fake_run(tmp_path, "live", config(), [{"step": 0, "event": "started"}], lock_owner="live")
     fake_run(tmp_path, "noconfig", None, [val(5, 11.0)])
     (tmp_path / "not_a_run").mkdir()
     result = run_cli("runs", "--checkpoints", tmp_path, "--json", cwd=tmp_path)
@@ -162,9 +168,9 @@ def test_sweep_resumes_after_a_kill_without_repeating_finished_points(tmp_path, 
         time.sleep(0.1)
     sweep.kill()  # the sweep dies at once; its running point gets SIGTERM, saves and exits
     sweep.wait()
-    while (second / "lock").exists() and time.time() < deadline:
+    while lock_is_live(second) and time.time() < deadline:
         time.sleep(0.1)
-    assert not (second / "lock").exists(), "the running point did not stop when the sweep died"
+    assert not lock_is_live(second), "the running point did not stop when the sweep died"
     events = lambda folder: [json.loads(l)["event"] for l in (folder / "metrics.jsonl").read_text().splitlines() if '"event"' in l]  # noqa: E731
     assert events(first) == ["started", "finished"] and events(second)[-1] == "interrupted"
     again = run_cli(*args, cwd=tmp_path)

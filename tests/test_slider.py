@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.slider import ClipSlider, count_windows, to_model_input, window_starts
+from datasets.slider import ClipSlider, count_windows, window_starts
+from utils.device import to_model_input
 from utils.errors import DatasetError
+from utils.size import Size
 
 
 def coded_frames(n, h=6, w=8):
@@ -77,7 +79,7 @@ def test_gathered_batch_equals_naive_per_clip_stack():
 def test_crop_and_flip_are_the_same_for_a_and_b_and_every_frame():
     a = coded_frames(30, h=12, w=16)
     b = 255 - a
-    slider = ClipSlider(a, b, [(0, 30)], pool=5, step=1, batch_size=8, seed=1, crop=(6, 7), flip=True)
+    slider = ClipSlider(a, b, [(0, 30)], pool=5, step=1, batch_size=8, seed=1, crop=Size(7, 6), flip=True)  # 7 wide, 6 high
     flips = 0
     for number, windows in enumerate(slider.epoch_batches(0)):
         got_a, got_b = slider.gather(windows, 0, number)
@@ -95,7 +97,7 @@ def test_crop_and_flip_are_the_same_for_a_and_b_and_every_frame():
 
 def test_resumed_epoch_serves_the_same_remaining_batches():
     a = coded_frames(40)
-    slider = ClipSlider(a, a, [(0, 40)], pool=4, step=2, batch_size=3, seed=5, crop=(4, 4), flip=True)
+    slider = ClipSlider(a, a, [(0, 40)], pool=4, step=2, batch_size=3, seed=5, crop=Size(4, 4), flip=True)
     full = [x for x, _ in slider.batches(2)]
     tail = [x for x, _ in slider.batches(2, skip=3)]
     assert len(tail) == len(full) - 3

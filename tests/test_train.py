@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, TINY, assert_user_error, run_cli
-from datasets.store import build_dataset
+from conftest import REPO, TINY, assert_user_error, build, run_cli
 from training.loop import lr_at
-from utils.metrics_log import read_metrics
+from training.metrics_log import read_metrics
 from training.watchdog import Watchdog
 from utils.device import native_bf16_cpu
 
@@ -118,7 +117,7 @@ def test_resume_with_other_network_flags_is_refused_naming_them(tmp_path, tiny):
 
 def test_resume_on_other_data_needs_allow_new_data(tmp_path, tiny, sample_video):
     other = tmp_path / "other"
-    build_dataset(other, videos=[sample_video], pair="blur", size=(16, 16), fps=5)
+    build(other, sample_video, "blur", 16, fps=5)
     assert run_cli("train", "--data", tiny, *TINY, "--epochs", "1", "--name", "x", cwd=tmp_path).returncode == 0
     result = run_cli("train", "--name", "x", "--resume", "--data", other, "--epochs", "2", cwd=tmp_path)
     assert_user_error(result, "last.pt", "other data", "--allow-new-data")

@@ -1,5 +1,5 @@
-"""An experiment folder: its config, its checkpoints (last.pt and kept epoch_NNNN.pt), its samples,
-and the rules for resuming it.
+"""An experiment folder: its config, its checkpoints (last.pt and kept epoch_NNNN.pt), and the rules
+for resuming it.
 
     checkpoints/unet_sample/{config.json, last.pt, epoch_0003.pt, metrics.jsonl, samples/, lock, events...}
 """
@@ -7,19 +7,19 @@ import os
 import shutil
 from pathlib import Path
 
-from utils.checkpoint import save_checkpoint
-from utils.errors import CheckpointError, VideoError, warn
-from utils.ffmpeg import write_video
+from utils.checkpoint import LAST_NAME, save_checkpoint
+from utils.errors import CheckpointError
 from utils.fsio import temp_name, write_json_atomic
-from utils.images import clip_grid, frame_strip, save_png, side_by_side
 
 CONFIG_NAME = "config.json"
-LAST_NAME = "last.pt"
-SAMPLES_NAME = "samples"
 
 # Flags that shape the networks; a run cannot be resumed with other values.
 GENERATOR_FLAGS = {"unet": ("channels", "depth", "temporal_pool"), "resnet": ("channels", "blocks", "downsample", "se")}
 DISCRIMINATOR_FLAGS = ("d_channels", "d_layers", "spectral_norm")
+
+
+def experiment_folder(config):
+    return Path(config["checkpoints"]) / config["name"]
 
 
 def generator_args(config):
@@ -51,7 +51,7 @@ def resumed_config(saved, current, explicit, checkpoint_path):
     Typed flags that would change the networks are refused, naming them."""
     merged = dict(saved)
     merged.update({name: current[name] for name in explicit if name in current})
-    merged["resume"] = True
+    merged.update(resume=True, name=current["name"], checkpoints=current["checkpoints"])  # where it is now, if it was moved
     changed = [name for name, value in architecture(merged).items() if architecture(saved).get(name) != value]
     changed += [name for name in architecture(saved) if name not in architecture(merged)]
     if changed:
@@ -84,23 +84,3 @@ def save_state(folder, state, epoch_file, keep):
         os.replace(tmp, target)
     for old in sorted(folder.glob("epoch_*.pt"))[:-keep or None]:
         old.unlink(missing_ok=True)
-
-
-def write_samples(folder, epoch, clips, fps, log):
-    """Per-epoch pictures of one validation clip (PNG grid: input / generated / target rows) and a
-    short side-by-side video of the whole validation part."""
-    inputs, outputs, targets = clips  # uint8 (N, T, H, W, 3) each
-    samples = Path(folder) / SAMPLES_NAME
-    samples.mkdir(exist_ok=True)
-    grid = clip_grid([("input", inputs[0]), ("generated", outputs[0]), ("target", targets[0])])
-    save_png(samples / f"epoch_{epoch:04d}.png", grid)
-    log.image("samples/grid", grid, epoch)
-    # The same clip as unlabelled strips, for the page that puts runs side by side.
-    for name, frames in (("clip_input", inputs[0]), ("clip_target", targets[0]), ("clip_generated", outputs[0])):
-        save_png(samples / f"{name}.png", frame_strip(frames))
-    flat = lambda clip: clip.reshape((-1,) + clip.shape[2:])  # noqa: E731 - windows in time order
-    frames = side_by_side([("input", flat(inputs)), ("generated", flat(outputs)), ("target", flat(targets))])
-    try:
-        write_video(frames, samples / f"epoch_{epoch:04d}.mp4", fps=fps)
-    except (OSError, VideoError) as exc:  # a sample video is a convenience; training goes on without it
-        warn(samples, f"could not write the sample video ({exc})")

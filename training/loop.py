@@ -1,39 +1,79 @@
-"""The training loop, top to bottom: data, networks, then per step (1) update D, (2) update G; at
-each epoch's end validation, samples and a checkpoint. Runs alone or as one rank under torchrun.
+"""The training loop, top to bottom: open the experiment, load the data, build the networks, then
+per step (1) update D, (2) update G; at each epoch's end validation, samples and a checkpoint.
+Runs alone or as one rank under torchrun. The run's state is one `Run` and one `Position`; each
+stage below is a plain function of them.
 
     python main.py train -net unet --data data/sample_gray --epochs 20
 """
+import contextlib
 import json
-import math
-import signal
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from datasets.slider import ClipSlider, to_model_input
-from datasets.store import build_dataset, fingerprint, load_dataset
+from datasets.build import build_dataset, derived_sources
+from datasets.sample import SAMPLE_DATA, ensure_sample
+from datasets.slider import ClipSlider
+from datasets.store import fingerprint, load_dataset
 from networks import PatchDiscriminator3D, SizeError, build_generator, count_parameters
-from training.distributed import any_rank, barrier, init_distributed, ranks_agree, shutdown
-from training.experiment import (LAST_NAME, discriminator_args, generator_args, resumed_config, save_state,
-                                 write_config, write_samples)
-from utils.metrics_log import MetricsLog
-from training.progress import Progress
-from training.step import Models, gan_step
+from training.distributed import Ranks, any_rank, barrier, init_distributed, ranks_agree, shutdown
+from training.experiment import discriminator_args, experiment_folder, generator_args, resumed_config, save_state, write_config
+from training.lock import ExperimentLock
+from training.metrics_log import MetricsLog
+from training.samples import write_samples
+from training.signals import EXIT_CODES, StopSignals
+from training.step import LossWeights, Nets, NonFiniteLoss, gan_step
 from training.validate import validate
 from training.watchdog import Watchdog
-from utils.checkpoint import VERSION, load_checkpoint
-from utils.device import grad_scaler, resolve_amp, use_channels_last
+from utils.checkpoint import LAST_NAME, VERSION, load_checkpoint
+from utils.device import grad_scaler, resolve_amp, to_model_input, use_channels_last
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.fsio import remove_partials
-from utils.lock import ExperimentLock
-from utils.report import write_report
-from utils.sample import ensure_sample
+from utils.progress import Progress
+from utils.size import Size
 
-DEFAULT_DATA = "data/sample"
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+@dataclass
+class Position:
+    step: int = 0  # steps done in all
+    epoch: int = 0  # epochs finished
+    epoch_step: int = 0  # steps done in the current epoch
+
+
+@dataclass
+class Data:
+    dataset: object
+    fingerprint: str
+    train: ClipSlider
+    val: ClipSlider | None
+
+
+@dataclass
+class Run:
+    """What one training run holds: its flags, where it writes, where it runs, its data and networks."""
+
+    config: dict
+    folder: Path
+    ranks: Ranks
+    device: torch.device
+    amp: bool
+    data: Data = None
+    nets: Nets = None
+    channels_last: bool = False
+    total_steps: int = 0
+    log: MetricsLog = None  # rank 0 only, as are progress and the watchdog
+    progress: Progress = None
+    watchdog: Watchdog = field(default_factory=Watchdog)
+    on_epoch_end: object = None  # called with the folder after every epoch's report (rank 0): the experiment page
+    saved_step: int = 0
+
+    @property
+    def steps_per_epoch(self):
+        return len(self.data.train)
 
 
 def lr_at(step, base_lr, total_steps, decay_steps):
@@ -43,303 +83,303 @@ def lr_at(step, base_lr, total_steps, decay_steps):
     return base_lr * min(1.0, max(0.0, (total_steps - step) / decay_steps))
 
 
-def ensure_default_data(data):
-    """A bare `train` trains on data/sample, built from the built-in sample video the first time."""
-    if data == DEFAULT_DATA and not Path(DEFAULT_DATA).exists():
-        print(f"no {DEFAULT_DATA} yet: building it from the built-in sample video (gray -> colour, 64x64)", flush=True)
-        build_dataset(DEFAULT_DATA, videos=[ensure_sample()], pair="gray", size=(64, 64))
-
-
-class StopSignals:
-    """SIGINT and SIGTERM ask the loop to save and exit at the next step boundary; another one a
-    second or more later (a deliberate second Ctrl-C) stops at once. Copies of the first signal
-    that arrive together (torchrun forwarding a Ctrl-C the worker also got, a parent-death signal
-    sent twice) do not cut the save short."""
-
-    REPEAT_AFTER_S = 1.0
-
-    def __init__(self):
-        self.signum = None
-        self.first_at = None
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:
-            if time.monotonic() - self.first_at >= self.REPEAT_AFTER_S:
-                raise KeyboardInterrupt
-            return
-        self.signum, self.first_at = signum, time.monotonic()
-
-    def __enter__(self):
-        self.previous = {s: signal.signal(s, self._handle) for s in SIGNAL_EXIT}
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-
-class NonFiniteLoss(Exception):
-    pass
-
-
-def rng_state(device):
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def train(config, explicit=(), defaults=None):
-    """Train as the flags in `config` say; returns the exit code (0, or 130/143 when interrupted)."""
+def train(config, explicit=(), defaults=None, on_epoch_end=None):
+    """Train as the flags in `config` say; returns the exit code (0, or 130/143 when interrupted).
+    `explicit` names the flags the user typed (they override a resumed config); `defaults` are the
+    flags' defaults (the start line shows what differs)."""
     config = json.loads(json.dumps(config))  # plain JSON types only: safe in config.json and in checkpoints
-    if config["dry_run"]:
-        with tempfile.TemporaryDirectory() as tmp:
-            print("dry run: one training step and one validation pass; nothing is kept", flush=True)
-            return train({**config, "dry_run": False, "checkpoints": tmp, "max_steps": 1, "resume": False}, explicit)
     ranks, device = init_distributed(config["device"])
-    config["amp"] = resolve_amp(config["amp"], device, quiet=not ranks.is_main)
     try:
-        code = _train(config, set(explicit), defaults or {}, ranks, device)
+        with dry_run_folder(config) as config:
+            folder = experiment_folder(config)
+            with ExperimentLock(folder) if ranks.is_main else contextlib.nullcontext():
+                code = run_training(config, set(explicit), defaults or {}, ranks, device, on_epoch_end)
         barrier(ranks)  # tear the group down together: a rank that leaves early can abort in gloo's threads
         return code
     finally:
         shutdown(ranks)
 
 
-def _train(config, explicit, defaults, ranks, device):
-    folder = Path(config["checkpoints"]) / config["name"]
-    lock = ExperimentLock(folder) if ranks.is_main else None
+@contextlib.contextmanager
+def dry_run_folder(config):
+    """For --dry-run, the config of one step into a temporary folder that is deleted after; otherwise `config`."""
+    if not config["dry_run"]:
+        yield config
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        print("dry run: one training step and one validation pass; nothing is kept", flush=True)
+        yield {**config, "checkpoints": tmp, "max_steps": 1, "resume": False}
+
+
+def run_training(config, explicit, defaults, ranks, device, on_epoch_end):
+    folder = experiment_folder(config)
+    state, config = open_experiment(config, explicit, folder)
+    run = Run(config, folder, ranks, device, resolve_amp(config["amp"], device, quiet=not ranks.is_main), on_epoch_end=on_epoch_end)
+    run.data = load_data(config, ranks, state, folder)
+    run.nets, run.channels_last = build_networks(run, state)
+    run.total_steps = config["max_steps"] or config["epochs"] * run.steps_per_epoch
+    position = restore_position(run, state)
+    if position.step >= run.total_steps:
+        if ranks.is_main:
+            print(f"{folder}: already trained for {position.step} steps; raise --epochs or --max-steps to train further")
+        return 0
     try:
-        if lock is not None and folder.exists():  # a live run may hold it: refuse before doing any work
-            lock.acquire()
-        return _train_holding(config, explicit, defaults, ranks, device, folder, lock)
+        if ranks.is_main:
+            start_log(run, position, resumed=state is not None, defaults=defaults)
+        with StopSignals() as signals:
+            return train_epochs(run, position, signals)
+    except NonFiniteLoss as exc:
+        if run.log is not None:
+            run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": "failed", "reason": str(exc)})
+        raise TrainingError(folder, f"{exc} at step {position.step + 1}: training stopped; {LAST_NAME} keeps step {run.saved_step}. "
+                                    f"Lower --lr (now {config['lr']:g}), or try --gan-loss lsgan or --spectral-norm") from None
     finally:
-        if lock is not None:
-            lock.release()
+        if run.progress is not None:
+            run.progress.close()
+        if run.log is not None:
+            run.log.close()
 
 
-def _train_holding(config, explicit, defaults, ranks, device, folder, lock):
-    state = None
+def open_experiment(config, explicit, folder):
+    """(the saved checkpoint or None, the config to train with): --resume continues the experiment's
+    last.pt with the typed flags laid over its config; a new run into a folder holding one is refused."""
+    last = folder / LAST_NAME
     if config["resume"]:
-        state = load_checkpoint(folder / LAST_NAME)
-        config = resumed_config(state["config"], config, explicit, folder / LAST_NAME)
-    elif (folder / LAST_NAME).exists():
+        state = load_checkpoint(last)
+        return state, resumed_config(state["config"], config, explicit, last)
+    if last.exists():
         raise TrainingError(folder, "already holds a run; add --resume to continue it, or choose another --name")
-    if ranks.is_main:
-        ensure_default_data(config["data"])
-    barrier(ranks)
+    return None, config
 
-    # Data: uint8 frames in RAM (or memory-mapped), windows shared out between ranks.
+
+def load_data(config, ranks, state, folder):
+    """The dataset (uint8 frames in RAM, or memory-mapped), and its windows shared out between ranks."""
+    if ranks.is_main and config["data"] == SAMPLE_DATA and not Path(SAMPLE_DATA).exists():
+        print(f"no {SAMPLE_DATA} yet: building it from the built-in sample video (gray -> colour, 64x64)", flush=True)
+        build_dataset(SAMPLE_DATA, derived_sources([ensure_sample()], "gray"), Size(64, 64))
+    barrier(ranks)
     dataset = load_dataset(config["data"], mmap=config["mmap"])
     data_print = fingerprint(config["data"])
     if state is not None and state["dataset_fingerprint"] != data_print and not config["allow_new_data"]:
         raise CheckpointError(folder / LAST_NAME, f"was trained on other data than {config['data']}; pass --allow-new-data "
                                                   f"to go on with this dataset, or resume with the original --data")
-    crop = tuple(reversed(config["crop"])) if config["crop"] else None  # (height, width)
-    train_slider = ClipSlider(dataset.a, dataset.b, dataset.ranges("train"), config["pool"], config["step"], config["batch"],
-                              seed=config["seed"], rank=ranks.rank, world_size=ranks.world_size, crop=crop,
-                              flip=config["flip"], source=config["data"])
+    crop = Size(*config["crop"]) if config["crop"] else None
+    train = ClipSlider(dataset.a, dataset.b, dataset.ranges("train"), config["pool"], config["step"], config["batch"],
+                       seed=config["seed"], rank=ranks.rank, world_size=ranks.world_size, crop=crop, flip=config["flip"],
+                       source=config["data"])
     try:  # validation takes whole windows, side by side, each held-out frame once
-        val_slider = ClipSlider(dataset.a, dataset.b, dataset.ranges("val"), config["pool"], config["pool"], config["batch"],
-                                shuffle=False, source=config["data"])
+        val = ClipSlider(dataset.a, dataset.b, dataset.ranges("val"), config["pool"], config["pool"], config["batch"],
+                         shuffle=False, source=config["data"])
     except DatasetError:
-        val_slider = None
+        val = None
         if ranks.is_main:
             warn(config["data"], f"its validation part is shorter than -pool {config['pool']}: no validation; "
                                  f"rebuild with a larger --val-fraction")
+    return Data(dataset, data_print, train, val)
 
-    # Networks and optimizers. Every rank seeds alike, so they start identical.
+
+def build_networks(run, state):
+    """(Nets, channels_last): the generator, the discriminator (none without an adversarial loss) and
+    their optimizers, restored from `state` when resuming. Every rank seeds alike, so they start identical."""
+    config, device = run.config, run.device
     torch.manual_seed(config["seed"])
     generator = build_generator(config["network"], **generator_args(config)).to(device)
     d_args = discriminator_args(config)
     discriminator = PatchDiscriminator3D(**d_args).to(device) if d_args else None
-    height, width = dataset.a.shape[1:3]
-    for h, w in {(height, width), crop or (height, width)}:
+    for size in {run.data.train.frame_size, run.data.train.clip_size}:
         try:
-            generator.check_size(h, w)
+            generator.check_size(size.height, size.width)
         except SizeError as exc:
             raise DatasetError(config["data"], f"{exc}; rebuild the dataset with another --size, or change the network flags") from None
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config["lr"], betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config["lr"], betas=(0.5, 0.999)) if discriminator else None
-    scaler = grad_scaler(device, config["amp"])
-    step, start_epoch, epoch_step = 0, 0, 0
+    adam = {"lr": config["lr"], "betas": (0.5, 0.999)}
+    nets = Nets(generator, generator, torch.optim.Adam(generator.parameters(), **adam), grad_scaler(device, run.amp),
+                discriminator, discriminator, torch.optim.Adam(discriminator.parameters(), **adam) if discriminator else None)
     if state is not None:
-        generator.load_state_dict(state["generator"])
-        opt_g.load_state_dict(state["opt_g"])
-        if discriminator is not None:
-            discriminator.load_state_dict(state["discriminator"])
-            opt_d.load_state_dict(state["opt_d"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if device.type == "cuda" and "cuda" in state["rng"]:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-        step, start_epoch, epoch_step = state["step"], state["epoch"], state["epoch_step"]
-        if epoch_step > len(train_slider):  # the batch size or rank count changed mid-epoch
-            start_epoch, epoch_step = start_epoch + 1, 0
-    channels_last = use_channels_last(config["memory_format"], device, config["amp"])
-    if channels_last:
-        generator.to(memory_format=torch.channels_last_3d)
-        if discriminator is not None:
-            discriminator.to(memory_format=torch.channels_last_3d)
-    raw_g, raw_d = generator, discriminator  # unwrapped: these are saved and used for validation
-    if ranks.distributed:
-        generator = DistributedDataParallel(generator, device_ids=[device.index] if device.type == "cuda" else None)
-        if discriminator is not None:
-            discriminator = DistributedDataParallel(discriminator, device_ids=[device.index] if device.type == "cuda" else None)
-    models = Models(generator, discriminator, raw_d)
+        load_network_state(nets, state)
+    channels_last = use_channels_last(config["memory_format"], device, run.amp)
+    for module in (generator, discriminator):
+        if module is not None and channels_last:
+            module.to(memory_format=torch.channels_last_3d)
+    if run.ranks.distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        nets.generator = DistributedDataParallel(generator, device_ids=ids)
+        nets.discriminator = DistributedDataParallel(discriminator, device_ids=ids) if discriminator else None
+    return nets, channels_last
 
-    steps_per_epoch = len(train_slider)
-    total_steps = config["max_steps"] or config["epochs"] * steps_per_epoch
-    decay_steps = config["decay_epochs"] * steps_per_epoch
-    clips_per_step = config["batch"] * ranks.world_size
-    gan = config["gan_loss"]
-    if step >= total_steps:
-        if ranks.is_main:
-            print(f"{folder}: already trained for {step} steps; raise --epochs or --max-steps to train further")
-        return 0
 
-    def checkpoint(epoch, epoch_step, finished=False, scores=None):
-        return {
-            "generator": raw_g.state_dict(), "discriminator": raw_d.state_dict() if raw_d else None,
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict() if opt_d else None, "scaler": scaler.state_dict(),
-            "epoch": epoch, "epoch_step": epoch_step, "step": step, "network": config["network"],
-            "model_args": generator_args(config), "disc_args": d_args, "config": config, "rng": rng_state(device),
-            "dataset_fingerprint": data_print, "scores": scores or {}, "finished": finished, "version": VERSION,
-            "dataset": {key: dataset.meta.get(key) for key in ("pair", "width", "height", "fps")},
-        }
+def load_network_state(nets, state):
+    nets.raw_generator.load_state_dict(state["generator"])
+    nets.opt_g.load_state_dict(state["opt_g"])
+    if nets.raw_discriminator is not None:
+        nets.raw_discriminator.load_state_dict(state["discriminator"])
+        nets.opt_d.load_state_dict(state["opt_d"])
+    nets.scaler.load_state_dict(state["scaler"])
 
-    saved_step, epoch = step, start_epoch
 
-    def save(epoch_number, epoch_step, epoch_file=False, finished=False, scores=None):
-        nonlocal saved_step
-        if ranks.is_main:
-            save_state(folder, checkpoint(epoch_number, epoch_step, finished, scores), epoch_file, config["keep"])
-        saved_step = step
+def restore_position(run, state):
+    """Step 0 for a new run; a resumed run's step, epoch and place in the epoch, and its random state."""
+    if state is None:
+        return Position()
+    torch.set_rng_state(state["rng"]["torch"])
+    if run.device.type == "cuda" and "cuda" in state["rng"]:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], run.device)
+    position = Position(state["step"], state["epoch"], state["epoch_step"])
+    if position.epoch_step > run.steps_per_epoch:  # the batch size or rank count changed mid-epoch
+        position.epoch, position.epoch_step = position.epoch + 1, 0
+    run.saved_step = position.step
+    return position
 
-    values = {}  # the step's losses as floats, read once (one device sync per phase) for the check and the log
 
-    def check_finite(losses):
-        """Stop before an update when a loss is NaN or infinite (on any rank)."""
-        values.update(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
-        bad = [f"loss/{name} became {values[name]}" for name in losses if not math.isfinite(values[name])]
-        if any_rank([bool(bad)], ranks, device)[0]:
-            raise NonFiniteLoss(", ".join(bad) or "a loss on another rank became non-finite")
+def start_log(run, position, resumed, defaults):
+    """Rank 0 before the first step: clear leftovers, write config.json and a first checkpoint, open
+    metrics.jsonl, and say what is trained where."""
+    config, folder, raw_g, raw_d = run.config, run.folder, run.nets.raw_generator, run.nets.raw_discriminator
+    remove_partials(folder)  # left by a run that was killed mid-write; the lock says none is writing now
+    write_config(folder, config)
+    run.log = MetricsLog(folder, resume_step=position.step if resumed else None)
+    run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": "resumed" if resumed else "started",
+                   "world_size": run.ranks.world_size, "precision": "bf16" if run.amp else "fp32",
+                   "memory_format": "channels_last" if run.channels_last else "contiguous",
+                   "parameters/generator": count_parameters(raw_g), "parameters/discriminator": count_parameters(raw_d) if raw_d else 0})
+    if not resumed:
+        save(run, position)
+    ranks = run.ranks.world_size
+    print(f"{'resuming' if resumed else 'training'} {config['network']} ({count_parameters(raw_g) / 1e6:.2f} M parameters) "
+          f"on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch per rank, "
+          f"{ranks} rank{'s' if ranks > 1 else ''}, {run.device}, {'bfloat16' if run.amp else 'float32'}) into {folder}", flush=True)
+    internal = ("resume", "name") + (("checkpoints", "max_steps") if config["dry_run"] else ())  # set by the tool, not typed
+    changed = {k: v for k, v in config.items() if k in defaults and defaults[k] != v and k not in internal}
+    if changed:
+        print("flags: " + " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in sorted(changed.items())),
+              flush=True)
+    run.progress = Progress(run.total_steps, unit="step", what="training", initial=position.step, every_s=None, stream=None)
 
-    def report(epoch_number, finished):
-        """Validation and samples every --sample-every epochs and at the end, and the watchdog (rank 0)."""
-        scores = {}
-        if not ranks.is_main:
-            return scores
-        if val_slider is not None and (finished or epoch_number % config["sample_every"] == 0):
-            scores, clips = validate(raw_g, val_slider, device, config["amp"], channels_last)
-            log.write({"step": step, "epoch": epoch_number, **scores})
-            write_samples(folder, epoch_number, clips, dataset.meta.get("fps") or 25, log)
-            progress.write(f"epoch {epoch_number}: validation L1 {scores['val/l1']:.4f} (identity {scores['val/l1_identity']:.4f}), "
-                           f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB)")
-        for message in watchdog.end_epoch():
-            warn(folder, message)
-        write_report(folder)
-        return scores
 
-    watchdog = Watchdog()
+def train_epochs(run, position, signals):
+    """Epoch after epoch until the step budget; returns the exit code."""
+    while position.step < run.total_steps:
+        stopped = run_epoch(run, position, signals)
+        if stopped:
+            return stopped
+        if position.epoch_step == run.steps_per_epoch:
+            position.epoch, position.epoch_step = position.epoch + 1, 0
+            end_epoch(run, position, epoch_number=position.epoch, finished=position.step >= run.total_steps)
+    if position.epoch_step:  # the step budget ended inside an epoch: report it, and keep the position for --resume
+        end_epoch(run, position, epoch_number=position.epoch + 1, finished=True)
+    finish(run, position)
+    return 0
 
-    def run_steps(signals):
-        """Every step: (1) update D, (2) update G; log, and stop cleanly on a signal or at the budget."""
-        nonlocal step, epoch, epoch_step
-        sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
-        while step < total_steps:
-            batches = train_slider.epoch_batches(epoch)
-            while epoch_step < steps_per_epoch and step < total_steps:
-                started = time.perf_counter()
-                a, b = train_slider.gather(batches[epoch_step], epoch, epoch_step)  # uint8 (B, T, H, W, 3)
-                x, y = to_model_input(a, device, channels_last), to_model_input(b, device, channels_last)  # (N, C, T, H, W)
-                data_time += time.perf_counter() - started
-                lr = lr_at(step, config["lr"], total_steps, decay_steps)
-                for group in opt_g.param_groups + (opt_d.param_groups if opt_d else []):
-                    group["lr"] = lr
-                values.clear()
-                gan_step(models, opt_g, opt_d, scaler, x, y, gan, config["l1"], config["mse"], device, config["amp"],
-                         check=check_finite)
-                step, epoch_step = step + 1, epoch_step + 1
 
-                for name, value in values.items():
-                    sums[name] = sums.get(name, 0.0) + value
-                count += 1
-                if ranks.is_main:
-                    if raw_d is not None:
-                        watchdog.step(0.5 * (values["d_real"] + values["d_fake"]), values["g_adv"])
-                    elapsed = time.perf_counter() - timer
-                    speed = clips_per_step * count / elapsed
-                    text = (f"epoch {epoch + 1} g {values['g_total']:.3f}"
-                            + (f" (adv {values['g_adv']:.3f})" if "g_adv" in values else "")
-                            + (f" d {0.5 * (values['d_real'] + values['d_fake']):.3f}" if "d_real" in values else "")
-                            + f" l1 {values['g_l1']:.4f} | {speed:.2f} clips/s")
-                    log_now = step % config["log_every"] == 0 or step == total_steps
-                    if log_now:
-                        log.write({"step": step, "epoch": epoch + 1, **{f"loss/{k}": v / count for k, v in sums.items()}, "lr": lr,
-                                   "time/clips_per_s": speed, "time/data_share": data_time / elapsed})
-                        sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
-                    progress.update(step, text, log_now)
-                stop = any_rank([signals.signum is not None], ranks, device)[0]
-                if stop or (config["save_every"] and step % config["save_every"] == 0):
-                    save(epoch, epoch_step)
-                if stop:
-                    code = SIGNAL_EXIT.get(signals.signum, 130)
-                    if ranks.is_main:
-                        log.write({"step": step, "epoch": epoch + 1, "event": "interrupted", "signal": int(signals.signum or 2)})
-                        progress.write(f"interrupted: saved step {step} to {folder / LAST_NAME}; continue with --resume")
-                    return code
-            if epoch_step == steps_per_epoch:
-                epoch, epoch_step = epoch + 1, 0
-                finished = step >= total_steps
-                save(epoch, 0, epoch_file=True, finished=finished, scores=report(epoch, finished))
-                barrier(ranks)
-        if epoch_step:  # the step budget ended inside an epoch: report it, and keep the position for --resume
-            save(epoch, epoch_step, finished=True, scores=report(epoch + 1, True))
-        agree = ranks_agree([m for m in (raw_g, raw_d) if m is not None], ranks, device)
-        if ranks.is_main:
-            log.write({"step": step, "epoch": epoch + (1 if epoch_step else 0), "event": "finished",
-                       "world_size": ranks.world_size, "ranks_agree": agree})
-            if not agree:
-                warn(folder, "the ranks ended with different parameters; DDP did not keep them in step")
-            write_report(folder)
-            progress.write(f"finished {step} steps; checkpoint: {folder / LAST_NAME}")
-        return 0
+def run_epoch(run, position, signals):
+    """The steps of the current epoch from where it stands, until its end or the budget. Returns the
+    exit code when a signal stopped it (after saving), else None."""
+    config, nets = run.config, run.nets
+    weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
+    decay_steps = config["decay_epochs"] * run.steps_per_epoch
+    clips_per_step = config["batch"] * run.ranks.world_size
+    batches = run.data.train.epoch_batches(position.epoch)
+    sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
+    while position.epoch_step < run.steps_per_epoch and position.step < run.total_steps:
+        started = time.perf_counter()
+        a, b = run.data.train.gather(batches[position.epoch_step], position.epoch, position.epoch_step)  # uint8 (B, T, H, W, 3)
+        x, y = to_model_input(a, run.device, run.channels_last), to_model_input(b, run.device, run.channels_last)  # (N, C, T, H, W)
+        data_time += time.perf_counter() - started
+        lr = lr_at(position.step, config["lr"], run.total_steps, decay_steps)
+        for group in nets.opt_g.param_groups + (nets.opt_d.param_groups if nets.opt_d else []):
+            group["lr"] = lr
+        losses = gan_step(nets, x, y, weights, run.device, run.amp, run.ranks)
+        position.step, position.epoch_step = position.step + 1, position.epoch_step + 1
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0.0) + value
+        count += 1
+        if run.ranks.is_main:
+            elapsed = time.perf_counter() - timer
+            speed = clips_per_step * count / elapsed
+            log_now = position.step % config["log_every"] == 0 or position.step == run.total_steps
+            if log_now:
+                run.log.write({"step": position.step, "epoch": position.epoch + 1, **{f"loss/{k}": v / count for k, v in sums.items()},
+                               "lr": lr, "time/clips_per_s": speed, "time/data_share": data_time / elapsed})
+                sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
+            report_step(run, position, losses, speed, log_now)
+        stopped = any_rank([signals.signum is not None], run.ranks, run.device)[0]
+        if stopped or (config["save_every"] and position.step % config["save_every"] == 0):
+            save(run, position)
+        if stopped:
+            return stop(run, position, signals.signum)
+    return None
 
-    log, progress = None, None
-    if lock is not None and not lock.held:
-        folder.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    if lock is not None:
-        remove_partials(folder)  # left by a run that was killed mid-write; the lock says none is writing now
-    try:
-        if ranks.is_main:
-            write_config(folder, config)
-            log = MetricsLog(folder, resume_step=step if state is not None else None)
-            log.write({"step": step, "epoch": start_epoch + 1, "event": "resumed" if state is not None else "started",
-                       "world_size": ranks.world_size, "parameters/generator": count_parameters(raw_g),
-                       "parameters/discriminator": count_parameters(raw_d) if raw_d else 0})
-            if state is None:
-                save_state(folder, checkpoint(0, 0), epoch_file=False, keep=config["keep"])
-            changed = {k: v for k, v in config.items() if k in defaults and defaults[k] != v and k not in ("resume", "name")}
-            print(f"{'resuming' if state is not None else 'training'} {config['network']} "
-                  f"({count_parameters(raw_g) / 1e6:.2f} M parameters) on {config['data']} "
-                  f"({train_slider.windows} training windows, {steps_per_epoch} steps per epoch per rank, "
-                  f"{ranks.world_size} rank{'s' if ranks.world_size > 1 else ''}, {device}"
-                  f"{', amp' if config['amp'] else ''}) into {folder}", flush=True)
-            if changed:
-                flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in sorted(changed.items())]
-                print("flags: " + " ".join(flags), flush=True)
-            progress = Progress(total_steps, initial=step)
-        with StopSignals() as signals:
-            return run_steps(signals)
-    except NonFiniteLoss as exc:
-        if log is not None:
-            log.write({"step": step, "epoch": epoch + 1, "event": "failed", "reason": str(exc)})
-        raise TrainingError(folder, f"{exc} at step {step + 1}: training stopped; {LAST_NAME} keeps step {saved_step}. "
-                                    f"Lower --lr (now {config['lr']:g}), or try --gan-loss lsgan or --spectral-norm") from None
-    finally:
-        if progress is not None:
-            progress.close()
-        if log is not None:
-            log.close()
+
+def report_step(run, position, losses, speed, log_now):
+    """Rank 0 after a step: the watchdog's count and the progress line."""
+    if "d_real" in losses:
+        run.watchdog.step(0.5 * (losses["d_real"] + losses["d_fake"]), losses["g_adv"])
+    text = (f"epoch {position.epoch + 1} g {losses['g_total']:.3f}"
+            + (f" (adv {losses['g_adv']:.3f})" if "g_adv" in losses else "")
+            + (f" d {0.5 * (losses['d_real'] + losses['d_fake']):.3f}" if "d_real" in losses else "")
+            + f" l1 {losses['g_l1']:.4f} | {speed:.2f} clips/s")
+    run.progress.update(position.step, text, line=log_now)
+
+
+def stop(run, position, signum):
+    """After a stop signal: the state is saved; say so and return the exit code."""
+    if run.ranks.is_main:
+        run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": "interrupted", "signal": int(signum or 2)})
+        run.progress.write(f"interrupted: saved step {position.step} to {run.folder / LAST_NAME}; continue with --resume")
+    return EXIT_CODES.get(signum, 130)
+
+
+def end_epoch(run, position, epoch_number, finished):
+    """Validation and samples every --sample-every epochs and at the end, the watchdog, the
+    experiment page, and a checkpoint (kept as epoch_NNNN.pt at an epoch's end)."""
+    scores = {}
+    if run.ranks.is_main:
+        config = run.config
+        if run.data.val is not None and (finished or epoch_number % config["sample_every"] == 0):
+            scores, clips = validate(run.nets.raw_generator, run.data.val, run.device, run.amp, run.channels_last)
+            run.log.write({"step": position.step, "epoch": epoch_number, **scores})
+            write_samples(run.folder, epoch_number, clips, run.data.dataset.meta.get("fps") or 25, run.log)
+            run.progress.write(f"epoch {epoch_number}: validation L1 {scores['val/l1']:.4f} (identity {scores['val/l1_identity']:.4f}), "
+                               f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB)")
+        for message in run.watchdog.end_epoch():
+            warn(run.folder, message)
+        if run.on_epoch_end is not None:
+            run.on_epoch_end(run.folder)
+    save(run, position, epoch_file=position.epoch_step == 0, finished=finished, scores=scores)
+    barrier(run.ranks)
+
+
+def save(run, position, epoch_file=False, finished=False, scores=None):
+    """Write last.pt (rank 0): everything needed to continue exactly from `position`."""
+    if run.ranks.is_main:
+        save_state(run.folder, checkpoint(run, position, finished, scores), epoch_file, run.config["keep"])
+    run.saved_step = position.step
+
+
+def checkpoint(run, position, finished=False, scores=None):
+    """The checkpoint as plain data: state dicts, counters, random state, the config."""
+    nets, config = run.nets, run.config
+    rng = {"torch": torch.get_rng_state()}
+    if run.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(run.device)
+    return {
+        "generator": nets.raw_generator.state_dict(), "opt_g": nets.opt_g.state_dict(), "scaler": nets.scaler.state_dict(),
+        "discriminator": nets.raw_discriminator.state_dict() if nets.raw_discriminator else None,
+        "opt_d": nets.opt_d.state_dict() if nets.opt_d else None,
+        "epoch": position.epoch, "epoch_step": position.epoch_step, "step": position.step, "network": config["network"],
+        "model_args": generator_args(config), "disc_args": discriminator_args(config), "config": config, "rng": rng,
+        "dataset_fingerprint": run.data.fingerprint, "scores": scores or {}, "finished": finished, "version": VERSION,
+        "dataset": {key: run.data.dataset.meta.get(key) for key in ("pair", "width", "height", "fps")},
+    }
+
+
+def finish(run, position):
+    """After the last step: check that the ranks agree, and log the end."""
+    agree = ranks_agree([m for m in (run.nets.raw_generator, run.nets.raw_discriminator) if m is not None], run.ranks, run.device)
+    if run.ranks.is_main:
+        run.log.write({"step": position.step, "epoch": position.epoch + (1 if position.epoch_step else 0), "event": "finished",
+                       "world_size": run.ranks.world_size, "ranks_agree": agree})
+        if not agree:
+            warn(run.folder, "the ranks ended with different parameters; DDP did not keep them in step")
+        if run.on_epoch_end is not None:
+            run.on_epoch_end(run.folder)
+        run.progress.write(f"finished {position.step} steps; checkpoint: {run.folder / LAST_NAME}")

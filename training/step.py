@@ -1,21 +1,42 @@
 """One GAN training step: (1) update D on real and generated pairs, (2) update G to fool D and to
 match the target (the mixed losses). Used by the training loop and by bench/train.py.
 
-    losses = gan_step(models, opt_g, opt_d, scaler, x, y, gan="dcgan", l1=100, mse=0, device=device, amp=False)
+    losses = gan_step(nets, x, y, LossWeights("dcgan", l1=100), device, amp=False)   # {"g_l1": 0.21, ...}
 """
+import math
 from dataclasses import dataclass
 
 import torch
 
 from networks.losses import discriminator_loss, generator_loss, reconstruction_losses
+from training.distributed import Ranks, any_rank
 from utils.device import autocast
 
 
+class NonFiniteLoss(Exception):
+    """A loss became NaN or infinite; raised before it reaches the weights."""
+
+
 @dataclass
-class Models:
-    generator: torch.nn.Module  # possibly DDP-wrapped
-    discriminator: torch.nn.Module | None  # possibly DDP-wrapped; None without an adversarial loss
-    raw_discriminator: torch.nn.Module | None  # unwrapped: used in the G step, where D is not trained
+class Nets:
+    """The networks and their optimizers. `generator` and `discriminator` may be DDP-wrapped;
+    `raw_generator` and `raw_discriminator` never are (they are saved, and D is used unwrapped in
+    the G step, where it is not trained). No discriminator without an adversarial loss."""
+
+    generator: torch.nn.Module
+    raw_generator: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    discriminator: torch.nn.Module | None = None
+    raw_discriminator: torch.nn.Module | None = None
+    opt_d: torch.optim.Optimizer | None = None
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    gan: str = "dcgan"
+    l1: float = 100.0
+    mse: float = 0.0
 
 
 def set_requires_grad(module, flag):
@@ -23,34 +44,45 @@ def set_requires_grad(module, flag):
         p.requires_grad_(flag)
 
 
-def gan_step(models, opt_g, opt_d, scaler, x, y, gan, l1, mse, device, amp, check=lambda losses: None):
-    """x, y: (N, C, T, H, W) input and target in [-1, 1]. `check(losses)` runs before each update
-    and may raise to stop before bad values reach the weights. Returns the loss tensors by name."""
+def as_floats(losses, ranks, device):
+    """The losses as floats (one device sync); raises NonFiniteLoss when one is NaN or infinite on
+    any rank, so that every rank stops together."""
+    values = dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
+    bad = [f"loss/{name} became {value}" for name, value in values.items() if not math.isfinite(value)]
+    if any_rank([bool(bad)], ranks, device)[0]:
+        raise NonFiniteLoss(", ".join(bad) or "a loss on another rank became non-finite")
+    return values
+
+
+def gan_step(nets, x, y, weights, device, amp, ranks=Ranks()):
+    """x, y: (N, C, T, H, W) input and target in [-1, 1]. Returns the step's losses as floats."""
     with autocast(device, amp):
-        fake = models.generator(x)
+        fake = nets.generator(x)
+    values = {}
 
     # (1) Update D: real pairs towards "real", generated pairs (detached from G) towards "fake".
-    losses = {}
-    if models.discriminator is not None:
-        set_requires_grad(models.raw_discriminator, True)
+    if nets.discriminator is not None:
+        set_requires_grad(nets.raw_discriminator, True)
         with autocast(device, amp):  # one pass over both halves, so DDP syncs once
-            logits = models.discriminator(torch.cat([x, x]), torch.cat([y, fake.detach()])).float()
-        losses["d_real"], losses["d_fake"] = discriminator_loss(gan, *logits.chunk(2))
-        check(losses)
-        opt_d.zero_grad(set_to_none=True)
-        scaler.scale(0.5 * (losses["d_real"] + losses["d_fake"])).backward()
-        scaler.step(opt_d)
-        set_requires_grad(models.raw_discriminator, False)
+            logits = nets.discriminator(torch.cat([x, x]), torch.cat([y, fake.detach()])).float()
+        d_real, d_fake = discriminator_loss(weights.gan, *logits.chunk(2))
+        values.update(as_floats({"d_real": d_real, "d_fake": d_fake}, ranks, device))
+        nets.opt_d.zero_grad(set_to_none=True)
+        nets.scaler.scale(0.5 * (d_real + d_fake)).backward()
+        nets.scaler.step(nets.opt_d)
+        set_requires_grad(nets.raw_discriminator, False)
 
     # (2) Update G: fool the updated D, and stay close to the target.
-    if models.raw_discriminator is not None:
+    losses = {}
+    if nets.raw_discriminator is not None:
         with autocast(device, amp):
-            losses["g_adv"] = generator_loss(gan, models.raw_discriminator(x, fake).float())
+            losses["g_adv"] = generator_loss(weights.gan, nets.raw_discriminator(x, fake).float())
     losses["g_l1"], losses["g_mse"] = reconstruction_losses(fake, y)
-    losses["g_total"] = losses.get("g_adv", 0.0) + l1 * losses["g_l1"] + mse * losses["g_mse"]
-    check({name: value for name, value in losses.items() if name.startswith("g_")})
-    opt_g.zero_grad(set_to_none=True)
-    scaler.scale(losses["g_total"]).backward()
-    scaler.step(opt_g)
-    scaler.update()
-    return losses
+    total = losses.get("g_adv", 0.0) + weights.l1 * losses["g_l1"] + weights.mse * losses["g_mse"]
+    losses["g_total"] = total
+    values.update(as_floats(losses, ranks, device))
+    nets.opt_g.zero_grad(set_to_none=True)
+    nets.scaler.scale(total).backward()
+    nets.scaler.step(nets.opt_g)
+    nets.scaler.update()
+    return values

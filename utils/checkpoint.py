@@ -16,6 +16,7 @@ from utils.errors import CheckpointError
 from utils.fsio import temp_name, write_json_atomic
 
 VERSION = 1
+LAST_NAME = "last.pt"  # the checkpoint an experiment folder means
 REQUIRED_KEYS = ("generator", "network", "model_args", "config", "step", "version")
 
 
@@ -57,7 +58,7 @@ def resolve_checkpoint(path):
     """A .pt file as given, or an experiment folder's last.pt."""
     path = Path(path)
     if path.is_dir():
-        path = path / "last.pt"
+        path = path / LAST_NAME
     if not path.exists():
         raise CheckpointError(path, "no such checkpoint; give a .pt file or an experiment folder under checkpoints/")
     return path

@@ -1,14 +1,36 @@
-"""Choosing the device, mixed precision and memory layout for training and inference.
+"""Choosing the device, mixed precision and memory layout, and moving frames to the device and back.
 
     device = pick_device("auto")            # cuda when present, else cpu
-    with autocast(device, enabled=True): y = model(x)
+    with autocast(device, enabled=True): y = model(to_model_input(clips, device))
 """
 import contextlib
 import os
 
+import numpy as np
 import torch
 
 from utils.errors import UserError, warn
+
+
+def cpu_flags():
+    """The CPU's model name and the flags that decide convolution speed here (from /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return "unknown CPU", []
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "unknown CPU")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    return model, [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+
+
+def machine_summary():
+    """One line on where a measurement ran: CPU, its relevant flags, caps on the kernels, torch, threads, GPU."""
+    model, flags = cpu_flags()
+    caps = " ".join(f"{name}={os.environ[name]}" for name in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if os.environ.get(name))
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{model} ({' '.join(flags) or 'no avx2'}{'; ' + caps if caps else ''}; native bf16: "
+            f"{'yes' if native_bf16_cpu() else 'no'}), torch {torch.__version__}, {torch.get_num_threads()} threads, {gpu}")
 
 
 def pick_device(choice, local_rank=0):
@@ -73,3 +95,19 @@ def use_channels_last(choice, device, amp):
     if choice == "auto":
         return device.type == "cuda" and amp
     return choice == "channels_last"
+
+
+def to_model_input(clips, device, channels_last=False):
+    """uint8 (B, T, H, W, 3) -> float (N, C, T, H, W) in [-1, 1] on `device`; the conversion runs there.
+
+    The permuted view already has channels_last_3d strides; `channels_last=False` makes it contiguous."""
+    tensor = torch.from_numpy(np.ascontiguousarray(clips))
+    if device.type == "cuda":
+        tensor = tensor.pin_memory().to(device, non_blocking=True)
+    tensor = tensor.permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)  # (N, C, T, H, W)
+    return tensor if channels_last else tensor.contiguous()
+
+
+def to_uint8_frames(clips):
+    """float (N, C, T, H, W) in [-1, 1] -> uint8 (N, T, H, W, C) numpy, rounded like an 8-bit video."""
+    return ((clips.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()

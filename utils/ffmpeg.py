@@ -1,17 +1,20 @@
 """Every call to the ffmpeg binary: find it, probe a video, decode frames into numpy, encode frames.
 
-Commands are built with ffmpeg-python and run as argument lists (never through a shell); paths are
-passed as `file:` URLs so that names with spaces, quotes, `;`, `$(...)`, `:` or a leading `-` are
-taken literally. Frame folders are accepted wherever a video is. Example:
-    frames = read_frames("videos/in.mp4", size=(64, 64), fps=10)   # uint8 (N, H, W, 3)
+There is one way to run it: `run_ffmpeg` for a command that runs to its end, within a time limit,
+and `FfmpegPipe` for a process that streams frames through pipes, killed when it makes no progress
+for STALL_TIMEOUT_S. Command lines are built with ffmpeg-python (or as lists) and run as argument
+lists, never through a shell; paths are passed as `file:` URLs so that names with spaces, quotes,
+`;`, `$(...)`, `:` or a leading `-` are taken literally. Frame folders are accepted wherever a video is.
+    frames = read_frames("videos/in.mp4", size=Size(64, 64), fps=10)   # uint8 (N, H, W, 3)
 """
-import contextlib
 import functools
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +23,11 @@ import numpy as np
 
 from utils import frame_folder
 from utils.errors import VideoError, warn
-from utils.fsio import ensure_parent, staged_file
+from utils.fsio import StagedFile, ensure_parent, staged_file
 
 PROBE_TIMEOUT_S = 120
+STALL_TIMEOUT_S = 120  # a streaming ffmpeg that neither reads nor writes for this long is stuck
+SECONDS_PER_FRAME = 0.5  # time allowed per frame to a command that runs to its end (2 frames/s), on top of a minute
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov"}
 VMAF_MIN_SIDE = 64
 
@@ -48,8 +53,101 @@ def file_url(path):
     return "file:" + os.path.abspath(path)
 
 
-def _command(stream):
-    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error"] + stream.get_args()
+def ffmpeg_command(args, verbosity="error"):
+    """The argument list of an ffmpeg call: `args` is a list, or an ffmpeg-python output node."""
+    args = args if isinstance(args, list) else args.get_args()
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", verbosity, *args]
+
+
+def work_timeout(frames):
+    """Seconds allowed to a command that runs to its end over `frames` frames."""
+    return 60 + SECONDS_PER_FRAME * max(0, frames)
+
+
+def run_ffmpeg(args, path, timeout_s, doing, verbosity="error"):
+    """Run ffmpeg to its end within `timeout_s`; returns the CompletedProcess with stdout and stderr
+    as text. `path` and `doing` name the file and the work in the error when it cannot run or runs over."""
+    try:
+        done = subprocess.run(ffmpeg_command(args, verbosity), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise VideoError(path, f"ffmpeg did not finish {doing} in {timeout_s:.0f} s; the file may be damaged") from None
+    except OSError as exc:
+        raise VideoError(path, f"cannot run ffmpeg ({exc.strerror})") from None
+    text = [stream.decode("utf-8", errors="replace") for stream in (done.stdout, done.stderr)]
+    return subprocess.CompletedProcess(done.args, done.returncode, *text)
+
+
+class FfmpegPipe:
+    """An ffmpeg process that streams through its stdin or stdout (raw frames). It is killed when it
+    makes no progress for STALL_TIMEOUT_S; the read or write waiting on it then ends, and `stalled` says why."""
+
+    def __init__(self, args, path, reads=False, writes=False):
+        self.path = path
+        self.stderr = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(ffmpeg_command(args), stdin=subprocess.PIPE if reads else subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE if writes else subprocess.DEVNULL, stderr=self.stderr, bufsize=0)
+        except OSError as exc:
+            self.stderr.close()
+            raise VideoError(path, f"cannot run ffmpeg ({exc.strerror})") from None
+        self.progress_at, self.stalled, self.result = time.monotonic(), False, None
+        self._ended = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self):
+        while not self._ended.wait(1.0):
+            if time.monotonic() - self.progress_at > STALL_TIMEOUT_S:
+                self.stalled = True
+                self.proc.kill()
+                return
+
+    def read_into(self, view):
+        """Fill the byte view from ffmpeg's output; returns how many bytes came (fewer at its end)."""
+        filled = 0
+        while filled < len(view):
+            got = self.proc.stdout.readinto(view[filled:])
+            if not got:
+                break
+            filled += got
+            self.progress_at = time.monotonic()
+        return filled
+
+    def write(self, data):
+        self.proc.stdin.write(data)
+        self.progress_at = time.monotonic()
+
+    def finish(self):
+        """Close the pipes and wait for ffmpeg's end: (exit code, its messages)."""
+        if self.result is None:
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+            self.progress_at = time.monotonic()  # the watchdog also bounds the wait for its end
+            code = self.proc.wait()
+            self.result = code, self._messages()
+        return self.result
+
+    def kill(self):
+        self.proc.kill()
+        self.finish()
+
+    def _messages(self):
+        self._ended.set()
+        self.stderr.seek(0)
+        text = self.stderr.read().decode("utf-8", errors="replace")
+        self.stderr.close()
+        if self.stalled:
+            return f"ffmpeg made no progress for {STALL_TIMEOUT_S} s and was stopped"
+        return text
+
+
+def _ffmpeg_reason(stderr, url):
+    """The last meaningful line ffmpeg printed, without the file name it repeats."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Press [q]", "frame=", "[out#"))]
+    reason = lines[-1] if lines else "ffmpeg gave no reason"
+    reason = reason.replace(url + ": ", "").replace(url, "the file")
+    return re.sub(r"^\[[^\]]+\]\s*", "", reason)
 
 
 @dataclass(frozen=True)
@@ -83,15 +181,6 @@ class VideoInfo:
         return int(round(seconds * (fps or self.fps)))
 
 
-def _ffmpeg_reason(stderr, url):
-    """The last meaningful line ffmpeg printed, without the file name it repeats."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(("Press [q]", "frame=", "[out#"))]
-    reason = lines[-1] if lines else "ffmpeg gave no reason"
-    reason = reason.replace(url + ": ", "").replace(url, "the file")
-    return re.sub(r"^\[[^\]]+\]\s*", "", reason)
-
-
 def probe(path):
     """Width, height, fps, frame count, duration, rotation and streams of a video or frame folder."""
     p = Path(path)
@@ -105,14 +194,9 @@ def probe(path):
     if p.stat().st_size == 0:
         raise VideoError(path, "file is empty (0 bytes); it holds no video")
     url = file_url(path)
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", url, "-map", "0:v:0?", "-c", "copy", "-f", "null", "-"]
-    try:
-        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise VideoError(path, f"ffmpeg did not finish reading the file in {PROBE_TIMEOUT_S} s; the file may be damaged") from None
-    except OSError as exc:
-        raise VideoError(path, f"cannot run ffmpeg ({exc.strerror})") from None
-    text = done.stderr.decode("utf-8", errors="replace")
+    # Copying the stream to nowhere reads every packet: the exact frame count, without decoding.
+    text = run_ffmpeg(["-i", url, "-map", "0:v:0?", "-c", "copy", "-f", "null", "-"], path, PROBE_TIMEOUT_S,
+                      "reading the file", verbosity="info").stderr
     head = text.split("Stream mapping:")[0].split("Output #0")[0]
     if "Input #0" not in head:
         raise VideoError(path, f"not a video ffmpeg can read ({_ffmpeg_reason(text, url)}); check the file or re-encode it")
@@ -172,47 +256,27 @@ class _Decoder:
 
     def __init__(self, path, info, size=None, fps=None, start=None, duration=None):
         self.path, self.info = path, info
-        self.url = file_url(path)
         self.width, self.height = size if size else (info.width, info.height)
         self.frame_bytes = self.width * self.height * 3
         out = _decoded_stream(path, size, fps, start, duration).output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
-        self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(_command(out), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr, bufsize=0)
+        self.pipe = FfmpegPipe(out, path, writes=True)
 
     def read_into(self, out):
         """Fill `out` (uint8, n x H x W x 3, C-contiguous) with up to n frames; return how many came."""
-        view = memoryview(out).cast("B")
-        filled = 0
-        while filled < len(view):
-            got = self.proc.stdout.readinto(view[filled:])
-            if not got:
-                break
-            filled += got
-        return filled // self.frame_bytes
+        return self.pipe.read_into(memoryview(out).cast("B")) // self.frame_bytes
 
     def finish(self, decoded, expected):
         """Wait for ffmpeg; refuse when nothing decoded, warn when the file ended early or was damaged."""
-        self.proc.stdout.close()
-        rc = self.proc.wait()
-        self.stderr.seek(0)
-        text = self.stderr.read().decode("utf-8", errors="replace")
-        self.stderr.close()
-        _judge_decode(self.path, text, rc, decoded, expected, "decoded")
-
-    def kill(self):
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-        self.proc.stdout.close()
-        self.proc.wait()
-        self.stderr.close()
+        code, text = self.pipe.finish()
+        _judge_decode(self.path, text, code, decoded, expected, "decoded")
 
 
 def read_frames(path, size=None, fps=None, start=None, duration=None, info=None):
     """The whole video as uint8 (N, H, W, 3), decoded by ffmpeg into a preallocated array.
 
-    `size` is (width, height); ffmpeg resizes and converts the frame rate. A damaged or truncated
-    file gives the frames that could be decoded and a warning that says how many. `info` is
-    the video's `probe` result when the caller has it already."""
+    `size` is a Size (width, height); ffmpeg resizes and converts the frame rate. A damaged or
+    truncated file gives the frames that could be decoded and a warning that says how many. `info`
+    is the video's `probe` result when the caller has it already."""
     info = info or probe(path)
     if info.is_folder:
         return next(frame_folder.read_folder(path, size, fps, start, duration))
@@ -227,7 +291,7 @@ def read_frames(path, size=None, fps=None, start=None, duration=None, info=None)
             frames = grown
             count += decoder.read_into(frames[count:])
     except BaseException:
-        decoder.kill()
+        decoder.pipe.kill()
         raise
     decoder.finish(count, info.nominal_frames(fps, start, duration))
     return frames[:count] if count > 0.9 * len(frames) else frames[:count].copy()
@@ -252,7 +316,7 @@ def iter_frames(path, size=None, fps=None, start=None, duration=None, chunk_fram
             if got < chunk_frames:
                 break
     except BaseException:
-        decoder.kill()
+        decoder.pipe.kill()
         raise
     decoder.finish(count, info.nominal_frames(fps, start, duration))
 
@@ -264,16 +328,16 @@ def _check_suffix(path):
 
 class VideoWriter:
     """Encode uint8 RGB frames to H.264 (yuv420p), written to a temporary file renamed on close().
+    As a context manager it closes on success and aborts (nothing left behind) on failure.
 
     Odd sizes are padded to even ones; `audio_from` copies that file's first audio track in;
-    `comment` goes into the container's comment tag."""
+    `comment` goes into the container's comment tag; `crf` is libx264's quality (18: visually lossless)."""
 
     def __init__(self, path, fps, audio_from=None, overwrite=True, crf=18, comment=None):
         _check_suffix(path)
         self.path, self.fps, self.audio_from, self.crf, self.comment = Path(path), fps, audio_from, crf, comment
-        self._stage = staged_file(self.path, overwrite=overwrite, what="video")
-        self._tmp = self._stage.__enter__()
-        self.proc = None
+        self.staged = StagedFile(self.path, overwrite=overwrite, what="video")
+        self.pipe = None
         self.frames = 0
 
     def _start(self, height, width):
@@ -285,49 +349,41 @@ class VideoWriter:
             options = {"acodec": "aac", "shortest": None}
         if self.comment:
             options["metadata"] = f"comment={self.comment}"
-        out = ffmpeg.output(*streams, file_url(self._tmp), vcodec="libx264", pix_fmt="yuv420p", crf=self.crf,
+        out = ffmpeg.output(*streams, file_url(self.staged.tmp), vcodec="libx264", pix_fmt="yuv420p", crf=self.crf,
                             preset="veryfast", movflags="+faststart", **options)
-        self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(_command(out), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        self.pipe = FfmpegPipe(out, self.path, reads=True)
 
     def write(self, frames):
         """Append frames: uint8 (n, H, W, 3) or one (H, W, 3)."""
         frames = np.ascontiguousarray(frames, dtype=np.uint8)
         if frames.ndim == 3:
             frames = frames[None]
-        if self.proc is None:
+        if self.pipe is None:
             self._start(*frames.shape[1:3])
         try:
-            self.proc.stdin.write(memoryview(frames).cast("B"))
-        except BrokenPipeError:
-            self.abort()
-            raise VideoError(self.path, f"ffmpeg stopped while encoding ({self._reason()})") from None
+            self.pipe.write(memoryview(frames).cast("B"))
+        except (BrokenPipeError, ValueError):  # ffmpeg ended, or was stopped for making no progress
+            _, text = self.pipe.finish()
+            self.staged.discard()
+            raise VideoError(self.path, f"ffmpeg stopped while encoding ({_ffmpeg_reason(text, file_url(self.staged.tmp))})") from None
         self.frames += len(frames)
-
-    def _reason(self):
-        self.stderr.seek(0)
-        return _ffmpeg_reason(self.stderr.read().decode("utf-8", errors="replace"), file_url(self._tmp))
 
     def close(self):
         """Finish encoding and move the video into place."""
-        if self.proc is None:
+        if self.pipe is None:
             self.abort()
             raise VideoError(self.path, "no frames to write")
-        self.proc.stdin.close()
-        if self.proc.wait() != 0:
-            reason = self._reason()
-            self.abort()
-            raise VideoError(self.path, f"ffmpeg could not write the video ({reason})")
-        self.stderr.close()
-        self._stage.__exit__(None, None, None)
+        code, text = self.pipe.finish()
+        if code != 0:
+            self.staged.discard()
+            raise VideoError(self.path, f"ffmpeg could not write the video ({_ffmpeg_reason(text, file_url(self.staged.tmp))})")
+        self.staged.commit()
 
     def abort(self):
         """Stop ffmpeg and remove the temporary file; the destination is left as it was."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._tmp)
+        if self.pipe is not None and self.pipe.proc.poll() is None:
+            self.pipe.kill()
+        self.staged.discard()
 
     def __enter__(self):
         return self
@@ -350,16 +406,16 @@ def write_video(frames, path, fps, audio_from=None, overwrite=True, comment=None
     return Path(path)
 
 
-def render(video, path, duration):
+def render(video, path, duration, fps=25):
     """Encode an ffmpeg-python stream (e.g. lavfi sources and filters) to `path`, deterministically."""
     _check_suffix(path)
     ensure_parent(path)
     with staged_file(path) as tmp:
         out = video.output(file_url(tmp), t=duration, vcodec="libx264", pix_fmt="yuv420p", crf=18,
                            preset="veryfast", threads=1, movflags="+faststart")
-        done = subprocess.run(_command(out), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        done = run_ffmpeg(out, path, work_timeout(duration * fps), "rendering")
         if done.returncode != 0:
-            raise VideoError(path, f"ffmpeg could not render ({_ffmpeg_reason(done.stderr.decode(errors='replace'), file_url(tmp))})")
+            raise VideoError(path, f"ffmpeg could not render ({_ffmpeg_reason(done.stderr, file_url(tmp))})")
     return Path(path)
 
 
@@ -375,17 +431,18 @@ def write_image_sequence(path, folder, pattern_suffix, size=None, fps=None, star
     pattern = os.path.abspath(folder).replace("%", "%%") + "/%06d" + pattern_suffix
     options = {"q:v": quality} if pattern_suffix == ".jpg" else {}
     out = video.output("file:" + pattern, format="image2", fps_mode="passthrough", start_number=1, **options)
-    done = subprocess.run(_command(out), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    expected = info.nominal_frames(fps, start, duration)
+    done = run_ffmpeg(out, path, work_timeout(expected), "writing the frames")
     written = sum(1 for p in Path(folder).iterdir() if p.suffix == pattern_suffix)
-    _judge_decode(path, done.stderr.decode("utf-8", errors="replace"), done.returncode, written,
-                  info.nominal_frames(fps, start, duration), "wrote")
+    _judge_decode(path, done.stderr, done.returncode, written, expected, "wrote")
     return written
 
 
+@functools.lru_cache(maxsize=None)
 def has_filter(name):
     """Whether this ffmpeg binary was built with the filter `name` (libvmaf is optional)."""
-    done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-filters"], stdin=subprocess.DEVNULL, capture_output=True)
-    return re.search(rf"^\s*\S+\s+{re.escape(name)}\s", done.stdout.decode(errors="replace"), re.MULTILINE) is not None
+    listing = run_ffmpeg(["-filters"], "ffmpeg", PROBE_TIMEOUT_S, "listing its filters", verbosity="info").stdout
+    return re.search(rf"^\s*\S+\s+{re.escape(name)}\s", listing, re.MULTILINE) is not None
 
 
 def vmaf(distorted, reference):
@@ -398,10 +455,9 @@ def vmaf(distorted, reference):
     factor = -(-VMAF_MIN_SIDE // min(info.width, info.height))
     if factor > 1:  # libvmaf's feature extractors need some room (it crashes on 16x16 frames)
         streams = [s.filter("scale", info.width * factor, info.height * factor, flags="bicubic") for s in streams]
-    scored = ffmpeg.filter(streams, "libvmaf")
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "info"] + scored.output("-", format="null").get_args()
-    done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    found = re.search(r"VMAF score: ([\d.]+)", done.stderr.decode(errors="replace"))
+    scored = ffmpeg.filter(streams, "libvmaf").output("-", format="null")
+    done = run_ffmpeg(scored, distorted, work_timeout(info.frames), "scoring VMAF", verbosity="info")
+    found = re.search(r"VMAF score: ([\d.]+)", done.stderr)
     if done.returncode != 0 or not found:
-        raise VideoError(distorted, f"libvmaf gave no score ({_ffmpeg_reason(done.stderr.decode(errors='replace'), file_url(distorted))})")
+        raise VideoError(distorted, f"libvmaf gave no score ({_ffmpeg_reason(done.stderr, file_url(distorted))})")
     return float(found.group(1))

@@ -94,23 +94,43 @@ def _replace_dir(tmp, dest):
         os.replace(tmp, dest)
 
 
-@contextlib.contextmanager
-def staged_file(dest, overwrite=True, what="output file"):
-    """Yield a temporary path with the same suffix as `dest`; on success it is renamed to `dest`."""
-    dest = Path(dest)
-    if dest.is_dir():
-        raise UserError(dest, f"is a folder; give a file name for the {what}")
-    if dest.exists() and not overwrite:
-        raise UserError(dest, "exists; pass --overwrite to replace it or choose another path")
-    ensure_parent(dest)
-    tmp = temp_name(dest, dest.suffix)
-    try:
-        yield tmp
-        os.replace(tmp, dest)
-    except BaseException:
+class StagedFile:
+    """A temporary path (`.tmp`, same folder and suffix as `dest`) that `commit()` renames to `dest`
+    and `discard()` deletes. As a context manager it commits on success and discards on failure."""
+
+    def __init__(self, dest, overwrite=True, what="output file"):
+        self.dest = Path(dest)
+        if self.dest.is_dir():
+            raise UserError(self.dest, f"is a folder; give a file name for the {what}")
+        if self.dest.exists() and not overwrite:
+            raise UserError(self.dest, "exists; pass --overwrite to replace it or choose another path")
+        ensure_parent(self.dest)
+        self.tmp = temp_name(self.dest, self.dest.suffix)
+
+    def commit(self):
+        os.replace(self.tmp, self.dest)
+
+    def discard(self):
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            os.unlink(self.tmp)
+
+    def __enter__(self):
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                self.commit()
+                return
+            except BaseException:
+                self.discard()
+                raise
+        self.discard()
+
+
+def staged_file(dest, overwrite=True, what="output file"):
+    """`with staged_file(dest) as tmp:` write `tmp`; on success it is renamed to `dest`, on failure deleted."""
+    return StagedFile(dest, overwrite, what)
 
 
 def write_bytes_atomic(path, data):
@@ -126,6 +146,14 @@ def write_bytes_atomic(path, data):
 
 def write_text_atomic(path, text):
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def read_json(path):
+    """The JSON in `path`, or None when it is missing or damaged."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def write_json_atomic(path, obj):

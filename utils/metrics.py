@@ -120,6 +120,16 @@ class VideoScores:
         return {name: self.sums[name] / self.counts[name] for name in self.sums}
 
 
+def score_windows(inputs, outputs, targets):
+    """PSNR, SSIM, temporal warping error and L1 of uint8 windows (N, T, H, W, 3), each next to the
+    identity baseline; the warping error stays within each window."""
+    scores = VideoScores()
+    for window in zip(inputs, outputs, targets):
+        scores.add(*window)
+        scores.cut()  # windows are scored on their own: no warping error from one to the next
+    return {**scores.result(), "l1": mean_l1(outputs, targets), "l1_identity": mean_l1(inputs, targets)}
+
+
 SCORE_ROWS = (("l1", "L1 (255 = 1)"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("warp_error", "warping error"), ("vmaf", "VMAF"))
 
 

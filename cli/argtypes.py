@@ -1,9 +1,10 @@
 """Argument types shared by the commands: each rejects a bad value with an argparse-style message.
 
-    parser.add_argument("--size", type=frame_size, default="64")   # "64" -> (64, 64), "96x64" -> (96, 64)
+    parser.add_argument("--size", type=frame_size, default="64")   # "64" -> Size(64, 64), "96x64" -> Size(96, 64)
 """
 import argparse
-import re
+
+from utils.size import Size
 
 
 def _number(text, kind, minimum, inclusive, what):
@@ -40,13 +41,16 @@ def fraction(text):
 
 
 def frame_size(text):
-    """'64' -> (64, 64); '96x64' -> (96, 64): (width, height) in pixels."""
-    found = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", str(text))
-    if not found or int(found.group(1)) == 0 or (found.group(2) is not None and int(found.group(2)) == 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size: give a side (64) or WIDTHxHEIGHT (96x64), above 0")
-    width = int(found.group(1))
-    return (width, int(found.group(2)) if found.group(2) else width)
+    """'64' -> Size(64, 64); '96x64' -> Size(96, 64)."""
+    try:
+        return Size.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def format_size(size):
-    return f"{size[0]}x{size[1]}"
+def switch(text):
+    """on/off (also true/false, 1/0) -> bool: the values a swept switch takes."""
+    values = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
+    if str(text).lower() not in values:
+        raise argparse.ArgumentTypeError(f"{text!r} is not on or off")
+    return values[str(text).lower()]

@@ -1,15 +1,12 @@
 """The built-in sample video: colourful, moving and the same on every machine, rendered by ffmpeg's lavfi sources.
 
 It is what `demo` and a bare `train` use, so the platform runs with no video of the user's.
-    python -c "from utils.sample import ensure_sample; ensure_sample()"   # -> videos/sample.mp4
+    python -c "from datasets.sample import ensure_sample; ensure_sample()"   # -> videos/sample.mp4
 """
 from pathlib import Path
 
-import ffmpeg
-
-from utils.ffmpeg import render
-
 SAMPLE_PATH = Path("videos/sample.mp4")
+SAMPLE_DATA = "data/sample"  # train's default --data: gray -> colour at 64x64 from the sample, built when missing
 SAMPLE_SECONDS = 12
 SAMPLE_FPS = 25
 SAMPLE_SIZE = 256
@@ -17,6 +14,8 @@ SAMPLE_SIZE = 256
 
 def sample_stream(size=SAMPLE_SIZE, fps=SAMPLE_FPS):
     """Drifting colour gradients, a Game of Life in three colours, and a spinning test card."""
+    import ffmpeg  # here, not at import: the flags' schema reads SAMPLE_DATA, and `-h` stays quick
+
     # Every colour and position is given: the source's defaults are random even with a seed.
     colours = "c0=0xff3355:c1=0x33ccff:c2=0xffcc00:c3=0x22dd66:c4=0x9933ff"
     background = ffmpeg.input(f"gradients=s={size}x{size}:r={fps}:speed=0.03:n=5:seed=7:{colours}:"
@@ -36,6 +35,8 @@ def sample_stream(size=SAMPLE_SIZE, fps=SAMPLE_FPS):
 
 def ensure_sample(path=SAMPLE_PATH):
     """Render the sample to `path` unless it is there already; return the path."""
+    from utils.ffmpeg import render
+
     path = Path(path)
     if not path.exists():
         render(sample_stream(), path, duration=SAMPLE_SECONDS)

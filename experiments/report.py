@@ -9,17 +9,32 @@ import json
 import os
 from pathlib import Path
 
-from utils.fsio import write_text_atomic
-from utils.html import curve, page, read_json, score_rows, svg_chart, table, video
-from utils.metrics_log import read_metrics
+from experiments.html import curve, page, score_rows, svg_chart, table, video
+from training.experiment import CONFIG_NAME
+from training.metrics_log import read_metrics
+from utils.fsio import read_json, write_json_atomic, write_text_atomic
 
 MAX_GRIDS = 24  # sample grids shown, newest first
+RESULT_NAMES = {"compare": "compare.json", "evaluation": "evaluation.json"}  # the latest of each, kept in the experiment
+
+
+def record_result(result, kind, sidecar=None):
+    """Keep a compare or evaluate result: as JSON at `sidecar` when given, and, for a checkpoint in an
+    experiment folder, as the folder's latest result of its kind (`kind`: compare or evaluation),
+    with the experiment's page rewritten."""
+    if sidecar is not None:
+        write_json_atomic(sidecar, result)
+    folder = Path(result["checkpoint"]).parent
+    if (folder / CONFIG_NAME).exists():
+        output = result.get("output")
+        write_json_atomic(folder / RESULT_NAMES[kind], {**result, **({"output": str(Path(output).resolve())} if output else {})})
+        write_report(folder)
 
 
 def write_report(folder):
     """(Re)write folder/index.html from config.json, metrics.jsonl, samples/, compare.json and evaluation.json."""
     folder = Path(folder)
-    config = read_json(folder / "config.json") or {}
+    config = read_json(folder / CONFIG_NAME) or {}
     records = read_metrics(folder)
     losses = [r for r in records if any(k.startswith("loss/") for k in r)]
     validation = [r for r in records if "val/l1" in r]
@@ -40,11 +55,11 @@ def write_report(folder):
     if validation:
         last = {k.removeprefix("val/"): v for k, v in validation[-1].items() if k.startswith("val/")}
         tables.append(f"<h3>validation at step {validation[-1]['step']}</h3>" + table(score_rows(last), ("", "generated", "identity", "target")))
-    evaluation = read_json(folder / "evaluation.json")
+    evaluation = read_json(folder / RESULT_NAMES["evaluation"])
     if evaluation:
         tables.append(f"<h3>evaluate on {html.escape(str(evaluation.get('data')))}</h3>" +
                       table(score_rows(evaluation["scores"]), ("", "generated", "identity", "target")))
-    comparison = read_json(folder / "compare.json")
+    comparison = read_json(folder / RESULT_NAMES["compare"])
     if comparison and comparison.get("scores"):
         tables.append(f"<h3>compare on {html.escape(str(comparison.get('video')))}</h3>" +
                       table(score_rows(comparison["scores"]), ("", "generated", "identity", "target")))

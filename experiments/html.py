@@ -3,9 +3,7 @@ No scripts and no network: the pages open from disk.
     svg_chart([("val L1", steps, values, False)], "validation L1")
 """
 import html
-import json
 import math
-from pathlib import Path
 
 from utils.metrics import SCORE_ROWS
 
@@ -75,13 +73,6 @@ def svg_chart(series, title, width=520, height=240):
 def curve(records, key):
     points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
     return [p[0] for p in points], [p[1] for p in points]
-
-
-def read_json(path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 class Raw(str):

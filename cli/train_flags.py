@@ -1,0 +1,108 @@
+"""The train flags' schema: every flag of `train`, with its type, default and help, as data. train,
+sweep (which sweeps them), runs (which shows the ones that differ from the defaults) and demo read it.
+
+    parser = argparse.ArgumentParser(); add_train_flags(parser); config = vars(parser.parse_args([]))
+"""
+import argparse
+from dataclasses import dataclass, field
+
+from cli.argtypes import frame_size, non_negative_float, non_negative_int, positive_float, positive_int
+from datasets.sample import SAMPLE_DATA
+NETWORKS = ("resnet", "unet")  # networks.GENERATORS; listed here so that `-h` needs no torch import (a test checks they agree)
+GAN_LOSSES = ("dcgan", "hinge", "lsgan", "none")  # networks.losses.GAN_LOSSES, likewise
+
+
+@dataclass(frozen=True)
+class Flag:
+    group: str
+    names: tuple
+    options: dict = field(default_factory=dict)
+    per_run: bool = False  # names or steers one run (a sweep sets it itself)
+
+    @property
+    def dest(self):
+        return self.names[-1].lstrip("-").replace("-", "_")
+
+    @property
+    def is_switch(self):
+        return self.options.get("action") == "store_true"
+
+
+def _flag(group, *names, per_run=False, **options):
+    return Flag(group, names, options, per_run)
+
+
+TRAIN_FLAGS = (
+    _flag("data", "--data", default=SAMPLE_DATA,
+          help=f"dataset folder from build-dataset ({SAMPLE_DATA} is built from the built-in sample video when missing)"),
+    _flag("data", "-pool", "--pool", type=positive_int, default=9, help="frames per clip (T)"),
+    _flag("data", "--step", type=positive_int, default=3, help="frames between the starts of two training clips"),
+    _flag("data", "-batch", "--batch", type=positive_int, default=5, help="clips per step (per process under torchrun)"),
+    _flag("data", "--crop", type=frame_size, help="random crop of each training clip, SIDE or WIDTHxHEIGHT (default: whole frames)"),
+    _flag("data", "--flip", action="store_true", help="random horizontal flips of training clips"),
+    _flag("data", "--mmap", action="store_true", help="memory-map the dataset instead of loading it (for data larger than RAM)"),
+
+    _flag("networks", "-net", "--network", choices=NETWORKS, default="unet", help="generator"),
+    _flag("networks", "--channels", type=positive_int, default=16, help="generator channels at the first level; they double per level"),
+    _flag("networks", "--depth", type=positive_int, default=4, help="unet: levels (frame sides must be multiples of 2^depth)"),
+    _flag("networks", "--temporal-pool", action="store_true", help="unet: pool over time as well as space"),
+    _flag("networks", "--blocks", type=positive_int, default=6, help="resnet: residual blocks"),
+    _flag("networks", "--downsample", type=non_negative_int, default=2,
+          help="resnet: strided levels (frame sides must be multiples of 2^downsample)"),
+    _flag("networks", "--se", action="store_true", help="resnet: squeeze-excitation in every residual block"),
+    _flag("networks", "--d-channels", type=positive_int, default=32, help="discriminator channels at the first layer; they double per layer"),
+    _flag("networks", "--d-layers", type=positive_int, default=3, help="discriminator strided layers"),
+    _flag("networks", "--spectral-norm", action="store_true", help="spectral norm on the discriminator's convolutions"),
+
+    _flag("losses and optimisation", "--gan-loss", choices=GAN_LOSSES, default="dcgan",
+          help="adversarial loss; none trains a plain regression baseline"),
+    _flag("losses and optimisation", "--l1", type=non_negative_float, default=100.0, help="weight of the L1 loss to the target"),
+    _flag("losses and optimisation", "--mse", type=non_negative_float, default=0.0, help="weight of the squared-error loss to the target"),
+    _flag("losses and optimisation", "-lr", "--lr", type=positive_float, default=2e-4, help="Adam learning rate (betas 0.5, 0.999)"),
+    _flag("losses and optimisation", "-epoch", "--epochs", type=positive_int, default=20, help="epochs to train"),
+    _flag("losses and optimisation", "--decay-epochs", type=non_negative_int, default=0,
+          help="the last N epochs decay the learning rate linearly to zero"),
+    _flag("losses and optimisation", "--max-steps", type=positive_int, help="stop after this many steps in all (default: --epochs decides)"),
+    _flag("losses and optimisation", "--seed", type=non_negative_int, default=0, per_run=True,
+          help="seed of the weights, the data order and the augmentations"),
+
+    _flag("run", "--name", per_run=True, help="experiment name under --checkpoints (default: NETWORK_DATANAME)"),
+    _flag("run", "--checkpoints", default="checkpoints", per_run=True, help="folder holding the experiment folders"),
+    _flag("run", "--resume", action="store_true", per_run=True,
+          help="continue the experiment from its last.pt; flags you type override the saved ones"),
+    _flag("run", "--allow-new-data", action="store_true", per_run=True, help="with --resume: accept a dataset other than the one trained on"),
+    _flag("run", "--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present"),
+    _flag("run", "--amp", action="store_true", help="mixed precision: bfloat16 on CPU, float16 or bfloat16 on CUDA"),
+    _flag("run", "--memory-format", choices=["auto", "contiguous", "channels_last"], default="auto",
+          help="tensor layout; auto uses channels_last_3d on CUDA with --amp, contiguous otherwise"),
+    _flag("run", "--sample-every", type=positive_int, default=1, help="validate and write samples every N epochs"),
+    _flag("run", "--log-every", type=positive_int, default=10, help="write losses to metrics.jsonl every N steps"),
+    _flag("run", "--save-every", type=non_negative_int, default=0, help="also save last.pt every N steps (0: at epoch ends only)"),
+    _flag("run", "--keep", type=non_negative_int, default=3, help="epoch_NNNN.pt checkpoints to keep beside last.pt"),
+    _flag("run", "--dry-run", action="store_true", per_run=True, help="one training step and one validation pass, then exit; nothing is kept"),
+)
+
+
+def add_train_flags(parser, options_of=lambda flag: flag.options, flags=TRAIN_FLAGS):
+    """Add `flags` to `parser` in their groups; `options_of(flag)` gives each one's add_argument options."""
+    groups = {}
+    for flag in flags:
+        if flag.group not in groups:
+            groups[flag.group] = parser.add_argument_group(flag.group)
+        groups[flag.group].add_argument(*flag.names, **options_of(flag))
+
+
+def default_flags():
+    """{dest: default} of every train flag: the config of a bare `train`."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_train_flags(parser)
+    return vars(parser.parse_args([]))
+
+
+def explicit_flags(argv):
+    """The destinations of the train flags typed in `argv` (defaults left out): they override a resumed config."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_train_flags(parser)
+    unset = object()  # argparse fills in defaults only for attributes the namespace lacks
+    namespace = argparse.Namespace(**{dest: unset for dest in vars(parser.parse_args([]))})
+    return {dest for dest, value in vars(parser.parse_args(argv, namespace)).items() if value is not unset}

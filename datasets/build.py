@@ -1,0 +1,92 @@
+"""Building a dataset folder from pair sources: frames are decoded in chunks and appended to the
+arrays on disk, so building needs little memory whatever the length; the folder appears whole or not at all.
+
+    build_dataset("data/sample_gray", [DerivedSource("videos/sample.mp4", parse_pair("gray"))], Size(64, 64))
+"""
+import shutil
+
+import numpy as np
+
+from datasets.pairs import parse_pair
+from datasets.sources import DerivedSource, PairedSource
+from datasets.store import FORMAT_VERSION, NpyAppender, write_meta
+from utils.errors import DatasetError
+from utils.fsio import ensure_parent, staged_dir
+from utils.memory import check_fits_in_memory, human_bytes
+from utils.metrics import PSNR_CAP_DB, psnr
+from utils.progress import Progress
+
+
+def derived_sources(videos, pair, seed=0):
+    """One DerivedSource per video, sharing a seeded random generator (for the noise pair)."""
+    rng = np.random.default_rng(seed)
+    return [DerivedSource(video, parse_pair(pair), rng) for video in videos]
+
+
+def paired_sources(pairs, trim=False):
+    return [PairedSource(a, b, trim) for a, b in pairs]
+
+
+def pair_name(sources):
+    return str(sources[0].pair) if isinstance(sources[0], DerivedSource) else "paired"
+
+
+def check_room(out, expected, size, mmap):
+    """Refuse, before decoding, a dataset that will not fit in memory (unless `mmap`) or on disk."""
+    nbytes = 2 * expected * size.height * size.width * 3
+    if not mmap:
+        check_fits_in_memory(nbytes, out, what=f"training on this dataset ({expected} frames of {size})")
+    parent = ensure_parent(out)
+    if shutil.disk_usage(parent).free < nbytes:
+        raise DatasetError(out, f"needs {human_bytes(nbytes)} on disk but {parent} has {human_bytes(shutil.disk_usage(parent).free)} free")
+
+
+def build_dataset(out, sources, size, fps=None, val_fraction=0.1, mmap=False, overwrite=False, quiet=True):
+    """Decode `sources` into the dataset folder `out` and return its meta dict. Each source becomes
+    one segment, and the last `val_fraction` of each is held out for validation. meta.json also
+    records the identity PSNR (the input taken as the answer) of the training and validation parts."""
+    expected = sum(source.expected_frames(fps) for source in sources)
+    check_room(out, expected, size, mmap)
+    segments, identity = [], {"train": [], "val": []}
+    progress = Progress(expected, unit="frame", what=f"building {out}", enabled=not quiet)
+    with staged_dir(out, overwrite=overwrite, what="dataset folder") as tmp:
+        arrays = NpyAppender(tmp / "a.npy", (size.height, size.width, 3)), NpyAppender(tmp / "b.npy", (size.height, size.width, 3))
+        for source in sources:
+            start, scores = arrays[0].count, []
+            for chunk_a, chunk_b in source.chunks(size, fps):
+                arrays[0].append(chunk_a)
+                arrays[1].append(chunk_b)
+                scores.append(np.minimum(psnr(chunk_a, chunk_b), PSNR_CAP_DB))
+                progress.advance(len(chunk_a))
+            stop = arrays[0].count
+            n_val = int(round((stop - start) * val_fraction))
+            segments.append({**source.meta(), "start": start, "stop": stop, "val_start": stop - n_val})
+            scores = np.concatenate(scores) if scores else np.zeros(0)
+            identity["train"].append(scores[:len(scores) - n_val])
+            identity["val"].append(scores[len(scores) - n_val:])
+        for array in arrays:
+            array.close()
+        progress.close()
+        meta = {
+            "version": FORMAT_VERSION, "frames": arrays[0].count, "width": size.width, "height": size.height,
+            "fps": fps if fps is not None else sources[0].info(sources[0].paths[0]).fps, "pair": pair_name(sources),
+            "val_fraction": val_fraction, "segments": segments,
+            "identity_psnr": {part: _mean(values) for part, values in identity.items()},
+        }
+        write_meta(tmp, meta)
+    return meta
+
+
+def _mean(arrays):
+    values = np.concatenate(arrays) if arrays else np.zeros(0)
+    return float(values.mean()) if len(values) else None
+
+
+def describe(meta, path):
+    """One line for the user: frames, size, segments, train/validation split, bytes on disk."""
+    n_val = sum(s["stop"] - s["val_start"] for s in meta["segments"])
+    n_seg = len(meta["segments"])
+    nbytes = sum(f.stat().st_size for f in path.iterdir())
+    return (f"{path}: {meta['frames']} frames of {meta['width']}x{meta['height']} ({meta['pair']}), "
+            f"{n_seg} segment{'s' if n_seg != 1 else ''}, {meta['frames'] - n_val} train / {n_val} validation frames, "
+            f"{human_bytes(nbytes)} on disk")
