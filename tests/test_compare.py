@@ -1,17 +1,20 @@
 """compare and evaluate: side-by-side videos, scores, streaming memory, and bad input."""
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from conftest import REPO, assert_user_error, encode_frames, leftovers, make_video, run_cli
+from conftest import REPO, assert_user_error, build, encode_frames, leftovers, make_video, run_cli
 from datasets.slider import ClipSlider
 from datasets.store import load_dataset
+from inference.loader import latest_experiment
 from utils.ffmpeg import ffmpeg_exe, has_filter, probe, read_frames
-from utils.metrics import mean_psnr
+from utils.metrics import mean_psnr, ssim
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +29,23 @@ def compare(tiny_run, *args):
 
 
 def test_derived_pair_model_compares_against_the_video_itself(tiny_run, clip2s, tmp_path):
-    out = tmp_path / "cmp.mp4"
-    result = compare(tiny_run, "--video", clip2s, "-o", out)
+    out, generated = tmp_path / "cmp.mp4", tmp_path / "gen.mkv"
+    result = compare(tiny_run, "--video", clip2s, "-o", out, "--save-generated", tmp_path / "gen.mp4")
     assert result.returncode == 0, result.stderr
     info, source = probe(out), probe(clip2s)
     assert (info.frames, info.fps) == (source.frames, source.fps) == (50, 25.0)
     assert info.width == 3 * info.height  # input | generated | target
     assert info.has_audio  # the input's sound track is copied in
     scores = json.loads(out.with_suffix(".json").read_text())["scores"]
-    assert {"psnr", "ssim", "warp_error", "psnr_identity", "ssim_identity", "warp_error_target"} <= set(scores)
-    assert "PSNR (dB)" in result.stdout and "warping error" in result.stdout
+    # An independent oracle: the scores of the saved generated video against the video itself, and of
+    # the gray version taken as the answer (BT.601 luma, as the gray pair is documented).
+    target = read_frames(clip2s, size=(16, 16))
+    gray = np.repeat(np.rint(target @ np.array([0.299, 0.587, 0.114]))[..., None], 3, -1).astype(np.uint8)
+    assert scores["psnr_identity"] == pytest.approx(mean_psnr(gray, target), abs=0.05)
+    assert scores["ssim_identity"] == pytest.approx(ssim(gray, target).mean(), abs=0.01)
+    assert scores["psnr"] == pytest.approx(mean_psnr(read_frames(tmp_path / "gen.mp4"), target), abs=0.5)  # H.264 at CRF 18
+    assert 0 < scores["warp_error"] < 1 and scores["warp_error_target"] > 0
+    assert "PSNR (dB)" in result.stdout and "warping error" in result.stdout and not generated.exists()
     experiment = tiny_run[1]
     assert json.loads((experiment / "compare.json").read_text())["output"] == str(out)
     assert "compare on" in (experiment / "index.html").read_text()
@@ -67,12 +77,14 @@ def test_video_shorter_than_one_window_is_padded(tiny_run, tmp_path):
     assert probe(tmp_path / "short.mp4").frames == 2
 
 
-def test_vmaf_is_added_when_ffmpeg_has_libvmaf(tiny_run, clip2s, tmp_path):
-    if not has_filter("libvmaf"):
-        pytest.skip("this ffmpeg has no libvmaf")
+def test_vmaf_is_added_or_refused_in_one_line(tiny_run, clip2s, tmp_path):
     result = compare(tiny_run, "--video", clip2s, "-o", tmp_path / "v.mp4", "--vmaf")
-    assert result.returncode == 0, result.stderr
-    assert 0 <= json.loads((tmp_path / "v.json").read_text())["scores"]["vmaf"] <= 100
+    if has_filter("libvmaf"):  # the ffmpeg in the imageio-ffmpeg wheel has it
+        assert result.returncode == 0, result.stderr
+        assert 0 <= json.loads((tmp_path / "v.json").read_text())["scores"]["vmaf"] <= 100
+    else:
+        assert_user_error(result, "no libvmaf filter", "--vmaf")
+        assert not (tmp_path / "v.mp4").exists()
 
 
 def test_dry_run_writes_nothing(tiny_run, clip2s, tmp_path):
@@ -82,9 +94,15 @@ def test_dry_run_writes_nothing(tiny_run, clip2s, tmp_path):
 
 
 def test_most_recent_experiment_is_the_default(tiny_run, clip2s, tmp_path):
-    work, _ = tiny_run
-    result = run_cli("compare", "--video", clip2s, "-o", tmp_path / "d.mp4", cwd=work)
-    assert result.returncode == 0 and "checkpoints/tiny/last.pt" in result.stdout
+    work, experiment = tiny_run
+    root = tmp_path / "checkpoints"
+    for name, age in (("older", 100), ("newer", 10), ("oldest", 1000)):
+        shutil.copytree(experiment, root / name)
+        stamp = time.time() - age
+        os.utime(root / name / "last.pt", (stamp, stamp))
+    assert latest_experiment(root) == root / "newer"
+    result = run_cli("compare", "--video", clip2s, "-o", tmp_path / "d.mp4", cwd=tmp_path)
+    assert result.returncode == 0 and "checkpoints/newer/last.pt" in result.stdout
 
 
 def test_output_folder_is_created_and_own_output_replaced(tiny_run, clip2s, tmp_path):
@@ -92,6 +110,16 @@ def test_output_folder_is_created_and_own_output_replaced(tiny_run, clip2s, tmp_
     assert compare(tiny_run, "--video", clip2s, "-o", out).returncode == 0
     assert compare(tiny_run, "--video", clip2s, "-o", out).returncode == 0  # its own earlier output
     assert leftovers(out.parent) == []
+
+
+def test_compare_never_writes_over_its_own_input(tiny_run, clip2s, tmp_path):
+    video = tmp_path / "in.mp4"
+    video.write_bytes(clip2s.read_bytes())
+    for extra in ([], ["--overwrite"]):
+        assert_user_error(compare(tiny_run, "--video", video, "-o", video, *extra), video, "is one of the inputs")
+    assert_user_error(compare(tiny_run, "--video", video, "-o", tmp_path / "c.mp4", "--save-generated", video, "--overwrite"),
+                      video, "is one of the inputs")
+    assert video.read_bytes() == clip2s.read_bytes()
 
 
 def test_existing_file_that_is_not_ours_is_kept_without_overwrite(tiny_run, clip2s, tmp_path):
@@ -165,6 +193,19 @@ def test_evaluate_scores_validation_windows_next_to_identity(tiny_run, tiny):
     assert json.loads((experiment / "evaluation.json").read_text()) == report
     table = run_cli("evaluate", "--checkpoint", experiment, cwd=work)
     assert "generated" in table.stdout and "identity" in table.stdout and "SSIM" in table.stdout
+
+
+def test_evaluate_data_scores_another_dataset(tiny_run, sample_video, tmp_path):
+    work, experiment = tiny_run
+    other = build(tmp_path / "blurred", sample_video, "blur", 16, fps=5)
+    result = run_cli("evaluate", "--checkpoint", experiment, "--data", other, "--json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    ds = load_dataset(other)
+    start, stop = ds.ranges("val")[0]
+    windows = np.arange(start, stop - 3, 4)[:, None] + np.arange(4)  # the validation part in whole windows of -pool 4
+    assert report["data"] == str(other) and report["frames"] == windows.size
+    assert report["scores"]["psnr_identity"] == pytest.approx(mean_psnr(ds.a[windows.ravel()], ds.b[windows.ravel()]))
 
 
 def test_vgan_video_comment_marks_our_outputs(tiny_run, clip2s, tmp_path):

@@ -256,12 +256,22 @@ def test_every_command_takes_hostile_paths_literally(tmp_path, sample_video):
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith("HACKED")]
 
 
-def test_existing_files_are_not_overwritten_without_overwrite(tmp_path, clip):
+def test_existing_outputs_are_replaced_only_with_overwrite_and_files_never(tmp_path, clip):
     mine = tmp_path / "mine.txt"
     mine.write_text("keep")
-    for args in (["split", clip, "-o", mine], ["build-dataset", "--video", clip, "--pair", "gray", "-o", mine]):
-        assert_user_error(run_cli(*args, cwd=tmp_path), mine, "is a file")
-        assert mine.read_text() == "keep"
+    commands = {"split": ["split", clip, "--size", "16"], "build-dataset": ["build-dataset", "--video", clip, "--pair", "gray", "--size", "16"]}
+    for name, args in commands.items():
+        for extra in ([], ["--overwrite"]):  # a file where a folder goes is never replaced
+            assert_user_error(run_cli(*args, "-o", mine, *extra, cwd=tmp_path), mine, "is a file")
+            assert mine.read_text() == "keep"
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "old.txt").write_text("old")
+        assert_user_error(run_cli(*args, "-o", folder, cwd=tmp_path), folder, "--overwrite")
+        assert [p.name for p in folder.iterdir()] == ["old.txt"]
+        replaced = run_cli(*args, "-o", folder, "--overwrite", cwd=tmp_path)
+        assert replaced.returncode == 0, replaced.stderr
+        assert not (folder / "old.txt").exists() and len(list(folder.iterdir())) >= 3
 
 
 # 6. Fuzzed input files ---------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Real ffmpeg round trips: probing, decoding, encoding, frame folders, rotation and variable frame rate."""
 import subprocess
+import time
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import encode_frames, make_video
+from conftest import encode_frames, leftovers, make_video
+from utils import ffmpeg
 from utils.errors import VideoError
 from utils.ffmpeg import ffmpeg_exe, iter_frames, probe, read_frames, write_video
 
@@ -125,3 +127,27 @@ def test_names_with_shell_characters_are_taken_literally(tmp_path, clip):
     out = write_video(read_frames(name), tmp_path / "-out; $(touch PWNED4).mp4", fps=25)
     assert probe(out).frames == 50
     assert not any(p.name.startswith("PWNED") for p in tmp_path.iterdir())
+
+
+@pytest.fixture
+def stuck_ffmpeg(tmp_path, monkeypatch):
+    """An `ffmpeg` that hangs: it reads nothing, writes nothing and never ends."""
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\nexec sleep 600\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("VGAN_FFMPEG", str(fake))
+    ffmpeg.ffmpeg_exe.cache_clear()
+    yield fake
+    ffmpeg.ffmpeg_exe.cache_clear()
+
+
+def test_a_stuck_ffmpeg_is_stopped_and_named_in_one_error(stuck_ffmpeg, tmp_path, clip, monkeypatch):
+    monkeypatch.setattr(ffmpeg, "PROBE_TIMEOUT_S", 1)
+    monkeypatch.setattr(ffmpeg, "STALL_TIMEOUT_S", 1)
+    started = time.monotonic()
+    with pytest.raises(VideoError, match="did not finish reading the file in 1 s"):
+        ffmpeg.probe(clip)
+    with pytest.raises(VideoError, match="made no progress for 1 s"):
+        ffmpeg.write_video(np.zeros((4, 16, 16, 3), dtype=np.uint8), tmp_path / "out.mp4", fps=25)
+    assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
+    assert time.monotonic() - started < 30

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from utils.metrics import VideoScores, mean_psnr, psnr, ssim, warping_errors
+from utils.metrics import VideoScores, mean_l1, mean_psnr, psnr, ssim, warping_errors
 
 
 def noisy_pair(shape, seed, spread=40):
@@ -44,14 +44,15 @@ def moving_square(n=12, size=48, shift=2):
     return frames
 
 
-def test_warping_error_is_low_for_steady_output_and_high_for_flicker():
+def test_warping_error_follows_the_target_motion_and_catches_flicker_and_freezing():
     target = moving_square()
-    steady, reference = warping_errors(target, target)
-    np.testing.assert_allclose(steady, reference)
+    frozen = np.repeat(target[:1], len(target), axis=0)  # the first frame held: no motion where the target moves
     flicker = target.copy()
     flicker[1::2] = 255 - flicker[1::2]
-    flickering, _ = warping_errors(target, flicker)
-    assert flickering.mean() > 5 * steady.mean()
+    frozen_errors, flicker_errors, target_errors = warping_errors(target, frozen, flicker)
+    moved = np.mean([mean_l1(target[t - 1], target[t]) for t in range(1, len(target))])  # with no motion compensation
+    assert target_errors.mean() < 0.2 * moved  # the flow explains the target's own motion
+    assert frozen_errors.mean() > 0.5 * moved and flicker_errors.mean() > 5 * target_errors.mean()
 
 
 def test_video_scores_do_not_depend_on_how_the_stream_is_chunked():

@@ -88,6 +88,21 @@ def test_grouped_seeds_show_mean_deviation_and_significance(tmp_path):
     assert table.returncode == 0 and "20.03 ± 0.15" in table.stdout and "significantly worse (p=" in table.stdout
 
 
+def test_runs_select_filters_by_name_and_metric_picks_what_best_means(tmp_path):
+    # Group "sharp" has the better PSNR, group "steady" the better SSIM.
+    for seed in range(2):
+        fake_run(tmp_path, f"sharp_seed{seed}", config(seed=seed, lr=1e-3), [val(20, 20.0 + seed / 10, ssim=0.50 + seed / 100)])
+        fake_run(tmp_path, f"steady_seed{seed}", config(seed=seed, lr=1e-4), [val(20, 18.0 + seed / 10, ssim=0.70 + seed / 100)])
+    fake_run(tmp_path, "other", config(lr=1e-2), [val(20, 25.0)])
+    report = lambda *args: json.loads(run_cli("runs", "--checkpoints", tmp_path, "--json", *args, cwd=tmp_path).stdout)  # noqa: E731
+    selected = report("--select", "s*")
+    assert sorted(r["name"] for r in selected["runs"]) == ["sharp_seed0", "sharp_seed1", "steady_seed0", "steady_seed1"]
+    best = lambda groups: [g["group"] for g in groups if g["vs_best"]["verdict"] == "best"]  # noqa: E731
+    assert best(selected["groups"]) == ["sharp"]
+    assert best(report("--select", "s*", "--metric", "ssim")["groups"]) == ["steady"]
+    assert best(report("--metric", "psnr")["groups"]) == ["other"]  # without --select, the best of all
+
+
 def test_runs_table_survives_odd_folders(tmp_path):
     fake_run(tmp_path, "fresh", config(), [], checkpoint=False)  # no metrics yet
     fake_run(tmp_path, "corrupt", config(network="resnet"),
@@ -145,6 +160,19 @@ def test_sweep_expands_the_grid_exactly_and_names_runs_stably(tmp_path, tiny):
     assert sweep_names(reordered.stdout) == names
     bad = run_cli("sweep", "-net", "unet,transformer", "--dry-run", cwd=tmp_path)
     assert bad.returncode == 2 and "invalid choice 'transformer'" in bad.stderr
+
+
+def test_sweep_jobs_trains_points_at_once_each_with_its_log(tmp_path, tiny):
+    result = run_cli("sweep", "--gan-loss", "dcgan,none", "--data", tiny, *TINY, "--max-steps", "3", "--jobs", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = sweep_names(result.stdout)
+    logs = tmp_path / "checkpoints" / "sweep_logs"
+    assert sorted(p.name for p in logs.iterdir()) == sorted(f"{name}.log" for name in names) and len(names) == 2
+    for name in names:
+        assert "finished 3 steps" in (logs / f"{name}.log").read_text()
+    starts = [json.loads((tmp_path / "checkpoints" / name / "metrics.jsonl").read_text().splitlines()[0]) for name in names]
+    assert [s["event"] for s in starts] == ["started", "started"]
+    assert "all 2 runs finished" in result.stdout
 
 
 @pytest.mark.slow

@@ -161,3 +161,74 @@ def test_watchdog_warns_once_when_the_discriminator_wins_or_the_generator_loss_c
     for _ in range(5):
         calm.step(0.7, 0.7)
     assert calm.end_epoch() == []
+
+
+def metrics_of(folder):
+    return read_metrics(folder)
+
+
+def decays_over_the_second_half(lrs):
+    """The last of two epochs decays linearly towards zero: lr(step s of n) = 2e-4 * min(1, (n - s) / (n / 2))."""
+    n = len(lrs)
+    return n >= 4 and lrs == pytest.approx([2e-4 * min(1.0, (n - s) / (n / 2)) for s in range(n)])
+
+
+FLAG_CASES = {  # flags -> what the run must show for them
+    "resnet": (["-net", "resnet", "--blocks", "1", "--downsample", "1"],
+               lambda state, records: state["network"] == "resnet" and state["model_args"]["blocks"] == 1),
+    "se": (["-net", "resnet", "--blocks", "1", "--downsample", "1", "--se"],
+           lambda state, records: any(".gate." in key for key in state["generator"])),
+    "temporal_pool": (["--temporal-pool"],
+                      lambda state, records: state["generator"]["upsample.0.weight"].shape[2] == 2),  # a 2x2x2 up-convolution
+    "lsgan": (["--gan-loss", "lsgan"], lambda state, records: state["config"]["gan_loss"] == "lsgan"),
+    "hinge": (["--gan-loss", "hinge"], lambda state, records: state["config"]["gan_loss"] == "hinge"),
+    "none": (["--gan-loss", "none"],
+             lambda state, records: state["discriminator"] is None and not any("loss/g_adv" in r for r in records)),
+    "spectral_norm": (["--spectral-norm"], lambda state, records: any("parametrizations" in key for key in state["discriminator"])),
+    "mse": (["--mse", "10"], lambda state, records: all(
+        r["loss/g_total"] == pytest.approx(r["loss/g_adv"] + 100 * r["loss/g_l1"] + 10 * r["loss/g_mse"], rel=1e-5)
+        for r in records if "loss/g_total" in r)),
+    "decay_epochs": (["--decay-epochs", "1", "--epochs", "2"], lambda state, records: decays_over_the_second_half(
+        [r["lr"] for r in records if "lr" in r])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLAG_CASES))
+def test_every_network_and_loss_flag_trains(tmp_path, tiny, case):
+    flags, check = FLAG_CASES[case]
+    budget = [] if "--epochs" in flags else ["--max-steps", "2"]
+    result = run_cli("train", "--data", tiny, *TINY, *budget, *flags, "--log-every", "1", "--name", "x", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "checkpoints" / "x"
+    state = torch.load(folder / "last.pt", weights_only=True)
+    records = metrics_of(folder)
+    losses = [v for r in records for k, v in r.items() if k.startswith("loss/")]
+    assert losses and all(np.isfinite(losses))
+    assert check(state, records)
+
+
+def test_resume_after_a_batch_size_change_goes_on_from_the_same_place_or_the_next_epoch(tmp_path, tiny):
+    common = ["--data", tiny, *TINY, "--name", "x"]  # 26 training windows
+    assert run_cli("train", *common, "-batch", "1", "--max-steps", "8", cwd=tmp_path).returncode == 0  # 8 of 26 steps
+    resumed = run_cli("train", "--name", "x", "--resume", "-batch", "6", "--max-steps", "10", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    state = torch.load(tmp_path / "checkpoints" / "x" / "last.pt", weights_only=True)
+    assert state["config"]["batch"] == 6 and state["step"] == 10
+    assert (state["epoch"], state["epoch_step"]) == (1, 2)  # an epoch of batch 6 has 5 steps: step 8 of it is gone, epoch 2 began
+    again = run_cli("train", "--name", "x", "--resume", "-batch", "5", "--max-steps", "11", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    state = torch.load(tmp_path / "checkpoints" / "x" / "last.pt", weights_only=True)
+    assert (state["epoch"], state["epoch_step"], state["step"]) == (1, 3, 11)  # within the epoch: on from where it stood
+
+
+def test_the_watchdog_warns_from_inside_a_training_run(tmp_path, tiny, monkeypatch, capsys):
+    from cli.train_flags import default_flags
+    from training import watchdog
+    from training.loop import train
+
+    monkeypatch.setattr(watchdog, "D_WON_BELOW", 1e9)  # any discriminator loss counts as "won"
+    config = {**default_flags(), "data": str(tiny), "depth": 2, "channels": 4, "d_channels": 4, "d_layers": 2, "pool": 4,
+              "step": 2, "epochs": 2, "name": "dog", "checkpoints": str(tmp_path)}
+    assert train(config) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "discriminator has won" in line]
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: {tmp_path / 'dog'}")  # once, not again while it lasts

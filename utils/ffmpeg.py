@@ -78,8 +78,9 @@ def run_ffmpeg(args, path, timeout_s, doing, verbosity="error"):
 
 
 class FfmpegPipe:
-    """An ffmpeg process that streams through its stdin or stdout (raw frames). It is killed when it
-    makes no progress for STALL_TIMEOUT_S; the read or write waiting on it then ends, and `stalled` says why."""
+    """An ffmpeg process that streams through its stdin or stdout (raw frames). It is killed when a
+    read, a write or the wait for its end makes no progress for STALL_TIMEOUT_S (time the caller
+    spends elsewhere does not count); the call waiting on it then ends, and `stalled` says why."""
 
     def __init__(self, args, path, reads=False, writes=False):
         self.path = path
@@ -90,13 +91,14 @@ class FfmpegPipe:
         except OSError as exc:
             self.stderr.close()
             raise VideoError(path, f"cannot run ffmpeg ({exc.strerror})") from None
-        self.progress_at, self.stalled, self.result = time.monotonic(), False, None
+        self.waiting_since, self.stalled, self.result = None, False, None  # waiting_since: a call is blocked on ffmpeg
         self._ended = threading.Event()
         threading.Thread(target=self._watch, daemon=True).start()
 
     def _watch(self):
         while not self._ended.wait(1.0):
-            if time.monotonic() - self.progress_at > STALL_TIMEOUT_S:
+            since = self.waiting_since
+            if since is not None and time.monotonic() - since > STALL_TIMEOUT_S:
                 self.stalled = True
                 self.proc.kill()
                 return
@@ -104,17 +106,23 @@ class FfmpegPipe:
     def read_into(self, view):
         """Fill the byte view from ffmpeg's output; returns how many bytes came (fewer at its end)."""
         filled = 0
-        while filled < len(view):
-            got = self.proc.stdout.readinto(view[filled:])
-            if not got:
-                break
-            filled += got
-            self.progress_at = time.monotonic()
+        try:
+            while filled < len(view):
+                self.waiting_since = time.monotonic()
+                got = self.proc.stdout.readinto(view[filled:])
+                if not got:
+                    break
+                filled += got
+        finally:
+            self.waiting_since = None
         return filled
 
     def write(self, data):
-        self.proc.stdin.write(data)
-        self.progress_at = time.monotonic()
+        self.waiting_since = time.monotonic()
+        try:
+            self.proc.stdin.write(data)
+        finally:
+            self.waiting_since = None
 
     def finish(self):
         """Close the pipes and wait for ffmpeg's end: (exit code, its messages)."""
@@ -122,8 +130,9 @@ class FfmpegPipe:
             for pipe in (self.proc.stdin, self.proc.stdout):
                 if pipe is not None:
                     pipe.close()
-            self.progress_at = time.monotonic()  # the watchdog also bounds the wait for its end
+            self.waiting_since = time.monotonic()  # the watchdog also bounds the wait for its end
             code = self.proc.wait()
+            self.waiting_since = None
             self.result = code, self._messages()
         return self.result
 
