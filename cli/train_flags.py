@@ -10,6 +10,13 @@ from cli.argtypes import frame_size, non_negative_float, non_negative_int, posit
 from datasets.sample import SAMPLE_DATA
 NETWORKS = ("resnet", "unet")  # networks.GENERATORS; listed here so that `-h` needs no torch import (a test checks they agree)
 GAN_LOSSES = ("dcgan", "hinge", "lsgan", "none")  # networks.losses.GAN_LOSSES, likewise
+CONVS = ("3d", "2plus1d")  # networks.CONVS, likewise
+
+
+AMP_OPTIONS = {"nargs": "?", "const": "on", "default": "auto", "choices": ["auto", "on", "off"],
+               "help": "mixed precision: bfloat16 on a CPU that has it in hardware (AVX512-BF16, AMX) or a GPU, float16 "
+                       "on an older GPU with `on`; auto uses it where it is in hardware and measured faster here; "
+                       "a bare --amp means on; a CPU without native bfloat16 always runs float32"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ TRAIN_FLAGS = (
     _flag("networks", "--downsample", type=non_negative_int, default=2,
           help="resnet: strided levels (frame sides must be multiples of 2^downsample)"),
     _flag("networks", "--se", action="store_true", help="resnet: squeeze-excitation in every residual block"),
+    _flag("networks", "--conv", choices=CONVS, default="3d",
+          help="3d: full 3x3x3 convolutions; 2plus1d: each factorised into a spatial 1x3x3 and a temporal 3x1x1 one "
+               "(fewer FLOPs), in the generator and the discriminator"),
     _flag("networks", "--d-channels", type=positive_int, default=32, help="discriminator channels at the first layer; they double per layer"),
     _flag("networks", "--d-layers", type=positive_int, default=3, help="discriminator strided layers"),
     _flag("networks", "--spectral-norm", action="store_true", help="spectral norm on the discriminator's convolutions"),
@@ -72,9 +82,10 @@ TRAIN_FLAGS = (
           help="continue the experiment from its last.pt; flags you type override the saved ones"),
     _flag("run", "--allow-new-data", action="store_true", per_run=True, help="with --resume: accept a dataset other than the one trained on"),
     _flag("run", "--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present"),
-    _flag("run", "--amp", action="store_true", help="mixed precision: bfloat16 on CPU, float16 or bfloat16 on CUDA"),
+    _flag("run", "--amp", **AMP_OPTIONS),
     _flag("run", "--memory-format", choices=["auto", "contiguous", "channels_last"], default="auto",
-          help="tensor layout; auto uses channels_last_3d on CUDA with --amp, contiguous otherwise"),
+          help="tensor layout (channels_last is channels_last_3d); auto measures which is faster here, once per "
+               "machine and configuration"),
     _flag("run", "--sample-every", type=positive_int, default=1, help="validate and write samples every N epochs"),
     _flag("run", "--log-every", type=positive_int, default=10, help="write losses to metrics.jsonl every N steps"),
     _flag("run", "--save-every", type=non_negative_int, default=0, help="also save last.pt every N steps (0: at epoch ends only)"),

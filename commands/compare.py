@@ -9,6 +9,7 @@ error are printed and written as JSON beside the output video.
 from pathlib import Path
 
 from cli.argtypes import frame_size, non_negative_int, positive_int
+from cli.train_flags import AMP_OPTIONS
 from utils.errors import UsageError
 
 HELP = "run a trained generator over a video and write a side-by-side comparison"
@@ -24,7 +25,7 @@ def add_arguments(parser):
     parser.add_argument("--batch", type=positive_int, default=4, help="windows per forward pass")
     parser.add_argument("--save-generated", metavar="OUT2", help="also write the generated frames alone to this video")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
-    parser.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU)")
+    parser.add_argument("--amp", **AMP_OPTIONS)
     parser.add_argument("--vmaf", action="store_true", help="add VMAF through ffmpeg's libvmaf (when the binary has it)")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that vgan compare did not write")
     parser.add_argument("--dry-run", action="store_true", help="generate one batch of windows, print its shape, write nothing")

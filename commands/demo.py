@@ -32,12 +32,12 @@ def run(args):
     from inference.generate import ClipGenerator
     from inference.loader import load_model
     from training.loop import train
-    from utils.device import native_bf16_cpu, pick_device
+    from utils.device import pick_device, resolve_amp
     from utils.metrics import score_table
     from utils.size import Size
 
     device = pick_device(args.device)
-    amp = device.type == "cuda" or native_bf16_cpu()
+    amp = resolve_amp("auto", device)
     folder = Path("checkpoints") / EXPERIMENT
     print("1/5 the built-in sample video", flush=True)
     sample = ensure_sample()
@@ -48,7 +48,7 @@ def run(args):
     print(f"3/5 train a small unet for {args.steps} steps{' (bfloat16)' if amp else ''}", flush=True)
     shutil.rmtree(folder, ignore_errors=True)  # the demo's own experiment from an earlier run
     config = {**default_flags(), **NETWORK, "data": str(DATA), "name": EXPERIMENT, "max_steps": args.steps,
-              "epochs": 1000, "sample_every": 3, "log_every": 20, "amp": amp, "device": args.device}
+              "epochs": 1000, "sample_every": 3, "log_every": 20, "device": args.device}
     code = train(config, on_epoch_end=write_report)
     if code:
         return code

@@ -6,6 +6,8 @@ baseline (the input itself taken as the answer): PSNR, SSIM, temporal warping er
 """
 import json
 
+from cli.train_flags import AMP_OPTIONS
+
 HELP = "score a trained generator on a dataset's validation windows"
 
 
@@ -14,7 +16,7 @@ def add_arguments(parser):
     parser.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
-    parser.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU)")
+    parser.add_argument("--amp", **AMP_OPTIONS)
 
 
 def run(args):

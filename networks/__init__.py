@@ -3,7 +3,7 @@
     G = build_generator("unet", channels=16, depth=4)
 """
 from networks.discriminator import PatchDiscriminator3D
-from networks.layers import SizeError, count_parameters
+from networks.layers import CONVS, SizeError, count_parameters
 from networks.resnet3d import ResNet3D
 from networks.unet3d import UNet3D
 
@@ -15,4 +15,4 @@ def build_generator(name, **kwargs):
     return GENERATORS[name](**kwargs)
 
 
-__all__ = ["GENERATORS", "build_generator", "PatchDiscriminator3D", "SizeError", "count_parameters", "UNet3D", "ResNet3D"]
+__all__ = ["CONVS", "GENERATORS", "build_generator", "PatchDiscriminator3D", "SizeError", "count_parameters", "UNet3D", "ResNet3D"]

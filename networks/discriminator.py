@@ -7,21 +7,22 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as add_spectral_norm
 
-from networks.layers import dcgan_init, norm3d
+from networks.layers import conv3d, dcgan_init, norm3d
 
 
 class PatchDiscriminator3D(nn.Module):
-    def __init__(self, in_channels=6, channels=32, layers=3, spectral_norm=False):
+    def __init__(self, in_channels=6, channels=32, layers=3, spectral_norm=False, conv="3d"):
         super().__init__()
-        wrap = add_spectral_norm if spectral_norm else (lambda conv: conv)
-        modules = [wrap(nn.Conv3d(in_channels, channels, (3, 4, 4), stride=(1, 2, 2), padding=1)), nn.LeakyReLU(0.2, inplace=True)]
+        wrap = add_spectral_norm if spectral_norm else (lambda layer: layer)
+        down = {"kernel": (3, 4, 4), "stride": (1, 2, 2), "padding": 1, "conv": conv, "wrap": wrap}
+        modules = [conv3d(in_channels, channels, **down), nn.LeakyReLU(0.2, inplace=True)]
         width = channels
         for _ in range(1, layers):
-            modules += [wrap(nn.Conv3d(width, 2 * width, (3, 4, 4), stride=(1, 2, 2), padding=1, bias=spectral_norm))]
+            modules += [conv3d(width, 2 * width, bias=spectral_norm, **down)]
             modules += [] if spectral_norm else [norm3d(2 * width)]
             modules += [nn.LeakyReLU(0.2, inplace=True)]
             width *= 2
-        modules += [wrap(nn.Conv3d(width, 1, (3, 4, 4), padding=1))]
+        modules += [conv3d(width, 1, (3, 4, 4), padding=1, conv=conv, wrap=wrap)]
         self.net = nn.Sequential(*modules)
         dcgan_init(self)
 

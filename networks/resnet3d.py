@@ -5,15 +5,15 @@
 """
 from torch import nn
 
-from networks.layers import Generator, SqueezeExcite3d, dcgan_init, norm3d
+from networks.layers import Generator, SqueezeExcite3d, conv3d, dcgan_init, norm3d
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels, squeeze_excite=False):
+    def __init__(self, channels, squeeze_excite=False, conv="3d"):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv3d(channels, channels, 3, padding=1, bias=False), norm3d(channels), nn.ReLU(inplace=True),
-            nn.Conv3d(channels, channels, 3, padding=1, bias=False), norm3d(channels),
+            conv3d(channels, channels, 3, padding=1, bias=False, conv=conv), norm3d(channels), nn.ReLU(inplace=True),
+            conv3d(channels, channels, 3, padding=1, bias=False, conv=conv), norm3d(channels),
             SqueezeExcite3d(channels) if squeeze_excite else nn.Identity(),
         )
 
@@ -22,20 +22,21 @@ class ResidualBlock(nn.Module):
 
 
 class ResNet3D(Generator):
-    def __init__(self, in_channels=3, out_channels=3, channels=16, blocks=6, downsample=2, squeeze_excite=False):
+    def __init__(self, in_channels=3, out_channels=3, channels=16, blocks=6, downsample=2, squeeze_excite=False, conv="3d"):
         super().__init__()
         self.downsample = downsample
-        layers = [nn.Conv3d(in_channels, channels, (3, 7, 7), padding=(1, 3, 3), bias=False), norm3d(channels), nn.ReLU(inplace=True)]
+        layers = [conv3d(in_channels, channels, (3, 7, 7), padding=(1, 3, 3), bias=False, conv=conv), norm3d(channels), nn.ReLU(inplace=True)]
         width = channels
         for _ in range(downsample):
-            layers += [nn.Conv3d(width, 2 * width, (3, 4, 4), stride=(1, 2, 2), padding=1, bias=False), norm3d(2 * width), nn.ReLU(inplace=True)]
+            layers += [conv3d(width, 2 * width, (3, 4, 4), stride=(1, 2, 2), padding=1, bias=False, conv=conv),
+                       norm3d(2 * width), nn.ReLU(inplace=True)]
             width *= 2
-        layers += [ResidualBlock(width, squeeze_excite) for _ in range(blocks)]
+        layers += [ResidualBlock(width, squeeze_excite, conv) for _ in range(blocks)]
         for _ in range(downsample):
-            layers += [nn.ConvTranspose3d(width, width // 2, (3, 4, 4), stride=(1, 2, 2), padding=1, bias=False),
+            layers += [conv3d(width, width // 2, (3, 4, 4), stride=(1, 2, 2), padding=1, bias=False, conv=conv, transposed=True),
                        norm3d(width // 2), nn.ReLU(inplace=True)]
             width //= 2
-        layers += [nn.Conv3d(width, out_channels, (3, 7, 7), padding=(1, 3, 3)), nn.Tanh()]
+        layers += [conv3d(width, out_channels, (3, 7, 7), padding=(1, 3, 3), conv=conv), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 

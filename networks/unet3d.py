@@ -10,18 +10,18 @@ from networks.layers import ConvBlock, Generator, dcgan_init
 
 
 class UNet3D(Generator):
-    def __init__(self, in_channels=3, out_channels=3, channels=16, depth=4, temporal_pool=False):
+    def __init__(self, in_channels=3, out_channels=3, channels=16, depth=4, temporal_pool=False, conv="3d"):
         super().__init__()
         self.depth, self.temporal_pool = depth, temporal_pool
         widths = [channels * 2 ** level for level in range(depth + 1)]
         kernel = (2, 2, 2) if temporal_pool else (1, 2, 2)
         # ceil_mode keeps an odd clip length from losing its last frame; the decoder crops back.
         self.pool = nn.MaxPool3d(kernel, ceil_mode=True)
-        self.encoder = nn.ModuleList([ConvBlock(in_channels, widths[0])] +
-                                     [ConvBlock(widths[level - 1], widths[level]) for level in range(1, depth + 1)])
+        self.encoder = nn.ModuleList([ConvBlock(in_channels, widths[0], conv)] +
+                                     [ConvBlock(widths[level - 1], widths[level], conv) for level in range(1, depth + 1)])
         self.upsample = nn.ModuleList([nn.ConvTranspose3d(widths[level + 1], widths[level], kernel, stride=kernel)
                                        for level in range(depth)])
-        self.decoder = nn.ModuleList([ConvBlock(2 * widths[level], widths[level]) for level in range(depth)])
+        self.decoder = nn.ModuleList([ConvBlock(2 * widths[level], widths[level], conv) for level in range(depth)])
         self.head = nn.Conv3d(widths[0], out_channels, 1)
         dcgan_init(self)
 

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from utils.ffmpeg import ffmpeg_exe
 from utils.size import Size
 
 REPO = Path(__file__).resolve().parent.parent
+# Where train keeps what it measured of this machine: one cache for the test session, none left in ~/.cache.
+os.environ.setdefault("VGAN_CACHE_DIR", tempfile.mkdtemp(prefix="vgan-test-cache-"))
 
 
 def build(folder, video, pair, side, fps=None, **options):

@@ -2,8 +2,10 @@
 import pytest
 import torch
 
+from cli.train_flags import CONVS as CONV_CHOICES
 from cli.train_flags import GAN_LOSSES, NETWORKS
-from networks import GENERATORS, PatchDiscriminator3D, SizeError, build_generator
+from networks import CONVS, GENERATORS, PatchDiscriminator3D, SizeError, build_generator, count_parameters
+from networks.layers import InstanceNorm3d, conv3d
 from networks.losses import discriminator_loss, generator_loss, reconstruction_losses
 
 SMALL = {"unet": {"channels": 4, "depth": 2}, "resnet": {"channels": 4, "blocks": 2, "downsample": 2}}
@@ -14,12 +16,14 @@ def test_train_offers_exactly_the_registered_networks_and_losses():
 
     assert set(NETWORKS) == set(GENERATORS)
     assert set(GAN_LOSSES) == set(LOSSES)
+    assert set(CONV_CHOICES) == set(CONVS)
 
 
+@pytest.mark.parametrize("conv", CONVS)
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 @pytest.mark.parametrize("t,h,w", [(9, 32, 32), (4, 16, 48), (1, 8, 8), (7, 24, 40)])
-def test_generator_maps_a_clip_to_a_clip_of_the_same_shape(name, t, h, w):
-    model = build_generator(name, **SMALL.get(name, {}))
+def test_generator_maps_a_clip_to_a_clip_of_the_same_shape(name, t, h, w, conv):
+    model = build_generator(name, conv=conv, **SMALL.get(name, {}))
     x = torch.rand(2, 3, t, h, w) * 2 - 1
     y = model(x)
     assert y.shape == x.shape
@@ -42,6 +46,19 @@ def test_channels_double_per_level():
     assert [m.out_channels for m in disc.net if isinstance(m, torch.nn.Conv3d)] == [8, 16, 32, 1]
 
 
+def test_2plus1d_factorises_a_3x3x3_convolution_into_spatial_then_temporal_at_equal_width():
+    full, factorised = conv3d(16, 32, 3, padding=1, bias=False), conv3d(16, 32, 3, padding=1, bias=False, conv="2plus1d")
+    assert [tuple(m.kernel_size) for m in factorised] == [(1, 3, 3), (3, 1, 1)] and factorised[0].out_channels == 32
+    assert count_parameters(full) == 27 * 16 * 32 and count_parameters(factorised) == 9 * 16 * 32 + 3 * 32 * 32  # 2.25x fewer at C_in = C_out
+    x = torch.randn(1, 16, 5, 8, 8)
+    with torch.no_grad():
+        factorised[1].weight.zero_()
+        factorised[1].weight[:, :, 1] = torch.eye(32)[:, :, None, None]  # the temporal part passes the middle frame through
+        torch.testing.assert_close(factorised(x), torch.nn.functional.conv3d(x, factorised[0].weight, padding=(0, 1, 1)))
+    flat = conv3d(16, 32, (1, 3, 3), padding=(0, 1, 1), conv="2plus1d")
+    assert isinstance(flat, torch.nn.Conv3d)  # nothing to factorise in a kernel flat in time
+
+
 def test_squeeze_excitation_adds_parameters_and_keeps_shape():
     plain = build_generator("resnet", channels=8, blocks=2, downsample=1)
     excited = build_generator("resnet", channels=8, blocks=2, downsample=1, squeeze_excite=True)
@@ -56,20 +73,36 @@ def test_size_the_network_cannot_take_names_size_and_multiple(name, multiple):
         model(torch.zeros(1, 3, 3, 20, 30))
 
 
+@pytest.mark.parametrize("conv", CONVS)
 @pytest.mark.parametrize("spectral", [False, True])
 @pytest.mark.parametrize("t,h,w", [(9, 64, 64), (4, 32, 48)])
-def test_discriminator_gives_patch_logits(spectral, t, h, w):
-    disc = PatchDiscriminator3D(channels=4, layers=3, spectral_norm=spectral)
+def test_discriminator_gives_patch_logits(spectral, t, h, w, conv):
+    disc = PatchDiscriminator3D(channels=4, layers=3, spectral_norm=spectral, conv=conv)
     a = torch.zeros(2, 3, t, h, w)
     logits = disc(a, a)
     assert logits.shape == (2, 1, t, h // 8 - 1, w // 8 - 1)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last_3d])
+def test_instance_norm_matches_torch_and_keeps_the_layout(layout):
+    x = (torch.randn(2, 6, 3, 5, 7) * 3 + 1).contiguous(memory_format=layout).requires_grad_()
+    ours, reference = InstanceNorm3d(6), torch.nn.InstanceNorm3d(6, affine=True)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 1.5), ours.bias.uniform_(-1, 1)
+    reference.load_state_dict(ours.state_dict())  # the same parameters under the same names
+    y = ours(x)
+    torch.testing.assert_close(y, reference(x), atol=1e-5, rtol=1e-5)
+    assert y.is_contiguous(memory_format=layout)
+    (grad_ours,) = torch.autograd.grad(y.square().sum(), x)
+    (grad_reference,) = torch.autograd.grad(reference(x).square().sum(), x)
+    torch.testing.assert_close(grad_ours, grad_reference, atol=1e-4, rtol=1e-4)
 
 
 def test_dcgan_initialisation():
     model = build_generator("unet", channels=16, depth=2)
     weights = torch.cat([m.weight.flatten() for m in model.modules() if isinstance(m, torch.nn.Conv3d)])
     assert abs(weights.std().item() - 0.02) < 0.002 and abs(weights.mean().item()) < 0.002
-    scales = torch.cat([m.weight for m in model.modules() if isinstance(m, torch.nn.InstanceNorm3d)])
+    scales = torch.cat([m.weight for m in model.modules() if isinstance(m, InstanceNorm3d)])
     assert abs(scales.mean().item() - 1) < 0.01
 
 

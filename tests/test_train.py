@@ -27,7 +27,7 @@ def test_training_learns_gray_to_colour(tmp_path, gray32, amp):
         pytest.skip("this CPU has no native bfloat16: --amp runs float32 here (see the fallback test)")
     result = run_cli("train", "--data", gray32, "--depth", "3", "--channels", "8", "--d-channels", "8", "--lr", "1e-3",
                      "--max-steps", "300", "--epochs", "100", "--log-every", "100", "--seed", "0", "--name", "learn",
-                     *(["--amp"] if amp else []), cwd=tmp_path)
+                     "--amp", "on" if amp else "off", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     scores = validation_records(tmp_path / "checkpoints" / "learn")
     first, last = scores[0]["val/l1"], scores[-1]["val/l1"]
@@ -40,12 +40,12 @@ AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}  # wha
 
 
 def test_amp_without_native_bfloat16_says_so_and_runs_float32(tmp_path, tiny):
-    args = ["train", "--data", tiny, *TINY, "--max-steps", "2", "--amp"]
+    args = ["train", "--data", tiny, *TINY, "--max-steps", "2", "--memory-format", "contiguous", "--amp"]
     emulated = run_cli(*args, "--name", "emulated", cwd=tmp_path, env=AVX2_ONLY)
     assert emulated.returncode == 0, emulated.stderr
     notice = [line for line in emulated.stderr.splitlines() if "no native bfloat16" in line]
     assert len(notice) == 1 and notice[0].startswith("warning: --amp:") and "running in float32" in notice[0]
-    assert ", amp" not in emulated.stdout  # the start line names no mixed precision
+    assert "computing in float32, contiguous" in emulated.stdout
     plain = run_cli(*args[:-1], "--name", "plain", cwd=tmp_path, env=AVX2_ONLY)
     weights = [torch.load(tmp_path / "checkpoints" / name / "last.pt", weights_only=True)["generator"] for name in ("emulated", "plain")]
     assert plain.returncode == 0 and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # float32, bit for bit
@@ -180,6 +180,8 @@ FLAG_CASES = {  # flags -> what the run must show for them
            lambda state, records: any(".gate." in key for key in state["generator"])),
     "temporal_pool": (["--temporal-pool"],
                       lambda state, records: state["generator"]["upsample.0.weight"].shape[2] == 2),  # a 2x2x2 up-convolution
+    "conv_2plus1d": (["--conv", "2plus1d"], lambda state, records: state["model_args"]["conv"] == "2plus1d"
+                     and state["disc_args"]["conv"] == "2plus1d" and "encoder.0.0.1.weight" in state["generator"]),
     "lsgan": (["--gan-loss", "lsgan"], lambda state, records: state["config"]["gan_loss"] == "lsgan"),
     "hinge": (["--gan-loss", "hinge"], lambda state, records: state["config"]["gan_loss"] == "hinge"),
     "none": (["--gan-loss", "none"],

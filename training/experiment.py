@@ -14,8 +14,8 @@ from utils.fsio import temp_name, write_json_atomic
 CONFIG_NAME = "config.json"
 
 # Flags that shape the networks; a run cannot be resumed with other values.
-GENERATOR_FLAGS = {"unet": ("channels", "depth", "temporal_pool"), "resnet": ("channels", "blocks", "downsample", "se")}
-DISCRIMINATOR_FLAGS = ("d_channels", "d_layers", "spectral_norm")
+GENERATOR_FLAGS = {"unet": ("channels", "depth", "temporal_pool", "conv"), "resnet": ("channels", "blocks", "downsample", "se", "conv")}
+DISCRIMINATOR_FLAGS = ("d_channels", "d_layers", "spectral_norm", "conv")
 
 
 def experiment_folder(config):
@@ -24,17 +24,19 @@ def experiment_folder(config):
 
 def generator_args(config):
     """The generator's keyword hyperparameters, from the train flags."""
+    conv = config.get("conv", "3d")  # runs from before the flag existed trained full 3D convolutions
     if config["network"] == "unet":
-        return {"channels": config["channels"], "depth": config["depth"], "temporal_pool": config["temporal_pool"]}
+        return {"channels": config["channels"], "depth": config["depth"], "temporal_pool": config["temporal_pool"], "conv": conv}
     return {"channels": config["channels"], "blocks": config["blocks"], "downsample": config["downsample"],
-            "squeeze_excite": config["se"]}
+            "squeeze_excite": config["se"], "conv": conv}
 
 
 def discriminator_args(config):
     """The discriminator's keyword hyperparameters, or None when there is no adversarial loss."""
     if config["gan_loss"] == "none":
         return None
-    return {"channels": config["d_channels"], "layers": config["d_layers"], "spectral_norm": config["spectral_norm"]}
+    return {"channels": config["d_channels"], "layers": config["d_layers"], "spectral_norm": config["spectral_norm"],
+            "conv": config.get("conv", "3d")}
 
 
 def architecture(config):
@@ -42,7 +44,7 @@ def architecture(config):
     names = ["network", "gan_loss", *GENERATOR_FLAGS[config["network"]]]
     if config["gan_loss"] != "none":
         names += DISCRIMINATOR_FLAGS
-    return {name: config[name] for name in names}
+    return {name: config.get(name, "3d" if name == "conv" else None) for name in dict.fromkeys(names)}
 
 
 def resumed_config(saved, current, explicit, checkpoint_path):

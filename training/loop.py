@@ -20,6 +20,7 @@ from datasets.sample import SAMPLE_DATA, ensure_sample
 from datasets.slider import ClipSlider
 from datasets.store import fingerprint, load_dataset
 from networks import PatchDiscriminator3D, SizeError, build_generator, count_parameters
+from training.autotune import Compute, cache_key, choose_compute
 from training.distributed import Ranks, any_rank, barrier, init_distributed, ranks_agree, shutdown
 from training.experiment import discriminator_args, experiment_folder, generator_args, resumed_config, save_state, write_config
 from training.lock import ExperimentLock
@@ -30,7 +31,7 @@ from training.step import LossWeights, Nets, NonFiniteLoss, gan_step
 from training.validate import validate
 from training.watchdog import Watchdog
 from utils.checkpoint import LAST_NAME, VERSION, load_checkpoint
-from utils.device import grad_scaler, resolve_amp, to_model_input, use_channels_last
+from utils.device import grad_scaler, to_model_input
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.fsio import remove_partials
 from utils.progress import Progress
@@ -60,10 +61,9 @@ class Run:
     folder: Path
     ranks: Ranks
     device: torch.device
-    amp: bool
     data: Data = None
     nets: Nets = None
-    channels_last: bool = False
+    compute: Compute = None  # precision and memory layout
     total_steps: int = 0
     log: MetricsLog = None  # rank 0 only, as are progress and the watchdog
     progress: Progress = None
@@ -74,6 +74,14 @@ class Run:
     @property
     def steps_per_epoch(self):
         return len(self.data.train)
+
+    @property
+    def amp(self):
+        return self.compute.amp
+
+    @property
+    def channels_last(self):
+        return self.compute.channels_last
 
 
 def lr_at(step, base_lr, total_steps, decay_steps):
@@ -114,9 +122,9 @@ def dry_run_folder(config):
 def run_training(config, explicit, defaults, ranks, device, on_epoch_end):
     folder = experiment_folder(config)
     state, config = open_experiment(config, explicit, folder)
-    run = Run(config, folder, ranks, device, resolve_amp(config["amp"], device, quiet=not ranks.is_main), on_epoch_end=on_epoch_end)
+    run = Run(config, folder, ranks, device, on_epoch_end=on_epoch_end)
     run.data = load_data(config, ranks, state, folder)
-    run.nets, run.channels_last = build_networks(run, state)
+    run.nets, run.compute = build_networks(run, state)
     run.total_steps = config["max_steps"] or config["epochs"] * run.steps_per_epoch
     position = restore_position(run, state)
     if position.step >= run.total_steps:
@@ -179,8 +187,9 @@ def load_data(config, ranks, state, folder):
 
 
 def build_networks(run, state):
-    """(Nets, channels_last): the generator, the discriminator (none without an adversarial loss) and
-    their optimizers, restored from `state` when resuming. Every rank seeds alike, so they start identical."""
+    """(Nets, Compute): the generator, the discriminator (none without an adversarial loss) and their
+    optimizers, restored from `state` when resuming, in the precision and layout the run computes
+    in. Every rank seeds alike, so they start identical."""
     config, device = run.config, run.device
     torch.manual_seed(config["seed"])
     generator = build_generator(config["network"], **generator_args(config)).to(device)
@@ -192,19 +201,32 @@ def build_networks(run, state):
         except SizeError as exc:
             raise DatasetError(config["data"], f"{exc}; rebuild the dataset with another --size, or change the network flags") from None
     adam = {"lr": config["lr"], "betas": (0.5, 0.999)}
-    nets = Nets(generator, generator, torch.optim.Adam(generator.parameters(), **adam), grad_scaler(device, run.amp),
+    nets = Nets(generator, generator, torch.optim.Adam(generator.parameters(), **adam), None,
                 discriminator, discriminator, torch.optim.Adam(discriminator.parameters(), **adam) if discriminator else None)
+    compute = choose_run_compute(run, nets, state)
+    nets.scaler = grad_scaler(device, compute.amp)
     if state is not None:
         load_network_state(nets, state)
-    channels_last = use_channels_last(config["memory_format"], device, run.amp)
     for module in (generator, discriminator):
-        if module is not None and channels_last:
+        if module is not None and compute.channels_last:
             module.to(memory_format=torch.channels_last_3d)
     if run.ranks.distributed:
         ids = [device.index] if device.type == "cuda" else None
         nets.generator = DistributedDataParallel(generator, device_ids=ids)
         nets.discriminator = DistributedDataParallel(discriminator, device_ids=ids) if discriminator else None
-    return nets, channels_last
+    return nets, compute
+
+
+def choose_run_compute(run, nets, state):
+    """The precision and layout: a resumed run keeps those it started with; a new one takes what
+    the flags ask, and measures what they leave to auto (training/autotune.py)."""
+    if state is not None and "compute" in state:
+        return Compute(state["compute"]["amp"], state["compute"]["channels_last"], "as when the run started")
+    config, train = run.config, run.data.train
+    a, b = train.gather(train.epoch_batches(0)[0], 0, 0)
+    key = cache_key(config, generator_args(config), a.shape, run.device)
+    weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
+    return choose_compute(config, nets, a, b, weights, run.device, run.ranks, key)
 
 
 def load_network_state(nets, state):
@@ -239,14 +261,16 @@ def start_log(run, position, resumed, defaults):
     run.log = MetricsLog(folder, resume_step=position.step if resumed else None)
     run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": "resumed" if resumed else "started",
                    "world_size": run.ranks.world_size, "precision": "bf16" if run.amp else "fp32",
-                   "memory_format": "channels_last" if run.channels_last else "contiguous",
+                   "memory_format": "channels_last" if run.channels_last else "contiguous", "compute_choice": run.compute.note,
                    "parameters/generator": count_parameters(raw_g), "parameters/discriminator": count_parameters(raw_d) if raw_d else 0})
     if not resumed:
         save(run, position)
     ranks = run.ranks.world_size
     print(f"{'resuming' if resumed else 'training'} {config['network']} ({count_parameters(raw_g) / 1e6:.2f} M parameters) "
           f"on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch per rank, "
-          f"{ranks} rank{'s' if ranks > 1 else ''}, {run.device}, {'bfloat16' if run.amp else 'float32'}) into {folder}", flush=True)
+          f"{ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {folder}", flush=True)
+    print(f"computing in {'bfloat16' if run.amp else 'float32'}, {'channels_last_3d' if run.channels_last else 'contiguous'} "
+          f"({run.compute.note})", flush=True)
     internal = ("resume", "name") + (("checkpoints", "max_steps") if config["dry_run"] else ())  # set by the tool, not typed
     changed = {k: v for k, v in config.items() if k in defaults and defaults[k] != v and k not in internal}
     if changed:
@@ -368,6 +392,7 @@ def checkpoint(run, position, finished=False, scores=None):
         "epoch": position.epoch, "epoch_step": position.epoch_step, "step": position.step, "network": config["network"],
         "model_args": generator_args(config), "disc_args": discriminator_args(config), "config": config, "rng": rng,
         "dataset_fingerprint": run.data.fingerprint, "scores": scores or {}, "finished": finished, "version": VERSION,
+        "compute": {"amp": run.amp, "channels_last": run.channels_last},
         "dataset": {key: run.data.dataset.meta.get(key) for key in ("pair", "width", "height", "fps")},
     }
 

@@ -59,12 +59,24 @@ def native_bf16_cpu():
     return hardware and onednn_cap in ONEDNN_BF16_ISAS and aten_cap.startswith("AVX512")
 
 
-def resolve_amp(requested, device, quiet=False):
-    """Whether a run asked for `--amp` gets mixed precision here. On a CPU without native bfloat16
-    it never does (emulated bfloat16 would make it slower, never faster): one line says so."""
-    if not requested or device.type == "cuda" or native_bf16_cpu():
-        return bool(requested)
-    if not quiet:
+def amp_pays_here(device):
+    """Whether mixed precision can speed this device up: bfloat16 in hardware (CPU or GPU)."""
+    return torch.cuda.is_bf16_supported() if device.type == "cuda" else native_bf16_cpu()
+
+
+def resolve_amp(choice, device, quiet=False):
+    """Whether `--amp CHOICE` (auto, on or off; True and False as on and off) computes in mixed
+    precision here. auto: where bfloat16 is in hardware. on: also float16 on an older GPU; but on
+    a CPU without native bfloat16, where it would be emulated and many times slower, never, and
+    one line says so."""
+    choice = {True: "on", False: "off"}.get(choice, choice)
+    if choice == "off":
+        return False
+    if device.type == "cuda":
+        return choice == "on" or torch.cuda.is_bf16_supported()
+    if native_bf16_cpu():
+        return True
+    if choice == "on" and not quiet:
         warn("--amp", "this CPU has no native bfloat16 (avx512_bf16 or amx_bf16), where it is emulated and many times "
                       "slower than float32; running in float32")
     return False
@@ -87,14 +99,6 @@ def grad_scaler(device, amp):
     """A GradScaler that is active only for float16 on CUDA (bfloat16 needs none)."""
     return torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda" and amp_dtype(device) == torch.float16)
 
-
-def use_channels_last(choice, device, amp):
-    """channels_last_3d for 'auto' only on CUDA with mixed precision, where tensor cores take NDHWC.
-    On CPU bench/train.py measured no gain (instance norm in that layout costs what the
-    convolutions save); on CUDA it has not been measured by this project."""
-    if choice == "auto":
-        return device.type == "cuda" and amp
-    return choice == "channels_last"
 
 
 def to_model_input(clips, device, channels_last=False):

@@ -1,0 +1,65 @@
+"""Precision and memory layout: what the flags ask is taken as is, what they leave to auto is
+measured once per machine and configuration, and a run keeps its way when resumed."""
+import json
+
+import pytest
+import torch
+
+from conftest import TINY, run_cli
+from training import autotune
+from training.autotune import Compute, candidates, fastest
+from training.metrics_log import read_metrics
+
+CPU = torch.device("cpu")
+
+
+def names(ways):
+    return [way.name for way in ways]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_candidates_are_what_the_flags_leave_open(monkeypatch, native):
+    monkeypatch.setattr(autotune, "amp_pays_here", lambda device: native)
+    monkeypatch.setattr("utils.device.native_bf16_cpu", lambda: native)
+    ask = lambda amp, layout: names(candidates({"amp": amp, "memory_format": layout}, CPU, quiet=True))  # noqa: E731
+    both = ["fp32 contiguous", "fp32 channels_last"]
+    assert ask("auto", "auto") == (both + ["bf16 contiguous", "bf16 channels_last"] if native else both)
+    assert ask("off", "auto") == both
+    assert ask("on", "contiguous") == (["bf16 contiguous"] if native else ["fp32 contiguous"])  # never emulated bfloat16
+    assert ask("auto", "channels_last") == (["fp32 channels_last", "bf16 channels_last"] if native else ["fp32 channels_last"])
+
+
+def test_the_baseline_is_kept_unless_another_way_is_clearly_faster():
+    ways = [Compute(False, False), Compute(False, True), Compute(True, False)]
+    assert fastest(ways, [1.0, 0.99, 0.985]) == 0  # within the 3% margin: noise, not speed
+    assert fastest(ways, [1.0, 0.9, 0.5]) == 2
+    assert fastest(ways, [1.0, 1.2, 1.5]) == 0
+
+
+def compute_records(folder):
+    return [(r["precision"], r["memory_format"], r["compute_choice"]) for r in read_metrics(folder) if r.get("event") in ("started", "resumed")]
+
+
+def test_auto_is_measured_once_reported_and_kept_on_resume(tmp_path):
+    from conftest import build
+    from datasets.sample import ensure_sample
+
+    data = build(tmp_path / "d", ensure_sample(tmp_path / "s.mp4"), "gray", 16, fps=5)
+    env = {"VGAN_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["train", "--data", data, *TINY, "--max-steps", "2"]
+    first = run_cli(*args, "--name", "a", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "(auto: fp32 contiguous" in first.stdout  # measured, with the seconds per step of each way
+    cache = json.loads((tmp_path / "cache" / "compute.json").read_text())
+    (entry,) = cache.values()
+    precision, layout, note = compute_records(tmp_path / "checkpoints" / "a")[0]
+    assert entry["way"] == f"{precision} {layout}" and note.startswith("auto: ")
+    second = run_cli(*args, "--name", "b", cwd=tmp_path, env=env)
+    assert "as measured before on this machine" in second.stdout
+    assert compute_records(tmp_path / "checkpoints" / "b")[0][:2] == (precision, layout)
+    resumed = run_cli("train", "--name", "a", "--resume", "--max-steps", "3", cwd=tmp_path, env={"VGAN_CACHE_DIR": str(tmp_path / "other")})
+    assert resumed.returncode == 0 and "as when the run started" in resumed.stdout
+    assert compute_records(tmp_path / "checkpoints" / "a")[1][:2] == (precision, layout)
+    asked = run_cli(*args, "--name", "c", "--amp", "off", "--memory-format", "channels_last", cwd=tmp_path, env=env)
+    assert "computing in float32, channels_last_3d (as asked)" in asked.stdout
+    assert len(json.loads((tmp_path / "cache" / "compute.json").read_text())) == 1  # nothing measured for it
