@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from datasets.slider import ClipSlider
 from networks import PatchDiscriminator3D, build_generator
 from networks.layers import InstanceNorm3d
-from training.autotune import Compute, fastest
+from utils.compute import Compute, fastest
 from training.step import LossWeights, Nets, gan_step
 from utils.device import grad_scaler, machine_summary, native_bf16_cpu, to_model_input
 

@@ -19,6 +19,11 @@ AMP_OPTIONS = {"nargs": "?", "const": "on", "default": "auto", "choices": ["auto
                        "a bare --amp means on; a CPU without native bfloat16 always runs float32"}
 
 
+MEMORY_FORMAT_OPTIONS = {"choices": ["auto", "contiguous", "channels_last"], "default": "auto",
+                         "help": "tensor layout (channels_last is channels_last_3d); auto measures which is faster here, "
+                                 "with the precision, once per machine and job"}
+
+
 @dataclass(frozen=True)
 class Flag:
     group: str
@@ -83,9 +88,7 @@ TRAIN_FLAGS = (
     _flag("run", "--allow-new-data", action="store_true", per_run=True, help="with --resume: accept a dataset other than the one trained on"),
     _flag("run", "--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present"),
     _flag("run", "--amp", **AMP_OPTIONS),
-    _flag("run", "--memory-format", choices=["auto", "contiguous", "channels_last"], default="auto",
-          help="tensor layout (channels_last is channels_last_3d); auto measures which is faster here, once per "
-               "machine and configuration"),
+    _flag("run", "--memory-format", **MEMORY_FORMAT_OPTIONS),
     _flag("run", "--sample-every", type=positive_int, default=1, help="validate and write samples every N epochs"),
     _flag("run", "--log-every", type=positive_int, default=10, help="write losses to metrics.jsonl every N steps"),
     _flag("run", "--save-every", type=non_negative_int, default=0, help="also save last.pt every N steps (0: at epoch ends only)"),

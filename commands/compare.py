@@ -9,7 +9,7 @@ error are printed and written as JSON beside the output video.
 from pathlib import Path
 
 from cli.argtypes import frame_size, non_negative_int, positive_int
-from cli.train_flags import AMP_OPTIONS
+from cli.train_flags import AMP_OPTIONS, MEMORY_FORMAT_OPTIONS
 from utils.errors import UsageError
 
 HELP = "run a trained generator over a video and write a side-by-side comparison"
@@ -26,6 +26,7 @@ def add_arguments(parser):
     parser.add_argument("--save-generated", metavar="OUT2", help="also write the generated frames alone to this video")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
     parser.add_argument("--amp", **AMP_OPTIONS)
+    parser.add_argument("--memory-format", **MEMORY_FORMAT_OPTIONS)
     parser.add_argument("--vmaf", action="store_true", help="add VMAF through ffmpeg's libvmaf (when the binary has it)")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that vgan compare did not write")
     parser.add_argument("--dry-run", action="store_true", help="generate one batch of windows, print its shape, write nothing")
@@ -34,9 +35,9 @@ def add_arguments(parser):
 def run(args):
     from experiments.report import record_result
     from inference.compare import Outputs, Windows, compare_model, comparison_source, dry_run
-    from inference.generate import ClipGenerator
+    from inference.generate import clip_generator
     from inference.loader import latest_experiment, load_model
-    from utils.device import pick_device, resolve_amp
+    from utils.device import pick_device
     from utils.metrics import score_table
 
     device = pick_device(args.device)
@@ -44,14 +45,15 @@ def run(args):
     overlap = model.pool // 2 if args.overlap is None else args.overlap
     if overlap >= model.pool:
         raise UsageError(f"argument --overlap: must be below the trained -pool ({model.pool})")
-    generate = ClipGenerator(model.generator, device, amp=resolve_amp(args.amp, device))
+    size = args.size or model.size
+    generate = clip_generator(model, device, (args.batch, model.pool, size.height, size.width), args.amp, args.memory_format)
     if args.dry_run:
-        out = dry_run(comparison_source(args.video, args.target, model.pair), generate, args.size or model.size, model.pool)
+        out = dry_run(comparison_source(args.video, args.target, model.pair), generate, size, model.pool)
         print(f"dry run: generated a window of {out.shape[1]} frames at {out.shape[3]}x{out.shape[2]} from {args.video}; nothing written")
         return 0
     output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_compare.mp4")
     outputs = Outputs(output, Path(args.save_generated) if args.save_generated else None, args.vmaf, args.overwrite)
-    result = compare_model(model, generate, args.video, outputs, args.target, args.size, Windows(model.pool, overlap, args.batch))
+    result = compare_model(model, generate, args.video, outputs, args.target, size, Windows(model.pool, overlap, args.batch))
     panels = "input | generated | target" if result["scores"] else "input | generated"
     print(f"compared {result['frames']} frames of {args.video} with {result['checkpoint']} (step {result['step']})")
     print(f"wrote {output} ({panels})" + (f" and {args.save_generated}" if args.save_generated else ""))

@@ -29,7 +29,7 @@ def run(args):
     from experiments.report import record_result, write_report
     from inference.compare import Outputs, compare_model
     from inference.evaluate import evaluate_model
-    from inference.generate import ClipGenerator
+    from inference.generate import clip_generator
     from inference.loader import load_model
     from training.loop import train
     from utils.device import pick_device, resolve_amp
@@ -54,7 +54,7 @@ def run(args):
         return code
     print(f"4/5 compare on the whole sample video -> {COMPARISON}", flush=True)
     model = load_model(folder, device)
-    generate = ClipGenerator(model.generator, device, amp=amp)
+    generate = clip_generator(model, device, (4, model.pool, 64, 64))
     record_result(compare_model(model, generate, sample, Outputs(COMPARISON, overwrite=True)), "compare")
     print("5/5 evaluate on the held-out frames", flush=True)
     evaluation = evaluate_model(model, generate)

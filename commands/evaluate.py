@@ -6,9 +6,10 @@ baseline (the input itself taken as the answer): PSNR, SSIM, temporal warping er
 """
 import json
 
-from cli.train_flags import AMP_OPTIONS
+from cli.train_flags import AMP_OPTIONS, MEMORY_FORMAT_OPTIONS
 
 HELP = "score a trained generator on a dataset's validation windows"
+EVALUATE_BATCH = 4  # windows per forward pass
 
 
 def add_arguments(parser):
@@ -17,19 +18,21 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
     parser.add_argument("--amp", **AMP_OPTIONS)
+    parser.add_argument("--memory-format", **MEMORY_FORMAT_OPTIONS)
 
 
 def run(args):
     from experiments.report import record_result
     from inference.evaluate import evaluate_model
-    from inference.generate import ClipGenerator
+    from inference.generate import clip_generator
     from inference.loader import latest_experiment, load_model
-    from utils.device import pick_device, resolve_amp
+    from utils.device import pick_device
     from utils.metrics import score_table
 
     device = pick_device(args.device)
     model = load_model(args.checkpoint or latest_experiment(), device)
-    result = evaluate_model(model, ClipGenerator(model.generator, device, amp=resolve_amp(args.amp, device)), args.data)
+    shape = (EVALUATE_BATCH, model.pool, model.size.height, model.size.width)
+    result = evaluate_model(model, clip_generator(model, device, shape, args.amp, args.memory_format), args.data, EVALUATE_BATCH)
     record_result(result, "evaluation")
     if args.json:
         print(json.dumps(result, indent=2))

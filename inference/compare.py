@@ -16,6 +16,7 @@ import numpy as np
 from datasets.pairs import parse_pair
 from datasets.sources import DerivedSource, InputSource, PairedSource
 from inference.sliding import generate_stream
+from utils.background import Behind
 from utils.errors import VideoError
 from utils.ffmpeg import VideoWriter, probe, vmaf
 from utils.images import side_by_side
@@ -137,10 +138,11 @@ def compare_video(source, generate, size, windows, outputs):
     with tempfile.TemporaryDirectory() as scratch:
         with contextlib.ExitStack() as stack:
             sinks = open_sinks(stack, source, outputs, fps, scratch)
-            for chunk in generate_stream(source.chunks(size), generate, windows.pool, windows.overlap, windows.batch):
-                for sink in sinks:
-                    sink.add(*chunk)
-                frames += len(chunk[1])
+            # Scores, panels and encoding run on a thread of their own while the next windows are generated.
+            with Behind(lambda chunk: [sink.add(*chunk) for sink in sinks]) as behind:
+                for chunk in generate_stream(source.chunks(size), generate, windows.pool, windows.overlap, windows.batch):
+                    behind.put(chunk)
+                    frames += len(chunk[1])
             if frames == 0:
                 raise VideoError(source.paths[0], "gave no frames to compare")
         scores = {}

@@ -21,8 +21,8 @@ def evaluate_generator(generate, dataset, pool, batch=4):
             "scores": score_windows(inputs, outputs, targets)}
 
 
-def evaluate_model(model, generate, data=None):
+def evaluate_model(model, generate, data=None, batch=4):
     """evaluate_generator for a trained model on `data` (default: the dataset it was trained on),
     as the summary that is kept as JSON."""
     data = data or model.data
-    return {**model.describe(), "data": str(data), **evaluate_generator(generate, load_dataset(data, mmap=True), model.pool)}
+    return {**model.describe(), "data": str(data), **evaluate_generator(generate, load_dataset(data, mmap=True), model.pool, batch)}

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import TINY, run_cli
-from training import autotune
-from training.autotune import Compute, candidates, fastest
 from training.metrics_log import read_metrics
+from utils import compute
+from utils.compute import Compute, candidate_ways, fastest
 
 CPU = torch.device("cpu")
 
@@ -19,9 +19,9 @@ def names(ways):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_candidates_are_what_the_flags_leave_open(monkeypatch, native):
-    monkeypatch.setattr(autotune, "amp_pays_here", lambda device: native)
+    monkeypatch.setattr(compute, "amp_pays_here", lambda device: native)
     monkeypatch.setattr("utils.device.native_bf16_cpu", lambda: native)
-    ask = lambda amp, layout: names(candidates({"amp": amp, "memory_format": layout}, CPU, quiet=True))  # noqa: E731
+    ask = lambda amp, layout: names(candidate_ways(amp, layout, CPU, quiet=True))  # noqa: E731
     both = ["fp32 contiguous", "fp32 channels_last"]
     assert ask("auto", "auto") == (both + ["bf16 contiguous", "bf16 channels_last"] if native else both)
     assert ask("off", "auto") == both
@@ -49,7 +49,7 @@ def test_auto_is_measured_once_reported_and_kept_on_resume(tmp_path):
     args = ["train", "--data", data, *TINY, "--max-steps", "2"]
     first = run_cli(*args, "--name", "a", cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
-    assert "(auto: fp32 contiguous" in first.stdout  # measured, with the seconds per step of each way
+    assert "(auto: fp32 contiguous" in first.stdout  # measured, with the seconds of each way
     cache = json.loads((tmp_path / "cache" / "compute.json").read_text())
     (entry,) = cache.values()
     precision, layout, note = compute_records(tmp_path / "checkpoints" / "a")[0]

@@ -20,7 +20,7 @@ from datasets.sample import SAMPLE_DATA, ensure_sample
 from datasets.slider import ClipSlider
 from datasets.store import fingerprint, load_dataset
 from networks import PatchDiscriminator3D, SizeError, build_generator, count_parameters
-from training.autotune import Compute, cache_key, choose_compute
+from training.autotune import choose_compute
 from training.distributed import Ranks, any_rank, barrier, init_distributed, ranks_agree, shutdown
 from training.experiment import discriminator_args, experiment_folder, generator_args, resumed_config, save_state, write_config
 from training.lock import ExperimentLock
@@ -31,6 +31,7 @@ from training.step import LossWeights, Nets, NonFiniteLoss, gan_step
 from training.validate import validate
 from training.watchdog import Watchdog
 from utils.checkpoint import LAST_NAME, VERSION, load_checkpoint
+from utils.compute import Compute
 from utils.device import grad_scaler, to_model_input
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.fsio import remove_partials
@@ -224,9 +225,8 @@ def choose_run_compute(run, nets, state):
         return Compute(state["compute"]["amp"], state["compute"]["channels_last"], "as when the run started")
     config, train = run.config, run.data.train
     a, b = train.gather(train.epoch_batches(0)[0], 0, 0)
-    key = cache_key(config, generator_args(config), a.shape, run.device)
     weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
-    return choose_compute(config, nets, a, b, weights, run.device, run.ranks, key)
+    return choose_compute(config, nets, a, b, weights, run.device, run.ranks)
 
 
 def load_network_state(nets, state):
