@@ -76,13 +76,19 @@ class ClipSlider:
         cuts = np.arange(1, len(self)) * self.batch_size
         return np.split(mine, cuts)
 
-    def gather(self, windows, epoch=0, batch=0):
-        """(A, B) uint8 (B, T, H, W, 3) for the given window numbers, with one index per array."""
+    def gather(self, windows, epoch=0, batch=0, out=None):
+        """(A, B) uint8 (B, T, H, W, 3) for the given window numbers, with one index per array.
+        `out`: two uint8 tensors of at least that many clips to gather into (views of them are returned)."""
         frames = self.starts[windows][:, None] + self.offsets  # (B, T) frame numbers
         if self.crop is None and not self.flip:
             flat = torch.from_numpy(frames.ravel())
             shape = frames.shape + self.a.shape[1:]
-            return self.a_view.index_select(0, flat).numpy().reshape(shape), self.b_view.index_select(0, flat).numpy().reshape(shape)
+            if out is None:
+                return self.a_view.index_select(0, flat).numpy().reshape(shape), self.b_view.index_select(0, flat).numpy().reshape(shape)
+            targets = [buffer[:len(windows)].view(-1, *shape[2:]) for buffer in out]
+            for view, target in zip((self.a_view, self.b_view), targets):
+                torch.index_select(view, 0, flat, out=target)
+            return tuple(buffer[:len(windows)].numpy() for buffer in out)
         rng = np.random.default_rng([self.seed, epoch, self.rank, batch])
         (width, height), (cw, ch) = self.frame_size, self.clip_size
         rows = rng.integers(0, height - ch + 1, size=len(windows))[:, None] + np.arange(ch)  # (B, ch)
@@ -90,7 +96,11 @@ class ClipSlider:
         if self.flip:
             cols = np.where(rng.random(len(windows))[:, None] < 0.5, cols[:, ::-1], cols)
         index = (frames[:, :, None, None], rows[:, None, :, None], cols[:, None, None, :])
-        return self.a[index], self.b[index]
+        if out is None:
+            return self.a[index], self.b[index]
+        clips = [buffer[:len(windows)].numpy() for buffer in out]
+        clips[0][...], clips[1][...] = self.a[index], self.b[index]
+        return tuple(clips)
 
     def batches(self, epoch, skip=0):
         """Yield this rank's (A, B) batches of `epoch`, leaving out the first `skip` (for resuming)."""

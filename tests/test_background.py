@@ -69,3 +69,13 @@ def test_behind_consumes_in_order_on_another_thread_and_reports_its_error():
             for i in range(5):
                 behind.put(i)
     assert seen == [0, 1]  # nothing after the failure was consumed
+
+
+def test_leaving_ahead_early_never_waits_on_a_full_queue():
+    for stop_after in range(4):  # including when the producer has finished and waits to say so
+        seen = []
+        for item in ahead(iter(range(3)), depth=1):
+            seen.append(item)
+            if item == stop_after:
+                break
+        assert seen == list(range(min(stop_after, 2) + 1))

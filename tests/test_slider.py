@@ -1,8 +1,11 @@
 """The frame slider: window counts, segment boundaries, epochs across ranks, and exact batch assembly."""
+import threading
+
 import numpy as np
 import pytest
 import torch
 
+from datasets.pipeline import InputPipeline
 from datasets.slider import ClipSlider, count_windows, window_starts
 from utils.device import to_model_input
 from utils.errors import DatasetError
@@ -120,3 +123,33 @@ def test_model_input_is_float_nctwh_in_unit_range():
     assert x.min().item() == -1.0
     last = to_model_input(clips, torch.device("cpu"), channels_last=True)
     assert last.is_contiguous(memory_format=torch.channels_last_3d) and torch.equal(last, x)
+
+
+@pytest.mark.parametrize("crop,flip", [(None, False), (Size(4, 3), True)])
+def test_input_pipeline_gives_bit_for_bit_what_the_slider_gathers_from_any_batch_on(crop, flip):
+    a = coded_frames(40, h=6, w=8)
+    slider = ClipSlider(a, 255 - a, [(0, 40)], pool=4, step=2, batch_size=3, seed=5, crop=crop, flip=flip, rank=1, world_size=2)
+    for prefetch in (True, False):
+        pipeline = InputPipeline(slider, torch.device("cpu"), prefetch=prefetch)
+        for epoch, first in ((0, 0), (1, 2)):  # a resumed epoch starts at its next batch
+            expected = list(slider.batches(epoch, skip=first))
+            got = list(pipeline.epoch(epoch, first))
+            assert len(got) == len(expected) == len(slider) - first
+            for (x, y), (ea, eb) in zip(got, expected):
+                assert torch.equal(x, to_model_input(ea, torch.device("cpu"))) and torch.equal(y, to_model_input(eb, torch.device("cpu")))
+
+
+def test_input_pipeline_prepares_the_next_batch_while_the_step_runs():
+    a = coded_frames(30)
+    gathered = [threading.Event() for _ in range(10)]
+
+    class Recording(ClipSlider):
+        def gather(self, windows, epoch=0, batch=0, out=None):
+            clips = super().gather(windows, epoch, batch, out)
+            gathered[batch].set()
+            return clips
+
+    slider = Recording(a, a, [(0, 30)], pool=4, step=3, batch_size=2)
+    for number, _ in enumerate(InputPipeline(slider, torch.device("cpu")).epoch(0)):
+        if number + 1 < len(slider):  # "the step" of batch `number` waits for batch number + 1 to be gathered
+            assert gathered[number + 1].wait(5), "the next batch was not prepared during the step"

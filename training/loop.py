@@ -16,6 +16,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from datasets.build import build_dataset, derived_sources
+from datasets.pipeline import InputPipeline
 from datasets.sample import SAMPLE_DATA, ensure_sample
 from datasets.slider import ClipSlider
 from datasets.store import fingerprint, load_dataset
@@ -32,7 +33,7 @@ from training.validate import validate
 from training.watchdog import Watchdog
 from utils.checkpoint import LAST_NAME, VERSION, load_checkpoint
 from utils.compute import Compute
-from utils.device import grad_scaler, to_model_input
+from utils.device import grad_scaler
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.fsio import remove_partials
 from utils.progress import Progress
@@ -63,6 +64,7 @@ class Run:
     ranks: Ranks
     device: torch.device
     data: Data = None
+    inputs: InputPipeline = None
     nets: Nets = None
     compute: Compute = None  # precision and memory layout
     total_steps: int = 0
@@ -126,6 +128,7 @@ def run_training(config, explicit, defaults, ranks, device, on_epoch_end):
     run = Run(config, folder, ranks, device, on_epoch_end=on_epoch_end)
     run.data = load_data(config, ranks, state, folder)
     run.nets, run.compute = build_networks(run, state)
+    run.inputs = InputPipeline(run.data.train, device, run.channels_last)
     run.total_steps = config["max_steps"] or config["epochs"] * run.steps_per_epoch
     position = restore_position(run, state)
     if position.step >= run.total_steps:
@@ -301,13 +304,12 @@ def run_epoch(run, position, signals):
     weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
     decay_steps = config["decay_epochs"] * run.steps_per_epoch
     clips_per_step = config["batch"] * run.ranks.world_size
-    batches = run.data.train.epoch_batches(position.epoch)
+    batches = run.inputs.epoch(position.epoch, first=position.epoch_step)  # prepared a batch ahead, during each step
     sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
     while position.epoch_step < run.steps_per_epoch and position.step < run.total_steps:
         started = time.perf_counter()
-        a, b = run.data.train.gather(batches[position.epoch_step], position.epoch, position.epoch_step)  # uint8 (B, T, H, W, 3)
-        x, y = to_model_input(a, run.device, run.channels_last), to_model_input(b, run.device, run.channels_last)  # (N, C, T, H, W)
-        data_time += time.perf_counter() - started
+        x, y = next(batches)  # (N, C, T, H, W) on the device
+        data_time += time.perf_counter() - started  # time the step waited for its data
         lr = lr_at(position.step, config["lr"], run.total_steps, decay_steps)
         for group in nets.opt_g.param_groups + (nets.opt_d.param_groups if nets.opt_d else []):
             group["lr"] = lr
@@ -329,7 +331,9 @@ def run_epoch(run, position, signals):
         if stopped or (config["save_every"] and position.step % config["save_every"] == 0):
             save(run, position)
         if stopped:
+            batches.close()
             return stop(run, position, signals.signum)
+    batches.close()
     return None
 
 

@@ -19,22 +19,25 @@ class _Failure:
 def ahead(iterable, depth=2):
     """Iterate `iterable` on a background thread, up to `depth` items ahead of the consumer."""
     items = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    stop = threading.Event()  # the consumer has left: every put gives up rather than wait for it
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce():
         try:
             for item in iterable:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            items.put(_END)
+            put(_END)
         except BaseException as exc:  # handed to the consumer, raised there
-            items.put(_Failure(exc))
+            put(_Failure(exc))
 
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()

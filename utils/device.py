@@ -107,7 +107,7 @@ def to_model_input(clips, device, channels_last=False):
     The permuted view already has channels_last_3d strides; `channels_last=False` makes it contiguous."""
     tensor = torch.from_numpy(np.ascontiguousarray(clips))
     if device.type == "cuda":
-        tensor = tensor.pin_memory().to(device, non_blocking=True)
+        tensor = (tensor if tensor.is_pinned() else tensor.pin_memory()).to(device, non_blocking=True)
     tensor = tensor.permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)  # (N, C, T, H, W)
     return tensor if channels_last else tensor.contiguous()
 

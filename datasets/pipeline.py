@@ -1,0 +1,46 @@
+"""The input pipeline of training: each batch of an epoch gathered by the slider into reused
+uint8 buffers (pinned memory on CUDA, so the copy to the GPU runs without the host waiting),
+copied to the device and made float there. On CUDA this runs one batch ahead on a thread of its
+own while the current step runs, so the GPU never waits on the host; on a CPU, where the step
+already uses every core, in turn (bench/prefetch.py: ahead was 0.88x there). What it yields is
+what the step would have gathered itself, bit for bit.
+
+    pipeline = InputPipeline(slider, device); for x, y in pipeline.epoch(3, first=0): step(x, y)
+"""
+import torch
+
+from utils.background import ahead
+from utils.device import to_model_input
+
+AHEAD = 1  # batches prepared ahead of the one in use
+
+
+class InputPipeline:
+    def __init__(self, slider, device, channels_last=False, prefetch=None):
+        self.slider, self.device, self.channels_last = slider, device, channels_last
+        self.prefetch = device.type == "cuda" if prefetch is None else prefetch
+        size = slider.clip_size
+        # A rank's last batch may hold one window more than the others.
+        shape = (slider.batch_size + 1, slider.pool, size.height, size.width, 3)
+        pin = device.type == "cuda"
+        self.buffers = [[torch.empty(shape, dtype=torch.uint8, pin_memory=pin) for _ in "ab"] for _ in range(AHEAD + 2)]
+        self.copied = [None] * len(self.buffers)  # on CUDA: an event that says a buffer's copy to the GPU is done
+
+    def epoch(self, epoch, first=0):
+        """(x, y) float (N, C, T, H, W) in [-1, 1] on the device for batches `first`, `first` + 1, ...
+        of this rank's share of `epoch`."""
+        batches = self._batches(epoch, first)
+        return ahead(batches, depth=AHEAD) if self.prefetch else batches
+
+    def _batches(self, epoch, first):
+        windows = self.slider.epoch_batches(epoch)
+        for number in range(first, len(windows)):
+            slot = number % len(self.buffers)  # a buffer is reused only after the batches in flight
+            if self.copied[slot] is not None:
+                self.copied[slot].synchronize()
+            a, b = self.slider.gather(windows[number], epoch, number, out=self.buffers[slot])  # uint8 (B, T, H, W, 3)
+            x, y = (to_model_input(clips, self.device, self.channels_last) for clips in (a, b))  # (N, C, T, H, W)
+            if self.device.type == "cuda":
+                self.copied[slot] = torch.cuda.Event()
+                self.copied[slot].record()
+            yield x, y
