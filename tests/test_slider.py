@@ -129,7 +129,7 @@ def test_model_input_is_float_nctwh_in_unit_range():
 def test_input_pipeline_gives_bit_for_bit_what_the_slider_gathers_from_any_batch_on(crop, flip):
     a = coded_frames(40, h=6, w=8)
     slider = ClipSlider(a, 255 - a, [(0, 40)], pool=4, step=2, batch_size=3, seed=5, crop=crop, flip=flip, rank=1, world_size=2)
-    for prefetch in (True, False):
+    for prefetch in (True, False):  # ahead (as on CUDA) and in turn (as on a CPU)
         pipeline = InputPipeline(slider, torch.device("cpu"), prefetch=prefetch)
         for epoch, first in ((0, 0), (1, 2)):  # a resumed epoch starts at its next batch
             expected = list(slider.batches(epoch, skip=first))
@@ -139,7 +139,7 @@ def test_input_pipeline_gives_bit_for_bit_what_the_slider_gathers_from_any_batch
                 assert torch.equal(x, to_model_input(ea, torch.device("cpu"))) and torch.equal(y, to_model_input(eb, torch.device("cpu")))
 
 
-def test_input_pipeline_prepares_the_next_batch_while_the_step_runs():
+def test_input_pipeline_prefetching_prepares_the_next_batch_while_the_step_runs():
     a = coded_frames(30)
     gathered = [threading.Event() for _ in range(10)]
 
@@ -150,6 +150,6 @@ def test_input_pipeline_prepares_the_next_batch_while_the_step_runs():
             return clips
 
     slider = Recording(a, a, [(0, 30)], pool=4, step=3, batch_size=2)
-    for number, _ in enumerate(InputPipeline(slider, torch.device("cpu")).epoch(0)):
+    for number, _ in enumerate(InputPipeline(slider, torch.device("cpu"), prefetch=True).epoch(0)):  # as on CUDA
         if number + 1 < len(slider):  # "the step" of batch `number` waits for batch number + 1 to be gathered
             assert gathered[number + 1].wait(5), "the next batch was not prepared during the step"
