@@ -78,6 +78,9 @@ TRAIN_FLAGS = (
     _flag("losses and optimisation", "--decay-epochs", type=non_negative_int, default=0,
           help="the last N epochs decay the learning rate linearly to zero"),
     _flag("losses and optimisation", "--max-steps", type=positive_int, help="stop after this many steps in all (default: --epochs decides)"),
+    _flag("losses and optimisation", "--max-seconds", type=positive_float,
+          help="also stop after this many seconds of training (this invocation's, from the first step), and end the run "
+               "as at its last step (default: no time limit)"),
     _flag("losses and optimisation", "--seed", type=non_negative_int, default=0, per_run=True,
           help="seed of the weights, the data order and the augmentations"),
 

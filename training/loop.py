@@ -36,7 +36,7 @@ from utils.compute import Compute
 from utils.device import grad_scaler
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.fsio import remove_partials
-from utils.progress import Progress
+from utils.progress import Progress, duration
 from utils.size import Size
 
 
@@ -68,6 +68,9 @@ class Run:
     nets: Nets = None
     compute: Compute = None  # precision and memory layout
     total_steps: int = 0
+    started: float = None  # time.monotonic() at the first step
+    deadline: float = None  # time.monotonic() at which --max-seconds ends training
+    out_of_time: bool = False
     log: MetricsLog = None  # rank 0 only, as are progress and the watchdog
     progress: Progress = None
     watchdog: Watchdog = field(default_factory=Watchdog)
@@ -77,6 +80,9 @@ class Run:
     @property
     def steps_per_epoch(self):
         return len(self.data.train)
+
+    def budget_left(self, position):
+        return position.step < self.total_steps and not self.out_of_time
 
     @property
     def amp(self):
@@ -279,18 +285,22 @@ def start_log(run, position, resumed, defaults):
     if changed:
         print("flags: " + " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in sorted(changed.items())),
               flush=True)
-    run.progress = Progress(run.total_steps, unit="step", what="training", initial=position.step, every_s=None, stream=None)
+    run.progress = Progress(None if config["max_seconds"] else run.total_steps, unit="step", what="training",
+                            initial=position.step, every_s=None)
 
 
 def train_epochs(run, position, signals):
-    """Epoch after epoch until the step budget; returns the exit code."""
-    while position.step < run.total_steps:
+    """Epoch after epoch until the step or time budget; returns the exit code."""
+    run.started = time.monotonic()
+    if run.config["max_seconds"]:
+        run.deadline = run.started + run.config["max_seconds"]
+    while run.budget_left(position):
         stopped = run_epoch(run, position, signals)
         if stopped:
             return stopped
         if position.epoch_step == run.steps_per_epoch:
             position.epoch, position.epoch_step = position.epoch + 1, 0
-            end_epoch(run, position, epoch_number=position.epoch, finished=position.step >= run.total_steps)
+            end_epoch(run, position, epoch_number=position.epoch, finished=not run.budget_left(position))
     if position.epoch_step:  # the step budget ended inside an epoch: report it, and keep the position for --resume
         end_epoch(run, position, epoch_number=position.epoch + 1, finished=True)
     finish(run, position)
@@ -306,7 +316,7 @@ def run_epoch(run, position, signals):
     clips_per_step = config["batch"] * run.ranks.world_size
     batches = run.inputs.epoch(position.epoch, first=position.epoch_step)  # prepared a batch ahead, during each step
     sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
-    while position.epoch_step < run.steps_per_epoch and position.step < run.total_steps:
+    while position.epoch_step < run.steps_per_epoch and run.budget_left(position):
         started = time.perf_counter()
         x, y = next(batches)  # (N, C, T, H, W) on the device
         data_time += time.perf_counter() - started  # time the step waited for its data
@@ -318,16 +328,17 @@ def run_epoch(run, position, signals):
         for name, value in losses.items():
             sums[name] = sums.get(name, 0.0) + value
         count += 1
+        late = run.deadline is not None and time.monotonic() >= run.deadline
+        stopped, run.out_of_time = any_rank([signals.signum is not None, late], run.ranks, run.device)  # every rank stops alike
         if run.ranks.is_main:
             elapsed = time.perf_counter() - timer
             speed = clips_per_step * count / elapsed
-            log_now = position.step % config["log_every"] == 0 or position.step == run.total_steps
+            log_now = position.step % config["log_every"] == 0 or not run.budget_left(position)
             if log_now:
                 run.log.write({"step": position.step, "epoch": position.epoch + 1, **{f"loss/{k}": v / count for k, v in sums.items()},
                                "lr": lr, "time/clips_per_s": speed, "time/data_share": data_time / elapsed})
                 sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
             report_step(run, position, losses, speed, log_now)
-        stopped = any_rank([signals.signum is not None], run.ranks, run.device)[0]
         if stopped or (config["save_every"] and position.step % config["save_every"] == 0):
             save(run, position)
         if stopped:
@@ -411,4 +422,5 @@ def finish(run, position):
             warn(run.folder, "the ranks ended with different parameters; DDP did not keep them in step")
         if run.on_epoch_end is not None:
             run.on_epoch_end(run.folder)
-        run.progress.write(f"finished {position.step} steps; checkpoint: {run.folder / LAST_NAME}")
+        run.progress.write(f"finished {position.step} steps (this run: {duration(time.monotonic() - run.started)}"
+                           f"{', the time budget' if run.out_of_time else ''}); checkpoint: {run.folder / LAST_NAME}")

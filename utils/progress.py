@@ -57,9 +57,11 @@ class Progress:
         """'what: done/total units, rate units/s, time left' and the text."""
         elapsed = time.monotonic() - self.started
         rate = (self.done - self.start_done) / elapsed if elapsed > 0 else 0.0
-        parts = [f"{self.done}/{self.total} {self.unit}s"]
+        parts = [f"{self.done}/{self.total} {self.unit}s" if self.total else f"{self.done} {self.unit}s"]
         if rate > 0:
-            parts += [f"{rate:.3g} {self.unit}s/s", f"{duration(max(0, self.total - self.done) / rate)} left"]
+            parts.append(f"{rate:.3g} {self.unit}s/s")
+            if self.total:
+                parts.append(f"{duration(max(0, self.total - self.done) / rate)} left")
         return (f"{self.what}: " if self.what else "") + ", ".join(parts) + (f" | {text}" if text else "")
 
     def write(self, message):
