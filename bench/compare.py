@@ -1,12 +1,14 @@
 """`compare` as a whole process against the same job done the 2018 way, in the same run.
 
-A 600-frame 64 x 64 clip and a checkpoint of the demo's network (a gray -> colour U-Net of depth 3
-and 16 channels; its weights do not change the speed). Ours: `main.py compare`, which also scores
+A 600-frame 64 x 64 clip and a checkpoint of the demo's network (a gray -> colour U-Net of depth 3,
+16 channels and (2+1)D convolutions; its weights do not change the speed), or with --conv 3d the
+same with full 3x3x3 convolutions (the demo's network before). Ours: `main.py compare`, which also scores
 every frame (PSNR, SSIM, warping error) and writes input | generated | target. The baseline: ffmpeg
 splits the video to JPEG files; each 9-frame window, every 3 frames, goes through the network one at
 a time in float32 with autograd on; each generated frame is written as a JPEG (later windows
 overwrite earlier ones); ffmpeg encodes the JPEGs with mpeg4. The two alternate; medians are printed.
     python -m bench.compare
+    python -m bench.compare --conv 3d
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python -m bench.compare    # an AVX2-only CPU, approximately
 """
 import argparse
@@ -18,11 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from commands.demo import NETWORK
 from utils.device import machine_summary
 from utils.ffmpeg import ffmpeg_exe, probe
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_NETWORK = {"channels": 16, "depth": 3, "temporal_pool": False}
+DEMO_NETWORK = {"channels": NETWORK["channels"], "depth": NETWORK["depth"], "temporal_pool": False}
 
 BASELINE = """
 import glob, os, subprocess, sys
@@ -49,7 +52,7 @@ subprocess.run([ffmpeg, "-v", "error", "-y", "-framerate", "25", "-i", work + "/
 """
 
 
-def write_checkpoint(path):
+def write_checkpoint(path, conv=NETWORK["conv"]):
     """A checkpoint of the demo's network at initialisation, in train's format (plain data)."""
     import torch
 
@@ -57,9 +60,10 @@ def write_checkpoint(path):
     from utils.checkpoint import VERSION, save_checkpoint
 
     torch.manual_seed(0)
-    generator = build_generator("unet", **DEMO_NETWORK)
+    args = {**DEMO_NETWORK, "conv": conv}
+    generator = build_generator("unet", **args)
     config = {"pool": 9, "network": "unet", "data": "data/demo"}
-    save_checkpoint({"generator": generator.state_dict(), "network": "unet", "model_args": DEMO_NETWORK, "config": config,
+    save_checkpoint({"generator": generator.state_dict(), "network": "unet", "model_args": args, "config": config,
                      "step": 0, "version": VERSION, "dataset": {"pair": "gray", "width": 64, "height": 64, "fps": 25}}, path)
 
 
@@ -73,6 +77,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--conv", choices=["3d", "2plus1d"], default=NETWORK["conv"])
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +85,7 @@ def main():
         video, checkpoint = tmp / "clip.mp4", tmp / "demo.pt"
         subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s=64x64:r=25:d={args.frames / 25}",
                         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video)], check=True)
-        write_checkpoint(checkpoint)
+        write_checkpoint(checkpoint, args.conv)
         ours = [sys.executable, str(REPO / "main.py"), "compare", "--video", str(video), "--checkpoint", str(checkpoint),
                 "-o", str(tmp / "ours.mp4"), "--overwrite"]
         times = {"compare": [], "2018 way": []}
@@ -90,7 +95,7 @@ def main():
             times["2018 way"].append(timed([sys.executable, "-c", BASELINE, ffmpeg_exe(), str(video), str(work), str(checkpoint)], env))
         frames = {"compare": probe(tmp / "ours.mp4").frames, "2018 way": probe(work / "out.mp4").frames}
     print(machine_summary())
-    print(f"{args.frames} frames of 64x64, the demo's U-Net (depth 3, 16 channels); whole process, median of "
+    print(f"{args.frames} frames of 64x64, the demo's U-Net ({DEMO_NETWORK}, conv {args.conv}); whole process, median of "
           f"{args.rounds} alternating rounds")
     base = args.frames / statistics.median(times["2018 way"])
     print(f"{'variant':<12}{'seconds':>9}{'frames/s':>10}{'vs 2018':>9}{'frames out':>12}")

@@ -20,6 +20,8 @@ from datasets.slider import ClipSlider
 from datasets.store import load_dataset
 from utils.device import machine_summary, to_model_input
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def write_dataset(folder, frames, size, seed=0):
     """A dataset folder of random frames, in the same format build-dataset writes."""
@@ -84,7 +86,8 @@ def main():
         raw = 2 * args.frames * args.size * args.size * 3
         growth = {}
         for variant in ("slider", "baseline"):
-            out = subprocess.run([sys.executable, __file__, "--memory-child", str(folder), variant], capture_output=True, text=True, check=True)
+            out = subprocess.run([sys.executable, "-m", "bench.slider", "--memory-child", str(folder), variant], cwd=REPO,
+                             capture_output=True, text=True, check=True)
             growth[variant] = json.loads(out.stdout)["growth"]
 
         ds = load_dataset(folder)

@@ -62,6 +62,10 @@ TRAIN_FLAGS = (
     _flag("networks", "--downsample", type=non_negative_int, default=2,
           help="resnet: strided levels (frame sides must be multiples of 2^downsample)"),
     _flag("networks", "--se", action="store_true", help="resnet: squeeze-excitation in every residual block"),
+    _flag("networks", "--residual", choices=["auto", "on", "off"], default="auto",
+          help="predict a correction added to the input (identity when untrained); auto: on where input and target "
+               "share a domain (blur, lowres, noise, compress, future pairs, and two videos whose input already "
+               "scores 20 dB PSNR or more against the target), off for gray and edges"),
     _flag("networks", "--conv", choices=CONVS, default="3d",
           help="3d: full 3x3x3 convolutions; 2plus1d: each factorised into a spatial 1x3x3 and a temporal 3x1x1 one "
                "(fewer FLOPs), in the generator and the discriminator"),

@@ -10,7 +10,11 @@ checkpoints/index.html, a page with the table, the curves overlaid and one clip 
 import fnmatch
 import json
 
-from experiments.runs import SORT_KEYS
+SORT_KEYS = {  # --sort value -> (run field, largest first)
+    "name": ("name", False), "status": ("status", False), "steps": ("steps", True), "params": ("parameters", True),
+    "psnr": ("psnr", True), "best_psnr": ("best_psnr", True), "ssim": ("ssim", True), "warp": ("warp_error", False),
+    "l1": ("l1", False), "clips": ("clips_per_s", True),
+}
 
 HELP = "compare every experiment under checkpoints/ (table, seed groups, index.html)"
 
@@ -31,7 +35,7 @@ def run(args):
 
     defaults = default_flags()
     folders = [f for f in experiment_folders(args.checkpoints) if fnmatch.fnmatchcase(f.name, args.select)]
-    runs = sort_runs([summarize(folder, defaults) for folder in folders], args.sort)
+    runs = sort_runs([summarize(folder, defaults) for folder in folders], *SORT_KEYS[args.sort])
     group_list = groups(runs, args.metric)
     page = write_comparison_page(args.checkpoints, runs, group_list) if folders else None
     if args.json:

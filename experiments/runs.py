@@ -143,15 +143,8 @@ def compare_groups(group, best, metric):
     return {"verdict": "significantly worse" if significantly_different(a, b) else "no significant difference", "p": p}
 
 
-SORT_KEYS = {  # key -> (run field, largest first)
-    "name": ("name", False), "status": ("status", False), "steps": ("steps", True), "params": ("parameters", True),
-    "psnr": ("psnr", True), "best_psnr": ("best_psnr", True), "ssim": ("ssim", True), "warp": ("warp_error", False),
-    "l1": ("l1", False), "clips": ("clips_per_s", True),
-}
-
-
-def sort_runs(runs, key):
-    field, descending = SORT_KEYS[key]
+def sort_runs(runs, field, descending=False):
+    """`runs` ordered by one of their fields; runs without it last."""
     present = [r for r in runs if r.get(field) is not None]
     missing = [r for r in runs if r.get(field) is None]
     return sorted(present, key=lambda r: r[field], reverse=descending) + missing

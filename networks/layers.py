@@ -25,6 +25,41 @@ class Generator(nn.Module):
     def __str__(self):
         return type(self).__name__
 
+    def output_layer(self):
+        """The layer that makes the output (the last convolution, unless a subclass says otherwise):
+        a residual generator starts it at zero."""
+        return [m for m in self.modules() if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d))][-1]
+
+
+class Residual(Generator):
+    """A generator that predicts a correction to its input: output = clamp(input + body(input), -1, 1),
+    a global skip around any registered generator (whose tanh output bounds the correction). The
+    body's output layer starts at zero, so the untrained model is exactly the identity."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+        layer = body.output_layer()
+        nn.init.zeros_(layer.weight)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+
+    @property
+    def size_multiple(self):
+        return self.body.size_multiple
+
+    def check_size(self, height, width):
+        self.body.check_size(height, width)
+
+    def output_layer(self):
+        return self.body.output_layer()
+
+    def __str__(self):
+        return f"residual {self.body}"
+
+    def forward(self, x):  # (N, C, T, H, W) in [-1, 1]
+        return (x + self.body(x)).clamp(-1.0, 1.0)
+
 
 class InstanceNorm3d(nn.Module):
     """Instance norm with a learned scale and shift per channel: no batch statistics, so train and

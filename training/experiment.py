@@ -14,7 +14,9 @@ from utils.fsio import temp_name, write_json_atomic
 CONFIG_NAME = "config.json"
 
 # Flags that shape the networks; a run cannot be resumed with other values.
-GENERATOR_FLAGS = {"unet": ("channels", "depth", "temporal_pool", "conv"), "resnet": ("channels", "blocks", "downsample", "se", "conv")}
+GENERATOR_FLAGS = {"unet": ("channels", "depth", "temporal_pool", "conv", "residual"),
+                   "resnet": ("channels", "blocks", "downsample", "se", "conv", "residual")}
+RESIDUAL_MIN_IDENTITY_PSNR = 20.0  # dB: an input this close to its target is a rough answer, worth correcting
 DISCRIMINATOR_FLAGS = ("d_channels", "d_layers", "spectral_norm", "conv")
 
 
@@ -24,11 +26,30 @@ def experiment_folder(config):
 
 def generator_args(config):
     """The generator's keyword hyperparameters, from the train flags."""
-    conv = config.get("conv", "3d")  # runs from before the flag existed trained full 3D convolutions
+    # Runs from before these flags existed trained full 3D convolutions and no global skip.
+    common = {"conv": config.get("conv", "3d"), "residual": config.get("residual", "off") == "on"}
     if config["network"] == "unet":
-        return {"channels": config["channels"], "depth": config["depth"], "temporal_pool": config["temporal_pool"], "conv": conv}
+        return {"channels": config["channels"], "depth": config["depth"], "temporal_pool": config["temporal_pool"], **common}
     return {"channels": config["channels"], "blocks": config["blocks"], "downsample": config["downsample"],
-            "squeeze_excite": config["se"], "conv": conv}
+            "squeeze_excite": config["se"], **common}
+
+
+def resolve_residual(config, meta, identity_psnr):
+    """(config with --residual auto decided as on or off, the reason). `identity_psnr`: the PSNR of
+    the training part's input against its target, in dB."""
+    from datasets.pairs import parse_pair  # here: `runs` reads this module's names without OpenCV
+
+    if config.get("residual", "auto") != "auto":
+        return config, "as asked"
+    pair = meta.get("pair", "paired")
+    if pair != "paired":
+        same = parse_pair(pair).same_domain
+        reason = f"the {pair} pair's input is {'a degraded or shifted' if same else 'another kind of picture than the'} target"
+    else:
+        same = identity_psnr >= RESIDUAL_MIN_IDENTITY_PSNR
+        reason = (f"the input already scores {identity_psnr:.1f} dB PSNR against the target on the training part, "
+                  f"{'at least' if same else 'under'} {RESIDUAL_MIN_IDENTITY_PSNR:g} dB")
+    return {**config, "residual": "on" if same else "off"}, "auto: " + reason
 
 
 def discriminator_args(config):
@@ -44,7 +65,8 @@ def architecture(config):
     names = ["network", "gan_loss", *GENERATOR_FLAGS[config["network"]]]
     if config["gan_loss"] != "none":
         names += DISCRIMINATOR_FLAGS
-    return {name: config.get(name, "3d" if name == "conv" else None) for name in dict.fromkeys(names)}
+    earlier = {"conv": "3d", "residual": "off"}  # what runs from before these flags trained
+    return {name: config.get(name, earlier.get(name)) for name in dict.fromkeys(names)}
 
 
 def resumed_config(saved, current, explicit, checkpoint_path):

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -23,7 +24,8 @@ from datasets.store import fingerprint, load_dataset
 from networks import PatchDiscriminator3D, SizeError, build_generator, count_parameters
 from training.autotune import choose_compute
 from training.distributed import Ranks, any_rank, barrier, init_distributed, ranks_agree, shutdown
-from training.experiment import discriminator_args, experiment_folder, generator_args, resumed_config, save_state, write_config
+from training.experiment import (discriminator_args, experiment_folder, generator_args, resolve_residual, resumed_config,
+                                 save_state, write_config)
 from training.lock import ExperimentLock
 from training.metrics_log import MetricsLog
 from training.samples import write_samples
@@ -36,6 +38,7 @@ from utils.compute import Compute
 from utils.device import grad_scaler
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.fsio import remove_partials
+from utils.metrics import mean_psnr
 from utils.progress import Progress, duration
 from utils.size import Size
 
@@ -75,6 +78,7 @@ class Run:
     progress: Progress = None
     watchdog: Watchdog = field(default_factory=Watchdog)
     on_epoch_end: object = None  # called with the folder after every epoch's report (rank 0): the experiment page
+    residual_note: str = ""  # how --residual was decided
     saved_step: int = 0
 
     @property
@@ -133,6 +137,7 @@ def run_training(config, explicit, defaults, ranks, device, on_epoch_end):
     state, config = open_experiment(config, explicit, folder)
     run = Run(config, folder, ranks, device, on_epoch_end=on_epoch_end)
     run.data = load_data(config, ranks, state, folder)
+    run.config, run.residual_note = resolve_residual(config, run.data.dataset.meta, identity_psnr(run.data.dataset))
     run.nets, run.compute = build_networks(run, state)
     run.inputs = InputPipeline(run.data.train, device, run.channels_last)
     run.total_steps = config["max_steps"] or config["epochs"] * run.steps_per_epoch
@@ -194,6 +199,17 @@ def load_data(config, ranks, state, folder):
             warn(config["data"], f"its validation part is shorter than -pool {config['pool']}: no validation; "
                                  f"rebuild with a larger --val-fraction")
     return Data(dataset, data_print, train, val)
+
+
+def identity_psnr(dataset, most=512):
+    """PSNR (dB) of the training part's input taken as the answer: from meta.json, or measured on at
+    most `most` frames spread over it (datasets built before build-dataset recorded it)."""
+    recorded = (dataset.meta.get("identity_psnr") or {}).get("train")
+    if recorded is not None:
+        return recorded
+    frames = np.concatenate([np.arange(start, stop) for start, stop in dataset.ranges("train")])
+    frames = frames[np.linspace(0, len(frames) - 1, min(most, len(frames))).astype(int)] if len(frames) else frames
+    return mean_psnr(dataset.a[frames], dataset.b[frames]) if len(frames) else 0.0
 
 
 def build_networks(run, state):
@@ -279,14 +295,19 @@ def start_log(run, position, resumed, defaults):
           f"on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch per rank, "
           f"{ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {folder}", flush=True)
     print(f"computing in {'bfloat16' if run.amp else 'float32'}, {'channels_last_3d' if run.channels_last else 'contiguous'} "
-          f"({run.compute.note})", flush=True)
+          f"({run.compute.note}); residual {config['residual']} ({run.residual_note})", flush=True)
     internal = ("resume", "name") + (("checkpoints", "max_steps") if config["dry_run"] else ())  # set by the tool, not typed
+    internal += ("residual",) if run.residual_note.startswith("auto") else ()  # decided here; said on the line above
     changed = {k: v for k, v in config.items() if k in defaults and defaults[k] != v and k not in internal}
     if changed:
         print("flags: " + " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in sorted(changed.items())),
               flush=True)
     run.progress = Progress(None if config["max_seconds"] else run.total_steps, unit="step", what="training",
                             initial=position.step, every_s=None)
+    if not resumed and run.data.val is not None:  # where the curves start: a residual generator starts at the identity
+        scores, _ = validate(raw_g, run.data.val, run.device, run.amp, run.channels_last)
+        run.log.write({"step": 0, "epoch": 0, **scores})
+        run.progress.write(validation_line("step 0", scores))
 
 
 def train_epochs(run, position, signals):
@@ -377,14 +398,18 @@ def end_epoch(run, position, epoch_number, finished):
             scores, clips = validate(run.nets.raw_generator, run.data.val, run.device, run.amp, run.channels_last)
             run.log.write({"step": position.step, "epoch": epoch_number, **scores})
             write_samples(run.folder, epoch_number, clips, run.data.dataset.meta.get("fps") or 25, run.log)
-            run.progress.write(f"epoch {epoch_number}: validation L1 {scores['val/l1']:.4f} (identity {scores['val/l1_identity']:.4f}), "
-                               f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB)")
+            run.progress.write(validation_line(f"epoch {epoch_number}", scores))
         for message in run.watchdog.end_epoch():
             warn(run.folder, message)
         if run.on_epoch_end is not None:
             run.on_epoch_end(run.folder)
     save(run, position, epoch_file=position.epoch_step == 0, finished=finished, scores=scores)
     barrier(run.ranks)
+
+
+def validation_line(when, scores):
+    return (f"{when}: validation L1 {scores['val/l1']:.4f} (identity {scores['val/l1_identity']:.4f}), "
+            f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB)")
 
 
 def save(run, position, epoch_file=False, finished=False, scores=None):

@@ -9,9 +9,11 @@ PSNR_CAP_DB = 100.0  # identical frames have infinite PSNR; averages cap each fr
 
 
 def psnr(generated, target):
-    """Peak signal-to-noise ratio per frame, 10 log10(255^2 / MSE), over all pixels and channels."""
-    diff = generated.astype(np.float64) - target.astype(np.float64)
-    mse = np.mean(diff * diff, axis=(-3, -2, -1))
+    """Peak signal-to-noise ratio per frame, 10 log10(255^2 / MSE), over all pixels and channels.
+    The squared errors of uint8 frames are summed exactly, in integers."""
+    diff = np.subtract(generated, target, dtype=np.int32)
+    flat = diff.reshape(diff.shape[:-3] + (-1,))
+    mse = np.einsum("...i,...i->...", flat, flat, dtype=np.int64) / flat.shape[-1]
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(255.0 ** 2 / mse)
 
