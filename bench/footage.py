@@ -12,7 +12,7 @@ import numpy as np
 from utils.ffmpeg import VideoWriter
 from utils.size import Size
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "immunohistochemistry")
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 ZOOM = 1.35  # the view narrows by this factor over a shot
 PAN = 0.3  # and its centre travels this share of the photograph
 

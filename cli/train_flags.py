@@ -77,7 +77,7 @@ TRAIN_FLAGS = (
           help="adversarial loss; none trains a plain regression baseline"),
     _flag("losses and optimisation", "--l1", type=non_negative_float, default=100.0, help="weight of the L1 loss to the target"),
     _flag("losses and optimisation", "--mse", type=non_negative_float, default=0.0, help="weight of the squared-error loss to the target"),
-    _flag("losses and optimisation", "-lr", "--lr", type=positive_float, default=2e-4, help="Adam learning rate (betas 0.5, 0.999)"),
+    _flag("losses and optimisation", "-lr", "--lr", type=positive_float, default=1e-3, help="Adam learning rate (betas 0.5, 0.999)"),
     _flag("losses and optimisation", "-epoch", "--epochs", type=positive_int, default=20, help="epochs to train"),
     _flag("losses and optimisation", "--decay-epochs", type=non_negative_int, default=0,
           help="the last N epochs decay the learning rate linearly to zero"),

@@ -16,7 +16,7 @@ EXPERIMENT = "demo"
 COMPARISON = Path("videos/sample_demo.mp4")
 # Small enough to learn colour in a couple of minutes on two cores of any kind: (2+1)D convolutions
 # learn more per second than 3x3x3 ones on an AVX2-only CPU (README, Performance).
-NETWORK = {"network": "unet", "depth": 3, "channels": 16, "conv": "2plus1d", "d_channels": 16, "lr": 1e-3, "pool": 9, "batch": 5}
+NETWORK = {"network": "unet", "depth": 3, "channels": 16, "conv": "2plus1d", "d_channels": 16, "pool": 9, "batch": 5}
 
 
 def add_arguments(parser):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import REPO, TINY, assert_user_error, build, run_cli
+from cli.train_flags import default_flags
 from training.loop import lr_at
 from training.metrics_log import read_metrics
 from training.watchdog import Watchdog
@@ -145,32 +146,39 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero():
     assert lr_at(7, 2e-4, 10, 0) == 2e-4
 
 
-def test_watchdog_warns_once_when_the_discriminator_wins_or_the_generator_loss_climbs():
+def test_watchdog_warns_once_when_the_gan_fails_and_the_l1_stalls_with_it():
     dog = Watchdog()
     for epoch in range(6):
         for _ in range(5):
-            dog.step(0.01, 1.0 + epoch)  # D near zero all along; G's adversarial loss climbing
+            dog.step(0.01, 1.0 + epoch, 0.2)  # D near zero all along, G's adversarial loss climbing, L1 flat
         messages = dog.end_epoch()
-        if epoch == 0:
-            assert len(messages) == 1 and "discriminator has won" in messages[0]
+        if epoch == 1:  # the first epoch with an L1 to compare with
+            assert len(messages) == 1 and "discriminator has won" in messages[0] and "stopped falling" in messages[0]
         elif epoch == 3:
             assert len(messages) == 1 and "keeps climbing" in messages[0] and "--spectral-norm" in messages[0]
         else:
             assert messages == []  # already said, and not cleared since
     calm = Watchdog()
     for _ in range(5):
-        calm.step(0.7, 0.7)
+        calm.step(0.7, 0.7, 0.2)
     assert calm.end_epoch() == []
 
+
+def test_watchdog_stays_quiet_while_the_l1_falls_however_the_gan_looks():
+    dog = Watchdog()
+    for epoch in range(8):  # pix2pix as it usually looks: D winning, G's adversarial loss rising, L1 falling
+        for _ in range(5):
+            dog.step(0.01, 1.0 + epoch, 0.3 * 0.9 ** epoch)
+        assert dog.end_epoch() == []
 
 def metrics_of(folder):
     return read_metrics(folder)
 
 
 def decays_over_the_second_half(lrs):
-    """The last of two epochs decays linearly towards zero: lr(step s of n) = 2e-4 * min(1, (n - s) / (n / 2))."""
-    n = len(lrs)
-    return n >= 4 and lrs == pytest.approx([2e-4 * min(1.0, (n - s) / (n / 2)) for s in range(n)])
+    """The last of two epochs decays linearly towards zero: lr(step s of n) = lr * min(1, (n - s) / (n / 2))."""
+    n, lr = len(lrs), default_flags()["lr"]
+    return n >= 4 and lrs == pytest.approx([lr * min(1.0, (n - s) / (n / 2)) for s in range(n)])
 
 
 FLAG_CASES = {  # flags -> what the run must show for them
@@ -224,13 +232,13 @@ def test_resume_after_a_batch_size_change_goes_on_from_the_same_place_or_the_nex
 
 
 def test_the_watchdog_warns_from_inside_a_training_run(tmp_path, tiny, monkeypatch, capsys):
-    from cli.train_flags import default_flags
     from training import watchdog
     from training.loop import train
 
     monkeypatch.setattr(watchdog, "D_WON_BELOW", 1e9)  # any discriminator loss counts as "won"
+    monkeypatch.setattr(watchdog, "STALL_FACTOR", 0.0)  # and any L1 as stalled
     config = {**default_flags(), "data": str(tiny), "depth": 2, "channels": 4, "d_channels": 4, "d_layers": 2, "pool": 4,
-              "step": 2, "epochs": 2, "name": "dog", "checkpoints": str(tmp_path)}
+              "step": 2, "epochs": 3, "name": "dog", "checkpoints": str(tmp_path)}
     assert train(config) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "discriminator has won" in line]
     assert len(warnings) == 1 and warnings[0].startswith(f"warning: {tmp_path / 'dog'}")  # once, not again while it lasts

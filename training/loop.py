@@ -372,7 +372,7 @@ def run_epoch(run, position, signals):
 def report_step(run, position, losses, speed, log_now):
     """Rank 0 after a step: the watchdog's count and the progress line."""
     if "d_real" in losses:
-        run.watchdog.step(0.5 * (losses["d_real"] + losses["d_fake"]), losses["g_adv"])
+        run.watchdog.step(0.5 * (losses["d_real"] + losses["d_fake"]), losses["g_adv"], losses["g_l1"])
     text = (f"epoch {position.epoch + 1} g {losses['g_total']:.3f}"
             + (f" (adv {losses['g_adv']:.3f})" if "g_adv" in losses else "")
             + (f" d {0.5 * (losses['d_real'] + losses['d_fake']):.3f}" if "d_real" in losses else "")
