@@ -54,3 +54,16 @@ def switch(text):
     if str(text).lower() not in values:
         raise argparse.ArgumentTypeError(f"{text!r} is not on or off")
     return values[str(text).lower()]
+
+
+def byte_size(text):
+    """'2G', '512M', '1.5e9' -> bytes (K, M, G, T are powers of 1024)."""
+    from utils.memory import parse_bytes
+
+    try:
+        value = parse_bytes(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (e.g. 8G, 512M)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes above 0")
+    return value

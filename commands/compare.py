@@ -9,7 +9,7 @@ error are printed and written as JSON beside the output video.
 from pathlib import Path
 
 from cli.argtypes import frame_size, non_negative_int, positive_int
-from cli.train_flags import AMP_OPTIONS, MEMORY_FORMAT_OPTIONS
+from cli.inference_flags import add_inference_flags
 from utils.errors import UsageError
 
 HELP = "run a trained generator over a video and write a side-by-side comparison"
@@ -24,12 +24,10 @@ def add_arguments(parser):
     parser.add_argument("--overlap", type=non_negative_int, help="frames shared by neighbouring windows (default: half of the trained -pool)")
     parser.add_argument("--batch", type=positive_int, default=4, help="windows per forward pass")
     parser.add_argument("--save-generated", metavar="OUT2", help="also write the generated frames alone to this video")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
-    parser.add_argument("--amp", **AMP_OPTIONS)
-    parser.add_argument("--memory-format", **MEMORY_FORMAT_OPTIONS)
     parser.add_argument("--vmaf", action="store_true", help="add VMAF through ffmpeg's libvmaf (when the binary has it)")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that vgan compare did not write")
     parser.add_argument("--dry-run", action="store_true", help="generate one batch of windows, print its shape, write nothing")
+    add_inference_flags(parser)
 
 
 def run(args):
@@ -46,13 +44,15 @@ def run(args):
     if overlap >= model.pool:
         raise UsageError(f"argument --overlap: must be below the trained -pool ({model.pool})")
     size = args.size or model.size
-    generate = clip_generator(model, device, (args.batch, model.pool, size.height, size.width), args.amp, args.memory_format)
+    generate = clip_generator(model, device, (args.batch, model.pool, size.height, size.width), args.amp, args.memory_format,
+                              args.max_memory, args.tile, args.tile_overlap)
+    print(f"generating {generate.plan}", flush=True)
     if args.dry_run:
         out = dry_run(comparison_source(args.video, args.target, model.pair), generate, size, model.pool)
         print(f"dry run: generated a window of {out.shape[1]} frames at {out.shape[3]}x{out.shape[2]} from {args.video}; nothing written")
         return 0
     output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_compare.mp4")
-    outputs = Outputs(output, Path(args.save_generated) if args.save_generated else None, args.vmaf, args.overwrite)
+    outputs = Outputs(output, Path(args.save_generated) if args.save_generated else None, args.vmaf, args.overwrite, args.quiet)
     result = compare_model(model, generate, args.video, outputs, args.target, size, Windows(model.pool, overlap, args.batch))
     panels = "input | generated | target" if result["scores"] else "input | generated"
     print(f"compared {result['frames']} frames of {args.video} with {result['checkpoint']} (step {result['step']})")

@@ -6,7 +6,7 @@ baseline (the input itself taken as the answer): PSNR, SSIM, temporal warping er
 """
 import json
 
-from cli.train_flags import AMP_OPTIONS, MEMORY_FORMAT_OPTIONS
+from cli.inference_flags import add_inference_flags
 
 HELP = "score a trained generator on a dataset's validation windows"
 EVALUATE_BATCH = 4  # windows per forward pass
@@ -16,12 +16,11 @@ def add_arguments(parser):
     parser.add_argument("--checkpoint", help="an experiment folder or a .pt file (default: the most recent experiment in checkpoints/)")
     parser.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
-    parser.add_argument("--amp", **AMP_OPTIONS)
-    parser.add_argument("--memory-format", **MEMORY_FORMAT_OPTIONS)
+    add_inference_flags(parser)
 
 
 def run(args):
+    from datasets.store import read_meta
     from experiments.report import record_result
     from inference.evaluate import evaluate_model
     from inference.generate import clip_generator
@@ -31,8 +30,12 @@ def run(args):
 
     device = pick_device(args.device)
     model = load_model(args.checkpoint or latest_experiment(), device)
-    shape = (EVALUATE_BATCH, model.pool, model.size.height, model.size.width)
-    result = evaluate_model(model, clip_generator(model, device, shape, args.amp, args.memory_format), args.data, EVALUATE_BATCH)
+    meta = read_meta(args.data or model.data)
+    shape = (EVALUATE_BATCH, model.pool, meta["height"], meta["width"])
+    generate = clip_generator(model, device, shape, args.amp, args.memory_format, args.max_memory, args.tile, args.tile_overlap)
+    if not args.json:
+        print(f"generating {generate.plan}", flush=True)
+    result = evaluate_model(model, generate, args.data, EVALUATE_BATCH, quiet=args.quiet)
     record_result(result, "evaluation")
     if args.json:
         print(json.dumps(result, indent=2))

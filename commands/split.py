@@ -18,18 +18,23 @@ def add_arguments(parser):
     parser.add_argument("--duration", type=positive_float, help="take this many seconds (default: to the end)")
     parser.add_argument("--format", choices=["jpg", "png"], default="jpg", help="image format (png is lossless)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress while it works")
 
 
 def run(args):
     from utils.ffmpeg import probe, write_image_sequence
     from utils.fsio import staged_dir
+    from utils.progress import Progress
 
     info = probe(args.video)
     output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_frames")
     suffix = "." + args.format
+    progress = Progress(info.frames_at(args.fps, args.start, args.duration), unit="frame", what=f"split {args.video}",
+                        enabled=not args.quiet)
     with staged_dir(output, overwrite=args.overwrite, what="frame folder") as tmp:
-        count = write_image_sequence(args.video, tmp, suffix, size=args.size, fps=args.fps,
-                                     start=args.start, duration=args.duration, info=info)
+        count = write_image_sequence(args.video, tmp, suffix, size=args.size, fps=args.fps, start=args.start,
+                                     duration=args.duration, info=info, on_frames=progress.update)
+    progress.close()
     size = args.size or f"{info.width}x{info.height}"
     print(f"wrote {count} frames ({size}, {args.format}) to {output}/")
     return 0

@@ -21,6 +21,7 @@ from utils.errors import VideoError
 from utils.ffmpeg import VideoWriter, probe, vmaf
 from utils.images import side_by_side
 from utils.metrics import VideoScores
+from utils.progress import Progress
 
 COMMENT = "made by vgan compare"
 
@@ -43,6 +44,7 @@ class Outputs:
     generated: Path | None = None
     vmaf: bool = False
     overwrite: bool = False
+    quiet: bool = True  # no progress lines
 
 
 def comparison_source(video, target=None, pair=None):
@@ -135,6 +137,7 @@ def compare_video(source, generate, size, windows, outputs):
         check_output(outputs.generated, [*source.paths, outputs.side_by_side], outputs.overwrite)
     fps = source.info(source.paths[0]).fps
     frames = 0
+    progress = Progress(source.expected_frames(), unit="frame", what=f"compare {outputs.side_by_side}", enabled=not outputs.quiet)
     with tempfile.TemporaryDirectory() as scratch:
         with contextlib.ExitStack() as stack:
             sinks = open_sinks(stack, source, outputs, fps, scratch)
@@ -143,6 +146,8 @@ def compare_video(source, generate, size, windows, outputs):
                 for chunk in generate_stream(source.chunks(size), generate, windows.pool, windows.overlap, windows.batch):
                     behind.put(chunk)
                     frames += len(chunk[1])
+                    progress.advance(len(chunk[1]))
+            progress.close()
             if frames == 0:
                 raise VideoError(source.paths[0], "gave no frames to compare")
         scores = {}

@@ -7,22 +7,26 @@ from datasets.store import load_dataset
 from inference.generate import generate_windows
 from utils.errors import DatasetError
 from utils.metrics import score_windows
+from utils.progress import Progress
 
 
-def evaluate_generator(generate, dataset, pool, batch=4):
+def evaluate_generator(generate, dataset, pool, batch=4, quiet=True):
     """{"windows", "frames", "scores": {psnr, ssim, warp_error, l1, each with _identity}} over the
     validation windows of `dataset` (uint8 frames), each held-out frame once."""
     try:
         slider = ClipSlider(dataset.a, dataset.b, dataset.ranges("val"), pool, pool, batch, shuffle=False, source=dataset.path)
     except DatasetError:
         raise DatasetError(dataset.path, f"has no validation window of -pool {pool} frames; rebuild it with a larger --val-fraction") from None
-    inputs, outputs, targets = generate_windows(generate, slider)
+    progress = Progress(slider.windows * pool, unit="frame", what=f"evaluate {dataset.path}", enabled=not quiet)
+    inputs, outputs, targets = generate_windows(generate, slider, progress)
+    progress.close()
     return {"windows": len(inputs), "frames": int(inputs.shape[0] * inputs.shape[1]),
             "scores": score_windows(inputs, outputs, targets)}
 
 
-def evaluate_model(model, generate, data=None, batch=4):
+def evaluate_model(model, generate, data=None, batch=4, quiet=True):
     """evaluate_generator for a trained model on `data` (default: the dataset it was trained on),
     as the summary that is kept as JSON."""
     data = data or model.data
-    return {**model.describe(), "data": str(data), **evaluate_generator(generate, load_dataset(data, mmap=True), model.pool, batch)}
+    dataset = load_dataset(data, mmap=True)
+    return {**model.describe(), "data": str(data), **evaluate_generator(generate, dataset, model.pool, batch, quiet)}

@@ -1,9 +1,10 @@
 """A generator network run on uint8 clips, as compare, evaluate and validation run it: frames whose
-sides the network cannot take are padded (edge pixels repeated) and cropped back; mixed precision
-and memory layout as asked, or the fastest measured here (utils/compute.py); no gradients.
+sides the network cannot take are padded (edge pixels repeated) and cropped back; frames too large
+for the memory budget run in blended spatial tiles (inference/tiles.py); mixed precision and memory
+layout as asked, or the fastest measured here (utils/compute.py); no gradients.
 
     generate = ClipGenerator(generator, device, amp=False)
-    generate = clip_generator(model, device, clip_shape=(4, 9, 64, 64))    # precision and layout measured
+    generate = clip_generator(model, device, clip_shape=(4, 9, 720, 1280))   # tiles, precision and layout chosen
     fake = generate(clips)            # uint8 (B, T, H, W, 3) -> uint8 (B, T, H, W, 3)
 """
 import copy
@@ -11,33 +12,49 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from inference.tiles import Tiling, fit_tiling, norm_layers, receptive_radius, run_tiled, spans
 from utils.compute import candidate_ways, choose, job_key
 from utils.device import autocast, to_model_input, to_uint8_frames
+from utils.errors import UsageError
+from utils.memory import available_memory, human_bytes
+
+TIMED_SIDE = 128  # the precision and layout are chosen on windows cropped to this
+BUDGET_SHARE = 0.5  # of the memory free now, for the generator's forward pass (decoding, scoring and encoding need the rest)
 
 
 class ClipGenerator:
-    def __init__(self, network, device, amp=False, channels_last=False, note="as asked"):
+    def __init__(self, network, device, amp=False, channels_last=False, note="as asked", tiling=None):
         self.network, self.device, self.amp, self.channels_last, self.note = network, device, amp, channels_last, note
+        self.tiling = tiling  # None: whole frames
+        self.plan = "whole frames"  # in words, for the user
         if channels_last:
             network.to(memory_format=torch.channels_last_3d)
 
+    def forward(self, x):
+        with autocast(self.device, self.amp):
+            return self.network(x)
+
+    def generate(self, clips):
+        """uint8 clips whose sides the network takes -> uint8 generated frames."""
+        return to_uint8_frames(self.forward(to_model_input(clips, self.device, self.channels_last)))
+
     @torch.inference_mode()
     def __call__(self, clips):
-        x = to_model_input(clips, self.device, self.channels_last)  # (N, C, T, H, W)
-        h, w = x.shape[-2:]
+        h, w = clips.shape[2:4]
         multiple = self.network.size_multiple
-        if h % multiple or w % multiple:
-            x = F.pad(x, (0, -w % multiple, 0, -h % multiple, 0, 0), mode="replicate")
-        with autocast(self.device, self.amp):
-            fake = self.network(x)[..., :h, :w]
-        return to_uint8_frames(fake)
+        if h % multiple or w % multiple:  # edge pixels repeated, cropped back after
+            clips = np.pad(clips, ((0, 0), (0, 0), (0, -h % multiple), (0, -w % multiple), (0, 0)), mode="edge")
+        if self.tiling is None:
+            frames = self.generate(clips)
+        else:
+            frames = run_tiled(self.generate, clips, self.tiling, norm_layers(self.network))
+        return np.ascontiguousarray(frames[:, :, :h, :w])
 
 
 def forward_timer(ways, network, clip_shape, device):
     """time_one(index): seconds of one forward pass of a copy of `network` computing as ways[index],
-    on a random uint8 batch of `clip_shape` (B, T, H, W)."""
+    on a random uint8 batch of `clip_shape` (B, T, H, W): with tiles, what one pass takes."""
     clips = np.random.default_rng(0).integers(0, 256, (*clip_shape, 3), dtype=np.uint8)
     copies = {}
 
@@ -53,21 +70,63 @@ def forward_timer(ways, network, clip_shape, device):
     return time_one
 
 
-def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto"):
-    """A ClipGenerator for a TrainedModel, computing in the precision and layout asked, or for what
-    is left to auto, the fastest here for clips of `clip_shape` (B, T, H, W)."""
+def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", max_memory=None, tile=None, overlap=None):
+    """A ClipGenerator for a TrainedModel, for windows of `clip_shape` (B, T, H, W): in tiles of
+    `tile` (a Size) whose windows overlap by `overlap` pixels (default: twice the network's
+    receptive radius), or when not given the largest whose forward pass fits in `max_memory` bytes
+    (default: a safe share of the memory free now); computing in the precision and layout asked,
+    or for what is left to auto, the fastest here."""
+    batch, frames, height, width = clip_shape
+    halo = None if overlap is None else overlap // 2
+    if tile is not None:
+        multiple = model.generator.size_multiple
+        tiling = Tiling.aligned(tile, receptive_radius(model.generator, device) if halo is None else halo, multiple)
+        if not tiling.covers(height, width) and min(tiling.tile) < 2 * tiling.halo + multiple:
+            raise UsageError(f"argument --tile: {tile} leaves no room inside {2 * tiling.halo} pixels of tile overlap "
+                             f"(the network sees {tiling.halo} pixels around each pixel); use larger tiles or a smaller --tile-overlap")
+        budget = None
+    else:
+        budget = max_memory or default_budget(device)
+        tiling, _ = fit_tiling(model.generator, clip_shape, budget, device, halo=halo)
+    # Timed on one pass's windows, cropped to at most TIMED_SIDE: timing HD frames four ways would take minutes.
+    one_pass = (min(batch, tiling.tiles_per_pass), frames, min(tiling.tile.height, height, TIMED_SIDE), min(tiling.tile.width, width, TIMED_SIDE))
     ways = candidate_ways(amp, memory_format, device)
     key = job_key(device, job="generate", network=model.state["network"], generator=model.state["model_args"],
-                  clip=list(clip_shape), asked=[amp, memory_format])
-    compute = choose(ways, key, forward_timer(ways, model.generator, clip_shape, device))
-    return ClipGenerator(model.generator, device, compute.amp, compute.channels_last, compute.note)
+                  clip=list(one_pass), asked=[amp, memory_format])
+    compute = choose(ways, key, forward_timer(ways, model.generator, one_pass, device))
+    untiled = tiling.covers(height, width) and tiling.tiles_per_pass >= batch
+    generate = ClipGenerator(model.generator, device, compute.amp, compute.channels_last, compute.note, None if untiled else tiling)
+    generate.plan = plan(tiling, clip_shape, budget) + f"; {'bfloat16' if compute.amp else 'float32'}, " \
+                                                     f"{'channels_last' if compute.channels_last else 'contiguous'} ({compute.note})"
+    return generate
 
 
-def generate_windows(generate, slider):
+def plan(tiling, clip_shape, budget):
+    """How the windows are run, in words."""
+    batch, frames, height, width = clip_shape
+    within = f" within {human_bytes(budget)}" if budget else ""
+    if tiling.covers(height, width):
+        return f"whole {width}x{height} frames, {min(batch, tiling.tiles_per_pass)} windows of {frames} at a time{within}"
+    across, down = (len(spans(side, min(tile, side), tiling.halo)) for side, tile in ((width, tiling.tile.width), (height, tiling.tile.height)))
+    return (f"{width}x{height} frames in {across * down} tiles of {tiling.tile.width}x{tiling.tile.height} "
+            f"({tiling.halo} pixels of context on each side){within}")
+
+
+def default_budget(device):
+    """Bytes a forward pass may take: half the memory free now (RAM, or the GPU's)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return BUDGET_SHARE * free
+    return BUDGET_SHARE * available_memory()
+
+
+def generate_windows(generate, slider, progress=None):
     """`generate` over the slider's windows in order: uint8 (inputs, outputs, targets), each (N, T, H, W, 3)."""
     inputs, outputs, targets = [], [], []
     for a, b in slider.batches(0):
         inputs.append(np.asarray(a))
         outputs.append(generate(a))
         targets.append(np.asarray(b))
+        if progress is not None:
+            progress.advance(a.shape[0] * a.shape[1])
     return np.concatenate(inputs), np.concatenate(outputs), np.concatenate(targets)

@@ -65,15 +65,23 @@ class InstanceNorm3d(nn.Module):
     """Instance norm with a learned scale and shift per channel: no batch statistics, so train and
     eval behave alike and DDP needs no syncing. Computed as a group norm with one group per channel,
     which keeps a channels_last_3d input in that layout (nn.InstanceNorm3d copies it to contiguous
-    and back) and is faster in either layout on CPU. Its state dict is nn.InstanceNorm3d(affine=True)'s."""
+    and back) and is faster in either layout on CPU. Its state dict is nn.InstanceNorm3d(affine=True)'s.
+
+    For inference in tiles, whose own statistics are not the whole frame's: with `shared` set to
+    (mean, var), broadcastable to (N, C, 1, 1, 1), those normalise instead of the input's own."""
 
     def __init__(self, channels, eps=1e-5):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.shared = None
 
     def forward(self, x):  # (N, C, T, H, W)
+        if self.shared is not None:
+            mean, var = self.shared
+            scale = torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1, 1)
+            return ((x - mean) * scale + self.bias.view(1, -1, 1, 1, 1)).to(x.dtype)
         return F.group_norm(x, x.shape[1], self.weight, self.bias, self.eps)
 
 
@@ -116,15 +124,21 @@ class ConvBlock(nn.Sequential):
 
 
 class SqueezeExcite3d(nn.Module):
-    """Channel attention (Hu et al. 2018): scale each channel by a gate computed from its global mean."""
+    """Channel attention (Hu et al. 2018): scale each channel by a gate computed from its global mean.
+    For inference in tiles: with `shared` set to (mean, var) of the whole frame, broadcastable to
+    (N, C, 1, 1, 1), the gate is computed from that mean instead of the input's own."""
 
     def __init__(self, channels, reduction=8):
         super().__init__()
         hidden = max(1, channels // reduction)
         self.gate = nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Conv3d(channels, hidden, 1), nn.ReLU(inplace=True),
                                   nn.Conv3d(hidden, channels, 1), nn.Sigmoid())
+        self.shared = None
 
     def forward(self, x):
+        if self.shared is not None:
+            mean = self.shared[0].expand(x.shape[0], -1, 1, 1, 1).to(x.dtype)
+            return x * self.gate[1:](mean)
         return x * self.gate(x)
 
 

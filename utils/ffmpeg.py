@@ -64,9 +64,12 @@ def work_timeout(frames):
     return 60 + SECONDS_PER_FRAME * max(0, frames)
 
 
-def run_ffmpeg(args, path, timeout_s, doing, verbosity="error"):
+def run_ffmpeg(args, path, timeout_s, doing, verbosity="error", on_frames=None):
     """Run ffmpeg to its end within `timeout_s`; returns the CompletedProcess with stdout and stderr
-    as text. `path` and `doing` name the file and the work in the error when it cannot run or runs over."""
+    as text. `path` and `doing` name the file and the work in the error when it cannot run or runs
+    over. `on_frames(count)` is told how many frames are done as ffmpeg reports them."""
+    if on_frames is not None:
+        return _run_reporting(args, path, timeout_s, doing, verbosity, on_frames)
     try:
         done = subprocess.run(ffmpeg_command(args, verbosity), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -75,6 +78,30 @@ def run_ffmpeg(args, path, timeout_s, doing, verbosity="error"):
         raise VideoError(path, f"cannot run ffmpeg ({exc.strerror})") from None
     text = [stream.decode("utf-8", errors="replace") for stream in (done.stdout, done.stderr)]
     return subprocess.CompletedProcess(done.args, done.returncode, *text)
+
+
+def _run_reporting(args, path, timeout_s, doing, verbosity, on_frames):
+    """run_ffmpeg, reading ffmpeg's machine-readable progress (`-progress pipe:1`) as it goes."""
+    argv = ffmpeg_command(["-progress", "pipe:1", "-nostats", *(args if isinstance(args, list) else args.get_args())], verbosity)
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        except OSError as exc:
+            raise VideoError(path, f"cannot run ffmpeg ({exc.strerror})") from None
+        fired = threading.Event()
+        overdue = threading.Timer(timeout_s, lambda: (fired.set(), proc.kill()))
+        overdue.start()
+        try:
+            for line in proc.stdout:
+                if line.startswith("frame="):
+                    on_frames(int(line.split("=", 1)[1]))
+            code = proc.wait()
+        finally:
+            overdue.cancel()
+        if fired.is_set():
+            raise VideoError(path, f"ffmpeg did not finish {doing} in {timeout_s:.0f} s; the file may be damaged")
+        stderr.seek(0)
+        return subprocess.CompletedProcess(argv, code, "", stderr.read().decode("utf-8", errors="replace"))
 
 
 class FfmpegPipe:
@@ -428,10 +455,12 @@ def render(video, path, duration, fps=25):
     return Path(path)
 
 
-def write_image_sequence(path, folder, pattern_suffix, size=None, fps=None, start=None, duration=None, quality=2, info=None):
+def write_image_sequence(path, folder, pattern_suffix, size=None, fps=None, start=None, duration=None, quality=2, info=None,
+                         on_frames=None):
     """Decode `path` with ffmpeg straight into numbered image files in `folder` (created empty by the caller).
 
-    Returns how many frames were written. `pattern_suffix` is ".png" or ".jpg"."""
+    Returns how many frames were written. `pattern_suffix` is ".png" or ".jpg". `on_frames(count)`
+    hears how many are written as it goes."""
     info = info or probe(path)
     if info.is_folder:
         raise VideoError(path, "is already a folder of frames")
@@ -441,7 +470,7 @@ def write_image_sequence(path, folder, pattern_suffix, size=None, fps=None, star
     options = {"q:v": quality} if pattern_suffix == ".jpg" else {}
     out = video.output("file:" + pattern, format="image2", fps_mode="passthrough", start_number=1, **options)
     expected = info.nominal_frames(fps, start, duration)
-    done = run_ffmpeg(out, path, work_timeout(expected), "writing the frames")
+    done = run_ffmpeg(out, path, work_timeout(expected), "writing the frames", on_frames=on_frames)
     written = sum(1 for p in Path(folder).iterdir() if p.suffix == pattern_suffix)
     _judge_decode(path, done.stderr, done.returncode, written, expected, "wrote")
     return written

@@ -2,6 +2,8 @@
 
     psnr(generated, target)            # per frame, dB; frames are (..., H, W, 3) uint8
 """
+import itertools
+
 import cv2
 import numpy as np
 
@@ -46,12 +48,13 @@ def ssim(generated, target):
         return ssim(generated[None], target[None])[0]
     c1, c2 = (SSIM_K1 * 255) ** 2, (SSIM_K2 * 255) ** 2
     pad = (SSIM_WINDOW - 1) // 2
-    scores = np.empty(len(generated))
-    for i, (x, y) in enumerate(zip(generated.astype(np.float64), target.astype(np.float64))):
+    scores = np.zeros(len(generated))
+    for i, channel in itertools.product(range(len(generated)), range(3)):  # a channel of a frame at a time: 4K stays small
+        x, y = generated[i, ..., channel].astype(np.float64), target[i, ..., channel].astype(np.float64)
         mx, my = _gaussian_mean(x), _gaussian_mean(y)
         vx, vy, cxy = _gaussian_mean(x * x) - mx * mx, _gaussian_mean(y * y) - my * my, _gaussian_mean(x * y) - mx * my
         index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-        scores[i] = index[pad:-pad or None, pad:-pad or None].mean()
+        scores[i] += index[pad:-pad or None, pad:-pad or None].mean() / 3
     return scores
 
 

@@ -4,12 +4,13 @@ so often with what is done out of the total, the rate and the time left; nothing
     progress = Progress(600, unit="frame", what="compare"); progress.advance(9); progress.close()
     # compare: 9/600 frames, 31.2 frames/s, 19 s left
 """
+import os
 import sys
 import time
 
 from tqdm import tqdm
 
-PLAIN_EVERY_S = 10.0  # a modest rate for logs
+PLAIN_EVERY_S = 10.0  # a modest rate for logs; $VGAN_PROGRESS_SECONDS sets another
 
 
 def duration(seconds):
@@ -24,7 +25,9 @@ def duration(seconds):
 class Progress:
     """`every_s` None prints plain lines only when asked (`update(..., line=True)`)."""
 
-    def __init__(self, total, unit="frame", what="", initial=0, enabled=True, every_s=PLAIN_EVERY_S, stream=None):
+    def __init__(self, total, unit="frame", what="", initial=0, enabled=True, every_s="default", stream=None):
+        if every_s == "default":
+            every_s = float(os.environ.get("VGAN_PROGRESS_SECONDS", PLAIN_EVERY_S))
         self.total, self.unit, self.what, self.enabled, self.every_s = total, unit, what, enabled, every_s
         self.stream = stream or sys.stderr
         self.done = self.start_done = initial
@@ -59,7 +62,7 @@ class Progress:
         rate = (self.done - self.start_done) / elapsed if elapsed > 0 else 0.0
         parts = [f"{self.done}/{self.total} {self.unit}s" if self.total else f"{self.done} {self.unit}s"]
         if rate > 0:
-            parts.append(f"{rate:.3g} {self.unit}s/s")
+            parts.append(f"{rate:.0f} {self.unit}s/s" if rate >= 100 else f"{rate:.3g} {self.unit}s/s")
             if self.total:
                 parts.append(f"{duration(max(0, self.total - self.done) / rate)} left")
         return (f"{self.what}: " if self.what else "") + ", ".join(parts) + (f" | {text}" if text else "")

@@ -1,0 +1,90 @@
+"""Peak memory and frames/s of `compare` at growing frame sizes, with the default memory budget
+(half of the memory free), next to the same run with no budget (whole frames, 4 windows per
+forward pass, as before tiling existed) where that is expected to fit in this machine.
+
+A checkpoint of the demo's network (gray -> colour U-Net, depth 3, 16 channels, (2+1)D; its weights
+do not change the speed or the memory) runs over a moving test pattern with a sound track at each
+size. Peak memory is the process's peak resident set, as the kernel counts it.
+    python -m bench.memory
+    python -m bench.memory --sizes 64x64 640x360 1280x720 3840x2160 --frames 600 48 24 9
+"""
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.compare import write_checkpoint
+from utils.device import machine_summary
+from utils.ffmpeg import ffmpeg_exe
+from utils.memory import available_memory, human_bytes
+
+REPO = Path(__file__).resolve().parent.parent
+MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+           "print(r.stdout); print(r.stderr, file=sys.stderr); "
+           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024); sys.exit(r.returncode)")
+UNBOUNDED = "1000G"
+
+
+def measured(args, cwd):
+    """(seconds, peak resident bytes, stdout) of `python main.py ARGS`."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", MEASURE, sys.executable, str(REPO / "main.py"), *map(str, args)],
+                            cwd=cwd, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"{' '.join(map(str, args))} failed:\n{result.stderr}")
+    lines = result.stdout.strip().splitlines()
+    return time.perf_counter() - started, int(lines[-1]), "\n".join(lines[:-1])
+
+
+def test_video(path, size, frames):
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=25", "-f", "lavfi",
+                    "-i", "sine", "-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    "-shortest", str(path)], check=True)
+    return path
+
+
+def whole_frames_need(checkpoint, size):
+    """Bytes the untiled forward pass of 4 windows of 9 frames would take, by the probe compare uses."""
+    import torch
+
+    from inference.loader import load_model
+    from inference.tiles import peak_bytes
+
+    generator = load_model(checkpoint, torch.device("cpu")).generator
+    width, height = map(int, size.split("x"))
+    small, large = (peak_bytes(generator, torch.zeros(1, 3, 9, side, side), torch.device("cpu"), False) for side in (64, 128))
+    return 4 * (large - small) / (128 ** 2 - 64 ** 2) * width * height
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["64x64", "640x360", "1280x720"])
+    parser.add_argument("--frames", nargs="+", type=int, default=[600, 48, 24])
+    args = parser.parse_args()
+    print(machine_summary())
+    print(f"memory free now {human_bytes(available_memory())}; the default budget is half of it")
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        checkpoint = Path(work) / "demo.pt"
+        write_checkpoint(checkpoint)
+        for size, frames in zip(args.sizes, args.frames):
+            video = test_video(Path(work) / f"{size}.mp4", size, frames)
+            variants = [("default budget", [])]
+            if whole_frames_need(checkpoint, size) < 0.6 * available_memory():
+                variants.append(("no budget", ["--max-memory", UNBOUNDED]))
+            for name, extra in variants:
+                out = Path(work) / f"{size}_compare.mp4"
+                seconds, peak, stdout = measured(["compare", "--checkpoint", checkpoint, "--video", video, "-o", out, "--size", size,
+                                                  "--quiet", "--overwrite", *extra], cwd=work)
+                written = json.loads(out.with_suffix(".json").read_text())["frames"]
+                plan = next((line for line in stdout.splitlines() if line.startswith("generating")), "")
+                rows.append((size, name, written, seconds, peak, plan.split(";")[0].removeprefix("generating ")))
+                print(f"{size:>10} {name:<15} {written:>4} frames  {written / seconds:7.2f} frames/s  peak {human_bytes(peak):>9}  {rows[-1][5]}",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""The flags of the commands that run a trained generator over frames (compare, evaluate): where and
+how it computes, and the memory it may take.
+
+    add_inference_flags(parser)     # --device --amp --memory-format --tile --tile-overlap --max-memory --quiet
+"""
+from cli.argtypes import byte_size, frame_size, non_negative_int
+from cli.train_flags import AMP_OPTIONS, MEMORY_FORMAT_OPTIONS
+
+
+def add_inference_flags(parser):
+    group = parser.add_argument_group("computing")
+    group.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
+    group.add_argument("--amp", **AMP_OPTIONS)
+    group.add_argument("--memory-format", **MEMORY_FORMAT_OPTIONS)
+    group.add_argument("--max-memory", type=byte_size,
+                       help="memory the generator may take, e.g. 8G (default: half of what is free now, RAM or GPU); frames "
+                            "that do not fit run in tiles")
+    group.add_argument("--tile", type=frame_size, help="run frames in tiles of SIDE or WIDTHxHEIGHT pixels (default: chosen to fit --max-memory)")
+    group.add_argument("--tile-overlap", type=non_negative_int,
+                       help="pixels that neighbouring tiles share: each keeps its middle and half of this is context "
+                            "around it (default: twice the network's receptive radius, measured: no seams)")
+    group.add_argument("--quiet", action="store_true", help="no progress while it works")

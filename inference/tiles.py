@@ -1,0 +1,283 @@
+"""Frames larger than memory allows, run in spatial tiles. Each tile is a core plus a halo of
+context on every side; the cores partition the frame and only they are kept, so where the halo is
+at least the network's receptive radius (measured, not guessed) the convolutions see exactly what
+they would see in the whole frame: no seam. Instance norm takes its statistics over the whole
+frame, which no tile sees: passes over the tiles gather them layer by layer, as the untiled pass
+would compute them, and the pass that keeps the output uses them. A tile that covers the whole frame is no
+tiling at all (the output is exactly the untiled one). What a tile costs in memory is measured
+with two small probe forward passes.
+
+    tiling, cost = fit_tiling(network, clip_shape, budget, device)    # the largest tiles within `budget` bytes
+    frames = run_tiled(generate, clips, tiling, norms)    # generate: uint8 (N, T, H, W, 3) clips -> the same
+"""
+import contextlib
+import copy
+import math
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from networks.layers import InstanceNorm3d, SqueezeExcite3d
+from utils.device import autocast
+from utils.errors import UserError
+from utils.memory import human_bytes
+from utils.size import Size
+
+PROBE_SIDES = (32, 64)  # probe tiles for the memory cost, rounded up to the network's size multiple
+CPU_MARGIN = 1.25  # resident memory grew 1.16-1.2x the tensors counted (U-Net depth 3, 256-512 px, AMD EPYC)
+OUTPUT_BYTES = 1  # a tiled batch is gathered in uint8
+
+
+@dataclass(frozen=True)
+class Tiling:
+    tile: Size  # a tile, halo included
+    halo: int  # context on each side of a tile's core
+    tiles_per_pass: int = 1
+
+    @classmethod
+    def aligned(cls, tile, halo, multiple, tiles_per_pass=1):
+        """Tile sides and halo rounded up to multiples of what the network pools by, so that every
+        window and core starts on the pooling grid of the whole frame."""
+        up = lambda value: -(-value // multiple) * multiple  # noqa: E731
+        return cls(Size(up(tile.width), up(tile.height)), up(halo), tiles_per_pass)
+
+    def covers(self, height, width):
+        return self.tile.width >= width and self.tile.height >= height
+
+
+def spans(length, tile, halo):
+    """[(window start, core start, core stop)] along one side: the cores partition [0, length); each
+    window of `tile` pixels holds its core and `halo` pixels around it (less at the frame's edges,
+    where the window is moved inward). With `tile`, `halo` and `length` multiples of what the
+    network pools by, windows and cores start on its pooling grid, as in the whole frame."""
+    if tile >= length:
+        return [(0, 0, length)]
+    core = tile - 2 * halo
+    if core <= 0:
+        raise ValueError(f"tiles of {tile} pixels leave no core inside a halo of {halo} on each side")
+    return [(min(max(0, start - halo), length - tile), start, min(start + core, length)) for start in range(0, length, core)]
+
+
+def norm_layers(network):
+    """The layers that take statistics over whole frames: instance norm and squeeze-excite gates."""
+    return [m for m in network.modules() if isinstance(m, (InstanceNorm3d, SqueezeExcite3d))]
+
+
+@dataclass(frozen=True)
+class Tile:
+    clip: int
+    rows: tuple  # (window start, core start, core stop)
+    columns: tuple
+
+    def crop(self, clips, size):
+        """This tile's window of uint8 clips (N, T, H, W, 3)."""
+        (top, _, _), (left, _, _) = self.rows, self.columns
+        return clips[self.clip:self.clip + 1, :, top:top + size.height, left:left + size.width]
+
+    def core(self, y, size, axes=(-2, -1)):
+        """The core of this tile's window in `y`, computed from the window at any scale; `axes`: its height and width."""
+        (top, y0, y1), (left, x0, x1) = self.rows, self.columns
+        h, w = y.shape[axes[0]], y.shape[axes[1]]
+        box = [slice(None)] * y.ndim
+        box[axes[0]] = slice((y0 - top) * h // size.height, (y1 - top) * h // size.height)
+        box[axes[1]] = slice((x0 - left) * w // size.width, (x1 - left) * w // size.width)
+        return y[tuple(box)]
+
+
+def passes_over(clips, tiling):
+    """The tiles of all clips, in groups of `tiling.tiles_per_pass`, and the size of a tile."""
+    n, _, height, width, _ = clips.shape
+    size = Size(min(tiling.tile.width, width), min(tiling.tile.height, height))
+    tiles = [Tile(clip, rows, columns) for clip in range(n)
+             for rows in spans(height, size.height, tiling.halo) for columns in spans(width, size.width, tiling.halo)]
+    return [tiles[i:i + tiling.tiles_per_pass] for i in range(0, len(tiles), tiling.tiles_per_pass)], size
+
+
+@contextlib.contextmanager
+def sharing(norms, statistics, clips=None):
+    """Norm layers normalising with given (mean, var) per clip, of the clips `clips` (default: all)."""
+    for norm in norms:
+        mean, var = statistics[norm]
+        norm.shared = (mean, var) if clips is None else (mean[clips], var[clips])
+    try:
+        yield
+    finally:
+        for norm in norms:
+            norm.shared = None
+
+
+class Reached(Exception):
+    """A statistics pass got what it came for: the input of the next norm layer."""
+
+
+def frame_statistics(forward, passes, size, norms, clips):
+    """{norm layer: (mean, var) per clip and channel, (N, C, 1, 1, 1)} over whole frames, as the
+    untiled forward pass would compute them. One pass over the tiles per norm layer, in the order
+    the network runs them, each with the layers before it normalised with their frame statistics
+    and stopped at the layer it measures: the cores of the tiles partition the frames, so their
+    sums are the frame's."""
+    known = {}
+    while len(known) < len(norms):
+        sums, measured, part = [], [], None
+
+        def measure(norm, inputs):
+            if norm in known:
+                return
+            for tile, y in zip(part, inputs[0]):
+                core = tile.core(y, size).float()  # (C, T, h, w)
+                sums.append((tile.clip, core.sum(dim=(1, 2, 3)), core.square().sum(dim=(1, 2, 3)), core[0].numel()))
+            measured.append(norm)
+            raise Reached
+
+        hooks = [norm.register_forward_pre_hook(measure) for norm in norms]
+        try:
+            for part in passes:
+                index = torch.tensor([tile.clip for tile in part])
+                with sharing(list(known), known, index), contextlib.suppress(Reached):
+                    forward(np.concatenate([tile.crop(clips, size) for tile in part]))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        known[measured[0]] = combined(sums, len(clips))
+    return known
+
+
+def combined(sums, clips):
+    """(mean, var) per clip and channel from per-tile (clip, sum, sum of squares, count)."""
+    index = torch.tensor([clip for clip, _, _, _ in sums])
+    total = torch.zeros(clips).index_add_(0, index, torch.tensor([float(c) for _, _, _, c in sums]))[:, None]
+    mean = torch.zeros((clips, len(sums[0][1]))).index_add_(0, index, torch.stack([s for _, s, _, _ in sums]).cpu()) / total
+    square = torch.zeros_like(mean).index_add_(0, index, torch.stack([q for _, _, q, _ in sums]).cpu()) / total
+    device = sums[0][1].device
+    return mean[..., None, None, None].to(device), (square - mean * mean).clamp_min(0)[..., None, None, None].to(device)
+
+
+def run_tiled(forward, clips, tiling, norms):
+    """forward(clips) for uint8 clips (N, T, H, W, 3) -> uint8 (N, T, H, W, 3), computed
+    `tiling.tiles_per_pass` tiles (of any clips) at a time, normalised with the frame's statistics.
+    Frames stay uint8 outside a pass. Exactly forward(clips) when a tile covers the frame."""
+    n, _, height, width, _ = clips.shape
+    if tiling.covers(height, width):
+        return np.concatenate([forward(clips[i:i + tiling.tiles_per_pass]) for i in range(0, n, tiling.tiles_per_pass)])
+    passes, size = passes_over(clips, tiling)
+    statistics = frame_statistics(forward, passes, size, norms, clips) if norms else {}
+    out = np.empty_like(clips)
+    for part in passes:
+        with sharing(norms, statistics, torch.tensor([tile.clip for tile in part])):
+            results = forward(np.concatenate([tile.crop(clips, size) for tile in part]))
+        for result, tile in zip(results, part):
+            (_, y0, y1), (_, x0, x1) = tile.rows, tile.columns
+            out[tile.clip, :, y0:y1, x0:x1] = tile.core(result, size, axes=(1, 2))
+    return out
+
+
+def receptive_radius(network, device, frames=3):
+    """How far, in pixels, an output pixel sees into its input: the support of the gradient of one
+    output pixel, through a copy of the network whose weights are all positive (so no ReLU hides a
+    path, whatever the trained weights) and whose whole-frame statistics are held fixed (they
+    would otherwise reach everywhere)."""
+    probe = copy.deepcopy(network).float().to(device)
+    for module in probe.modules():
+        if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
+            nn.init.constant_(module.weight, 1.0 / module.weight[0].numel())
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, InstanceNorm3d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    norms = norm_layers(probe)
+    side = 8 * network.size_multiple
+    while True:
+        x = torch.rand(1, 3, frames, side, side, device=device, requires_grad=True)
+        statistics = {norm: (torch.zeros(1, norm_channels(norm), 1, 1, 1, device=device),
+                             torch.ones(1, norm_channels(norm), 1, 1, 1, device=device)) for norm in norms}
+        with sharing(norms, statistics), torch.enable_grad():
+            probe(x)[..., side // 2, side // 2].sum().backward()
+        reach = (x.grad.abs().sum(dim=(0, 1, 2)) > 0).nonzero()
+        radius = int((reach - side // 2).abs().max())
+        if radius < side // 2 - 1 or side >= 2048:
+            return radius
+        side *= 2
+
+
+def norm_channels(layer):
+    return layer.weight.numel() if isinstance(layer, InstanceNorm3d) else layer.gate[1].in_channels
+
+
+class LiveTensorBytes(TorchDispatchMode):
+    """Counts the bytes of the tensors that the operators run inside it create and that are still
+    alive, and the peak of that count: what a forward pass holds at its fullest, exactly as the
+    network allocates it, with none of the noise of resident memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.holders, self.sizes, self.now, self.peak = {}, {}, 0, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_leaves(out):
+            if isinstance(tensor, torch.Tensor):
+                storage = tensor.untyped_storage()
+                key = storage.data_ptr()
+                if key not in self.holders:
+                    self.holders[key], self.sizes[key] = 0, storage.nbytes()
+                    self.now += storage.nbytes()
+                    self.peak = max(self.peak, self.now)
+                self.holders[key] += 1  # views share a storage: it is freed with the last of them
+                weakref.finalize(tensor, self.release, key)
+        return out
+
+    def release(self, key):
+        self.holders[key] -= 1
+        if not self.holders[key]:
+            del self.holders[key]
+            self.now -= self.sizes.pop(key)
+
+
+def peak_bytes(network, x, device, amp):
+    """Memory the forward pass of `x` takes at its peak, above what was in use before it: on CUDA as
+    the allocator counts it; on a CPU the tensors it creates, counted as they come and go, times a
+    margin for what the kernels use besides (oneDNN's buffers, the allocator's slack)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        with torch.inference_mode(), autocast(device, amp):
+            network(x)
+        return torch.cuda.max_memory_allocated(device) - before
+    counter = LiveTensorBytes()
+    with torch.inference_mode(), autocast(device, amp), counter:
+        network(x)
+    return int(CPU_MARGIN * counter.peak)
+
+
+def fit_tiling(network, clip_shape, budget, device, amp=False, halo=None):
+    """(Tiling, the bytes it is expected to take) for windows of `clip_shape` (B, T, H, W) within
+    `budget` bytes: whole frames, as many clips per pass as fit; where one clip's frames do not
+    fit, the largest square tiles that do, with a halo of the network's receptive radius (or
+    `halo`). Refuses in one line, with the sizes, when even the smallest sensible tile does not."""
+    batch, frames, height, width = clip_shape
+    multiple = network.size_multiple
+    sides = [multiple * math.ceil(side / multiple) for side in PROBE_SIDES]
+    costs = [peak_bytes(network, torch.zeros(1, 3, frames, side, side, device=device), device, amp) for side in sides]
+    per_pixel = max(1.0, (costs[1] - costs[0]) / (sides[1] ** 2 - sides[0] ** 2))
+    fixed = max(0.0, costs[0] - per_pixel * sides[0] ** 2)
+    clips = min(batch, int((budget - fixed) // (per_pixel * height * width)))
+    if clips >= 1:
+        return Tiling(Size(width, height), 0, tiles_per_pass=clips), fixed + per_pixel * height * width * clips
+    halo = Tiling.aligned(Size(1, 1), receptive_radius(network, device) if halo is None else halo, multiple).halo
+    gathered = OUTPUT_BYTES * 3 * frames * batch * height * width
+    side = int(math.sqrt(max(0.0, budget - fixed - gathered) / per_pixel)) // multiple * multiple
+    smallest = 2 * halo + multiple
+    if side < smallest:
+        need = fixed + gathered + per_pixel * smallest ** 2
+        raise UserError("--max-memory", f"even tiles of {smallest}x{smallest} pixels ({halo} of them context on each side) need "
+                                        f"about {human_bytes(need)} for {batch} windows of {frames} frames of {width}x{height}, "
+                                        f"over the budget of {human_bytes(budget)}; raise --max-memory, or lower --batch or --size")
+    tile = Size(min(side, width), min(side, height))
+    return Tiling(tile, halo), fixed + gathered + per_pixel * tile.width * tile.height

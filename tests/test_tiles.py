@@ -1,0 +1,156 @@
+"""Tiled inference: exact where a tile covers the frame, within 45 dB of untiled with real tiles,
+within the memory budget at 4K, a one-line refusal when nothing fits; progress on long commands."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, assert_user_error, make_video, run_cli
+from inference.generate import ClipGenerator
+from inference.loader import load_model
+from inference.tiles import Tiling, fit_tiling, norm_layers, peak_bytes, receptive_radius, run_tiled
+from networks import build_generator
+from utils.errors import UserError
+from utils.metrics import psnr
+from utils.size import Size
+
+CPU = torch.device("cpu")
+
+
+def natural_clips(clips=2, frames=5, size=Size(96, 80), seed=0):
+    """uint8 (clips, frames, H, W, 3): a photograph panning sideways, with noise."""
+    import cv2
+    import skimage.data
+
+    image = cv2.resize(skimage.data.astronaut(), (size.width + 4 * frames, size.height))
+    rng = np.random.default_rng(seed)
+    shots = [[image[:, 4 * t + c:4 * t + c + size.width] for t in range(frames)] for c in range(clips)]
+    return np.clip(np.array(shots, dtype=float) + rng.normal(0, 12, (clips, frames, size.height, size.width, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def networks():
+    """Generators with random weights, spread wide enough that their output is a picture with texture."""
+    torch.manual_seed(0)
+    made = {"unet": build_generator("unet", channels=4, depth=2), "resnet": build_generator("resnet", channels=4, blocks=2)}
+    for network in made.values():
+        for parameter in network.parameters():
+            parameter.data.normal_(0, 0.3)
+    return {name: network.eval() for name, network in made.items()}
+
+
+def agreement(a, b):
+    return float(psnr(a, b).mean())
+
+
+@pytest.mark.parametrize("name", ["unet", "resnet"])
+def test_a_tile_covering_the_frame_is_untiled_inference_bit_for_bit(networks, name):
+    clips = natural_clips()
+    untiled = ClipGenerator(networks[name], CPU)(clips)
+    whole = ClipGenerator(networks[name], CPU, tiling=Tiling(Size(96, 80), 0, tiles_per_pass=2))(clips)
+    assert np.array_equal(whole, untiled)
+
+
+@pytest.mark.parametrize("name", ["unet", "resnet"])
+def test_real_tiles_agree_with_untiled_inference_within_45_db(networks, name):
+    network, clips = networks[name], natural_clips()
+    untiled = ClipGenerator(network, CPU)(clips)
+    assert untiled.std() > 10  # a picture, not a flat field that any tiling reproduces
+    radius = receptive_radius(network, CPU)
+    tiling = Tiling.aligned(Size(2 * radius + 16, 2 * radius + 16), radius, network.size_multiple, tiles_per_pass=3)
+    assert tiling.tile.width < 96 and tiling.tile.height < 80  # several tiles per frame
+    assert agreement(ClipGenerator(network, CPU, tiling=tiling)(clips), untiled) >= 45.0
+    # The halo and the frame's norm statistics are what make it agree: without them it falls short.
+    thin = Tiling.aligned(tiling.tile, 0, network.size_multiple)
+    assert agreement(ClipGenerator(network, CPU, tiling=thin)(clips), untiled) < 45.0
+
+
+def test_the_receptive_radius_is_measured_from_the_network(networks):
+    deeper = build_generator("unet", channels=4, depth=3).eval()
+    assert receptive_radius(deeper, CPU) > receptive_radius(networks["unet"], CPU) > 0
+
+
+def test_tiles_are_chosen_to_fit_the_budget_and_whole_frames_when_they_fit(networks):
+    network = networks["unet"]
+    roomy, _ = fit_tiling(network, (4, 4, 80, 96), 8 * 2**30, CPU)
+    assert roomy == Tiling(Size(96, 80), 0, tiles_per_pass=4)
+    one_clip = peak_bytes(network, torch.zeros(1, 3, 4, 480, 640), CPU, False)
+    tiling, expected = fit_tiling(network, (2, 4, 480, 640), one_clip * 0.5, CPU)
+    assert tiling.tile.width < 640 and expected <= one_clip * 0.5
+    tile = peak_bytes(network, torch.zeros(1, 3, 4, tiling.tile.height, tiling.tile.width), CPU, False)
+    assert tile <= one_clip * 0.5  # measured, the tile's forward pass keeps within the budget
+    with pytest.raises(UserError, match=r"even tiles of \d+x\d+ pixels .* over the budget"):
+        fit_tiling(network, (2, 4, 480, 640), 2**20, CPU)
+
+
+def test_run_tiled_splits_a_batch_of_whole_frames_when_only_some_clips_fit(networks):
+    network, clips = networks["unet"], natural_clips(clips=3)
+    generator = ClipGenerator(network, CPU)
+    with torch.inference_mode():
+        in_ones = np.concatenate([generator.generate(clips[i:i + 1]) for i in range(3)])
+        split = run_tiled(generator.generate, clips, Tiling(Size(96, 80), 0, tiles_per_pass=1), norm_layers(network))
+    assert np.array_equal(split, in_ones)
+
+
+@pytest.fixture(scope="module")
+def clip4k(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("4k") / "4k.mp4", size="3840x2160", rate=25, seconds=0.16)  # 4 frames
+
+
+def peak_rss_of(*args, cwd):
+    """(CompletedProcess, the peak resident bytes) of `python main.py ARGS`, measured by a parent of its own."""
+    measure = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); "
+               "print('peak', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024); sys.exit(r.returncode)")
+    result = subprocess.run([sys.executable, "-c", measure, sys.executable, str(REPO / "main.py"), *map(str, args)],
+                            cwd=cwd, capture_output=True, text=True, timeout=600)
+    peak = int(result.stdout.strip().splitlines()[-1].split()[-1])
+    return result, peak
+
+
+@pytest.mark.slow
+def test_a_4k_clip_runs_in_tiles_within_the_budget(tiny_run, clip4k, tmp_path):
+    work, experiment = tiny_run
+    out = tmp_path / "4k_compare.mp4"
+    baseline, idle = peak_rss_of("compare", "--checkpoint", experiment, "--video", clip4k, "--dry-run", "--size", "64", cwd=work)
+    assert baseline.returncode == 0, baseline.stderr
+    result, peak = peak_rss_of("compare", "--checkpoint", experiment, "--video", clip4k, "-o", out, "--size", "3840x2160",
+                               "--max-memory", "512M", "--batch", "1", "--quiet", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "tiles of" in result.stdout
+    frames = 4 * 3840 * 2160 * 3  # bytes of the clip's frames in uint8
+    # Besides the generator's budget, the process holds the clip's frames a few times over: decoded,
+    # in float in and out (2 x 4 bytes), generated, side by side (3 panels).
+    assert peak - idle < 2**29 + 16 * frames, (peak, idle)
+    generator = load_model(experiment, CPU).generator
+    small, large = (peak_bytes(generator, torch.zeros(1, 3, 4, side, side), CPU, False) for side in (64, 128))
+    untiled = (large - small) / (128 ** 2 - 64 ** 2) * 3840 * 2160
+    assert untiled > 2**29 + 16 * frames  # whole frames would not have fitted
+    assert json.loads(out.with_suffix(".json").read_text())["frames"] == 4
+
+
+def test_nothing_fitting_is_refused_in_one_line_before_starting(tiny_run, clip4k, tmp_path):
+    work, experiment = tiny_run
+    out = tmp_path / "never.mp4"
+    result = run_cli("compare", "--checkpoint", experiment, "--video", clip4k, "-o", out, "--size", "3840x2160",
+                     "--max-memory", "10M", cwd=work)
+    assert_user_error(result, "--max-memory", "even tiles of", "3840x2160", "raise --max-memory")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["compare", "evaluate"])
+def test_tile_by_hand_gives_the_same_scores_as_untiled_when_it_covers_the_frame(tiny_run, command, tmp_path):
+    work, experiment = tiny_run
+    video = make_video(tmp_path / "v.mp4", size="48x32", seconds=1)
+
+    def scores(*extra):
+        out = tmp_path / f"c{len(extra)}.mp4"
+        args = ("--video", video, "-o", out) if command == "compare" else ("--json",)
+        result = run_cli(command, "--checkpoint", experiment, *args, *extra, cwd=work)
+        assert result.returncode == 0, result.stderr
+        return json.loads(out.with_suffix(".json").read_text() if command == "compare" else result.stdout)["scores"]
+
+    assert scores("--tile", "64x64") == scores()
