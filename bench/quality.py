@@ -1,6 +1,6 @@
 """What a user can expect, task by task: each derived pair is built from footage with real texture
-(bench/footage.py: pans and zooms over scikit-image's photographs, 6 shots, the last quarter of each
-held out), trained for a fixed number of steps with the default flags, and scored on the held-out
+(bench/footage.py: pans and zooms over scikit-image's photographs, 6 shots of 48 frames at 48x48,
+the last quarter of each held out), trained for a fixed number of steps with the default flags, and scored on the held-out
 frames next to the identity baseline (the input itself taken as the answer).
     python -m bench.quality                               # every task, default flags
     python -m bench.quality --tasks blur,noise --train-flags "--conv 2plus1d"
@@ -28,30 +28,31 @@ def run_main(*args, cwd):
     done = subprocess.run([sys.executable, str(REPO / "main.py"), *map(str, args)], cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, args[:1]))} failed:\n{done.stderr[-2000:]}")
-    return done.stdout
+    return done
 
 
-def measure(task, shots, work, steps, train_flags):
-    """{"task", "steps", "seconds", "scores"}: train on the task's pair for `steps`, evaluate held out."""
+def measure(task, shots, size, work, steps, train_flags):
+    """{"task", "steps", "seconds", "warnings", "scores"}: train on the task's pair for `steps`, evaluate held out."""
     data = work / "data" / task.replace(":", "")
-    build_dataset(data, derived_sources(shots, task), Size(64, 64), val_fraction=0.25, overwrite=True)
+    build_dataset(data, derived_sources(shots, task), size, val_fraction=0.25, overwrite=True, quiet=True)
     name = task.replace(":", "")
     started = time.perf_counter()
-    run_main("train", "--data", data, "--max-steps", steps, "--epochs", 10 ** 6, "--sample-every", 10 ** 6, "--name", name,
-             *train_flags, cwd=work)
+    trained = run_main("train", "--data", data, "--max-steps", steps, "--epochs", 10 ** 6, "--sample-every", 10 ** 6,
+                       "--name", name, *train_flags, cwd=work)
     seconds = time.perf_counter() - started
-    result = json.loads(run_main("evaluate", "--checkpoint", work / "checkpoints" / name, "--json", cwd=work))
-    return {"task": task, "steps": steps, "seconds": seconds, "scores": result["scores"]}
+    warnings = sum(line.startswith("warning:") for line in trained.stderr.splitlines())  # the watchdog's, or any other
+    result = json.loads(run_main("evaluate", "--checkpoint", work / "checkpoints" / name, "--json", cwd=work).stdout)
+    return {"task": task, "steps": steps, "seconds": seconds, "warnings": warnings, "scores": result["scores"]}
 
 
 def table(rows):
     lines = [f"{'task':<13}{'PSNR':>8}{'identity':>10}{'gain':>8}{'SSIM':>8}{'identity':>10}{'warp':>8}{'identity':>10}"
-             f"{'steps':>7}{'train s':>9}"]
+             f"{'steps':>7}{'train s':>9}{'warnings':>10}"]
     for row in rows:
         s = row["scores"]
         lines.append(f"{row['task']:<13}{s['psnr']:>8.2f}{s['psnr_identity']:>10.2f}{s['psnr'] - s['psnr_identity']:>+8.2f}"
                      f"{s['ssim']:>8.3f}{s['ssim_identity']:>10.3f}{s['warp_error']:>8.4f}{s['warp_error_identity']:>10.4f}"
-                     f"{row['steps']:>7}{row['seconds']:>9.0f}")
+                     f"{row['steps']:>7}{row['seconds']:>9.0f}{row['warnings']:>10}")
     return "\n".join(lines)
 
 
@@ -59,16 +60,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--size", type=int, default=48, help="frame side in pixels")
     parser.add_argument("--train-flags", default="", help="more train flags, e.g. \"--conv 2plus1d\" (default: none, the defaults)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        shots = natural_shots(work / "footage", frames=48, size=Size(64, 64))
-        rows = [measure(task, shots, work, args.steps, shlex.split(args.train_flags)) for task in args.tasks.split(",")]
+        size = Size(args.size, args.size)
+        shots = natural_shots(work / "footage", frames=48, size=size)
+        rows = [measure(task, shots, size, work, args.steps, shlex.split(args.train_flags)) for task in args.tasks.split(",")]
     print(machine_summary())
-    print(f"6 shots of 48 frames at 64x64, the last quarter of each held out; train flags: "
+    print(f"6 shots of 48 frames at {args.size}x{args.size}, the last quarter of each held out; train flags: "
           f"{args.train_flags or '(defaults)'}; {args.steps} steps each; {time.perf_counter() - started:.0f} s in all")
     print(table(rows))
     short = [r["task"] for r in rows if r["task"] in RESTORATION and r["scores"]["psnr"] - r["scores"]["psnr_identity"] < 0.5]

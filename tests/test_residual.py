@@ -1,5 +1,5 @@
 """Residual generators: exactly the identity before training, better than it after, and switched on
-by `--residual auto` where input and target share a domain."""
+by `--residual auto` where input and target share a domain or the input is already close."""
 import json
 
 import numpy as np
@@ -29,12 +29,19 @@ def test_every_registered_generator_starts_as_exactly_the_identity(name, conv):
     assert str(model).startswith("residual ")
 
 
-@pytest.mark.parametrize("pair,expected", [("gray", "off"), ("edges", "off"), ("blur", "on"), ("lowres", "on"), ("noise", "on"),
-                                           ("compress:40", "on"), ("future:2", "on")])
-def test_residual_auto_follows_the_pair_kind(pair, expected):
-    config, reason = resolve_residual({"residual": "auto"}, {"pair": pair}, identity_psnr=0.0)
-    assert config["residual"] == expected and reason.startswith("auto: ") and pair in reason
+@pytest.mark.parametrize("pair", ["blur", "lowres", "noise", "compress:40", "future:2"])
+def test_residual_auto_is_on_for_pairs_whose_input_is_a_degraded_target(pair):
+    for psnr in (0.0, 40.0):
+        config, reason = resolve_residual({"residual": "auto"}, {"pair": pair}, identity_psnr=psnr)
+        assert config["residual"] == "on" and reason.startswith("auto: ") and pair in reason
     assert resolve_residual({"residual": "off"}, {"pair": pair}, 0.0) == ({"residual": "off"}, "as asked")
+
+
+@pytest.mark.parametrize("pair", ["gray", "edges"])
+def test_residual_auto_for_gray_and_edges_asks_how_close_the_input_already_is(pair):
+    for psnr, expected in ((RESIDUAL_MIN_IDENTITY_PSNR - 8, "off"), (RESIDUAL_MIN_IDENTITY_PSNR + 3, "on")):
+        config, reason = resolve_residual({"residual": "auto"}, {"pair": pair}, identity_psnr=psnr)
+        assert config["residual"] == expected and pair in reason and f"{psnr:.1f} dB" in reason
 
 
 @pytest.mark.parametrize("psnr,expected", [(RESIDUAL_MIN_IDENTITY_PSNR + 4, "on"), (RESIDUAL_MIN_IDENTITY_PSNR - 4, "off")])

@@ -36,20 +36,23 @@ def generator_args(config):
 
 def resolve_residual(config, meta, identity_psnr):
     """(config with --residual auto decided as on or off, the reason). `identity_psnr`: the PSNR of
-    the training part's input against its target, in dB."""
+    the training part's input against its target, in dB. A pair whose input is a degraded or
+    shifted target (blur, lowres, noise, compress, future) is always residual; for any other pair
+    (gray, edges, two videos) the data decides: residual when the input already scores at least
+    RESIDUAL_MIN_IDENTITY_PSNR against its target, as gray footage of natural colours does
+    (the gray of saturated synthetic colours, or edges, do not)."""
     from datasets.pairs import parse_pair  # here: `runs` reads this module's names without OpenCV
 
     if config.get("residual", "auto") != "auto":
         return config, "as asked"
     pair = meta.get("pair", "paired")
-    if pair != "paired":
-        same = parse_pair(pair).same_domain
-        reason = f"the {pair} pair's input is {'a degraded or shifted' if same else 'another kind of picture than the'} target"
-    else:
-        same = identity_psnr >= RESIDUAL_MIN_IDENTITY_PSNR
-        reason = (f"the input already scores {identity_psnr:.1f} dB PSNR against the target on the training part, "
-                  f"{'at least' if same else 'under'} {RESIDUAL_MIN_IDENTITY_PSNR:g} dB")
-    return {**config, "residual": "on" if same else "off"}, "auto: " + reason
+    if pair != "paired" and parse_pair(pair).same_domain:
+        return {**config, "residual": "on"}, f"auto: the {pair} pair's input is a degraded or shifted target"
+    close = identity_psnr >= RESIDUAL_MIN_IDENTITY_PSNR
+    what = "the input" if pair == "paired" else f"the {pair} pair's input"
+    reason = (f"{what} already scores {identity_psnr:.1f} dB PSNR against the target on the training part, "
+              f"{'at least' if close else 'under'} {RESIDUAL_MIN_IDENTITY_PSNR:g} dB")
+    return {**config, "residual": "on" if close else "off"}, "auto: " + reason
 
 
 def discriminator_args(config):
