@@ -67,3 +67,17 @@ def byte_size(text):
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes above 0")
     return value
+
+
+def resource_list(text):
+    """'GPU=1,MEMORY=8e9' -> {"GPU": 1.0, "MEMORY": 8e9}: Dask worker resources."""
+    resources = {}
+    for part in str(text).split(","):
+        name, _, amount = part.partition("=")
+        try:
+            resources[name.strip()] = float(amount)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected NAME=AMOUNT[,NAME=AMOUNT...], like GPU=1, not {text!r}") from None
+        if not name.strip() or resources[name.strip()] <= 0:
+            raise argparse.ArgumentTypeError(f"expected NAME=AMOUNT with a positive amount, like GPU=1, not {text!r}")
+    return resources

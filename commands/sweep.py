@@ -7,7 +7,7 @@ again, a sweep skips finished points and resumes an interrupted one. `runs` comp
 import argparse
 from pathlib import Path
 
-from cli.argtypes import positive_int, switch
+from cli.argtypes import positive_int, resource_list, switch
 from cli.train_flags import TRAIN_FLAGS, add_train_flags
 
 HELP = "train a grid of experiments over flag values and seeds"
@@ -44,6 +44,14 @@ def add_arguments(parser):
     own.add_argument("--jobs", type=positive_int, default=1, help="points trained at once (each gets an equal share of the CPU threads)")
     own.add_argument("--checkpoints", default="checkpoints", help="folder for the experiment folders")
     own.add_argument("--dry-run", action="store_true", help="list the runs and what would happen to each, start nothing")
+    cluster = parser.add_argument_group("on a Dask cluster")
+    cluster.add_argument("--dask", metavar="ADDRESS",
+                         help="run the points on the Dask scheduler at ADDRESS (tcp://HOST:8786), or 'local' for worker "
+                              "processes on this machine (--jobs of them); --checkpoints must be shared by all workers")
+    cluster.add_argument("--runs-per-worker", type=positive_int, default=1,
+                         help="points a local worker runs at once (on your own workers: dask worker --nthreads)")
+    cluster.add_argument("--resources", type=resource_list, default=None, metavar="NAME=N,...",
+                         help="worker resources each point takes, e.g. GPU=1 (start workers with --resources GPU=1 each)")
     add_train_flags(parser, options_of=grid_options, flags=GRID_FLAGS)
 
 
@@ -57,8 +65,11 @@ def run(args):
     root = Path(args.checkpoints)
     points = [Point(values, flags) for values in expand_grid(grid, args.seeds)]
     states = {point.name: point_state(root / point.name) for point in points}
-    jobs = [(point.name, point.train_argv(root, resume=states[point.name] == "resume"))
-            for point in points if states[point.name] in ("new", "resume")]
+    if args.dask:  # each worker sees for itself whether to resume; a point running for a dead driver is waited for
+        jobs = [(point.name, point.train_argv(root.resolve())) for point in points if states[point.name] != "done"]
+    else:
+        jobs = [(point.name, point.train_argv(root, resume=states[point.name] == "resume"))
+                for point in points if states[point.name] in ("new", "resume")]
     print(f"sweep: {len(points)} runs ({len(points) // args.seeds} points x {args.seeds} seeds) in {root}/")
     for name, state in states.items():
         print(f"  {state:<8} {name}")
@@ -74,7 +85,14 @@ def run(args):
         print(f"sweep: {name} {'finished' if code == 0 else f'stopped with exit code {code}'} ({finished['count']}/{len(points)})", flush=True)
         refresh_comparison_page(root, defaults)
 
-    codes = run_points(jobs, Path(__file__).resolve().parent.parent / "main.py", root, args.jobs, on_done)
+    repo = Path(__file__).resolve().parent.parent
+    if args.dask:
+        from experiments.cluster import run_points_on_dask
+
+        codes = run_points_on_dask(jobs, repo, root.resolve(), args.dask, on_done, workers=args.jobs,
+                                   runs_per_worker=args.runs_per_worker, resources=args.resources)
+    else:
+        codes = run_points(jobs, repo / "main.py", root, args.jobs, on_done)
     failed = sorted(name for name, code in codes.items() if code != 0)
     if failed:
         print(f"sweep: {len(failed)} run(s) did not finish: {', '.join(failed)}; start the sweep again to resume them")

@@ -89,7 +89,7 @@ def point_state(folder):
     return "resume" if saved else "new"
 
 
-def _die_with_parent():
+def die_with_parent():
     """In the child: get SIGTERM (save and exit) if the sweep itself dies, even by SIGKILL (Linux)."""
     try:
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -112,10 +112,10 @@ def run_points(jobs, main_py, checkpoints, parallel, on_done):
                 if parallel > 1:
                     logs.mkdir(parents=True, exist_ok=True)
                     log = open(logs / f"{name}.log", "a")
-                    active[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+                    active[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
                     log.close()
                 else:
-                    active[name] = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+                    active[name] = subprocess.Popen(command, env=env, preexec_fn=die_with_parent)
             for name, proc in list(active.items()):
                 if proc.poll() is not None:
                     codes[name] = proc.returncode

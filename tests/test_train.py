@@ -2,7 +2,9 @@
 import json
 import os
 import subprocess
+import signal
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -242,3 +244,45 @@ def test_the_watchdog_warns_from_inside_a_training_run(tmp_path, tiny, monkeypat
     assert train(config) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "discriminator has won" in line]
     assert len(warnings) == 1 and warnings[0].startswith(f"warning: {tmp_path / 'dog'}")  # once, not again while it lasts
+
+
+def rank_process(name, rank):
+    """The pid of rank `rank` of a torchrun'd `train --name NAME`, when it runs."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if b"train" in command and name.encode() in command and f"RANK={rank}".encode() in environ:
+            return int(pid)
+    return None
+
+
+def test_torchrun_restarts_after_a_rank_is_killed_and_training_resumes_bitwise(tmp_path, tiny):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def launch(name):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--max-restarts", "1",
+               str(REPO / "main.py"), "train", "--data", str(tiny), *TINY, "--epochs", "30", "--log-every", "1", "--name", name,
+               "--device", "cpu"]
+        return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    straight = launch("straight")
+    assert straight.wait(timeout=300) == 0, straight.stdout.read()[-3000:]
+    killed = launch("killed")
+    folder = tmp_path / "checkpoints" / "killed"
+    deadline = time.monotonic() + 120
+    while not [r for r in read_metrics(folder) if r.get("step", 0) >= 7 and "loss/g_total" in r]:
+        assert time.monotonic() < deadline and killed.poll() is None, "the run did not get going"
+        time.sleep(0.05)
+    os.kill(rank_process("killed", 1), signal.SIGKILL)  # one rank, mid-epoch
+    output, _ = killed.communicate(timeout=300)
+    assert killed.returncode == 0, output[-3000:]
+    assert "torchrun restarted the ranks (restart 1); resuming" in output
+    events = [r["event"] for r in read_metrics(folder) if "event" in r]
+    assert events[0] == "started" and events[-2:] == ["resumed", "finished"], events
+    a = torch.load(tmp_path / "checkpoints" / "straight" / "last.pt", weights_only=True)
+    b = torch.load(folder / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 90
+    assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])

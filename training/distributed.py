@@ -1,16 +1,21 @@
 """Data-parallel training under torchrun: one process per device, gloo on CPU, nccl on CUDA.
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them training runs as a single process.
-    torchrun --nproc-per-node 2 main.py train -net unet
+With --max-restarts, torchrun restarts every rank when one dies; train then resumes by itself.
+    torchrun --nproc-per-node 2 --max-restarts 3 main.py train -net unet
 """
 import gc
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from utils.device import pick_device
+
+
+STORE_TIMEOUT = timedelta(minutes=30)  # torch's default for the process group's store
 
 
 @dataclass(frozen=True)
@@ -37,8 +42,28 @@ def init_distributed(device_choice):
     device = pick_device(device_choice, ranks.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if elastic_restart():
+        dist.init_process_group(backend, store=restart_store(ranks), rank=ranks.rank, world_size=world_size)
+    else:
+        dist.init_process_group(backend)
     return ranks, device
+
+
+def restart_store(ranks):
+    """The rendezvous store of torchrun's agent, under a prefix of this restart. The agent keeps one
+    store across restarts, so without a prefix of their own the ranks of a restarted group read the
+    addresses the dead group left there, and gloo fails to connect to them ('Connection refused')."""
+    agent_hosts = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), ranks.world_size,
+                          is_master=not agent_hosts and ranks.is_main, timeout=STORE_TIMEOUT)
+    return dist.PrefixStore(f"vgan/restart{elastic_restart()}/", store)
+
+
+def elastic_restart():
+    """How many times torchrun (torch.distributed.elastic, --max-restarts) has restarted the worker
+    group after a rank died; 0 for a first start or without torchrun."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
 
 
 def any_rank(flags, ranks, device):
@@ -72,8 +97,16 @@ def barrier(ranks):
 
 
 def shutdown(ranks):
-    """Leave the process group. DDP wrappers are collected first: one left for the interpreter's
-    exit can hold gloo threads that abort the process ('terminate called without an active exception')."""
+    """Leave the process group, and join gloo's threads while the interpreter is still whole.
+
+    Why: a gloo worker thread frees the work object of each finished collective, and that object
+    holds a Python object (the thread-local state captured when the work was launched), so freeing
+    it takes the GIL. Once the interpreter is finalizing, CPython ends a thread that asks for the
+    GIL with pthread_exit; the forced unwind runs into a noexcept destructor (~AsyncWork) and
+    std::terminate aborts the process: "terminate called without an active exception". gloo's
+    threads stop only when the process group is destroyed, and destroy_process_group() destroys it
+    only when nothing else holds it: the DDP wrappers (their reducers) do. So the caller drops them
+    first (training/loop.py), any reference cycle is collected here, and the group goes now."""
     if ranks.distributed and dist.is_initialized():
         gc.collect()
         dist.destroy_process_group()

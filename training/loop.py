@@ -23,7 +23,7 @@ from datasets.slider import ClipSlider
 from datasets.store import fingerprint, load_dataset
 from networks import PatchDiscriminator3D, SizeError, build_generator, count_parameters
 from training.autotune import choose_compute
-from training.distributed import Ranks, any_rank, barrier, init_distributed, ranks_agree, shutdown
+from training.distributed import Ranks, any_rank, barrier, elastic_restart, init_distributed, ranks_agree, shutdown
 from training.experiment import (discriminator_args, experiment_folder, generator_args, resolve_residual, resumed_config,
                                  save_state, write_config)
 from training.lock import ExperimentLock
@@ -134,28 +134,37 @@ def dry_run_folder(config):
 
 def run_training(config, explicit, defaults, ranks, device, on_epoch_end):
     folder = experiment_folder(config)
-    state, config = open_experiment(config, explicit, folder)
+    state, config = open_experiment(config, explicit, folder, ranks)
     run = Run(config, folder, ranks, device, on_epoch_end=on_epoch_end)
-    run.data = load_data(config, ranks, state, folder)
-    run.config, run.residual_note = resolve_residual(config, run.data.dataset.meta, identity_psnr(run.data.dataset))
-    run.nets, run.compute = build_networks(run, state)
-    run.inputs = InputPipeline(run.data.train, device, run.channels_last)
-    run.total_steps = config["max_steps"] or config["epochs"] * run.steps_per_epoch
+    try:
+        run.data = load_data(config, ranks, state, folder)
+        run.config, run.residual_note = resolve_residual(config, run.data.dataset.meta, identity_psnr(run.data.dataset))
+        run.nets, run.compute = build_networks(run, state)
+        return train_from(run, state, defaults)
+    finally:
+        run.nets = None  # the DDP wrappers hold the process group: it must be free to go before shutdown() (see there)
+
+
+def train_from(run, state, defaults):
+    """The training of a built Run, from the saved checkpoint `state` or the start; the exit code."""
+    run.inputs = InputPipeline(run.data.train, run.device, run.channels_last)
+    run.total_steps = run.config["max_steps"] or run.config["epochs"] * run.steps_per_epoch
     position = restore_position(run, state)
     if position.step >= run.total_steps:
-        if ranks.is_main:
-            print(f"{folder}: already trained for {position.step} steps; raise --epochs or --max-steps to train further")
+        if run.ranks.is_main:
+            print(f"{run.folder}: already trained for {position.step} steps; raise --epochs or --max-steps to train further")
         return 0
     try:
-        if ranks.is_main:
+        if run.ranks.is_main:
             start_log(run, position, resumed=state is not None, defaults=defaults)
         with StopSignals() as signals:
             return train_epochs(run, position, signals)
     except NonFiniteLoss as exc:
         if run.log is not None:
             run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": "failed", "reason": str(exc)})
-        raise TrainingError(folder, f"{exc} at step {position.step + 1}: training stopped; {LAST_NAME} keeps step {run.saved_step}. "
-                                    f"Lower --lr (now {config['lr']:g}), or try --gan-loss lsgan or --spectral-norm") from None
+        raise TrainingError(run.folder, f"{exc} at step {position.step + 1}: training stopped; {LAST_NAME} keeps step "
+                                        f"{run.saved_step}. Lower --lr (now {run.config['lr']:g}), or try --gan-loss lsgan "
+                                        f"or --spectral-norm") from None
     finally:
         if run.progress is not None:
             run.progress.close()
@@ -163,10 +172,15 @@ def run_training(config, explicit, defaults, ranks, device, on_epoch_end):
             run.log.close()
 
 
-def open_experiment(config, explicit, folder):
+def open_experiment(config, explicit, folder, ranks):
     """(the saved checkpoint or None, the config to train with): --resume continues the experiment's
-    last.pt with the typed flags laid over its config; a new run into a folder holding one is refused."""
+    last.pt with the typed flags laid over its config, as does a run that torchrun restarted after a
+    rank died; a new run into a folder holding one is refused."""
     last = folder / LAST_NAME
+    if elastic_restart() and not config["resume"] and last.exists():
+        if ranks.is_main:
+            print(f"{folder}: torchrun restarted the ranks (restart {elastic_restart()}); resuming from {LAST_NAME}", flush=True)
+        config = {**config, "resume": True}
     if config["resume"]:
         state = load_checkpoint(last)
         return state, resumed_config(state["config"], config, explicit, last)

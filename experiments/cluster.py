@@ -1,0 +1,122 @@
+"""A sweep's points run on a Dask distributed cluster: one task per point, each running the same
+`main.py train` command a local sweep runs, on a worker, writing into a checkpoints folder that every
+worker shares. What survives what:
+- a worker dies (node lost, process killed): its training child gets SIGTERM, saves and exits; Dask
+  reschedules the task on another worker, which waits for that save and resumes from `last.pt`;
+- the driver dies: running points go on to the end on their workers; the same `sweep --dask`
+  command started again skips finished points and resumes the others;
+- Ctrl-C on the driver: every running point saves and exits, as a Ctrl-C'd train does.
+
+    codes = run_points_on_dask(jobs, repo, "checkpoints", "tcp://head:8786", on_done=print)
+    codes = run_points_on_dask(jobs, repo, "checkpoints", "local", workers=2, runs_per_worker=1)
+"""
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from utils.errors import UserError
+
+INSTALL_HINT = "needs Dask's distributed scheduler; install it with: pip install 'dask[distributed]'"
+LOOPBACK = "127.0.0.1"  # a local cluster, its HTTP servers included, is reachable from this machine only
+STOP_GRACE_S = 600  # after Ctrl-C, how long the driver waits for running points to save
+
+
+def import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise UserError("--dask", INSTALL_HINT) from None
+    return distributed
+
+
+def train_point(repo, cwd, argv, folder, stop_name):
+    """On a worker: run one point's training to its end, or on from its last.pt; its exit code.
+    A finished point is not run again. The training child shares the worker's CPU cores with the
+    worker's other running points, and is stopped (saving) when the driver sets `stop_name`."""
+    if repo not in sys.path:  # workers started elsewhere than the repository still find it
+        sys.path.insert(0, repo)
+    from distributed import Event, get_worker
+
+    from experiments.sweep import die_with_parent, point_state
+    from training.lock import wait_until_free
+
+    folder = Path(folder)
+    wait_until_free(folder, timeout_s=None)  # a run of this point still going (a killed worker's, saving; a dead driver's)
+    state = point_state(folder)
+    if state == "done":
+        return 0
+    threads = max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
+    command = [sys.executable, str(Path(repo) / "main.py"), "train", *argv, *(["--resume"] if state == "resume" else [])]
+    logs = folder.parent / "sweep_logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"{folder.name}.log", "a") as log:
+        child = subprocess.Popen(command, cwd=cwd if Path(cwd).is_dir() else None, stdout=log, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "OMP_NUM_THREADS": str(threads)}, preexec_fn=die_with_parent)
+    stop = Event(stop_name)
+    while child.poll() is None:
+        if stop.wait(timeout=0.5):
+            child.send_signal(signal.SIGINT)  # save and exit, as a Ctrl-C'd train does
+            break
+    return child.wait()
+
+
+def connect(address, workers, runs_per_worker):
+    """A Client of the scheduler at `address`, or with "local" of a cluster of worker processes on
+    this machine, every one of them (and the scheduler) bound to 127.0.0.1, dashboards off."""
+    distributed = import_distributed()
+    if address != "local":
+        try:
+            return distributed.Client(address, timeout="30s")
+        except (OSError, TimeoutError) as exc:
+            raise UserError("--dask", f"no Dask scheduler answers at {address} ({exc}); start one with: dask scheduler") from None
+    cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=runs_per_worker, processes=True,
+                                       host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0", worker_dashboard_address=f"{LOOPBACK}:0")
+    client = distributed.Client(cluster)
+    client.close_cluster = cluster  # closed with the client
+    return client
+
+
+def run_points_on_dask(jobs, repo, checkpoints, address, on_done, workers=1, runs_per_worker=1, resources=None):
+    """Run [(name, train argv)] points as Dask tasks; on_done(name, code) as each ends; {name: code}.
+    `checkpoints` and the paths in argv must be where every worker sees them (absolute, shared);
+    relative ones are taken from this process's folder. `resources`: what each point takes of a
+    worker's declared resources, e.g. {"GPU": 1}."""
+    distributed = import_distributed()
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this module to unpickle the task
+    client = connect(address, workers, runs_per_worker)
+    session = uuid.uuid4().hex[:8]
+    stop = distributed.Event(f"vgan-stop-{session}", client=client)
+    futures = {}
+    try:
+        for name, argv in jobs:
+            future = client.submit(train_point, str(repo), os.getcwd(), argv, str(Path(checkpoints) / name), stop.name,
+                                   key=f"vgan-{name}-{session}", resources=resources, pure=False)
+            futures[future] = name
+        return collect(futures, on_done, distributed)
+    except KeyboardInterrupt:
+        stop.set()
+        distributed.wait(list(futures), timeout=STOP_GRACE_S)
+        raise
+    finally:
+        client.close()
+        cluster = getattr(client, "close_cluster", None)
+        if cluster is not None:
+            cluster.close()
+
+
+def collect(futures, on_done, distributed):
+    codes = {}
+    for future in distributed.as_completed(futures):
+        name = futures[future]
+        try:
+            codes[name] = future.result()
+        except distributed.KilledWorker:  # the point's worker died again and again: a crash, not bad luck
+            codes[name] = 1
+        on_done(name, codes[name])
+    return codes
+
