@@ -63,3 +63,26 @@ def test_auto_is_measured_once_reported_and_kept_on_resume(tmp_path):
     asked = run_cli(*args, "--name", "c", "--amp", "off", "--memory-format", "channels_last", cwd=tmp_path, env=env)
     assert "computing in float32, channels_last_3d (as asked)" in asked.stdout
     assert len(json.loads((tmp_path / "cache" / "compute.json").read_text())) == 1  # nothing measured for it
+
+
+def test_a_way_whose_step_is_not_finite_is_never_chosen(monkeypatch):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from networks import PatchDiscriminator3D, build_generator
+    from training import autotune
+    from training.step import LossWeights, NonFiniteLoss
+
+    def step_overflowing_in_bf16(copies, x, y, weights, device, amp):
+        if amp:
+            raise NonFiniteLoss("loss/d_fake became nan")
+
+    monkeypatch.setattr(autotune, "gan_step", step_overflowing_in_bf16)
+    ways = [Compute(False, False), Compute(False, True), Compute(True, False), Compute(True, True)]
+    nets = SimpleNamespace(raw_generator=build_generator("unet", channels=4, depth=2), raw_discriminator=PatchDiscriminator3D(channels=4, layers=2))
+    clips = np.zeros((1, 4, 16, 16, 3), np.uint8)
+    time_one = autotune.step_timer(ways, nets, clips, clips, LossWeights(), torch.device("cpu"))
+    seconds = [time_one(index) for index in range(len(ways))]
+    assert [s == float("inf") for s in seconds] == [False, False, True, True]
+    assert not ways[fastest(ways, seconds)].amp

@@ -5,13 +5,14 @@ are left untouched. Rank 0 decides and every rank follows.
     compute = choose_compute(config, nets, a, b, weights, device, ranks)   # -> Compute(amp, channels_last, note)
 """
 import copy
+import math
 import time
 
 import torch
 
 from training.distributed import any_rank
 from training.experiment import generator_args
-from training.step import Nets, gan_step
+from training.step import Nets, NonFiniteLoss, gan_step
 from utils.compute import Compute, candidate_ways, choose, job_key
 from utils.device import grad_scaler, to_model_input
 
@@ -36,7 +37,10 @@ def step_timer(ways, nets, a, b, weights, device):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         started = time.perf_counter()
-        gan_step(copies, x, y, weights, device, ways[index].amp)
+        try:
+            gan_step(copies, x, y, weights, device, ways[index].amp)
+        except NonFiniteLoss:  # (bf16 overflowing, say): a way whose step is not finite is never chosen
+            return math.inf
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return time.perf_counter() - started
