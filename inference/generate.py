@@ -80,7 +80,8 @@ def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", 
     halo = None if overlap is None else overlap // 2
     if tile is not None:
         multiple = model.generator.size_multiple
-        tiling = Tiling.aligned(tile, receptive_radius(model.generator, device) if halo is None else halo, multiple)
+        radius = receptive_radius(model.generator, device) if halo is None else halo
+        tiling = Tiling.aligned(tile, radius, multiple, tiles_per_pass=batch)  # a tile covering the frame: untiled, bit for bit
         if not tiling.covers(height, width) and min(tiling.tile) < 2 * tiling.halo + multiple:
             raise UsageError(f"argument --tile: {tile} leaves no room inside {2 * tiling.halo} pixels of tile overlap "
                              f"(the network sees {tiling.halo} pixels around each pixel); use larger tiles or a smaller --tile-overlap")

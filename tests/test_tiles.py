@@ -154,3 +154,12 @@ def test_tile_by_hand_gives_the_same_scores_as_untiled_when_it_covers_the_frame(
         return json.loads(out.with_suffix(".json").read_text() if command == "compare" else result.stdout)["scores"]
 
     assert scores("--tile", "64x64") == scores()
+
+
+def test_a_tile_with_no_room_inside_its_overlap_is_refused(tiny_run, tmp_path):
+    work, experiment = tiny_run
+    video = make_video(tmp_path / "v.mp4", size="128x96", seconds=1)
+    result = run_cli("compare", "--checkpoint", experiment, "--video", video, "-o", tmp_path / "c.mp4", "--size", "128x96",
+                     "--tile", "32", cwd=work)  # the tiny U-Net sees 22 pixels around each pixel: 32 leaves no core
+    assert result.returncode == 2 and "argument --tile: 32x32 leaves no room" in result.stderr, result.stderr
+    assert not (tmp_path / "c.mp4").exists()
