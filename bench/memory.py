@@ -51,12 +51,12 @@ def whole_frames_need(checkpoint, size):
     import torch
 
     from inference.loader import load_model
-    from inference.tiles import peak_bytes
+    from inference.tiles import forward_cost
 
     generator = load_model(checkpoint, torch.device("cpu")).generator
     width, height = map(int, size.split("x"))
-    small, large = (peak_bytes(generator, torch.zeros(1, 3, 9, side, side), torch.device("cpu"), False) for side in (64, 128))
-    return 4 * (large - small) / (128 ** 2 - 64 ** 2) * width * height
+    fixed, per_pixel = forward_cost(generator, 9, torch.device("cpu"))
+    return fixed + 4 * per_pixel * width * height
 
 
 def main():

@@ -12,7 +12,6 @@ worker shares. What survives what:
 """
 import os
 import signal
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -40,21 +39,17 @@ def train_point(repo, cwd, argv, folder, stop_name):
         sys.path.insert(0, repo)
     from distributed import Event, get_worker
 
-    from experiments.sweep import die_with_parent, point_state
+    from experiments.sweep import point_state, start_training
     from training.lock import wait_until_free
 
     folder = Path(folder)
-    wait_until_free(folder, timeout_s=None)  # a run of this point still going (a killed worker's, saving; a dead driver's)
+    wait_until_free(folder)  # a run of this point still going (a killed worker's, saving; a dead driver's)
     state = point_state(folder)
     if state == "done":
         return 0
-    threads = max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
-    command = [sys.executable, str(Path(repo) / "main.py"), "train", *argv, *(["--resume"] if state == "resume" else [])]
-    logs = folder.parent / "sweep_logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"{folder.name}.log", "a") as log:
-        child = subprocess.Popen(command, cwd=cwd if Path(cwd).is_dir() else None, stdout=log, stderr=subprocess.STDOUT,
-                                 env={**os.environ, "OMP_NUM_THREADS": str(threads)}, preexec_fn=die_with_parent)
+    argv = [*argv, *(["--resume"] if state == "resume" else [])]
+    child = start_training(Path(repo) / "main.py", argv, sharing_cores_with=get_worker().state.nthreads, log_for=folder,
+                           cwd=cwd if Path(cwd).is_dir() else None)
     stop = Event(stop_name)
     while child.poll() is None:
         if stop.wait(timeout=0.5):
@@ -63,20 +58,18 @@ def train_point(repo, cwd, argv, folder, stop_name):
     return child.wait()
 
 
-def connect(address, workers, runs_per_worker):
-    """A Client of the scheduler at `address`, or with "local" of a cluster of worker processes on
-    this machine, every one of them (and the scheduler) bound to 127.0.0.1, dashboards off."""
-    distributed = import_distributed()
+def connect(distributed, address, workers, runs_per_worker):
+    """(a Client, the cluster it started or None): of the scheduler at `address`, or with "local" of
+    a cluster of worker processes on this machine, every one of them (and the scheduler) bound to
+    127.0.0.1, dashboards off."""
     if address != "local":
         try:
-            return distributed.Client(address, timeout="30s")
+            return distributed.Client(address, timeout="30s"), None
         except (OSError, TimeoutError) as exc:
             raise UserError("--dask", f"no Dask scheduler answers at {address} ({exc}); start one with: dask scheduler") from None
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=runs_per_worker, processes=True,
                                        host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0", worker_dashboard_address=f"{LOOPBACK}:0")
-    client = distributed.Client(cluster)
-    client.close_cluster = cluster  # closed with the client
-    return client
+    return distributed.Client(cluster), cluster
 
 
 def run_points_on_dask(jobs, repo, checkpoints, address, on_done, workers=1, runs_per_worker=1, resources=None):
@@ -88,7 +81,7 @@ def run_points_on_dask(jobs, repo, checkpoints, address, on_done, workers=1, run
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this module to unpickle the task
-    client = connect(address, workers, runs_per_worker)
+    client, cluster = connect(distributed, address, workers, runs_per_worker)
     session = uuid.uuid4().hex[:8]
     stop = distributed.Event(f"vgan-stop-{session}", client=client)
     futures = {}
@@ -104,7 +97,6 @@ def run_points_on_dask(jobs, repo, checkpoints, address, on_done, workers=1, run
         raise
     finally:
         client.close()
-        cluster = getattr(client, "close_cluster", None)
         if cluster is not None:
             cluster.close()
 

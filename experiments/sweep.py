@@ -97,25 +97,30 @@ def die_with_parent():
         pass
 
 
+def start_training(main_py, argv, sharing_cores_with=1, log_for=None, cwd=None):
+    """`main.py train ARGV` started as a child with an equal share of this machine's CPU threads
+    among `sharing_cores_with` runs, stopping (with a save) if its parent dies; its output appended
+    to checkpoints/sweep_logs/NAME.log when `log_for` names the point's folder."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // sharing_cores_with))}
+    command = [sys.executable, str(main_py), "train", *argv]
+    if log_for is None:
+        return subprocess.Popen(command, cwd=cwd, env=env, preexec_fn=die_with_parent)
+    logs = Path(log_for).parent / "sweep_logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"{Path(log_for).name}.log", "a") as log:
+        return subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
+
+
 def run_points(jobs, main_py, checkpoints, parallel, on_done):
     """Run [(name, argv)] training commands, `parallel` at a time; call on_done(name, returncode)
     after each. Children get an equal share of the CPU threads and stop with the sweep."""
-    threads = max(1, (os.cpu_count() or 1) // parallel)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    logs = Path(checkpoints) / "sweep_logs"
     pending, active, codes = list(jobs), {}, {}
     try:
         while pending or active:
             while pending and len(active) < parallel:
                 name, argv = pending.pop(0)
-                command = [sys.executable, str(main_py), "train", *argv]
-                if parallel > 1:
-                    logs.mkdir(parents=True, exist_ok=True)
-                    log = open(logs / f"{name}.log", "a")
-                    active[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
-                    log.close()
-                else:
-                    active[name] = subprocess.Popen(command, env=env, preexec_fn=die_with_parent)
+                log = Path(checkpoints) / name if parallel > 1 else None  # one point at a time: its output here
+                active[name] = start_training(main_py, argv, sharing_cores_with=parallel, log_for=log)
             for name, proc in list(active.items()):
                 if proc.poll() is not None:
                     codes[name] = proc.returncode

@@ -1,7 +1,7 @@
 """A generator network run on uint8 clips, as compare, evaluate and validation run it: frames whose
 sides the network cannot take are padded (edge pixels repeated) and cropped back; frames too large
-for the memory budget run in blended spatial tiles (inference/tiles.py); mixed precision and memory
-layout as asked, or the fastest measured here (utils/compute.py); no gradients.
+for the memory budget run in spatial tiles (inference/tiles.py); mixed precision and memory layout
+as asked, or the fastest measured here (utils/compute.py); no gradients.
 
     generate = ClipGenerator(generator, device, amp=False)
     generate = clip_generator(model, device, clip_shape=(4, 9, 720, 1280))   # tiles, precision and layout chosen
@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from inference.tiles import Tiling, fit_tiling, norm_layers, receptive_radius, run_tiled, spans
+from inference.tiles import Tiling, fit_tiling, norm_layers, receptive_radius, run_tiled, smallest_tile, spans
 from utils.compute import candidate_ways, choose, job_key
 from utils.device import autocast, to_model_input, to_uint8_frames
 from utils.errors import UsageError
@@ -24,10 +24,10 @@ BUDGET_SHARE = 0.5  # of the memory free now, for the generator's forward pass (
 
 
 class ClipGenerator:
-    def __init__(self, network, device, amp=False, channels_last=False, note="as asked", tiling=None):
+    def __init__(self, network, device, amp=False, channels_last=False, note="as asked", tiling=None, plan="whole frames"):
         self.network, self.device, self.amp, self.channels_last, self.note = network, device, amp, channels_last, note
         self.tiling = tiling  # None: whole frames
-        self.plan = "whole frames"  # in words, for the user
+        self.plan = plan  # how it runs, in words, for the user
         if channels_last:
             network.to(memory_format=torch.channels_last_3d)
 
@@ -82,7 +82,7 @@ def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", 
         multiple = model.generator.size_multiple
         radius = receptive_radius(model.generator, device) if halo is None else halo
         tiling = Tiling.aligned(tile, radius, multiple, tiles_per_pass=batch)  # a tile covering the frame: untiled, bit for bit
-        if not tiling.covers(height, width) and min(tiling.tile) < 2 * tiling.halo + multiple:
+        if not tiling.covers(height, width) and min(tiling.tile) < smallest_tile(tiling.halo, multiple):
             raise UsageError(f"argument --tile: {tile} leaves no room inside {2 * tiling.halo} pixels of tile overlap "
                              f"(the network sees {tiling.halo} pixels around each pixel); use larger tiles or a smaller --tile-overlap")
         budget = None
@@ -96,10 +96,9 @@ def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", 
                   clip=list(one_pass), asked=[amp, memory_format])
     compute = choose(ways, key, forward_timer(ways, model.generator, one_pass, device))
     untiled = tiling.covers(height, width) and tiling.tiles_per_pass >= batch
-    generate = ClipGenerator(model.generator, device, compute.amp, compute.channels_last, compute.note, None if untiled else tiling)
-    generate.plan = plan(tiling, clip_shape, budget) + f"; {'bfloat16' if compute.amp else 'float32'}, " \
-                                                     f"{'channels_last' if compute.channels_last else 'contiguous'} ({compute.note})"
-    return generate
+    words = (plan(tiling, clip_shape, budget) + f"; {'bfloat16' if compute.amp else 'float32'}, "
+             f"{'channels_last' if compute.channels_last else 'contiguous'} ({compute.note})")
+    return ClipGenerator(model.generator, device, compute.amp, compute.channels_last, compute.note, None if untiled else tiling, words)
 
 
 def plan(tiling, clip_shape, budget):

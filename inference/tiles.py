@@ -23,7 +23,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from networks.layers import InstanceNorm3d, SqueezeExcite3d
-from utils.device import autocast
 from utils.errors import UserError
 from utils.memory import human_bytes
 from utils.size import Size
@@ -43,11 +42,19 @@ class Tiling:
     def aligned(cls, tile, halo, multiple, tiles_per_pass=1):
         """Tile sides and halo rounded up to multiples of what the network pools by, so that every
         window and core starts on the pooling grid of the whole frame."""
-        up = lambda value: -(-value // multiple) * multiple  # noqa: E731
-        return cls(Size(up(tile.width), up(tile.height)), up(halo), tiles_per_pass)
+        return cls(Size(round_up(tile.width, multiple), round_up(tile.height, multiple)), round_up(halo, multiple), tiles_per_pass)
 
     def covers(self, height, width):
         return self.tile.width >= width and self.tile.height >= height
+
+
+def round_up(value, multiple):
+    return -(-value // multiple) * multiple
+
+
+def smallest_tile(halo, multiple):
+    """The side of the smallest sensible tile: a core of one pooling step inside its halo."""
+    return 2 * halo + multiple
 
 
 def spans(length, tile, halo):
@@ -87,6 +94,11 @@ class Tile:
         box[axes[0]] = slice((y0 - top) * h // size.height, (y1 - top) * h // size.height)
         box[axes[1]] = slice((x0 - left) * w // size.width, (x1 - left) * w // size.width)
         return y[tuple(box)]
+
+
+def pass_input(part, clips, size):
+    """(the uint8 windows of the tiles in `part`, the clip index of each) for one forward pass."""
+    return np.concatenate([tile.crop(clips, size) for tile in part]), torch.tensor([tile.clip for tile in part])
 
 
 def passes_over(clips, tiling):
@@ -137,9 +149,9 @@ def frame_statistics(forward, passes, size, norms, clips):
         hooks = [norm.register_forward_pre_hook(measure) for norm in norms]
         try:
             for part in passes:
-                index = torch.tensor([tile.clip for tile in part])
+                windows, index = pass_input(part, clips, size)
                 with sharing(list(known), known, index), contextlib.suppress(Reached):
-                    forward(np.concatenate([tile.crop(clips, size) for tile in part]))
+                    forward(windows)
         finally:
             for hook in hooks:
                 hook.remove()
@@ -168,8 +180,9 @@ def run_tiled(forward, clips, tiling, norms):
     statistics = frame_statistics(forward, passes, size, norms, clips) if norms else {}
     out = np.empty_like(clips)
     for part in passes:
-        with sharing(norms, statistics, torch.tensor([tile.clip for tile in part])):
-            results = forward(np.concatenate([tile.crop(clips, size) for tile in part]))
+        windows, index = pass_input(part, clips, size)
+        with sharing(norms, statistics, index):
+            results = forward(windows)
         for result, tile in zip(results, part):
             (_, y0, y1), (_, x0, x1) = tile.rows, tile.columns
             out[tile.clip, :, y0:y1, x0:x1] = tile.core(result, size, axes=(1, 2))
@@ -239,41 +252,48 @@ class LiveTensorBytes(TorchDispatchMode):
             self.now -= self.sizes.pop(key)
 
 
-def peak_bytes(network, x, device, amp):
-    """Memory the forward pass of `x` takes at its peak, above what was in use before it: on CUDA as
-    the allocator counts it; on a CPU the tensors it creates, counted as they come and go, times a
-    margin for what the kernels use besides (oneDNN's buffers, the allocator's slack)."""
+def peak_bytes(network, x, device):
+    """Memory the float32 forward pass of `x` takes at its peak, above what was in use before it
+    (an upper bound for bfloat16, which is measured later): on CUDA as the allocator counts it; on
+    a CPU the tensors it creates, counted as they come and go, times a margin for what the kernels
+    use besides (oneDNN's buffers, the allocator's slack)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
-        with torch.inference_mode(), autocast(device, amp):
+        with torch.inference_mode():
             network(x)
         return torch.cuda.max_memory_allocated(device) - before
     counter = LiveTensorBytes()
-    with torch.inference_mode(), autocast(device, amp), counter:
+    with torch.inference_mode(), counter:
         network(x)
     return int(CPU_MARGIN * counter.peak)
 
 
-def fit_tiling(network, clip_shape, budget, device, amp=False, halo=None):
+def forward_cost(network, frames, device):
+    """(fixed bytes, bytes per pixel) of the forward pass of one window of `frames` frames: a line
+    through the peaks of two probe passes, at PROBE_SIDES rounded up to the network's multiple."""
+    sides = [round_up(side, network.size_multiple) for side in PROBE_SIDES]
+    costs = [peak_bytes(network, torch.zeros(1, 3, frames, side, side, device=device), device) for side in sides]
+    per_pixel = max(1.0, (costs[1] - costs[0]) / (sides[1] ** 2 - sides[0] ** 2))
+    return max(0.0, costs[0] - per_pixel * sides[0] ** 2), per_pixel
+
+
+def fit_tiling(network, clip_shape, budget, device, halo=None):
     """(Tiling, the bytes it is expected to take) for windows of `clip_shape` (B, T, H, W) within
     `budget` bytes: whole frames, as many clips per pass as fit; where one clip's frames do not
     fit, the largest square tiles that do, with a halo of the network's receptive radius (or
     `halo`). Refuses in one line, with the sizes, when even the smallest sensible tile does not."""
     batch, frames, height, width = clip_shape
     multiple = network.size_multiple
-    sides = [multiple * math.ceil(side / multiple) for side in PROBE_SIDES]
-    costs = [peak_bytes(network, torch.zeros(1, 3, frames, side, side, device=device), device, amp) for side in sides]
-    per_pixel = max(1.0, (costs[1] - costs[0]) / (sides[1] ** 2 - sides[0] ** 2))
-    fixed = max(0.0, costs[0] - per_pixel * sides[0] ** 2)
+    fixed, per_pixel = forward_cost(network, frames, device)
     clips = min(batch, int((budget - fixed) // (per_pixel * height * width)))
     if clips >= 1:
         return Tiling(Size(width, height), 0, tiles_per_pass=clips), fixed + per_pixel * height * width * clips
-    halo = Tiling.aligned(Size(1, 1), receptive_radius(network, device) if halo is None else halo, multiple).halo
+    halo = round_up(receptive_radius(network, device) if halo is None else halo, multiple)
     gathered = OUTPUT_BYTES * 3 * frames * batch * height * width
     side = int(math.sqrt(max(0.0, budget - fixed - gathered) / per_pixel)) // multiple * multiple
-    smallest = 2 * halo + multiple
+    smallest = smallest_tile(halo, multiple)
     if side < smallest:
         need = fixed + gathered + per_pixel * smallest ** 2
         raise UserError("--max-memory", f"even tiles of {smallest}x{smallest} pixels ({halo} of them context on each side) need "

@@ -11,7 +11,7 @@ import torch
 from conftest import REPO, assert_user_error, make_video, run_cli
 from inference.generate import ClipGenerator
 from inference.loader import load_model
-from inference.tiles import Tiling, fit_tiling, norm_layers, peak_bytes, receptive_radius, run_tiled
+from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, peak_bytes, receptive_radius, run_tiled
 from networks import build_generator
 from utils.errors import UserError
 from utils.metrics import psnr
@@ -77,10 +77,10 @@ def test_tiles_are_chosen_to_fit_the_budget_and_whole_frames_when_they_fit(netwo
     network = networks["unet"]
     roomy, _ = fit_tiling(network, (4, 4, 80, 96), 8 * 2**30, CPU)
     assert roomy == Tiling(Size(96, 80), 0, tiles_per_pass=4)
-    one_clip = peak_bytes(network, torch.zeros(1, 3, 4, 480, 640), CPU, False)
+    one_clip = peak_bytes(network, torch.zeros(1, 3, 4, 480, 640), CPU)
     tiling, expected = fit_tiling(network, (2, 4, 480, 640), one_clip * 0.5, CPU)
     assert tiling.tile.width < 640 and expected <= one_clip * 0.5
-    tile = peak_bytes(network, torch.zeros(1, 3, 4, tiling.tile.height, tiling.tile.width), CPU, False)
+    tile = peak_bytes(network, torch.zeros(1, 3, 4, tiling.tile.height, tiling.tile.width), CPU)
     assert tile <= one_clip * 0.5  # measured, the tile's forward pass keeps within the budget
     with pytest.raises(UserError, match=r"even tiles of \d+x\d+ pixels .* over the budget"):
         fit_tiling(network, (2, 4, 480, 640), 2**20, CPU)
@@ -125,9 +125,8 @@ def test_a_4k_clip_runs_in_tiles_within_the_budget(tiny_run, clip4k, tmp_path):
     # Besides the generator's budget, the process holds the clip's frames a few times over: decoded,
     # in float in and out (2 x 4 bytes), generated, side by side (3 panels).
     assert peak - idle < 2**29 + 16 * frames, (peak, idle)
-    generator = load_model(experiment, CPU).generator
-    small, large = (peak_bytes(generator, torch.zeros(1, 3, 4, side, side), CPU, False) for side in (64, 128))
-    untiled = (large - small) / (128 ** 2 - 64 ** 2) * 3840 * 2160
+    fixed, per_pixel = forward_cost(load_model(experiment, CPU).generator, 4, CPU)
+    untiled = fixed + per_pixel * 3840 * 2160
     assert untiled > 2**29 + 16 * frames  # whole frames would not have fitted
     assert json.loads(out.with_suffix(".json").read_text())["frames"] == 4
 

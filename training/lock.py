@@ -45,15 +45,11 @@ def lock_is_live(folder):
     return False
 
 
-def wait_until_free(folder, timeout_s, poll_s=0.5):
+def wait_until_free(folder, poll_s=0.5):
     """Wait until no running process holds the folder's lock (a run still saving after its worker
-    died, say); True when free, False when `timeout_s` (None: no limit) passed first."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    died, say, or going on for a driver that died)."""
     while lock_is_live(folder):
-        if deadline is not None and time.monotonic() >= deadline:
-            return False
         time.sleep(poll_s)
-    return True
 
 
 class ExperimentLock:
