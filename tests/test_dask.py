@@ -123,7 +123,7 @@ def training_child(name):
 
 
 def test_a_point_whose_worker_is_killed_finishes_elsewhere_bitwise_as_if_never_stopped(cluster, tiny, tmp_path):
-    point = ["--data", tiny, *POINT, "--max-steps", "40", "--seeds", "1"]
+    point = ["--data", tiny, *POINT, "--max-steps", "200", "--log-every", "2", "--seeds", "1"]
     reference = run_cli("sweep", "--dask", cluster.address, *point, "--checkpoints", tmp_path / "reference", cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr
     driver = subprocess.Popen([sys.executable, str(REPO / "main.py"), "sweep", "--dask", cluster.address, *map(str, point),
@@ -132,20 +132,26 @@ def test_a_point_whose_worker_is_killed_finishes_elsewhere_bitwise_as_if_never_s
     folder = next((tmp_path / "reference").glob("*_seed0"))
     target = tmp_path / "killed" / folder.name
     deadline = time.monotonic() + 120
-    while not [r for r in read_metrics(target) if r.get("step", 0) >= 12 and "loss/g_total" in r]:
+    while not [r for r in read_metrics(target) if r.get("step", 0) >= 10 and "loss/g_total" in r]:
         assert time.monotonic() < deadline and driver.poll() is None, driver.stdout.read() if driver.poll() is not None else "slow"
-        time.sleep(0.2)
-    _, worker_pid = training_child(folder.name)
+        time.sleep(0.05)
+    child, worker_pid = training_child(folder.name)
     victim = next(name for name, process in cluster.workers.items() if process.pid == worker_pid)
-    os.kill(worker_pid, signal.SIGKILL)  # the worker process, mid-run
-    output, _ = driver.communicate(timeout=300)
+    try:
+        # Held still while its worker dies, so that the kill lands mid-run however fast this machine trains.
+        os.kill(child, signal.SIGSTOP)
+        os.kill(worker_pid, signal.SIGKILL)  # the worker process, mid-run
+        cluster.workers[victim].wait()
+        os.kill(child, signal.SIGCONT)
+        output, _ = driver.communicate(timeout=300)
+    finally:
+        cluster.workers.pop(victim).wait()
+        cluster.add_worker(victim + "b")  # the cluster as it was, for the tests after this one
     assert driver.returncode == 0, output
     events = [r["event"] for r in read_metrics(target) if "event" in r]
     assert events[:2] == ["started", "interrupted"] and events[-2:] == ["resumed", "finished"], events
     ours, theirs = final_weights(target), final_weights(folder)
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
-    cluster.workers.pop(victim).wait()
-    cluster.add_worker(victim + "b")  # the cluster as it was, for the tests after this one
 
 
 def test_ctrl_c_on_the_driver_stops_the_running_points_with_a_save(cluster, tiny, tmp_path):
