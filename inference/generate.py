@@ -13,8 +13,8 @@ import time
 import numpy as np
 import torch
 
-from inference.tiles import Tiling, fit_tiling, norm_layers, receptive_radius, run_tiled, smallest_tile, spans
-from utils.compute import candidate_ways, choose, job_key
+from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, receptive_radius, run_tiled, smallest_tile, spans
+from utils.compute import candidate_ways, choose, job_key, remembered
 from utils.device import autocast, to_model_input, to_uint8_frames
 from utils.errors import UsageError
 from utils.memory import available_memory, human_bytes
@@ -88,7 +88,10 @@ def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", 
         budget = None
     else:
         budget = max_memory or default_budget(device)
-        tiling, _ = fit_tiling(model.generator, clip_shape, budget, device, halo=halo)
+        # The probe passes take a second or more (most of a short compare): once per machine and network.
+        key = job_key(device, job="forward cost", network=model.state["network"], generator=model.state["model_args"], frames=frames)
+        cost = remembered(key, lambda: forward_cost(model.generator, frames, device))
+        tiling, _ = fit_tiling(model.generator, clip_shape, budget, device, halo=halo, cost=cost)
     # Timed on one pass's windows, cropped to at most TIMED_SIDE: timing HD frames four ways would take minutes.
     one_pass = (min(batch, tiling.tiles_per_pass), frames, min(tiling.tile.height, height, TIMED_SIDE), min(tiling.tile.width, width, TIMED_SIDE))
     ways = candidate_ways(amp, memory_format, device)
@@ -106,7 +109,8 @@ def plan(tiling, clip_shape, budget):
     batch, frames, height, width = clip_shape
     within = f" within {human_bytes(budget)}" if budget else ""
     if tiling.covers(height, width):
-        return f"whole {width}x{height} frames, {min(batch, tiling.tiles_per_pass)} windows of {frames} at a time{within}"
+        windows = min(batch, tiling.tiles_per_pass)
+        return f"whole {width}x{height} frames, {windows} window{'s' if windows > 1 else ''} of {frames} at a time{within}"
     across, down = (len(spans(side, min(tile, side), tiling.halo)) for side, tile in ((width, tiling.tile.width), (height, tiling.tile.height)))
     return (f"{width}x{height} frames in {across * down} tiles of {tiling.tile.width}x{tiling.tile.height} "
             f"({tiling.halo} pixels of context on each side){within}")

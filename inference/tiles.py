@@ -279,14 +279,15 @@ def forward_cost(network, frames, device):
     return max(0.0, costs[0] - per_pixel * sides[0] ** 2), per_pixel
 
 
-def fit_tiling(network, clip_shape, budget, device, halo=None):
+def fit_tiling(network, clip_shape, budget, device, halo=None, cost=None):
     """(Tiling, the bytes it is expected to take) for windows of `clip_shape` (B, T, H, W) within
     `budget` bytes: whole frames, as many clips per pass as fit; where one clip's frames do not
     fit, the largest square tiles that do, with a halo of the network's receptive radius (or
-    `halo`). Refuses in one line, with the sizes, when even the smallest sensible tile does not."""
+    `halo`). Refuses in one line, with the sizes, when even the smallest sensible tile does not.
+    `cost`: the network's forward_cost for these frames when known; probed otherwise."""
     batch, frames, height, width = clip_shape
     multiple = network.size_multiple
-    fixed, per_pixel = forward_cost(network, frames, device)
+    fixed, per_pixel = cost or forward_cost(network, frames, device)
     clips = min(batch, int((budget - fixed) // (per_pixel * height * width)))
     if clips >= 1:
         return Tiling(Size(width, height), 0, tiles_per_pass=clips), fixed + per_pixel * height * width * clips

@@ -95,6 +95,23 @@ def test_run_tiled_splits_a_batch_of_whole_frames_when_only_some_clips_fit(netwo
     assert np.array_equal(split, in_ones)
 
 
+def test_the_forward_cost_is_probed_once_per_machine_and_network(tiny_run, tmp_path, monkeypatch):
+    import inference.generate as generate
+
+    monkeypatch.setenv("VGAN_CACHE_DIR", str(tmp_path / "cache"))
+    probes = []
+    monkeypatch.setattr(generate, "forward_cost", lambda *args: probes.append(args) or forward_cost(*args))
+    model = load_model(tiny_run[1], CPU)
+    shapes = [(2, 4, 48, 64), (1, 4, 2160, 3840), (2, 4, 48, 64)]
+    plans = [generate.clip_generator(model, CPU, shape, amp="off", memory_format="contiguous", max_memory=2**28).plan
+             for shape in shapes]
+    assert len(probes) == 1  # the cost per pixel is the network's, whatever the frame size
+    assert plans[0] == plans[2] and "tiles of" in plans[1] and "whole 64x48" in plans[0]
+    monkeypatch.setenv("VGAN_CACHE_DIR", str(tmp_path / "elsewhere"))
+    generate.clip_generator(model, CPU, shapes[0], amp="off", memory_format="contiguous", max_memory=2**30)
+    assert len(probes) == 2
+
+
 @pytest.fixture(scope="module")
 def clip4k(tmp_path_factory):
     return make_video(tmp_path_factory.mktemp("4k") / "4k.mp4", size="3840x2160", rate=25, seconds=0.16)  # 4 frames

@@ -4,9 +4,10 @@ leave to auto is measured, each way timed in turn on the job itself, and the fas
 cuDNN's benchmark mode picks kernels). Which is fastest depends on the CPU, the network and each
 other: channels_last_3d pays in float32 and costs in bfloat16 on AVX-512 CPUs, and bfloat16 does
 not pay for very small networks. What was measured is kept in a small cache per machine and job,
-so the same command computes the same way, bit for bit, every time on one machine.
+so the same command computes the same way, bit for bit, every time on one machine; the cache keeps
+other measurements of a job too (`remembered`).
 
-    ways = candidate_ways("auto", "auto", device); best = fastest(ways, measure(ways, time_one_step))
+    ways = candidate_ways("auto", "auto", device); best = fastest(ways, measure_ways(ways, time_one_step))
 """
 import json
 import os
@@ -47,7 +48,7 @@ def candidate_ways(amp, memory_format, device, quiet=False):
     return [Compute(a, layout) for a in amps for layout in layouts]
 
 
-def measure(ways, time_one, rounds=TIMED_ROUNDS):
+def measure_ways(ways, time_one, rounds=TIMED_ROUNDS):
     """Seconds of `time_one(index)` for each way: median of `rounds` after a warm-up, ways alternating."""
     seconds = [[] for _ in ways]
     for round_number in range(1 + rounds):
@@ -79,23 +80,35 @@ def job_key(device, **job):
     return json.dumps({**machine, **job}, sort_keys=True, default=str)
 
 
+def remembered(key, measure, usable=lambda value: True):
+    """The JSON value `measure()` returns, measured once per machine and job `key` and kept in the
+    cache: later calls with the same key read it back, unless it is not `usable` (an older format)."""
+    cache = read_json(cache_path())
+    cache = cache if isinstance(cache, dict) else {}
+    if key in cache and usable(cache[key]):
+        return cache[key]
+    cache[key] = value = measure()
+    try:
+        cache_path().parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(cache_path(), cache)
+    except OSError:  # nowhere to keep it: measure again next time
+        pass
+    return value
+
+
 def choose(ways, key, time_one):
     """The way to compute (a Compute with a note saying how it was chosen): the only one, the one
     measured before for `key`, or the fastest of `ways` timed now with `time_one(index)`."""
     if len(ways) == 1:
         return Compute(ways[0].amp, ways[0].channels_last, "as asked")
     names = [way.name for way in ways]
-    cache = read_json(cache_path())
-    cache = cache if isinstance(cache, dict) else {}
-    if cache.get(key, {}).get("way") in names:
-        way = ways[names.index(cache[key]["way"])]
-        return Compute(way.amp, way.channels_last, "auto, as measured before on this machine")
-    seconds = measure(ways, time_one)
-    way = ways[fastest(ways, seconds)]
-    cache[key] = {"way": way.name, "seconds": dict(zip(names, seconds))}
-    try:
-        cache_path().parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(cache_path(), cache)
-    except OSError:  # nowhere to keep it: measure again next time
-        pass
-    return Compute(way.amp, way.channels_last, "auto: " + ", ".join(f"{n} {s:.3g} s" for n, s in zip(names, seconds)))
+    timed_now = []
+
+    def measure():
+        seconds = measure_ways(ways, time_one)
+        timed_now.append(", ".join(f"{n} {s:.3g} s" for n, s in zip(names, seconds)))
+        return {"way": ways[fastest(ways, seconds)].name, "seconds": dict(zip(names, seconds))}
+
+    found = remembered(key, measure, usable=lambda value: isinstance(value, dict) and value.get("way") in names)
+    way = ways[names.index(found["way"])]
+    return Compute(way.amp, way.channels_last, "auto: " + timed_now[0] if timed_now else "auto, as measured before on this machine")
