@@ -3,13 +3,16 @@ one shot (one video) per photograph, encoded losslessly. The built-in sample is 
 gradients and hard edges); restoration needs what cameras see. Used by bench/quality.py and the tests.
 
     shots = natural_shots("videos/natural", frames=48, size=Size(96, 64))   # [videos/natural/astronaut.mp4, ...]
+    python -m bench.footage videos/natural --frames 48 --size 64    # the same from the command line
 """
+import argparse
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from utils.ffmpeg import VideoWriter
+from cli.argtypes import frame_size
 from utils.size import Size
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
@@ -63,3 +66,17 @@ def natural_shots(folder, frames=48, size=Size(96, 64), fps=25, photos=PHOTOS):
                 writer.write(render_shot(photo, size, frames, seed))
         paths.append(path)
     return paths
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", help="where the shots are written (one video per photograph)")
+    parser.add_argument("--frames", type=int, default=48, help="frames per shot")
+    parser.add_argument("--size", type=frame_size, default=Size(64, 64), help="frame side or WIDTHxHEIGHT")
+    args = parser.parse_args()
+    for path in natural_shots(args.folder, frames=args.frames, size=args.size):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

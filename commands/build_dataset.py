@@ -4,6 +4,8 @@ From two aligned videos (repeat --a/--b for several clips, each one segment):
     python main.py build-dataset --a videos/a.mp4 --b videos/b.mp4 -o data/ab --size 64
 From one video with a derived input (gray, edges, blur, lowres, noise, compress:CRF) or target (future:K):
     python main.py build-dataset --video videos/in.mp4 --pair gray -o data/in_gray
+or from several, each one segment:
+    python main.py build-dataset --video videos/natural/*.mp4 --pair blur -o data/natural_blur
 """
 from pathlib import Path
 
@@ -18,7 +20,9 @@ PAIRS_HELP = ("how A is made from the video: gray, edges, blur, lowres, noise, c
 def add_arguments(parser):
     parser.add_argument("--a", action="append", default=[], metavar="A", help="input video or frame folder (repeat with --b for more clips)")
     parser.add_argument("--b", action="append", default=[], metavar="B", help="target video or frame folder, aligned with the --a before it")
-    parser.add_argument("--video", action="append", default=[], help="one video (repeatable) to derive pairs from, with --pair")
+    parser.add_argument("--video", action="extend", nargs="+", default=[], metavar="VIDEO",
+                        help="videos or frame folders to derive pairs from, with --pair (each one segment; "
+                             "--video a.mp4 b.mp4 and --video a.mp4 --video b.mp4 are the same)")
     parser.add_argument("--pair", help=PAIRS_HELP)
     parser.add_argument("-o", "--output", help="dataset folder (default: data/NAME_PAIR from the first video)")
     parser.add_argument("--size", type=frame_size, default="64", help="frame side (64 -> 64x64) or WIDTHxHEIGHT")

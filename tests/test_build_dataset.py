@@ -135,6 +135,15 @@ def test_future_pair_targets_frame_t_plus_k_within_each_video(tmp_path, clip):
     np.testing.assert_array_equal(ds.b[:47], frames[3:50])
 
 
+def test_several_videos_after_one_video_flag_are_one_segment_each(tmp_path, clip):
+    second = make_video(tmp_path / "second.mp4", source="smptebars", seconds=1)
+    for name, flags in (("listed", ["--video", clip, second]), ("repeated", ["--video", clip, "--video", second])):
+        result = run_cli("build-dataset", *flags, "--pair", "gray", "--size", "16", "-o", tmp_path / name, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        meta = json.loads((tmp_path / name / "meta.json").read_text())
+        assert [(s["video"], s["stop"] - s["start"]) for s in meta["segments"]] == [(str(clip), 50), (str(second), 25)]
+
+
 def test_dataset_loads_memory_mapped(tmp_path, clip):
     build(tmp_path / "d", clip, "gray", 16)
     ds = load_dataset(tmp_path / "d", mmap=True)
