@@ -62,7 +62,7 @@ def write_comparison_page(root, runs, group_list):
     sections = [f"<h1>Experiments in {html.escape(str(root))}</h1>", f"<p>{len(runs)} runs</p>", table(rows, RUN_HEADER, left=(0, -1))]
     if any(g["n"] > 1 for g in group_list):
         sections += ["<h2>Seed groups</h2><p>Mean ± standard deviation of the last validation scores over seeds; "
-                     "a difference from the best group counts only when Welch's t-test gives p &lt; 0.05.</p>",
+                     "a difference from the best group on the same data counts only when Welch's t-test gives p &lt; 0.05.</p>",
                      table(group_rows(group_list), GROUP_HEADER)]
     shown = runs[:MAX_CURVES]
     labels = short_names([run["name"] for run in shown])

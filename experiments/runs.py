@@ -112,22 +112,26 @@ def group_label(names):
 
 def groups(runs, metric="psnr"):
     """Runs grouped by config (seeds pooled): n, mean and deviation of each last score, and for
-    `metric` whether the group differs significantly (Welch's t-test, p < 0.05) from the best group."""
+    `metric` whether the group differs significantly (Welch's t-test, p < 0.05) from the best group
+    on the same data. Scores on other data are scores on other held-out frames: a sweep over
+    several datasets gets a best group per dataset."""
     by_key = {}
     for run in runs:
         by_key.setdefault(run["group"], []).append(run)
     result = []
     for members in by_key.values():
-        entry = {"group": group_label([r["name"] for r in members]), "runs": [r["name"] for r in members], "n": len(members)}
+        entry = {"group": group_label([r["name"] for r in members]), "runs": [r["name"] for r in members],
+                 "n": len(members), "data": members[0].get("data")}
         for name in METRICS:
             values = [r[name] for r in members if isinstance(r.get(name), (int, float))]
             entry[name] = values
             entry[f"{name}_mean"], entry[f"{name}_std"] = mean_std(values) if values else (None, None)
         result.append(entry)
-    scored = [g for g in result if g[f"{metric}_mean"] is not None]
-    if scored:
-        best = (max if METRICS[metric] is max else min)(scored, key=lambda g: g[f"{metric}_mean"])
-        for g in result:
+    pick = max if METRICS[metric] is max else min
+    for data in {g["data"] for g in result if g[f"{metric}_mean"] is not None}:
+        same_data = [g for g in result if g["data"] == data]
+        best = pick((g for g in same_data if g[f"{metric}_mean"] is not None), key=lambda g: g[f"{metric}_mean"])
+        for g in same_data:
             g["vs_best"] = compare_groups(g, best, metric)
     return result
 
@@ -169,7 +173,7 @@ def run_rows(runs):
 
 RUN_HEADER = ["name", "status", "net", "M params", "steps", "epochs", "PSNR (best)", "SSIM (best)", "warp (best)",
               "identity PSNR", "clips/s", "flags"]
-GROUP_HEADER = ["group", "seeds", "PSNR", "SSIM", "warp", "vs best (Welch, p < 0.05)"]
+GROUP_HEADER = ["group", "seeds", "PSNR", "SSIM", "warp", "vs best on its data (Welch, p < 0.05)"]
 
 
 def group_rows(group_list):

@@ -88,6 +88,20 @@ def test_grouped_seeds_show_mean_deviation_and_significance(tmp_path):
     assert table.returncode == 0 and "20.03 ± 0.15" in table.stdout and "significantly worse (p=" in table.stdout
 
 
+def test_groups_on_other_data_are_tested_against_the_best_on_their_own_data(tmp_path):
+    # A sweep over two tasks: compress scores far under blur, as its held-out frames are harder.
+    from cli.train_flags import default_flags
+
+    for seed in range(3):
+        for data, base in (("data/blur", 26.0), ("data/compress", 23.0)):
+            for lr, gain in ((1e-3, 0.5), (1e-4, 0.0)):
+                fake_run(tmp_path, f"{data[5:]}_lr{lr}_seed{seed}", config(seed=seed, lr=lr, data=data),
+                         [val(20, base + gain + seed / 20), {"step": 20, "event": "finished"}])
+    verdicts = {g["group"]: g["vs_best"]["verdict"] for g in groups([summarize(p, default_flags()) for p in sorted(tmp_path.iterdir())])}
+    assert verdicts == {"blur_lr0.001": "best", "blur_lr0.0001": "significantly worse",
+                        "compress_lr0.001": "best", "compress_lr0.0001": "significantly worse"}
+
+
 def test_runs_select_filters_by_name_and_metric_picks_what_best_means(tmp_path):
     # Group "sharp" has the better PSNR, group "steady" the better SSIM.
     for seed in range(2):
