@@ -130,7 +130,9 @@ def groups(runs, metric="psnr"):
     pick = max if METRICS[metric] is max else min
     for data in {g["data"] for g in result if g[f"{metric}_mean"] is not None}:
         same_data = [g for g in result if g["data"] == data]
-        best = pick((g for g in same_data if g[f"{metric}_mean"] is not None), key=lambda g: g[f"{metric}_mean"])
+        scored = [g for g in same_data if g[f"{metric}_mean"] is not None]
+        testable = [g for g in scored if len(g[metric]) >= 2]  # a lucky single seed is no reference to test against
+        best = pick(testable or scored, key=lambda g: g[f"{metric}_mean"])
         for g in same_data:
             g["vs_best"] = compare_groups(g, best, metric)
     return result

@@ -102,12 +102,24 @@ def test_groups_on_other_data_are_tested_against_the_best_on_their_own_data(tmp_
                         "compress_lr0.001": "best", "compress_lr0.0001": "significantly worse"}
 
 
+def test_a_single_seed_that_scores_highest_is_not_the_reference(tmp_path):
+    from cli.train_flags import default_flags
+
+    for seed in range(2):
+        fake_run(tmp_path, f"good_seed{seed}", config(seed=seed, lr=1e-3), [val(20, 20.0 + seed / 10)])
+        fake_run(tmp_path, f"bad_seed{seed}", config(seed=seed, lr=1e-5), [val(20, 17.0 + seed / 10)])
+    fake_run(tmp_path, "lucky_seed0", config(seed=0, lr=1e-2), [val(20, 21.0)])
+    verdicts = {g["group"]: g["vs_best"]["verdict"] for g in groups([summarize(p, default_flags()) for p in sorted(tmp_path.iterdir())])}
+    assert verdicts == {"good": "best", "bad": "significantly worse", "lucky": "n/a (needs 2+ seeds each)"}
+
+
 def test_runs_select_filters_by_name_and_metric_picks_what_best_means(tmp_path):
     # Group "sharp" has the better PSNR, group "steady" the better SSIM.
     for seed in range(2):
         fake_run(tmp_path, f"sharp_seed{seed}", config(seed=seed, lr=1e-3), [val(20, 20.0 + seed / 10, ssim=0.50 + seed / 100)])
         fake_run(tmp_path, f"steady_seed{seed}", config(seed=seed, lr=1e-4), [val(20, 18.0 + seed / 10, ssim=0.70 + seed / 100)])
-    fake_run(tmp_path, "other", config(lr=1e-2), [val(20, 25.0)])
+    for seed in range(2):
+        fake_run(tmp_path, f"other_seed{seed}", config(seed=seed, lr=1e-2), [val(20, 25.0 + seed / 10)])
     report = lambda *args: json.loads(run_cli("runs", "--checkpoints", tmp_path, "--json", *args, cwd=tmp_path).stdout)  # noqa: E731
     selected = report("--select", "s*")
     assert sorted(r["name"] for r in selected["runs"]) == ["sharp_seed0", "sharp_seed1", "steady_seed0", "steady_seed1"]
@@ -174,6 +186,18 @@ def test_sweep_expands_the_grid_exactly_and_names_runs_stably(tmp_path, tiny):
     assert sweep_names(reordered.stdout) == names
     bad = run_cli("sweep", "-net", "unet,transformer", "--dry-run", cwd=tmp_path)
     assert bad.returncode == 2 and "invalid choice 'transformer'" in bad.stderr
+
+
+def test_swept_switches_set_both_ways_whatever_their_default(tmp_path, tiny):
+    # --flip is off by default, --spectral-norm on: a point's train command must say each value it sweeps.
+    listed = run_cli("sweep", "--flip", "on,off", "--spectral-norm", "on,off", "--data", tiny, "--dry-run", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    commands = [line for line in listed.stdout.splitlines() if "python main.py train" in line]
+    assert len(commands) == 4
+    for command in commands:
+        flip, norm = re.search(r"flip-(on|off)_spectral-norm-(on|off)", command).groups()
+        assert (" --flip " in command) == (flip == "on")
+        assert (" --spectral-norm " in command, " --no-spectral-norm " in command) == (norm == "on", norm == "off")
 
 
 def test_sweep_jobs_trains_points_at_once_each_with_its_log(tmp_path, tiny):
