@@ -11,7 +11,10 @@ import math
 D_WON_BELOW = 0.05  # discriminator loss (mean of real and fake terms) this close to zero all epoch
 CLIMB_EPOCHS = 3  # generator adversarial loss rising for this many epochs in a row
 CLIMB_FACTOR = 1.05  # each epoch at least 5% above the one before
-STALL_EPOCHS = 3  # the L1 has stalled when an epoch's mean is not 1% below the best of the last this many
+# The L1 has stalled when its mean over the last STALL_EPOCHS epochs is not 1% below its mean over the
+# STALL_EPOCHS before. Windows, not single epochs: an epoch of a dozen steps can be flat by chance
+# (edges -> frames paused for one epoch at 150 steps while it fell 5% an epoch around it).
+STALL_EPOCHS = 3
 STALL_FACTOR = 0.99
 
 
@@ -29,8 +32,10 @@ class Watchdog:
         self.steps += 1
 
     def l1_stalled(self):
-        recent = self.l1_means[-(STALL_EPOCHS + 1):-1]
-        return bool(recent) and self.l1_means[-1] > STALL_FACTOR * min(recent)
+        if len(self.l1_means) < 2 * STALL_EPOCHS:
+            return False
+        recent, before = self.l1_means[-STALL_EPOCHS:], self.l1_means[-2 * STALL_EPOCHS:-STALL_EPOCHS]
+        return sum(recent) > STALL_FACTOR * sum(before)
 
     def end_epoch(self):
         """Messages for this epoch (possibly none); then start counting the next one."""
@@ -40,15 +45,15 @@ class Watchdog:
         self.l1_means.append(self.l1_sum / self.steps)
         found = {}
         stalled = self.l1_stalled()
-        trail = " -> ".join(f"{v:.3g}" for v in self.l1_means[-(STALL_EPOCHS + 1):])
+        trail = " -> ".join(f"{v:.3g}" for v in self.l1_means[-2 * STALL_EPOCHS:])
         if stalled and self.d_max < D_WON_BELOW:
             found["d_won"] = (f"the discriminator has won (its loss stayed below {D_WON_BELOW} all epoch) and the L1 has "
-                              f"stopped falling ({trail}); try --spectral-norm, fewer --d-layers or --d-channels, a "
+                              f"stopped falling ({trail}); keep --spectral-norm on, try fewer --d-layers or --d-channels, a "
                               f"higher --l1, or --gan-loss lsgan")
         climb = self.g_means[-(CLIMB_EPOCHS + 1):]
         if stalled and len(climb) == CLIMB_EPOCHS + 1 and all(b > a * CLIMB_FACTOR for a, b in zip(climb, climb[1:])):
             found["g_climbs"] = (f"the generator's adversarial loss keeps climbing ({' -> '.join(f'{v:.3g}' for v in climb)}) "
-                                 f"and the L1 has stopped falling ({trail}); try a lower --lr, --spectral-norm, a higher "
+                                 f"and the L1 has stopped falling ({trail}); keep --spectral-norm on, try a lower --lr, a higher "
                                  f"--l1, or --gan-loss lsgan")
         messages = [message for key, message in found.items() if key not in self.active]
         self.active = set(found)
