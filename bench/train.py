@@ -1,5 +1,5 @@
 """Training speed by precision, memory layout and convolution, against the step as it was before
-(float32, contiguous, torch's InstanceNorm3d), in the same run.
+(float32, contiguous, torch's InstanceNorm3d, a discriminator with instance norm), in the same run.
 
 For `-net unet` and `-net resnet` at the train defaults (64 x 64, pool 9, batch 5, dcgan + L1),
 it times the real training step (training/step.py) in each way, alternating them in rounds
@@ -19,10 +19,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cli.train_flags import default_flags
 from datasets.slider import ClipSlider
 from networks import PatchDiscriminator3D, build_generator
 from networks.layers import InstanceNorm3d
 from utils.compute import Compute, fastest
+from training.experiment import discriminator_args
 from training.step import LossWeights, Nets, gan_step
 from utils.device import grad_scaler, machine_summary, native_bf16_cpu, to_model_input
 
@@ -49,7 +51,8 @@ class Way:
         torch.manual_seed(0)
         layout = torch.channels_last_3d if compute.channels_last else torch.contiguous_format
         g = build_generator(network, conv=conv, **NETWORKS[network])
-        d = PatchDiscriminator3D(channels=32, layers=3, conv=conv)
+        # The discriminator of the train defaults; the step before had instance norm where it now has spectral norm.
+        d = PatchDiscriminator3D(**{**discriminator_args(default_flags()), "conv": conv, "spectral_norm": not before})
         if before:
             g, d = with_torch_instance_norm(g), with_torch_instance_norm(d)
         g, d = g.to(memory_format=layout), d.to(memory_format=layout)

@@ -37,7 +37,15 @@ class Flag:
 
     @property
     def is_switch(self):
-        return self.options.get("action") == "store_true"
+        """An on/off flag: --flag (off by default), or --flag / --no-flag (on by default)."""
+        return self.options.get("action") in ("store_true", argparse.BooleanOptionalAction)
+
+    def switch_argv(self, value):
+        """The arguments that set this switch to `value`."""
+        name = self.names[-1]
+        if self.options.get("action") is argparse.BooleanOptionalAction:
+            return [name if value else "--no-" + name[2:]]
+        return [name] if value else []
 
 
 def _flag(group, *names, per_run=False, **options):
@@ -71,7 +79,9 @@ TRAIN_FLAGS = (
                "(fewer FLOPs), in the generator and the discriminator"),
     _flag("networks", "--d-channels", type=positive_int, default=32, help="discriminator channels at the first layer; they double per layer"),
     _flag("networks", "--d-layers", type=positive_int, default=3, help="discriminator strided layers"),
-    _flag("networks", "--spectral-norm", action="store_true", help="spectral norm on the discriminator's convolutions"),
+    _flag("networks", "--spectral-norm", action=argparse.BooleanOptionalAction, default=True,
+          help="spectral norm on the discriminator's convolutions (instead of its instance norm); it keeps the "
+               "discriminator from winning in long runs"),
 
     _flag("losses and optimisation", "--gan-loss", choices=GAN_LOSSES, default="dcgan",
           help="adversarial loss; none trains a plain regression baseline"),

@@ -161,7 +161,10 @@ def _num(value, digits=2):
 
 
 def flags_text(flags):
-    return " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in flags.items()) or "(defaults)"
+    """The flags as typed: a switch that is off is --no-NAME (only a default-on switch differs by being off)."""
+    words = [f"--no-{k.replace('_', '-')}" if v is False else f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+             for k, v in flags.items()]
+    return " ".join(words) or "(defaults)"
 
 
 def run_rows(runs):

@@ -73,7 +73,7 @@ class Point:
         argv = []
         for dest, value in self.values.items():
             if self.flags[dest].is_switch:
-                argv += [self._typed(dest)] if value else []
+                argv += self.flags[dest].switch_argv(value)
             else:
                 argv += [self._typed(dest), format_value(value)]
         return argv + ["--name", self.name, "--checkpoints", str(checkpoints)] + (["--resume"] if resume else [])

@@ -13,7 +13,7 @@ from scipy import stats
 
 from browser import inspect_page
 from conftest import REPO, TINY, run_cli
-from experiments.runs import groups, summarize
+from experiments.runs import flags_text, groups, summarize
 from experiments.stats import significantly_different, welch_t_test
 from training.lock import ExperimentLock, lock_is_live
 
@@ -100,6 +100,14 @@ def test_groups_on_other_data_are_tested_against_the_best_on_their_own_data(tmp_
     verdicts = {g["group"]: g["vs_best"]["verdict"] for g in groups([summarize(p, default_flags()) for p in sorted(tmp_path.iterdir())])}
     assert verdicts == {"blur_lr0.001": "best", "blur_lr0.0001": "significantly worse",
                         "compress_lr0.001": "best", "compress_lr0.0001": "significantly worse"}
+
+
+def test_flags_that_differ_from_the_defaults_are_shown_as_typed(tmp_path):
+    from cli.train_flags import default_flags
+
+    fake_run(tmp_path, "x", config(spectral_norm=False, flip=True, lr=0.01), [val(20, 20.0)])
+    shown = summarize(tmp_path / "x", default_flags())["flags"]
+    assert flags_text(shown) == "--flip --lr 0.01 --no-spectral-norm"
 
 
 def test_a_single_seed_that_scores_highest_is_not_the_reference(tmp_path):

@@ -150,16 +150,15 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero():
 
 def test_watchdog_warns_once_when_the_gan_fails_and_the_l1_stalls_with_it():
     dog = Watchdog()
-    for epoch in range(6):
+    for epoch in range(9):
         for _ in range(5):
             dog.step(0.01, 1.0 + epoch, 0.2)  # D near zero all along, G's adversarial loss climbing, L1 flat
         messages = dog.end_epoch()
-        if epoch == 1:  # the first epoch with an L1 to compare with
-            assert len(messages) == 1 and "discriminator has won" in messages[0] and "stopped falling" in messages[0]
-        elif epoch == 3:
-            assert len(messages) == 1 and "keeps climbing" in messages[0] and "--spectral-norm" in messages[0]
+        if epoch == 5:  # the first epoch with two windows of three epochs' L1 to compare
+            assert len(messages) == 2 and "discriminator has won" in messages[0] and "stopped falling" in messages[0]
+            assert "keeps climbing" in messages[1] and "--spectral-norm" in messages[1]
         else:
-            assert messages == []  # already said, and not cleared since
+            assert messages == []  # not yet known, or already said and not cleared since
     calm = Watchdog()
     for _ in range(5):
         calm.step(0.7, 0.7, 0.2)
@@ -172,6 +171,18 @@ def test_watchdog_stays_quiet_while_the_l1_falls_however_the_gan_looks():
         for _ in range(5):
             dog.step(0.01, 1.0 + epoch, 0.3 * 0.9 ** epoch)
         assert dog.end_epoch() == []
+
+
+def test_watchdog_takes_one_flat_epoch_for_noise_not_a_stall():
+    # The L1 per epoch of edges -> frames on natural footage (150 steps), flat for one epoch while
+    # the discriminator pulled ahead; it fell 8% in the next.
+    l1 = [0.532, 0.494, 0.464, 0.438, 0.419, 0.404, 0.385, 0.364, 0.340, 0.323, 0.311, 0.311, 0.285]
+    adversarial = [1.11, 1.73, 2.30, 2.01, 1.52, 1.74, 1.32, 2.47, 0.82, 1.13, 1.53, 2.47, 0.93]
+    dog = Watchdog()
+    for value, adv in zip(l1, adversarial):
+        dog.step(0.6, adv, value)
+        assert dog.end_epoch() == []
+
 
 def metrics_of(folder):
     return read_metrics(folder)
@@ -196,7 +207,9 @@ FLAG_CASES = {  # flags -> what the run must show for them
     "hinge": (["--gan-loss", "hinge"], lambda state, records: state["config"]["gan_loss"] == "hinge"),
     "none": (["--gan-loss", "none"],
              lambda state, records: state["discriminator"] is None and not any("loss/g_adv" in r for r in records)),
-    "spectral_norm": (["--spectral-norm"], lambda state, records: any("parametrizations" in key for key in state["discriminator"])),
+    "spectral_norm": ([], lambda state, records: any("parametrizations" in key for key in state["discriminator"])),  # the default
+    "no_spectral_norm": (["--no-spectral-norm"], lambda state, records: state["disc_args"]["spectral_norm"] is False
+                         and not any("parametrizations" in key for key in state["discriminator"])),
     "mse": (["--mse", "10"], lambda state, records: all(
         r["loss/g_total"] == pytest.approx(r["loss/g_adv"] + 100 * r["loss/g_l1"] + 10 * r["loss/g_mse"], rel=1e-5)
         for r in records if "loss/g_total" in r)),
@@ -239,6 +252,7 @@ def test_the_watchdog_warns_from_inside_a_training_run(tmp_path, tiny, monkeypat
 
     monkeypatch.setattr(watchdog, "D_WON_BELOW", 1e9)  # any discriminator loss counts as "won"
     monkeypatch.setattr(watchdog, "STALL_FACTOR", 0.0)  # and any L1 as stalled
+    monkeypatch.setattr(watchdog, "STALL_EPOCHS", 1)  # as soon as there are two epochs to compare
     config = {**default_flags(), "data": str(tiny), "depth": 2, "channels": 4, "d_channels": 4, "d_layers": 2, "pool": 4,
               "step": 2, "epochs": 3, "name": "dog", "checkpoints": str(tmp_path)}
     assert train(config) == 0

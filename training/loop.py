@@ -163,8 +163,8 @@ def train_from(run, state, defaults):
         if run.log is not None:
             run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": "failed", "reason": str(exc)})
         raise TrainingError(run.folder, f"{exc} at step {position.step + 1}: training stopped; {LAST_NAME} keeps step "
-                                        f"{run.saved_step}. Lower --lr (now {run.config['lr']:g}), or try --gan-loss lsgan "
-                                        f"or --spectral-norm") from None
+                                        f"{run.saved_step}. Lower --lr (now {run.config['lr']:g}), keep --spectral-norm on, "
+                                        f"or try --gan-loss lsgan") from None
     finally:
         if run.progress is not None:
             run.progress.close()
