@@ -1,4 +1,5 @@
 """Shared test helpers: videos made by ffmpeg's lavfi sources, and running main.py as a user would."""
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,17 @@ def encode_frames(frames, path, rate=25, codec=("-c:v", "ffv1", "-pix_fmt", "bgr
            "-i", "pipe:", *codec, str(path)]
     subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), check=True)
     return Path(path)
+
+
+def write_blank_dataset(folder, frames, side):
+    """A dataset of black frames in sparse files: any size, without using the disk."""
+    folder.mkdir(parents=True)
+    for name in ("a.npy", "b.npy"):
+        np.lib.format.open_memmap(folder / name, mode="w+", dtype=np.uint8, shape=(frames, side, side, 3)).flush()
+    meta = {"frames": frames, "width": side, "height": side, "fps": 25, "pair": "paired",
+            "segments": [{"start": 0, "stop": frames, "val_start": frames - 16}]}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return 2 * frames * side * side * 3
 
 
 def run_cli(*args, cwd=None, env=None, timeout=600):

@@ -1,11 +1,13 @@
 """Precision and memory layout: what the flags ask is taken as is, what they leave to auto is
 measured once per machine and configuration, and a run keeps its way when resumed."""
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from conftest import TINY, run_cli
+from conftest import REPO, TINY, run_cli
 from training.metrics_log import read_metrics
 from utils import compute
 from utils.compute import Compute, candidate_ways, fastest
@@ -36,6 +38,11 @@ def test_the_baseline_is_kept_unless_another_way_is_clearly_faster():
     assert fastest(ways, [1.0, 1.2, 1.5]) == 0
 
 
+def train_entries(cache):
+    """The cached choices of training ways (the cache also keeps other measurements)."""
+    return [value for key, value in json.loads((cache / "compute.json").read_text()).items() if json.loads(key)["job"] == "train"]
+
+
 def compute_records(folder):
     return [(r["precision"], r["memory_format"], r["compute_choice"]) for r in read_metrics(folder) if r.get("event") in ("started", "resumed")]
 
@@ -50,8 +57,7 @@ def test_auto_is_measured_once_reported_and_kept_on_resume(tmp_path):
     first = run_cli(*args, "--name", "a", cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
     assert "(auto: fp32 contiguous" in first.stdout  # measured, with the seconds of each way
-    cache = json.loads((tmp_path / "cache" / "compute.json").read_text())
-    (entry,) = cache.values()
+    (entry,) = train_entries(tmp_path / "cache")
     precision, layout, note = compute_records(tmp_path / "checkpoints" / "a")[0]
     assert entry["way"] == f"{precision} {layout}" and note.startswith("auto: ")
     second = run_cli(*args, "--name", "b", cwd=tmp_path, env=env)
@@ -62,7 +68,7 @@ def test_auto_is_measured_once_reported_and_kept_on_resume(tmp_path):
     assert compute_records(tmp_path / "checkpoints" / "a")[1][:2] == (precision, layout)
     asked = run_cli(*args, "--name", "c", "--amp", "off", "--memory-format", "channels_last", cwd=tmp_path, env=env)
     assert "computing in float32, channels_last_3d (as asked)" in asked.stdout
-    assert len(json.loads((tmp_path / "cache" / "compute.json").read_text())) == 1  # nothing measured for it
+    assert len(train_entries(tmp_path / "cache")) == 1  # nothing measured for it
 
 
 def test_a_way_whose_step_is_not_finite_is_never_chosen(monkeypatch):
@@ -86,3 +92,55 @@ def test_a_way_whose_step_is_not_finite_is_never_chosen(monkeypatch):
     seconds = [time_one(index) for index in range(len(ways))]
     assert [s == float("inf") for s in seconds] == [False, False, True, True]
     assert not ways[fastest(ways, seconds)].amp
+
+
+# A stand-in for the trial child: bfloat16 contiguous dies, channels_last steps, or (HANG) it hangs.
+FAKE_CHILD = """
+import json, os, signal, sys, time
+spec = json.load(sys.stdin)
+for index, (amp, channels_last) in enumerate(spec["ways"]):
+    if os.environ.get("HANG"):
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        time.sleep(10)
+    if not channels_last:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    print("ok", index, flush=True)
+"""
+
+
+def test_a_bf16_way_whose_trial_child_dies_or_hangs_is_left_out_and_the_rest_are_still_tried(monkeypatch):
+    from training.trial import ways_that_run
+
+    ways = [Compute(False, False), Compute(True, False), Compute(True, True)]
+    usable, broken = ways_that_run(ways, {}, child=[sys.executable, "-c", FAKE_CHILD])
+    assert names(usable) == ["fp32 contiguous", "bf16 channels_last"]  # tried in a second child after the first died
+    assert broken == {"bf16 contiguous": "died (SIGSEGV)"}
+    monkeypatch.setenv("HANG", "1")
+    usable, broken = ways_that_run(ways, {}, child=[sys.executable, "-c", FAKE_CHILD])
+    assert names(usable) == ["fp32 contiguous"] and set(broken) == {"bf16 contiguous", "bf16 channels_last"}
+    assert all(how.startswith("hung") for how in broken.values())
+
+
+def test_the_trial_child_steps_the_real_networks_in_each_way_it_is_given():
+    from training.step import LossWeights
+    from training.trial import CHILD, trial_spec, ways_that_run
+
+    spec = trial_spec("unet", {"channels": 4, "depth": 2, "residual": True}, {"channels": 4, "layers": 2, "spectral_norm": True},
+                      (1, 4, 16, 16), LossWeights())
+    done = subprocess.run(CHILD, input=json.dumps({**spec, "ways": [[False, True], [True, False]]}), capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ok", "0", "ok", "1"]
+    assert ways_that_run([Compute(False, True)], spec) == ([Compute(False, True)], {})  # float32 ways are not tried
+
+
+@pytest.mark.slow
+def test_bf16_training_at_a_clip_shape_that_crashed_amx_kernels_ends_and_says_how_it_computed(tmp_path):
+    # 96 x 96 windows of 4 frames in batches of 5: oneDNN's AMX weight-gradient kernel died on it.
+    from conftest import write_blank_dataset
+
+    write_blank_dataset(tmp_path / "d", frames=60, side=96)
+    done = run_cli("train", "--data", tmp_path / "d", *TINY, "--max-steps", "2", "--amp", "on", cwd=tmp_path,
+                   env={"VGAN_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "computing in bfloat16" in done.stdout or "training in float32" in done.stderr

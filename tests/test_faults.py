@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import main as vgan
-from conftest import REPO, TINY, assert_user_error, make_video, run_cli
+from conftest import REPO, TINY, assert_user_error, make_video, run_cli, write_blank_dataset
 from utils.checkpoint import load_checkpoint
 from training.lock import lock_is_live
 from training.metrics_log import read_metrics
@@ -412,17 +412,6 @@ def test_divergence_stops_at_the_first_non_finite_loss_and_keeps_the_last_finite
 
 # 9. Resources ------------------------------------------------------------------------------------
 
-def write_big_dataset(folder, frames, side):
-    """A dataset of black frames in sparse files: any size, without using the disk."""
-    folder.mkdir(parents=True)
-    for name in ("a.npy", "b.npy"):
-        np.lib.format.open_memmap(folder / name, mode="w+", dtype=np.uint8, shape=(frames, side, side, 3)).flush()
-    meta = {"frames": frames, "width": side, "height": side, "fps": 25, "pair": "paired",
-            "segments": [{"start": 0, "stop": frames, "val_start": frames - 16}]}
-    (folder / "meta.json").write_text(json.dumps(meta))
-    return 2 * frames * side * side * 3
-
-
 def peak_rss(args, cwd, env):
     wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
                "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
@@ -434,13 +423,13 @@ def peak_rss(args, cwd, env):
 
 @pytest.mark.slow
 def test_data_larger_than_memory_is_refused_before_loading_and_trains_with_mmap(tmp_path):
-    size = write_big_dataset(tmp_path / "big", frames=20000, side=96)  # 1.1 GB
+    size = write_blank_dataset(tmp_path / "big", frames=20000, side=96)  # 1.1 GB
     limit = {"VGAN_MEMORY_LIMIT": "150M"}
     args = ["train", "--data", tmp_path / "big", *TINY, "--max-steps", "3", "--name", "big"]
     result = run_cli(*args, cwd=tmp_path, env=limit)
     assert_user_error(result, "big", "needs 1.1 GB in memory", "--mmap", "smaller --size")
     assert not (tmp_path / "checkpoints").exists()
-    small = write_big_dataset(tmp_path / "small", frames=100, side=96)
+    small = write_blank_dataset(tmp_path / "small", frames=100, side=96)
     code, base, err = peak_rss(["train", "--data", tmp_path / "small", *TINY, "--max-steps", "3", "--name", "small", "--mmap"], tmp_path, limit)
     assert code == 0, err
     code, peak, err = peak_rss([*args, "--mmap"], tmp_path, limit)

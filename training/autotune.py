@@ -1,20 +1,24 @@
 """How a run trains: its precision and memory layout (utils/compute.py), the ways left to auto
 timed as real training steps on the first batch, on copies of the networks so that the run's own
-are left untouched. Rank 0 decides and every rank follows.
+are left untouched. On a CPU with AMX, a bfloat16 way is first tried in a child process
+(training/trial.py): one that dies there is never chosen. Rank 0 decides and every rank follows.
 
     compute = choose_compute(config, nets, a, b, weights, device, ranks)   # -> Compute(amp, channels_last, note)
 """
 import copy
+import dataclasses
 import math
 import time
 
 import torch
 
 from training.distributed import any_rank
-from training.experiment import generator_args
-from training.step import Nets, NonFiniteLoss, gan_step
-from utils.compute import Compute, candidate_ways, choose, job_key
-from utils.device import grad_scaler, to_model_input
+from training.experiment import discriminator_args, generator_args
+from training.step import NonFiniteLoss, gan_step
+from training.trial import timing_nets, trial_spec, ways_that_run
+from utils.compute import Compute, candidate_ways, choose, job_key, remembered
+from utils.device import cpu_flags, to_model_input
+from utils.errors import warn
 
 
 def step_timer(ways, nets, a, b, weights, device):
@@ -25,10 +29,7 @@ def step_timer(ways, nets, a, b, weights, device):
     def copy_nets(way):
         g, d = (copy.deepcopy(m).to(memory_format=way.memory_format) if m is not None else None
                 for m in (nets.raw_generator, nets.raw_discriminator))
-        adam = {"lr": 0.0, "betas": (0.5, 0.999)}
-        copies = Nets(g, g, torch.optim.Adam(g.parameters(), **adam), grad_scaler(device, way.amp),
-                      d, d, torch.optim.Adam(d.parameters(), **adam) if d is not None else None)
-        return copies, to_model_input(a, device, way.channels_last), to_model_input(b, device, way.channels_last)
+        return timing_nets(g, d, device, way.amp), to_model_input(a, device, way.channels_last), to_model_input(b, device, way.channels_last)
 
     def time_one(index):
         if not setups:
@@ -51,13 +52,42 @@ def step_timer(ways, nets, a, b, weights, device):
 def choose_compute(config, nets, a, b, weights, device, ranks):
     """The Compute a run trains with. `a`, `b`: a uint8 batch (B, T, H, W, 3) to time on."""
     ways = candidate_ways(config["amp"], config["memory_format"], device, quiet=not ranks.is_main)
-    choice = 0
+    compute = None
     if ranks.is_main:
-        key = job_key(device, job="train", network=config["network"], generator=generator_args(config), clip=list(a.shape),
-                      discriminator=[config[k] for k in ("gan_loss", "d_channels", "d_layers", "spectral_norm")],
-                      asked=[config["amp"], config["memory_format"]])
-        compute = choose(ways, key, step_timer(ways, nets, a, b, weights, device))
-        choice = ways.index(Compute(compute.amp, compute.channels_last))
+        job = {"network": config["network"], "generator": generator_args(config), "clip": list(a.shape),
+               "discriminator": [config[k] for k in ("gan_loss", "d_channels", "d_layers", "spectral_norm")]}
+        ways, broken = ways_that_train(ways, config, a.shape[:4], weights, device, job)
+        compute = choose(ways, job_key(device, job="train", asked=[config["amp"], config["memory_format"]], **job),
+                         step_timer(ways, nets, a, b, weights, device))
+        if broken:
+            compute = dataclasses.replace(compute, note=f"{failures(broken)} in a trial step here; {compute.note}")
     if ranks.distributed:  # every rank takes rank 0's way
-        choice = any_rank([ranks.is_main and index == choice for index in range(len(ways))], ranks, device).index(True)
-    return compute if ranks.is_main else Compute(ways[choice].amp, ways[choice].channels_last, "as rank 0 chose")
+        amp, channels_last = any_rank([ranks.is_main and compute.amp, ranks.is_main and compute.channels_last], ranks, device)
+        compute = compute if ranks.is_main else Compute(amp, channels_last, "as rank 0 chose")
+    return compute
+
+
+def ways_that_train(ways, config, clip_shape, weights, device, job):
+    """(the ways of `ways` that can train here, {way name: how it failed}). On a CPU with AMX the
+    bfloat16 ways are tried in a child process first, once per machine and job (kept in the
+    compute cache); when none of the ways asked for survives, float32 in their layouts."""
+    if device.type != "cpu" or "amx_bf16" not in cpu_flags()[1] or not any(way.amp for way in ways):
+        return ways, {}
+    spec = trial_spec(config["network"], generator_args(config), discriminator_args(config), clip_shape, weights)
+    both_layouts = [Compute(True, False), Compute(True, True)]  # whatever was asked, so that the record serves every run
+    broken = remembered(job_key(device, job="bf16 trial", **job), lambda: ways_that_run(both_layouts, spec)[1])
+    broken = {way.name: broken[way.name] for way in ways if way.name in broken}
+    usable = [way for way in ways if way.name not in broken]
+    if not usable:
+        usable = list(dict.fromkeys(Compute(False, way.channels_last) for way in ways))
+        warn("--amp", f"bfloat16 training steps of these networks at this clip shape fail on this CPU "
+                      f"({failures(broken)}); training in float32")
+    return usable, broken
+
+
+def failures(broken):
+    """{way name: how it failed} in words: 'bf16 contiguous and bf16 channels_last died (SIGSEGV)'."""
+    names = {}
+    for name, how in broken.items():
+        names.setdefault(how, []).append(name)
+    return "; ".join(f"{' and '.join(group)} {how}" for how, group in names.items())
