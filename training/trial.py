@@ -8,7 +8,8 @@ once in a child, on the run's networks and clip shape, before the run may choose
 child dies, or takes far longer than a float32 step, is left out. CPUs without AMX compute
 bfloat16 with other kernels, which ran every shape tried, and are not tried this way.
 
-    usable, broken = ways_that_run(ways, spec)   # spec: trial_spec(config, clip_shape, weights)
+    spec = trial_spec("unet", generator_args, discriminator_args, clip_shape=(5, 4, 96, 96), weights=LossWeights())
+    usable, broken = ways_that_run(ways, spec)    # broken: {"bf16 contiguous": "died (SIGSEGV)"}
     python -m training.trial < SPEC.json          # the child: prints "ok INDEX" after each way's step
 """
 import json
