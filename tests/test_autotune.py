@@ -94,7 +94,8 @@ def test_a_way_whose_step_is_not_finite_is_never_chosen(monkeypatch):
     assert not ways[fastest(ways, seconds)].amp
 
 
-# A stand-in for the trial child: bfloat16 contiguous dies, channels_last steps, or (HANG) it hangs.
+# A stand-in for the trial child: bfloat16 contiguous dies, channels_last steps; or (HANG) it hangs;
+# or (ABORT_AT_EXIT) every way steps and the child dies after.
 FAKE_CHILD = """
 import json, os, signal, sys, time
 spec = json.load(sys.stdin)
@@ -102,9 +103,11 @@ for index, (amp, channels_last) in enumerate(spec["ways"]):
     if os.environ.get("HANG"):
         signal.setitimer(signal.ITIMER_REAL, 0.2)
         time.sleep(10)
-    if not channels_last:
+    if not channels_last and not os.environ.get("ABORT_AT_EXIT"):
         os.kill(os.getpid(), signal.SIGSEGV)
     print("ok", index, flush=True)
+if os.environ.get("ABORT_AT_EXIT"):
+    os.abort()
 """
 
 
@@ -119,6 +122,9 @@ def test_a_bf16_way_whose_trial_child_dies_or_hangs_is_left_out_and_the_rest_are
     usable, broken = ways_that_run(ways, {}, child=[sys.executable, "-c", FAKE_CHILD])
     assert names(usable) == ["fp32 contiguous"] and set(broken) == {"bf16 contiguous", "bf16 channels_last"}
     assert all(how.startswith("hung") for how in broken.values())
+    monkeypatch.delenv("HANG")
+    monkeypatch.setenv("ABORT_AT_EXIT", "1")
+    assert ways_that_run(ways, {}, child=[sys.executable, "-c", FAKE_CHILD]) == (ways, {})  # what stepped is kept
 
 
 def test_the_trial_child_steps_the_real_networks_in_each_way_it_is_given():

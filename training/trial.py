@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from training.step import LossWeights, Nets, gan_step
+from utils.compute import Compute
 from utils.device import grad_scaler, to_model_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,10 +70,9 @@ def ways_that_run(ways, spec, child=CHILD):
             broken.update({way.name: "did not finish" for way in untried})
             break
         passed = sum(line.startswith("ok ") for line in done.stdout.splitlines())
-        if done.returncode == 0 and passed == len(untried):
+        if passed == len(untried):  # every way stepped (however the child ended after that)
             break
-        failed = untried[min(passed, len(untried) - 1)]
-        broken[failed.name] = how_it_ended(done)
+        broken[untried[passed].name] = how_it_ended(done)
         untried = untried[passed + 1:]
     return [way for way in ways if way.name not in broken], broken
 
@@ -88,20 +88,19 @@ def main():
     clips = [rng.integers(0, 256, (*spec["clip"], 3), dtype=np.uint8) for _ in range(2)]
     weights = LossWeights(*spec["weights"])
 
-    def step(amp, channels_last):
+    def step(way):
         torch.manual_seed(0)
-        layout = torch.channels_last_3d if channels_last else torch.contiguous_format
-        generator = build_generator(spec["network"], **spec["generator"]).to(memory_format=layout)
-        discriminator = PatchDiscriminator3D(**spec["discriminator"]).to(memory_format=layout) if spec["discriminator"] else None
-        x, y = (to_model_input(c, device, channels_last) for c in clips)
+        generator = build_generator(spec["network"], **spec["generator"]).to(memory_format=way.memory_format)
+        discriminator = PatchDiscriminator3D(**spec["discriminator"]).to(memory_format=way.memory_format) if spec["discriminator"] else None
+        x, y = (to_model_input(c, device, way.channels_last) for c in clips)
         started = time.perf_counter()
-        gan_step(timing_nets(generator, discriminator, device, amp), x, y, weights, device, amp)
+        gan_step(timing_nets(generator, discriminator, device, way.amp), x, y, weights, device, way.amp)
         return time.perf_counter() - started
 
-    float32_seconds = step(False, False)
+    float32_seconds = step(Compute(False, False))
     for index, (amp, channels_last) in enumerate(spec["ways"]):
         signal.setitimer(signal.ITIMER_REAL, max(HANG_SECONDS, HANG_FACTOR * float32_seconds))  # SIGALRM ends the child
-        step(amp, channels_last)
+        step(Compute(amp, channels_last))
         signal.setitimer(signal.ITIMER_REAL, 0)
         print("ok", index, flush=True)
 
