@@ -212,3 +212,31 @@ def test_vgan_video_comment_marks_our_outputs(tiny_run, clip2s, tmp_path):
     assert compare(tiny_run, "--video", clip2s, "-o", tmp_path / "c.mp4").returncode == 0
     assert probe(tmp_path / "c.mp4").comment.startswith("made by vgan compare")
     assert probe(clip2s).comment == "" and ffmpeg_exe()
+
+
+def sound_seconds(path, rate=8000):
+    """How long a file's sound track lasts: its samples, decoded by ffmpeg, over their rate."""
+    done = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "s16le", "-ac", "1", "-ar", str(rate),
+                           "-"], capture_output=True, timeout=60, check=True)
+    return len(done.stdout) / 2 / rate
+
+
+@pytest.mark.parametrize("sound", ["ends first", "ends after"])
+def test_every_frame_is_kept_and_the_sound_ends_with_the_video_whatever_its_length(tiny_run, tmp_path, sound):
+    """20 frames (0.80 s) whose sound ends 10-20 ms before the video (as `-frames:v 20 -c:a copy` often
+    leaves it) or 2 s after it: the output has the 20 frames, with sound for as long as they last."""
+    seconds = 0.78 if sound == "ends first" else 2.8
+    video = make_video(tmp_path / "clip.mp4", seconds=0.8, extra=("-f", "lavfi", "-i", f"sine=d={seconds}", "-c:a", "aac"))
+    assert (sound_seconds(video) < 0.8) if sound == "ends first" else (sound_seconds(video) > 2.0)
+    assert probe(video).frames == 20
+    # split and build-dataset count the frames as the video has them, not as the sound lasts
+    assert "wrote 20 frames" in run_cli("split", video, "-o", tmp_path / "frames", cwd=tmp_path).stdout
+    assert len(list((tmp_path / "frames").iterdir())) == 20
+    built = run_cli("build-dataset", "--video", video, "--pair", "gray", "--size", "16", "-o", tmp_path / "d", cwd=tmp_path)
+    assert built.returncode == 0 and json.loads((tmp_path / "d" / "meta.json").read_text())["frames"] == 20, built.stderr
+    out = tmp_path / "cmp.mp4"
+    result = compare(tiny_run, "--video", video, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.with_suffix(".json").read_text())["frames"] == probe(out).frames == 20
+    assert probe(out).has_audio
+    assert sound_seconds(out) == pytest.approx(0.8, abs=0.03)  # padded with silence, or cut, at the last frame

@@ -381,7 +381,9 @@ class VideoWriter:
         video = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
         streams, options = [video], {}
         if self.audio_from is not None:
-            streams.append(ffmpeg.input(file_url(self.audio_from)).audio)
+            # Silence pads a sound track that ends first, and -shortest then ends the sound with the
+            # last frame: every frame is kept, and a longer track is cut at the video's end.
+            streams.append(ffmpeg.input(file_url(self.audio_from)).audio.filter("apad"))
             options = {"acodec": "aac", "shortest": None}
         if self.comment:
             options["metadata"] = f"comment={self.comment}"
