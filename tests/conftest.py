@@ -1,9 +1,13 @@
 """Shared test helpers: videos made by ffmpeg's lavfi sources, and running main.py as a user would."""
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +56,131 @@ def write_blank_dataset(folder, frames, side):
     return 2 * frames * side * side * 3
 
 
+SPAWNED = []  # every process group a test started, ended when that test ends
+
+
+def spawn(command, **popen):
+    """subprocess.Popen in a process group of its own, so that `kill_group` ends it and everything it
+    started (a compare's ffmpeg, a sweep's training children), not only the process itself. Whatever
+    of the group still runs when the test ends is killed then."""
+    proc = subprocess.Popen([str(part) for part in command], start_new_session=True, **popen)
+    SPAWNED.append(proc)
+    return proc
+
+
+def kill_group(proc):
+    """SIGKILL to every process of `proc`'s group that is still alive, then reap `proc`."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def run_group(command, timeout=600, input=None, **popen):
+    """subprocess.run with text output, in a process group of its own: on a timeout (or any error
+    here) the whole group is killed, so nothing the command started outlives the test."""
+    with spawn(command, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL, stdout=subprocess.PIPE,
+               stderr=subprocess.PIPE, text=True, **popen) as proc:
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except BaseException:
+            kill_group(proc)
+            raise
+    SPAWNED.remove(proc)  # ended, its output closed: nothing of it is left to end, and its pid may be reused
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+FRESH_PROCESSES_ENV = "VGAN_TEST_FRESH_PROCESSES"  # set to 1: every run_cli starts a new interpreter
+
+
+class Zygote:
+    """tests/zygote.py: a process with vgan imported that forks a child per command (seconds saved
+    on each of a few hundred commands). Started at the first command, ended with the session."""
+
+    def __init__(self, folder):
+        self.socket_path = str(Path(folder) / "zygote.sock")
+        self.proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "zygote.py"), self.socket_path], cwd=REPO,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready", "the test zygote did not start"
+
+    def run(self, argv, cwd, env, timeout):
+        """`python main.py ARGV` as a forked child: the CompletedProcess, or TimeoutExpired after
+        its whole process group was killed."""
+        with tempfile.TemporaryDirectory(prefix="vgan-cli-") as scratch, socket.socket(socket.AF_UNIX) as connection:
+            out, err = Path(scratch) / "stdout", Path(scratch) / "stderr"
+            connection.connect(self.socket_path)
+            request = {"argv": argv, "cwd": str(cwd or os.getcwd()), "env": env, "stdout": str(out), "stderr": str(err)}
+            connection.sendall((json.dumps(request) + "\n").encode())
+            replies = connection.makefile("r")
+            pid = int(replies.readline())
+            connection.settimeout(timeout)
+            try:
+                code = int(replies.readline())
+            except (TimeoutError, socket.timeout):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                raise subprocess.TimeoutExpired(["main.py", *argv], timeout) from None
+            return subprocess.CompletedProcess(["main.py", *argv], code, out.read_text(errors="replace"), err.read_text(errors="replace"))
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+ZYGOTE = []  # the session's Zygote, once a command has started it
+
+
 def run_cli(*args, cwd=None, env=None, timeout=600):
-    """Run `python main.py ARGS` in `cwd`; returns the CompletedProcess with text output."""
+    """Run `python main.py ARGS` in `cwd`; returns the CompletedProcess with text output. It runs as
+    a child forked from the test zygote, unless `env` sets more than vgan's own variables (a kernel
+    cap, a thread count, a module path: what a fork cannot change after import), which need a fresh
+    interpreter, or VGAN_TEST_FRESH_PROCESSES=1 asks for fresh interpreters throughout."""
+    argv = [str(a) for a in args]
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, str(REPO / "main.py"), *map(str, args)], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    if os.environ.get(FRESH_PROCESSES_ENV) != "1" and all(key.startswith("VGAN_") for key in env or {}):
+        if not ZYGOTE:
+            ZYGOTE.append(Zygote(tempfile.mkdtemp(prefix="vgan-zygote-")))
+        return ZYGOTE[0].run(argv, cwd, full_env, timeout)
+    return run_group([sys.executable, REPO / "main.py", *argv], timeout=timeout, cwd=cwd, env=full_env)
+
+
+def vgan_processes():
+    """{pid: command line} of the `main.py` processes of this checkout that are alive now: started
+    as `python main.py`, or forked by the test zygote (which itself is not one)."""
+    found, zygotes = {}, {z.proc.pid for z in ZYGOTE}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        ours = {str(REPO / "main.py").encode(), str(REPO / "tests" / "zygote.py").encode()} & set(command)
+        if ours and state != "Z" and int(pid) not in zygotes:
+            found[int(pid)] = b" ".join(command).decode(errors="replace")[:200]
+    return found
+
+
+@pytest.fixture(autouse=True)
+def end_what_the_test_started():
+    yield
+    while SPAWNED:
+        kill_group(SPAWNED.pop())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_vgan_process_outlives_the_tests():
+    """After the last test, no `main.py` that a test started is still running: a timeout or a
+    failure killed its whole process group. Any left are listed, killed, and fail the run."""
+    before = set(vgan_processes())
+    yield
+    deadline = time.monotonic() + 30  # a process that was just told to stop may still be saving
+    while (left := {pid: cmd for pid, cmd in vgan_processes().items() if pid not in before}) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for zygote in ZYGOTE:
+        zygote.close()
+    assert not left, f"main.py processes outlived the tests: {left}"
 
 
 def assert_user_error(result, *fragments):

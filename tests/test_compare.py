@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, assert_user_error, build, encode_frames, leftovers, make_video, run_cli
+from conftest import REPO, assert_user_error, build, encode_frames, leftovers, make_video, run_cli, run_group
 from datasets.slider import ClipSlider
 from datasets.store import load_dataset
 from inference.loader import latest_experiment
@@ -160,7 +160,6 @@ def test_overlap_must_be_below_the_pool(tiny_run, clip2s, tmp_path):
     assert result.returncode == 2 and "--overlap: must be below the trained -pool (4)" in result.stderr
 
 
-@pytest.mark.slow
 def test_memory_does_not_grow_with_the_video_length(tiny_run, tmp_path):
     """Peak resident memory of compare on a 10x longer video stays within 1.5x, and grows by far
     less than holding the longer video's frames would take."""
@@ -171,7 +170,8 @@ def test_memory_does_not_grow_with_the_video_length(tiny_run, tmp_path):
                    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
         cmd = [sys.executable, "-c", wrapper, sys.executable, str(REPO / "main.py"), "compare", "--checkpoint", str(tiny_run[1]),
                "--video", str(video), "--size", "128", "--overlap", "0", "-o", str(tmp_path / f"c{seconds}.mp4")]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600)
+        done = run_group(cmd, timeout=600)
+        assert done.returncode == 0, done.stderr
         peaks[seconds] = int(done.stdout.split()[-1])
     assert probe(tmp_path / "c40.mp4").frames == 1000
     held = 1000 * 128 * 128 * 3 * 6  # input, generated and target frames, and the 3-panel frame

@@ -77,7 +77,6 @@ def test_a_residual_run_starts_at_the_identity_and_resume_keeps_it(tmp_path, sam
     assert run_cli("train", "--name", "x", "--resume", "--max-steps", "4", cwd=tmp_path).returncode == 0
 
 
-@pytest.mark.slow
 def test_a_residual_model_beats_the_identity_on_real_texture(tmp_path):
     """Denoising natural footage (sigma 25): the held-out PSNR rises at least 1.5 dB above the noisy
     input's within 150 steps of the default training (fixed seed, float32, CPU; it measured +2.7 dB)."""

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from browser import inspect_page
-from conftest import REPO, TINY, run_cli
+from conftest import REPO, TINY, run_cli, spawn
 from experiments.runs import flags_text, groups, summarize
 from experiments.stats import significantly_different, welch_t_test
 from training.lock import ExperimentLock, lock_is_live
@@ -221,13 +221,12 @@ def test_sweep_jobs_trains_points_at_once_each_with_its_log(tmp_path, tiny):
     assert "all 2 runs finished" in result.stdout
 
 
-@pytest.mark.slow
 def test_sweep_resumes_after_a_kill_without_repeating_finished_points(tmp_path, tiny):
-    args = ["sweep", "--gan-loss", "dcgan,none", "--seeds", "2", "--data", tiny, *TINY, "--max-steps", "60", "--log-every", "1"]
+    args = ["sweep", "--gan-loss", "dcgan,none", "--seeds", "2", "--data", tiny, *TINY, "--max-steps", "30", "--log-every", "1"]
     root = tmp_path / "checkpoints"
     output = tmp_path / "sweep.log"  # a file, not a pipe: a pipe nobody drains would stall the training child
     with open(output, "w") as log:
-        sweep = subprocess.Popen([sys.executable, str(REPO / "main.py"), *args], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        sweep = spawn([sys.executable, REPO / "main.py", *args], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     names = []
     deadline = time.time() + 300
     while len(names) < 4 and time.time() < deadline:
@@ -254,7 +253,7 @@ def test_sweep_resumes_after_a_kill_without_repeating_finished_points(tmp_path, 
     assert events(second) == ["started", "interrupted", "resumed", "finished"]
     table = run_cli("runs", "--checkpoints", root, "--json", cwd=tmp_path)
     report = json.loads(table.stdout)
-    assert {r["status"] for r in report["runs"]} == {"finished"} and {r["steps"] for r in report["runs"]} == {60}
+    assert {r["status"] for r in report["runs"]} == {"finished"} and {r["steps"] for r in report["runs"]} == {30}
     assert sorted(g["n"] for g in report["groups"]) == [2, 2]
 
     page = root / "index.html"

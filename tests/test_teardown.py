@@ -1,7 +1,8 @@
 """Two-rank gloo runs end without aborting: the DDP wrappers are dropped and the process group is
 destroyed (joining gloo's threads) before the interpreter finalizes. Without that, 3 to 6 runs in 40
 aborted at exit with "terminate called without an active exception" (measured with DDP alive at exit:
-no teardown, destroy_process_group alone, barrier then destroy)."""
+no teardown, destroy_process_group alone, barrier then destroy). The mechanism is checked inside a
+real two-rank train; a few runs end to end show the outcome, and `-m slow` runs fifty."""
 import os
 import socket
 import subprocess
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, TINY, spawn
 
 RANK = r"""
 import sys, time, torch
@@ -37,21 +38,55 @@ def free_port():
         return s.getsockname()[1]
 
 
-def two_ranks(script, ending):
-    """Exit codes and stderr of the two ranks of `script`, launched as torchrun would."""
+# train itself, with destroy_process_group watched: how many DDP wrappers are still alive when it runs.
+WATCHED_TRAIN = r"""
+import gc, sys
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+import main
+
+destroy = dist.destroy_process_group
+
+def watched_destroy(*args, **kwargs):
+    gc.collect()
+    print("DDP wrappers alive when the group is destroyed:", sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
+    destroy(*args, **kwargs)
+
+dist.destroy_process_group = watched_destroy
+sys.exit(main.main(sys.argv[1:]))
+"""
+
+
+def two_ranks(args, cwd=REPO):
+    """(exit code, stdout, stderr) of each of two ranks of `python ARGS`, launched as torchrun would."""
     port = free_port()
-    ranks = [subprocess.Popen([sys.executable, "-c", script, ending], cwd=REPO, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RANK": str(rank),
-                                   "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-                                   "MASTER_PORT": str(port)}) for rank in (0, 1)]
-    return [(p.wait(timeout=120), p.stderr.read()) for p in ranks]
+    ranks = [spawn([sys.executable, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                   env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
+                        "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}) for rank in (0, 1)]
+    outputs = [p.communicate(timeout=300) for p in ranks]
+    return [(p.returncode, *output) for p, output in zip(ranks, outputs)]
+
+
+def test_train_releases_ddp_before_it_destroys_the_process_group(tmp_path, tiny):
+    ranks = two_ranks(["-c", WATCHED_TRAIN, "train", "--data", tiny, *TINY, "--max-steps", "2", "--device", "cpu"], cwd=tmp_path)
+    for code, out, err in ranks:
+        assert code == 0 and "terminate called" not in err, err[-2000:]
+        assert "DDP wrappers alive when the group is destroyed: 0" in out, out
+
+
+def aborted_runs(runs):
+    aborted = []
+    for run in range(runs):
+        for code, _, stderr in two_ranks(["-c", RANK, "as-train-does"]):
+            if code != 0 or "terminate called" in stderr:
+                aborted.append((run, code, stderr[-500:]))
+    return aborted
+
+
+def test_three_two_rank_runs_end_without_an_abort():
+    assert aborted_runs(3) == []
 
 
 @pytest.mark.slow
 def test_fifty_two_rank_runs_end_without_an_abort():
-    aborted = []
-    for run in range(50):
-        for code, stderr in two_ranks(RANK, "as-train-does"):
-            if code != 0 or "terminate called" in stderr:
-                aborted.append((run, code, stderr[-500:]))
-    assert aborted == []
+    assert aborted_runs(50) == []

@@ -1,19 +1,20 @@
 """Tiled inference: exact where a tile covers the frame, within 45 dB of untiled with real tiles,
-within the memory budget at 4K, a one-line refusal when nothing fits; progress on long commands."""
+within the memory budget on a 4K frame, a one-line refusal when nothing fits; progress on long commands."""
 import json
-import subprocess
+import re
 import sys
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, assert_user_error, make_video, run_cli
+from conftest import REPO, assert_user_error, make_video, run_cli, run_group
 from inference.generate import ClipGenerator
 from inference.loader import load_model
 from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, peak_bytes, receptive_radius, run_tiled
 from networks import build_generator
 from utils.errors import UserError
+from utils.ffmpeg import probe
 from utils.metrics import psnr
 from utils.size import Size
 
@@ -117,35 +118,55 @@ def clip4k(tmp_path_factory):
     return make_video(tmp_path_factory.mktemp("4k") / "4k.mp4", size="3840x2160", rate=25, seconds=0.16)  # 4 frames
 
 
+@pytest.fixture(scope="module")
+def frame4k(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("4k") / "frame4k.mp4", size="3840x2160", rate=25, seconds=0.04)  # 1 frame
+
+
+@pytest.fixture(scope="module")
+def lean_run(tmp_path_factory, tiny):
+    """A U-Net of one level, two channels and (2+1)D convolutions (6 norm layers) trained for a step
+    on clips of one frame: what a 4K frame in tiles costs on a 2-core CPU is mostly its norm layers'
+    passes, each a convolution over the whole frame."""
+    work = tmp_path_factory.mktemp("lean")
+    result = run_cli("train", "--data", tiny, "--depth", "1", "--channels", "2", "--conv", "2plus1d", "--d-channels", "4",
+                     "--d-layers", "2", "-pool", "1",
+                     "--step", "1", "--max-steps", "1", "--amp", "off", "--memory-format", "contiguous", "--name", "lean", cwd=work)
+    assert result.returncode == 0, result.stderr
+    return work, work / "checkpoints" / "lean"
+
+
 def peak_rss_of(*args, cwd):
     """(CompletedProcess, the peak resident bytes) of `python main.py ARGS`, measured by a parent of its own."""
     measure = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
                "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); "
                "print('peak', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024); sys.exit(r.returncode)")
-    result = subprocess.run([sys.executable, "-c", measure, sys.executable, str(REPO / "main.py"), *map(str, args)],
-                            cwd=cwd, capture_output=True, text=True, timeout=600)
+    result = run_group([sys.executable, "-c", measure, sys.executable, REPO / "main.py", *args], cwd=cwd, timeout=600)
     peak = int(result.stdout.strip().splitlines()[-1].split()[-1])
     return result, peak
 
 
-@pytest.mark.slow
-def test_a_4k_clip_runs_in_tiles_within_the_budget(tiny_run, clip4k, tmp_path):
-    work, experiment = tiny_run
-    out = tmp_path / "4k_compare.mp4"
-    baseline, idle = peak_rss_of("compare", "--checkpoint", experiment, "--video", clip4k, "--dry-run", "--size", "64", cwd=work)
+def test_a_4k_frame_runs_in_tiles_within_the_budget(lean_run, frame4k, tmp_path):
+    work, experiment = lean_run
+    out, budget = tmp_path / "4k_compare.mp4", 2**27
+    baseline, idle = peak_rss_of("compare", "--checkpoint", experiment, "--video", frame4k, "--dry-run", "--size", "64", cwd=work)
     assert baseline.returncode == 0, baseline.stderr
-    result, peak = peak_rss_of("compare", "--checkpoint", experiment, "--video", clip4k, "-o", out, "--size", "3840x2160",
-                               "--max-memory", "512M", "--batch", "1", "--quiet", cwd=work)
+    result, peak = peak_rss_of("compare", "--checkpoint", experiment, "--video", frame4k, "-o", out, "--size", "3840x2160",
+                               "--max-memory", str(budget), "--batch", "1", "--quiet", cwd=work)
     assert result.returncode == 0, result.stderr
-    assert "tiles of" in result.stdout
-    frames = 4 * 3840 * 2160 * 3  # bytes of the clip's frames in uint8
-    # Besides the generator's budget, the process holds the clip's frames a few times over: decoded,
-    # in float in and out (2 x 4 bytes), generated, side by side (3 panels).
-    assert peak - idle < 2**29 + 16 * frames, (peak, idle)
-    fixed, per_pixel = forward_cost(load_model(experiment, CPU).generator, 4, CPU)
-    untiled = fixed + per_pixel * 3840 * 2160
-    assert untiled > 2**29 + 16 * frames  # whole frames would not have fitted
-    assert json.loads(out.with_suffix(".json").read_text())["frames"] == 4
+    side = re.search(r"tiles of (\d+)x(\d+)", result.stdout)
+    assert side, result.stdout
+    # The generator's part: a tile's forward pass, measured, keeps within the budget; the whole frame's would not.
+    generator = load_model(experiment, CPU).generator
+    tile = peak_bytes(generator, torch.zeros(1, 3, 1, int(side.group(2)), int(side.group(1))), CPU)
+    fixed, per_pixel = forward_cost(generator, 1, CPU)
+    assert tile <= budget < fixed + per_pixel * 3840 * 2160, (tile, budget, per_pixel)
+    # The process's part: besides the generator's budget it holds the frame a few times over (decoded,
+    # in float in and out: 2 x 4 bytes, generated, side by side: 3 panels) and SSIM's float64 maps of
+    # one channel at a time (about 12 of 8 bytes a pixel: 32 times the frame's bytes).
+    frame = 3840 * 2160 * 3
+    assert peak - idle < budget + 48 * frame, (peak, idle)
+    assert json.loads(out.with_suffix(".json").read_text())["frames"] == probe(out).frames == 1
 
 
 def test_nothing_fitting_is_refused_in_one_line_before_starting(tiny_run, clip4k, tmp_path):

@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import re
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -18,6 +19,29 @@ from utils.fsio import temp_name, write_json_atomic
 VERSION = 1
 LAST_NAME = "last.pt"  # the checkpoint an experiment folder means
 REQUIRED_KEYS = ("generator", "network", "model_args", "config", "step", "version")
+# A test hook, for the fault tests alone: while the file this names exists, a checkpoint write stops
+# after its first bytes, touches NAME.held and waits, so that a test can kill it mid-write for sure.
+HOLD_WRITE_ENV = "VGAN_TEST_HOLD_CHECKPOINT_WRITE"
+
+
+class _HeldWrites:
+    """A file whose first write is followed by a wait while the gate file exists (HOLD_WRITE_ENV)."""
+
+    def __init__(self, file, gate):
+        self.file, self.gate, self.held = file, Path(gate), False
+
+    def write(self, data):
+        written = self.file.write(data)
+        if not self.held:
+            self.held = True
+            self.file.flush()  # the partial file on disk holds these bytes while the write is held
+            Path(f"{self.gate}.held").touch()
+            while self.gate.exists():
+                time.sleep(0.01)
+        return written
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
 
 
 def save_checkpoint(state, path):
@@ -30,7 +54,8 @@ def save_checkpoint(state, path):
     tmp = temp_name(path)
     try:
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            gate = os.environ.get(HOLD_WRITE_ENV)
+            torch.save(state, _HeldWrites(f, gate) if gate and Path(gate).exists() else f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
