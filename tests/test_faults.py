@@ -98,6 +98,7 @@ def test_sigkill_mid_write_and_at_random_moments_always_leaves_a_last_pt_that_lo
 # 2. Interrupted and resumed ----------------------------------------------------------------------
 
 def test_sigint_and_sigterm_save_exit_130_and_143_and_resume_bitwise(tmp_path, tiny):
+    """SIGINT once step 8 of 30 is logged, SIGTERM once step 18 is: each lands mid-run."""
     common = ["--data", tiny, *TINY, "--max-steps", "30", "--log-every", "1", "--seed", "5", "--flip"]
     assert run_cli("train", *common, "--name", "straight", cwd=tmp_path).returncode == 0
     folder = tmp_path / "checkpoints" / "stopped"
@@ -123,6 +124,7 @@ def test_sigint_and_sigterm_save_exit_130_and_143_and_resume_bitwise(tmp_path, t
 # 3. Two runs, one experiment ---------------------------------------------------------------------
 
 def test_second_run_on_a_live_experiment_is_refused_and_a_killed_runs_lock_is_free(tmp_path, tiny):
+    """The live run (of 100,000 steps) is SIGKILLed after its first checkpoint, while it holds the lock."""
     args = ["--data", tiny, *TINY, "--max-steps", "100000", "--name", "x"]
     folder = tmp_path / "checkpoints" / "x"
     live = spawn(train_cmd(*args), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
