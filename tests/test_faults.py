@@ -53,10 +53,10 @@ def equal_states(a, b):
 # 1. Killed mid-write ---------------------------------------------------------------------------
 
 def test_sigkill_mid_write_and_at_random_moments_always_leaves_a_last_pt_that_loads_and_resumes(tmp_path, tiny):
-    """8 SIGKILLs of a run that saves every step. Every other kill lands while
-    last.pt is being written, placed there by the checkpoint writer's test hook (HOLD_WRITE_ENV:
-    the write holds after its first bytes until killed), whatever this machine's speed; the others
-    land at seeded random moments. After each, last.pt loads, never goes back, and training resumes."""
+    """8 SIGKILLs of a run that saves every step. Every other kill lands while last.pt is being
+    written, placed there by the checkpoint writer's test hook (HOLD_WRITE_ENV: the write holds after
+    its first bytes until killed), whatever this machine's speed; the others land at seeded random
+    moments. After each, last.pt loads, never goes back, and training resumes."""
     rng = random.Random(KILL_SEED)
     folder = tmp_path / "checkpoints" / "k"
     gate = tmp_path / "hold-checkpoint-write"
@@ -104,8 +104,8 @@ def test_sigint_and_sigterm_save_exit_130_and_143_and_resume_bitwise(tmp_path, t
     folder = tmp_path / "checkpoints" / "stopped"
     for signum, code, after in ((signal.SIGINT, 130, 8), (signal.SIGTERM, 143, 18)):
         resume = ["--resume"] if folder.exists() else []
-        proc = spawn(train_cmd(*common, "--name", "stopped", *resume), cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = spawn(train_cmd(*common, "--name", "stopped", *resume), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.PIPE, text=True)
         wait_for(lambda: latest_step(folder) >= after, what=f"step {after}")
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=300)
@@ -168,8 +168,8 @@ def test_two_processes_racing_for_a_stale_lock_never_both_win(tmp_path, attempt)
     (folder / "lock").write_text("")
     (folder / "lock.json").write_text(json.dumps({"pid": 2 ** 22 + 777, "host": "gone"}))  # left by a killed run
     start = time.time() + 1.5
-    racers = [spawn([sys.executable, "-c", RACER, folder, start], cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    racers = [spawn([sys.executable, "-c", RACER, folder, start], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True) for _ in range(2)]
     outcomes = sorted(proc.communicate(timeout=60)[0].split()[0] for proc in racers)
     assert outcomes == ["refused", "took"], outcomes
 
