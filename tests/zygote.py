@@ -60,11 +60,6 @@ def run_child(request):
     sys.exit(main.main(request["argv"]))
 
 
-def status_of(wait_status):
-    """An exit status as subprocess reports it: the code, or minus the signal that killed it."""
-    return -os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else os.WEXITSTATUS(wait_status)
-
-
 def serve(path):
     """Fork a child per request until the socket's parent (the test session) goes away."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -90,7 +85,7 @@ def serve(path):
             if done:
                 connection = waiting.pop(pid)
                 try:
-                    connection.sendall(f"{status_of(wait_status)}\n".encode())
+                    connection.sendall(f"{os.waitstatus_to_exitcode(wait_status)}\n".encode())
                 except OSError:  # the test stopped waiting for it
                     pass
                 connection.close()
