@@ -21,11 +21,6 @@ def window_starts(ranges, pool, step):
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def count_windows(length, pool, step):
-    """How many windows a range of `length` frames holds: floor((length - pool) / step) + 1, or 0."""
-    return (length - pool) // step + 1 if length >= pool else 0
-
-
 class ClipSlider:
     """Serves (A, B) clip batches as uint8 (B, T, H, W, 3) arrays.
 
@@ -102,8 +97,7 @@ class ClipSlider:
         clips[0][...], clips[1][...] = self.a[index], self.b[index]
         return tuple(clips)
 
-    def batches(self, epoch, skip=0):
-        """Yield this rank's (A, B) batches of `epoch`, leaving out the first `skip` (for resuming)."""
+    def batches(self, epoch):
+        """Yield this rank's (A, B) batches of `epoch`, in order."""
         for number, windows in enumerate(self.epoch_batches(epoch)):
-            if number >= skip:
-                yield self.gather(windows, epoch, number)
+            yield self.gather(windows, epoch, number)
