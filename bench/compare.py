@@ -22,7 +22,8 @@ from pathlib import Path
 
 from commands.demo import NETWORK
 from utils.device import machine_summary
-from utils.ffmpeg import ffmpeg_exe, probe
+from media.probe import probe
+from media.process import ffmpeg_exe
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_NETWORK = {"channels": NETWORK["channels"], "depth": NETWORK["depth"], "temporal_pool": False}
@@ -31,7 +32,7 @@ BASELINE = """
 import glob, os, subprocess, sys
 import cv2, numpy as np, torch
 from networks import build_generator
-from utils.checkpoint import load_checkpoint
+from runfolder.checkpoint import load_checkpoint
 ffmpeg, video, work, checkpoint = sys.argv[1:5]
 os.makedirs(work + "/in"); os.makedirs(work + "/out")
 subprocess.run([ffmpeg, "-v", "error", "-i", video, "-q:v", "2", work + "/in/%06d.jpg"], check=True)
@@ -52,19 +53,20 @@ subprocess.run([ffmpeg, "-v", "error", "-y", "-framerate", "25", "-i", work + "/
 """
 
 
-def write_checkpoint(path, conv=NETWORK["conv"]):
-    """A checkpoint of the demo's network at initialisation, in train's format (plain data)."""
+def write_checkpoint(folder, conv=NETWORK["conv"]):
+    """An experiment folder holding the demo's network at initialisation, in train's format (plain data)."""
     import torch
 
     from networks import build_generator
-    from utils.checkpoint import VERSION, save_checkpoint
+    from runfolder.checkpoint import VERSION, save_checkpoint
 
     torch.manual_seed(0)
     args = {**DEMO_NETWORK, "conv": conv}
     generator = build_generator("unet", **args)
     config = {"pool": 9, "network": "unet", "data": "data/demo"}
-    save_checkpoint({"generator": generator.state_dict(), "network": "unet", "model_args": args, "config": config,
-                     "step": 0, "version": VERSION, "dataset": {"pair": "gray", "width": 64, "height": 64, "fps": 25}}, path)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    save_checkpoint(folder, {"generator": generator.state_dict(), "network": "unet", "model_args": args, "config": config,
+                             "step": 0, "version": VERSION, "dataset": {"pair": "gray", "width": 64, "height": 64, "fps": 25}})
 
 
 def timed(command, env):
@@ -82,7 +84,7 @@ def main():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        video, checkpoint = tmp / "clip.mp4", tmp / "demo.pt"
+        video, checkpoint = tmp / "clip.mp4", tmp / "demo"
         subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s=64x64:r=25:d={args.frames / 25}",
                         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video)], check=True)
         write_checkpoint(checkpoint, args.conv)

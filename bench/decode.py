@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from utils.device import machine_summary
-from utils.ffmpeg import ffmpeg_exe
+from media.process import ffmpeg_exe
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from utils.ffmpeg import VideoWriter
+from media.encode import VideoWriter
 from cli.argtypes import frame_size
 from utils.size import Size
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.compare import write_checkpoint
 from utils.device import machine_summary
-from utils.ffmpeg import ffmpeg_exe
+from media.process import ffmpeg_exe
 from utils.memory import available_memory, human_bytes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def main():
     print(f"memory free now {human_bytes(available_memory())}; the default budget is half of it")
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        checkpoint = Path(work) / "demo.pt"
+        checkpoint = Path(work) / "demo"
         write_checkpoint(checkpoint)
         for size, frames in zip(args.sizes, args.frames):
             video = test_video(Path(work) / f"{size}.mp4", size, frames)

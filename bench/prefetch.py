@@ -12,11 +12,12 @@ import time
 import numpy as np
 import torch
 
+from compute.precision import grad_scaler
 from datasets.pipeline import InputPipeline
 from datasets.slider import ClipSlider
 from networks import PatchDiscriminator3D, build_generator
 from training.step import LossWeights, Nets, gan_step
-from utils.device import grad_scaler, machine_summary, pick_device
+from utils.device import machine_summary, pick_device
 
 
 def nets_on(device):

@@ -40,15 +40,17 @@ def make_runs(root, count):
 
     from cli.train_flags import default_flags
     from networks import build_generator
-    from utils.checkpoint import save_checkpoint
+    from runfolder.checkpoint import save_checkpoint
+    from runfolder.config import write_config
+    from runfolder.layout import RunFolder
 
     generator = build_generator("unet", channels=8, depth=3)
     weights = generator.state_dict()
     for i in range(count):
-        folder = root / f"run{i:03d}"
-        folder.mkdir()
+        folder = RunFolder(root / f"run{i:03d}")
+        folder.path.mkdir()
         config = {**default_flags(), "name": folder.name, "seed": i % 3, "channels": 8}
-        (folder / "config.json").write_text(json.dumps(config))
+        write_config(folder, config)
         lines = [{"step": 0, "epoch": 1, "event": "started", "parameters/generator": 1000}]
         for step in range(1, 2001):
             lines.append({"step": step, "epoch": step // 20 + 1, "loss/g_adv": 0.7, "loss/g_l1": 0.1, "loss/d_real": 0.6,
@@ -57,10 +59,10 @@ def make_runs(root, count):
                 lines.append({"step": step, "epoch": step // 20, "val/psnr": 15 + step / 1000, "val/psnr_identity": 12.0,
                               "val/ssim": 0.6, "val/ssim_identity": 0.4, "val/warp_error": 0.02, "val/l1": 0.1})
         lines.append({"step": 2000, "epoch": 100, "event": "finished"})
-        (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-        save_checkpoint({"generator": weights, "opt_g": {"state": {}}, "step": 2000, "epoch": 100, "finished": True,
-                         "network": "unet", "model_args": {}, "config": config, "version": 1,
-                         "rng": {"torch": torch.get_rng_state()}}, folder / "last.pt")
+        folder.metrics.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        save_checkpoint(folder, {"generator": weights, "opt_g": {"state": {}}, "step": 2000, "epoch": 100, "finished": True,
+                                 "network": "unet", "model_args": {}, "config": config, "version": 1,
+                                 "rng": {"torch": torch.get_rng_state()}})
 
 
 def main():

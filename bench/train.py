@@ -20,13 +20,14 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cli.train_flags import default_flags
+from compute.choice import Compute, fastest
+from compute.precision import grad_scaler
 from datasets.slider import ClipSlider
 from networks import PatchDiscriminator3D, build_generator
 from networks.layers import InstanceNorm3d
-from utils.compute import Compute, fastest
 from training.experiment import discriminator_args
 from training.step import LossWeights, Nets, gan_step
-from utils.device import grad_scaler, machine_summary, native_bf16_cpu, to_model_input
+from utils.device import machine_summary, native_bf16_cpu, to_model_input
 
 NETWORKS = {"unet": {"channels": 16, "depth": 4}, "resnet": {"channels": 16, "blocks": 6, "downsample": 2}}
 CPU = torch.device("cpu")

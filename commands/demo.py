@@ -38,13 +38,14 @@ def run(args):
     from inference.evaluate import evaluate_model
     from inference.generate import clip_generator
     from inference.loader import load_model
+    from runfolder.layout import RunFolder
     from training.loop import train
     from utils.device import pick_device
     from utils.metrics import score_table
     from utils.size import Size
 
     device = pick_device(args.device)
-    folder = Path("checkpoints") / EXPERIMENT
+    folder = RunFolder(Path("checkpoints") / EXPERIMENT)
     print("1/5 the built-in sample video", flush=True)
     sample = ensure_sample()
     print(f"    {sample}: 12 s of drifting gradients, a Game of Life and a spinning test card", flush=True)
@@ -69,7 +70,7 @@ def run(args):
     scores = evaluation["scores"]
     print()
     print(f"comparison video: {COMPARISON}  (input | generated | target)")
-    print(f"report:           {folder / 'index.html'}")
+    print(f"report:           {folder.page}")
     print(f"checkpoint:       {model.path}")
     print(f"\nheld-out frames of {DATA} ({evaluation['frames']} frames):")
     print(score_table(scores))

@@ -31,10 +31,11 @@ def add_arguments(parser):
 def run(args):
     from cli.train_flags import default_flags
     from experiments.page import write_comparison_page
-    from experiments.runs import GROUP_HEADER, RUN_HEADER, experiment_folders, group_rows, groups, run_rows, sort_runs, summarize, text_table
+    from experiments.runs import GROUP_HEADER, RUN_HEADER, group_rows, groups, run_rows, sort_runs, summarize, text_table
+    from runfolder.layout import CheckpointsRoot
 
     defaults = default_flags()
-    folders = [f for f in experiment_folders(args.checkpoints) if fnmatch.fnmatchcase(f.name, args.select)]
+    folders = [f for f in CheckpointsRoot(args.checkpoints).folders() if fnmatch.fnmatchcase(f.name, args.select)]
     runs = sort_runs([summarize(folder, defaults) for folder in folders], *SORT_KEYS[args.sort])
     group_list = groups(runs, args.metric)
     page = write_comparison_page(args.checkpoints, runs, group_list) if folders else None

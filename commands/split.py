@@ -22,7 +22,8 @@ def add_arguments(parser):
 
 
 def run(args):
-    from utils.ffmpeg import probe, write_image_sequence
+    from media.probe import probe
+    from media.split import write_image_sequence
     from utils.fsio import staged_dir
     from utils.progress import Progress
 

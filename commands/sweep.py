@@ -58,21 +58,21 @@ def add_arguments(parser):
 def run(args):
     from cli.train_flags import default_flags
     from experiments.page import refresh_comparison_page
-    from experiments.sweep import Point, expand_grid, point_state, run_points
+    from experiments.sweep import Point, expand_grid, point_plan, run_points
 
     grid = {flag.dest: getattr(args, flag.dest) for flag in GRID_FLAGS if getattr(args, flag.dest) is not None}
     flags = {flag.dest: flag for flag in TRAIN_FLAGS}
     root = Path(args.checkpoints)
     points = [Point(values, flags) for values in expand_grid(grid, args.seeds)]
-    states = {point.name: point_state(root / point.name) for point in points}
+    plans = {point.name: point_plan(root / point.name) for point in points}
     if args.dask:  # each worker sees for itself whether to resume; a point running for a dead driver is waited for
-        jobs = [(point.name, point.train_argv(root.resolve())) for point in points if states[point.name] != "done"]
+        jobs = [(point.name, point.train_argv(root.resolve())) for point in points if plans[point.name] != "done"]
     else:
-        jobs = [(point.name, point.train_argv(root, resume=states[point.name] == "resume"))
-                for point in points if states[point.name] in ("new", "resume")]
+        jobs = [(point.name, point.train_argv(root, resume=plans[point.name] == "resume"))
+                for point in points if plans[point.name] in ("new", "resume")]
     print(f"sweep: {len(points)} runs ({len(points) // args.seeds} points x {args.seeds} seeds) in {root}/")
-    for name, state in states.items():
-        print(f"  {state:<8} {name}")
+    for name, plan in plans.items():
+        print(f"  {plan:<8} {name}")
     if args.dry_run:
         for _, argv in jobs:
             print("python main.py train " + " ".join(argv))

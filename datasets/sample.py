@@ -35,7 +35,7 @@ def sample_stream(size=SAMPLE_SIZE, fps=SAMPLE_FPS):
 
 def ensure_sample(path=SAMPLE_PATH):
     """Render the sample to `path` unless it is there already; return the path."""
-    from utils.ffmpeg import render
+    from media.encode import render
 
     path = Path(path)
     if not path.exists():

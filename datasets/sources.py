@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import DatasetError, VideoError
-from utils.ffmpeg import VideoWriter, iter_frames, probe
+from media.decode import iter_frames
+from media.encode import VideoWriter
+from media.probe import probe
 
 CHUNK_FRAMES = 64
 

@@ -39,15 +39,15 @@ def train_point(repo, cwd, argv, folder, stop_name):
         sys.path.insert(0, repo)
     from distributed import Event, get_worker
 
-    from experiments.sweep import point_state, start_training
-    from training.lock import wait_until_free
+    from experiments.sweep import point_plan, start_training
+    from runfolder.lock import wait_until_free
 
     folder = Path(folder)
     wait_until_free(folder)  # a run of this point still going (a killed worker's, saving; a dead driver's)
-    state = point_state(folder)
-    if state == "done":
+    plan = point_plan(folder)
+    if plan == "done":
         return 0
-    argv = [*argv, *(["--resume"] if state == "resume" else [])]
+    argv = [*argv, *(["--resume"] if plan == "resume" else [])]
     child = start_training(Path(repo) / "main.py", argv, sharing_cores_with=get_worker().state.nthreads, log_for=folder,
                            cwd=cwd if Path(cwd).is_dir() else None)
     stop = Event(stop_name)

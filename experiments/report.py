@@ -10,12 +10,13 @@ import os
 from pathlib import Path
 
 from experiments.html import curve, page, score_rows, svg_chart, table, video
-from training.experiment import CONFIG_NAME
-from training.metrics_log import read_metrics
+from runfolder.config import read_config
+from runfolder.events import events
+from runfolder.layout import RunFolder
+from runfolder.metrics import read_metrics
 from utils.fsio import read_json, write_json_atomic, write_text_atomic
 
 MAX_GRIDS = 24  # sample grids shown, newest first
-RESULT_NAMES = {"compare": "compare.json", "evaluation": "evaluation.json"}  # the latest of each, kept in the experiment
 
 
 def record_result(result, kind, sidecar=None):
@@ -24,23 +25,23 @@ def record_result(result, kind, sidecar=None):
     with the experiment's page rewritten."""
     if sidecar is not None:
         write_json_atomic(sidecar, result)
-    folder = Path(result["checkpoint"]).parent
-    if (folder / CONFIG_NAME).exists():
+    folder = RunFolder(Path(result["checkpoint"]).parent)
+    if folder.config.exists():
         output = result.get("output")
-        write_json_atomic(folder / RESULT_NAMES[kind], {**result, **({"output": str(Path(output).resolve())} if output else {})})
+        write_json_atomic(folder.result(kind), {**result, **({"output": str(Path(output).resolve())} if output else {})})
         write_report(folder)
 
 
 def write_report(folder):
     """(Re)write folder/index.html from config.json, metrics.jsonl, samples/, compare.json and evaluation.json."""
-    folder = Path(folder)
-    config = read_json(folder / CONFIG_NAME) or {}
+    folder = RunFolder(folder)
+    config = read_config(folder)
     records = read_metrics(folder)
     losses = [r for r in records if any(k.startswith("loss/") for k in r)]
     validation = [r for r in records if "val/l1" in r]
-    events = [r for r in records if "event" in r]
+    logged = events(folder)
     step = max([r["step"] for r in records], default=0)
-    status = events[-1]["event"] if events else "no steps yet"
+    status = logged[-1]["event"] if logged else "no steps yet"
     sections = [f"<h1>{html.escape(folder.name)}</h1>",
                 f"<p>{html.escape(str(config.get('network', '?')))} on {html.escape(str(config.get('data', '?')))}: "
                 f"step {step}, last event: {html.escape(status)}</p>"]
@@ -55,11 +56,11 @@ def write_report(folder):
     if validation:
         last = {k.removeprefix("val/"): v for k, v in validation[-1].items() if k.startswith("val/")}
         tables.append(f"<h3>validation at step {validation[-1]['step']}</h3>" + table(score_rows(last), ("", "generated", "identity", "target")))
-    evaluation = read_json(folder / RESULT_NAMES["evaluation"])
+    evaluation = read_json(folder.result("evaluation"))
     if evaluation:
         tables.append(f"<h3>evaluate on {html.escape(str(evaluation.get('data')))}</h3>" +
                       table(score_rows(evaluation["scores"]), ("", "generated", "identity", "target")))
-    comparison = read_json(folder / RESULT_NAMES["compare"])
+    comparison = read_json(folder.result("compare"))
     if comparison and comparison.get("scores"):
         tables.append(f"<h3>compare on {html.escape(str(comparison.get('video')))}</h3>" +
                       table(score_rows(comparison["scores"]), ("", "generated", "identity", "target")))
@@ -67,17 +68,22 @@ def write_report(folder):
 
     videos = []
     if comparison and comparison.get("output") and os.path.exists(comparison["output"]):
-        videos.append(video(os.path.relpath(comparison["output"], folder), f"compare: {comparison.get('video')} (input | generated | target)"))
-    epoch_videos = sorted((folder / "samples").glob("epoch_*.mp4"))
+        videos.append(video(relative(comparison["output"], folder), f"compare: {comparison.get('video')} (input | generated | target)"))
+    epoch_videos = folder.sample_videos()
     if epoch_videos:
-        videos.append(video(f"samples/{epoch_videos[-1].name}", f"validation frames after {epoch_videos[-1].stem.replace('_', ' ')}"))
+        videos.append(video(relative(epoch_videos[-1], folder), f"validation frames after {epoch_videos[-1].stem.replace('_', ' ')}"))
     if videos:
         sections.append("<h2>Latest videos</h2>" + "".join(videos))
 
-    grids = sorted((folder / "samples").glob("epoch_*.png"), reverse=True)[:MAX_GRIDS]
+    grids = folder.sample_grids()[:MAX_GRIDS]
     if grids:
         sections.append("<h2>Samples (rows: input, generated, target)</h2>" + "".join(
-            f'<figure><img src="samples/{g.name}" alt="{g.stem}"><figcaption>{g.stem.replace("_", " ")}</figcaption></figure>' for g in grids))
+            f'<figure><img src="{relative(g, folder)}" alt="{g.stem}"><figcaption>{g.stem.replace("_", " ")}</figcaption></figure>' for g in grids))
     sections.append("<h2>Config</h2>" + table(sorted((k, json.dumps(v)) for k, v in config.items())))
-    write_text_atomic(folder / "index.html", page(folder.name, sections))
-    return folder / "index.html"
+    write_text_atomic(folder.page, page(folder.name, sections))
+    return folder.page
+
+
+def relative(path, folder):
+    """A link from the folder's page to `path`."""
+    return Path(os.path.relpath(path, folder)).as_posix()

@@ -1,79 +1,41 @@
 """What every experiment under checkpoints/ did, read from config.json, metrics.jsonl and the
 checkpoint's JSON header only (no weights, no torch), so hundreds of runs take about a second;
 and runs that differ only by seed grouped, with means, deviations and Welch's t-test.
-    runs = [summarize(folder, default_flags()) for folder in experiment_folders("checkpoints")]
+    runs = [summarize(folder, default_flags()) for folder in CheckpointsRoot("checkpoints").folders()]
 """
 import json
 import re
-from pathlib import Path
 
 from experiments.stats import mean_std, significantly_different, welch_t_test
-from training.experiment import CONFIG_NAME
-from training.lock import lock_is_live
-from training.metrics_log import METRICS_NAME
-from utils.checkpoint import LAST_NAME, read_header
-from utils.fsio import read_json
+from runfolder.config import read_config
+from runfolder.events import STARTS, events, run_status
+from runfolder.header import read_header
+from runfolder.layout import RunFolder
+from runfolder.metrics import read_metrics
 
 # Flags that steer a run without changing what it learns: left out of "flags" and of grouping.
 NOT_SHOWN = {"name", "checkpoints", "resume", "dry_run", "allow_new_data", "log_every", "sample_every", "save_every",
-             "keep", "device", "data", "seed", "argv"}
+             "keep", "device", "data", "seed"}
 SPEED_RECORDS = 20  # clips/s is the median of the last this many loss records
 METRICS = {"psnr": max, "ssim": max, "warp_error": min, "l1": min}  # what "best" means for each
-
-
-def experiment_folders(root):
-    """Sub-folders of `root` that hold an experiment (a config.json, a metrics.jsonl or a last.pt)."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and any((p / n).exists() for n in (CONFIG_NAME, METRICS_NAME, LAST_NAME)))
-
-
-def _records(folder):
-    """(validation records, event records, the last few loss records, the last step) of metrics.jsonl;
-    only the lines that matter are parsed, and damaged lines are skipped."""
-    try:
-        lines = (folder / METRICS_NAME).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return [], [], [], 0
-
-    def parse(line):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return None
-        return record if isinstance(record, dict) and isinstance(record.get("step"), int) else None
-
-    validation = [r for r in map(parse, (l for l in lines if '"val/' in l)) if r]
-    events = [r for r in map(parse, (l for l in lines if '"event"' in l)) if r]
-    speeds = [r for r in map(parse, [l for l in lines if "clips_per_s" in l][-SPEED_RECORDS:]) if r]
-    last = next((r for r in map(parse, reversed(lines[-5:])) if r), None)
-    return validation, events, speeds, max([r["step"] for r in validation + events + speeds + ([last] if last else [])], default=0)
-
-
-def status_of(folder, events, has_checkpoint):
-    if lock_is_live(folder):
-        return "running"
-    last = events[-1]["event"] if events else None
-    if last in ("finished", "failed", "interrupted"):
-        return last
-    return "interrupted" if last else ("new" if not has_checkpoint else "interrupted")
 
 
 def summarize(folder, defaults):
     """One run as a dict of plain values: name, status, network, parameters, flags, steps, epochs,
     last and best validation scores, the identity baseline, clips per second."""
-    folder = Path(folder)
-    config = read_json(folder / CONFIG_NAME)
-    config = config if isinstance(config, dict) else {}
-    validation, events, speeds, steps = _records(folder)
-    has_checkpoint = (folder / LAST_NAME).exists()
-    header = read_header(folder / LAST_NAME) if has_checkpoint else None
-    started = [e for e in events if e["event"] in ("started", "resumed")]
+    folder = RunFolder(folder)
+    config = read_config(folder)
+    validation = read_metrics(folder, having="val/l1")
+    logged = events(folder)
+    speeds = read_metrics(folder, having="time/clips_per_s", last=SPEED_RECORDS)
+    steps = max([r["step"] for r in validation + logged + speeds + read_metrics(folder, last=1)], default=0)
+    has_checkpoint = folder.last.exists()
+    header = read_header(folder.last) if has_checkpoint else None
+    started = [e for e in logged if e["event"] in STARTS]
     last_val = validation[-1] if validation else {}
     run = {
         "name": folder.name,
-        "status": status_of(folder, events, has_checkpoint),
+        "status": run_status(folder, logged),
         "network": config.get("network", "?"),
         "data": config.get("data"),
         "parameters": started[-1].get("parameters/generator") if started else None,
@@ -81,7 +43,7 @@ def summarize(folder, defaults):
         "seed": config.get("seed"),
         "steps": max(steps, header["step"] if header else 0),
         "saved_step": header["step"] if header else None,
-        "epochs": max([r.get("epoch", 0) for r in validation + events if isinstance(r.get("epoch"), int)], default=0),
+        "epochs": max([r.get("epoch", 0) for r in validation + logged if isinstance(r.get("epoch"), int)], default=0),
         "checkpoint": has_checkpoint,
         "clips_per_s": _median([r["time/clips_per_s"] for r in speeds if isinstance(r.get("time/clips_per_s"), (int, float))]),
         "group": group_key(config),

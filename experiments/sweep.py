@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 from datasets.sample import SAMPLE_DATA
-from experiments.runs import status_of
-from training.metrics_log import read_metrics
-from utils.checkpoint import LAST_NAME
+from runfolder.events import FINISHED, RUNNING, run_status
+from runfolder.layout import CheckpointsRoot, RunFolder
 
 MAX_NAME = 120
 PR_SET_PDEATHSIG = 1
@@ -79,14 +78,14 @@ class Point:
         return argv + ["--name", self.name, "--checkpoints", str(checkpoints)] + (["--resume"] if resume else [])
 
 
-def point_state(folder):
-    """'done', 'running', 'resume' (a checkpoint to continue from) or 'new'."""
-    folder = Path(folder)
-    saved = (folder / LAST_NAME).exists()
-    status = status_of(folder, [r for r in read_metrics(folder) if "event" in r], saved)
-    if status in ("running", "finished"):
-        return {"running": "running", "finished": "done"}[status]
-    return "resume" if saved else "new"
+def point_plan(folder):
+    """What a sweep does with a point, from its run's status: 'done' (finished) or 'running' (left
+    alone), 'resume' (from its checkpoint) or 'new'."""
+    folder = RunFolder(folder)
+    status = run_status(folder)
+    if status in (RUNNING, FINISHED):
+        return {RUNNING: "running", FINISHED: "done"}[status]
+    return "resume" if folder.last.exists() else "new"
 
 
 def die_with_parent():
@@ -100,14 +99,14 @@ def die_with_parent():
 def start_training(main_py, argv, sharing_cores_with=1, log_for=None, cwd=None):
     """`main.py train ARGV` started as a child with an equal share of this machine's CPU threads
     among `sharing_cores_with` runs, stopping (with a save) if its parent dies; its output appended
-    to checkpoints/sweep_logs/NAME.log when `log_for` names the point's folder."""
+    to the checkpoints root's sweep log of the point when `log_for` names its folder."""
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // sharing_cores_with))}
     command = [sys.executable, str(main_py), "train", *argv]
     if log_for is None:
         return subprocess.Popen(command, cwd=cwd, env=env, preexec_fn=die_with_parent)
-    logs = Path(log_for).parent / "sweep_logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"{Path(log_for).name}.log", "a") as log:
+    log_file = CheckpointsRoot(Path(log_for).parent).sweep_log(Path(log_for).name)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as log:
         return subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
 
 

@@ -18,7 +18,9 @@ from datasets.sources import DerivedSource, InputSource, PairedSource
 from inference.sliding import generate_stream
 from utils.background import Behind
 from utils.errors import VideoError
-from utils.ffmpeg import VideoWriter, probe, vmaf
+from media.encode import VideoWriter
+from media.probe import probe
+from media.vmaf import vmaf
 from utils.images import side_by_side
 from utils.metrics import VideoScores
 from utils.progress import Progress

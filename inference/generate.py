@@ -1,21 +1,22 @@
 """A generator network run on uint8 clips, as compare, evaluate and validation run it: frames whose
 sides the network cannot take are padded (edge pixels repeated) and cropped back; frames too large
 for the memory budget run in spatial tiles (inference/tiles.py); mixed precision and memory layout
-as asked, or the fastest measured here (utils/compute.py); no gradients.
+as asked, or the fastest measured here (compute/); no gradients.
 
     generate = ClipGenerator(generator, device, amp=False)
     generate = clip_generator(model, device, clip_shape=(4, 9, 720, 1280))   # tiles, precision and layout chosen
     fake = generate(clips)            # uint8 (B, T, H, W, 3) -> uint8 (B, T, H, W, 3)
 """
 import copy
-import time
 
 import numpy as np
 import torch
 
+from compute.cache import job_key, remembered
+from compute.choice import candidate_ways, choose, way_timer
+from compute.precision import autocast
 from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, receptive_radius, run_tiled, smallest_tile, spans
-from utils.compute import candidate_ways, choose, job_key, remembered
-from utils.device import autocast, to_model_input, to_uint8_frames
+from utils.device import to_model_input, to_uint8_frames
 from utils.errors import UsageError
 from utils.memory import available_memory, human_bytes
 
@@ -52,22 +53,19 @@ class ClipGenerator:
         return np.ascontiguousarray(frames[:, :, :h, :w])
 
 
-def forward_timer(ways, network, clip_shape, device):
-    """time_one(index): seconds of one forward pass of a copy of `network` computing as ways[index],
+def forward_pass_in(network, clip_shape, device):
+    """prepare(way) for the way timer: one forward pass of a copy of `network` computing in `way`,
     on a random uint8 batch of `clip_shape` (B, T, H, W): with tiles, what one pass takes."""
     clips = np.random.default_rng(0).integers(0, 256, (*clip_shape, 3), dtype=np.uint8)
     copies = {}
 
-    def time_one(index):
-        way = ways[index]
+    def prepare(way):
         if way.channels_last not in copies:
             copies[way.channels_last] = copy.deepcopy(network).to(memory_format=way.memory_format)
         generate = ClipGenerator(copies[way.channels_last], device, way.amp, way.channels_last)
-        started = time.perf_counter()
-        generate(clips)  # its result is on the host: the device has finished
-        return time.perf_counter() - started
+        return lambda: generate(clips)
 
-    return time_one
+    return prepare
 
 
 def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", max_memory=None, tile=None, overlap=None):
@@ -97,10 +95,9 @@ def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", 
     ways = candidate_ways(amp, memory_format, device)
     key = job_key(device, job="generate", network=model.state["network"], generator=model.state["model_args"],
                   clip=list(one_pass), asked=[amp, memory_format])
-    compute = choose(ways, key, forward_timer(ways, model.generator, one_pass, device))
+    compute = choose(ways, key, way_timer(ways, forward_pass_in(model.generator, one_pass, device), device))
     untiled = tiling.covers(height, width) and tiling.tiles_per_pass >= batch
-    words = (plan(tiling, clip_shape, budget) + f"; {'bfloat16' if compute.amp else 'float32'}, "
-             f"{'channels_last' if compute.channels_last else 'contiguous'} ({compute.note})")
+    words = f"{plan(tiling, clip_shape, budget)}; {compute.describe()}"
     return ClipGenerator(model.generator, device, compute.amp, compute.channels_last, compute.note, None if untiled else tiling, words)
 
 

@@ -3,10 +3,10 @@
     model = load_model("checkpoints/unet_sample", torch.device("cpu")); model.pool, model.size, model.pair
 """
 from dataclasses import dataclass
-from pathlib import Path
 
 from networks import GENERATORS, build_generator
-from utils.checkpoint import LAST_NAME, load_checkpoint, resolve_checkpoint
+from runfolder.checkpoint import load_checkpoint, resolve_checkpoint
+from runfolder.layout import CheckpointsRoot
 from utils.errors import CheckpointError
 from utils.size import Size
 
@@ -30,13 +30,13 @@ class TrainedModel:
     @property
     def size(self):
         """The frame size it was trained at."""
-        trained = self.state.get("dataset") or {}
-        return Size(trained.get("width", 64), trained.get("height", 64))
+        trained = self.state["dataset"]
+        return Size(trained["width"], trained["height"])
 
     @property
     def pair(self):
         """The dataset's pair: a derived pair's name, or "paired" for two videos."""
-        return (self.state.get("dataset") or {}).get("pair")
+        return self.state["dataset"]["pair"]
 
     @property
     def data(self):
@@ -48,10 +48,10 @@ class TrainedModel:
 
 def latest_experiment(root="checkpoints"):
     """The experiment folder under `root` whose last.pt was written most recently."""
-    runs = sorted(Path(root).glob(f"*/{LAST_NAME}"), key=lambda p: p.stat().st_mtime)
-    if not runs:
+    latest = CheckpointsRoot(root).latest()
+    if latest is None:
         raise CheckpointError(root, "holds no trained experiment; train one first or pass --checkpoint")
-    return runs[-1].parent
+    return latest.path
 
 
 def load_model(checkpoint, device):

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from datasets.build import build_dataset, derived_sources
-from utils.ffmpeg import ffmpeg_exe
+from media.decode import iter_frames
+from media.process import ffmpeg_exe
 from utils.size import Size
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +36,11 @@ def make_video(path, source="testsrc2", size="64x48", rate=25, seconds=2, codec=
     subprocess.run(cmd, check=True)
     return Path(path)
 
+
+
+def read_frames(path, **options):
+    """The whole video or frame folder as one uint8 (N, H, W, 3) array (media.decode.iter_frames' chunks)."""
+    return np.concatenate(list(iter_frames(path, **options)))
 
 def encode_frames(frames, path, rate=25, codec=("-c:v", "ffv1", "-pix_fmt", "bgr0")):
     """Encode uint8 RGB frames (N, H, W, 3) to `path` through a raw pipe; lossless by default."""

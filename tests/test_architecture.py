@@ -1,16 +1,18 @@
-"""The shape of the code: imports only go down the layers, functions stay short where the logic
-lives, and the command line starts without torch or OpenCV."""
+"""The shape of the code: imports only go down the layers, each idea has one home (the run folder's
+file names, its torch), functions stay short where the logic lives, and the command line starts
+without torch or OpenCV."""
 import ast
+import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from conftest import REPO
 
 # Top to bottom; a package may import from the packages below it, never from one above.
-LAYERS = ["commands", "cli", "experiments", "training", "inference", "datasets", "networks", "utils"]
+LAYERS = ["commands", "cli", "experiments", "training", "inference", "runfolder", "compute", "datasets", "networks", "media",
+          "utils"]
 PEERS = {"datasets": {"networks"}, "networks": {"datasets"}}  # side by side: neither imports the other
 MAX_FUNCTION_LINES = 60
 SHORT_FUNCTIONS_IN = ("training", "inference", "datasets")
@@ -33,11 +35,70 @@ def test_imports_only_go_down_the_layers(package):
     assert {path: bad for path, bad in wrong.items() if bad} == {}
 
 
+def imported_modules(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    return modules | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+
+def test_of_the_run_folder_only_its_checkpoint_module_imports_torch():
+    """So that `runs`, `sweep` and the pages, which read run folders, never load torch."""
+    importers = sorted(path.name for path in (REPO / "runfolder").glob("*.py") if "torch" in imported_modules(path))
+    assert importers == ["checkpoint.py"]
+
+
+# The experiment folder's file names, and the patterns of its numbered files, as code would spell them.
+RUN_FOLDER_NAMES = {"config.json", "last.pt", "metrics.jsonl", "samples", "lock", "lock.json", "index.html", "index_files",
+                    "sweep_logs", "compare.json", "evaluation.json"}
+NUMBERED = re.compile(r"^(epoch_|clip_)")
+
+
+def spelled_names(path):
+    """(line, text) of every string in a module's code (docstrings aside) that is a run folder's file
+    name, or starts a numbered one (an f-string's "epoch_{n:04d}.pt"); prose, with spaces, aside."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            text = node.value.strip("/")
+            if " " not in text and (text in RUN_FOLDER_NAMES or NUMBERED.match(text)):
+                found.append((node.lineno, node.value))
+    return found
+
+
+def test_no_file_name_of_the_experiment_folder_is_spelled_outside_the_run_folder_package():
+    modules = [REPO / "main.py", *(path for package in LAYERS if package != "runfolder" for path in (REPO / package).glob("*.py"))]
+    spelled = {str(path.relative_to(REPO)): names for path in modules if (names := spelled_names(path))}
+    assert spelled == {}
+
+
+def test_the_name_check_finds_a_spelled_name(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('"""Writes last.pt."""\nimport os\nos.path.join(d, "last.pt")\nf"epoch_{n:04d}.pt"\nprint("see last.pt")\n')
+    assert [line for line, _ in spelled_names(module)] == [3, 4]
+
+
+def test_only_the_media_package_talks_to_ffmpeg():
+    """The sample video is a graph of lavfi filters that only media runs; nothing else names ffmpeg."""
+    talkers = sorted(str(path.relative_to(REPO)) for package in LAYERS if package != "media" for path in (REPO / package).glob("*.py")
+                     if "ffmpeg" in imported_modules(path) or "imageio_ffmpeg" in imported_modules(path))
+    assert talkers == ["datasets/sample.py"]
+
+
+def test_precision_lives_in_the_compute_package():
+    """Autocast and the grad scaler are set up once, in compute/; the rest of vgan asks it."""
+    spelled = sorted(f"{path.relative_to(REPO)}: {word}" for package in LAYERS if package != "compute"
+                     for path in (REPO / package).glob("*.py") for word in ("torch.autocast", "GradScaler(", "amp_dtype")
+                     if word in path.read_text(encoding="utf-8"))
+    assert spelled == []
+
+
 def test_networks_import_nothing_but_torch():
     for path in (REPO / "networks").glob("*.py"):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-        modules |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        modules = imported_modules(path)
         assert modules <= {"torch", "networks", "math", "dataclasses"}, (path.name, modules)
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from conftest import REPO, TINY, run_cli
-from training.metrics_log import read_metrics
-from utils import compute
-from utils.compute import Compute, candidate_ways, fastest
+from runfolder.metrics import read_metrics
+from compute import choice, precision
+from compute.choice import Compute, candidate_ways, fastest, way_timer
 
 CPU = torch.device("cpu")
 
@@ -21,8 +21,8 @@ def names(ways):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_candidates_are_what_the_flags_leave_open(monkeypatch, native):
-    monkeypatch.setattr(compute, "amp_pays_here", lambda device: native)
-    monkeypatch.setattr("utils.device.native_bf16_cpu", lambda: native)
+    monkeypatch.setattr(choice, "amp_pays_here", lambda device: native)
+    monkeypatch.setattr(precision, "native_bf16_cpu", lambda: native)
     ask = lambda amp, layout: names(candidate_ways(amp, layout, CPU, quiet=True))  # noqa: E731
     both = ["fp32 contiguous", "fp32 channels_last"]
     assert ask("auto", "auto") == (both + ["bf16 contiguous", "bf16 channels_last"] if native else both)
@@ -88,7 +88,7 @@ def test_a_way_whose_step_is_not_finite_is_never_chosen(monkeypatch):
     ways = [Compute(False, False), Compute(False, True), Compute(True, False), Compute(True, True)]
     nets = SimpleNamespace(raw_generator=build_generator("unet", channels=4, depth=2), raw_discriminator=PatchDiscriminator3D(channels=4, layers=2))
     clips = np.zeros((1, 4, 16, 16, 3), np.uint8)
-    time_one = autotune.step_timer(ways, nets, clips, clips, LossWeights(), torch.device("cpu"))
+    time_one = way_timer(ways, autotune.training_step_in(nets, clips, clips, LossWeights(), torch.device("cpu")), torch.device("cpu"))
     seconds = [time_one(index) for index in range(len(ways))]
     assert [s == float("inf") for s in seconds] == [False, False, True, True]
     assert not ways[fastest(ways, seconds)].amp
@@ -112,7 +112,7 @@ if os.environ.get("ABORT_AT_EXIT"):
 
 
 def test_a_bf16_way_whose_trial_child_dies_or_hangs_is_left_out_and_the_rest_are_still_tried(monkeypatch):
-    from training.trial import ways_that_run
+    from compute.trial import ways_that_run
 
     ways = [Compute(False, False), Compute(True, False), Compute(True, True)]
     usable, broken = ways_that_run(ways, {}, child=[sys.executable, "-c", FAKE_CHILD])
@@ -129,7 +129,8 @@ def test_a_bf16_way_whose_trial_child_dies_or_hangs_is_left_out_and_the_rest_are
 
 def test_the_trial_child_steps_the_real_networks_in_each_way_it_is_given():
     from training.step import LossWeights
-    from training.trial import CHILD, trial_spec, ways_that_run
+    from compute.trial import ways_that_run
+    from training.trial import CHILD, trial_spec
 
     spec = trial_spec("unet", {"channels": 4, "depth": 2, "residual": True}, {"channels": 4, "layers": 2, "spectral_norm": True},
                       (1, 4, 16, 16), LossWeights())
@@ -137,7 +138,7 @@ def test_the_trial_child_steps_the_real_networks_in_each_way_it_is_given():
                           cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["ok", "0", "ok", "1"]
-    assert ways_that_run([Compute(False, True)], spec) == ([Compute(False, True)], {})  # float32 ways are not tried
+    assert ways_that_run([Compute(False, True)], spec, CHILD) == ([Compute(False, True)], {})  # float32 ways are not tried
 
 
 def test_bf16_training_at_a_clip_shape_that_crashed_amx_kernels_ends_and_says_how_it_computed(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_user_error, encode_frames, leftovers, make_video, run_cli
-from utils.ffmpeg import ffmpeg_exe
+from media.process import ffmpeg_exe
 
 
 @pytest.fixture

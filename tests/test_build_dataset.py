@@ -5,10 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import build, encode_frames, make_video, run_cli
+from conftest import build, encode_frames, make_video, read_frames, run_cli
 from datasets.build import build_dataset, derived_sources
 from datasets.store import fingerprint, load_dataset
-from utils.ffmpeg import read_frames
 from utils.metrics import mean_psnr
 from utils.size import Size
 

@@ -9,11 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, assert_user_error, build, encode_frames, leftovers, make_video, run_cli, run_group
+from conftest import REPO, assert_user_error, build, encode_frames, leftovers, make_video, read_frames, run_cli, run_group
 from datasets.slider import ClipSlider
 from datasets.store import load_dataset
 from inference.loader import latest_experiment
-from utils.ffmpeg import ffmpeg_exe, has_filter, probe, read_frames
+from media.probe import probe
+from media.process import ffmpeg_exe, has_filter
 from utils.metrics import mean_psnr, ssim
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import REPO, TINY, assert_user_error, run_cli, spawn
-from training.metrics_log import read_metrics
+from runfolder.metrics import read_metrics
 
 pytest.importorskip("distributed")
 

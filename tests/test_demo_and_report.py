@@ -8,7 +8,7 @@ import pytest
 from browser import inspect_page
 from conftest import run_cli
 from experiments.report import MAX_GRIDS
-from utils.ffmpeg import probe
+from media.probe import probe
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 import main as vgan
 from conftest import REPO, TINY, assert_user_error, make_video, run_cli, run_group, spawn, write_blank_dataset
-from utils.checkpoint import HOLD_WRITE_ENV, load_checkpoint, read_header
-from training.lock import lock_is_live
-from training.metrics_log import read_metrics
+from runfolder.checkpoint import HOLD_WRITE_ENV, load_checkpoint
+from runfolder.header import read_header
+from runfolder.lock import lock_is_live
+from runfolder.metrics import read_metrics
 
 KILL_SEED = 20261125
 FUZZ_SEEDS = {"split": 1, "build-dataset": 2, "compare": 3}
@@ -146,7 +147,7 @@ def test_second_run_on_a_live_experiment_is_refused_and_a_killed_runs_lock_is_fr
 
 RACER = """
 import sys, time
-from training.lock import ExperimentLock
+from runfolder.lock import ExperimentLock
 from utils.errors import TrainingError
 start = float(sys.argv[2])
 time.sleep(max(0.0, start - time.time()))  # both racers wake at the same moment

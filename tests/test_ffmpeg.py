@@ -6,10 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import encode_frames, leftovers, make_video
-from utils import ffmpeg
+from conftest import encode_frames, leftovers, make_video, read_frames
+from media import process
+from media.decode import iter_frames
+from media.encode import write_video
+from media.probe import probe
+from media.process import ffmpeg_exe
 from utils.errors import VideoError
-from utils.ffmpeg import ffmpeg_exe, iter_frames, probe, read_frames, write_video
 
 
 def random_frames(n, h, w, seed=0):
@@ -136,18 +139,18 @@ def stuck_ffmpeg(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\nexec sleep 600\n")
     fake.chmod(0o755)
     monkeypatch.setenv("VGAN_FFMPEG", str(fake))
-    ffmpeg.ffmpeg_exe.cache_clear()
+    ffmpeg_exe.cache_clear()
     yield fake
-    ffmpeg.ffmpeg_exe.cache_clear()
+    ffmpeg_exe.cache_clear()
 
 
 def test_a_stuck_ffmpeg_is_stopped_and_named_in_one_error(stuck_ffmpeg, tmp_path, clip, monkeypatch):
-    monkeypatch.setattr(ffmpeg, "PROBE_TIMEOUT_S", 1)
-    monkeypatch.setattr(ffmpeg, "STALL_TIMEOUT_S", 1)
+    monkeypatch.setattr(process, "PROBE_TIMEOUT_S", 1)
+    monkeypatch.setattr(process, "STALL_TIMEOUT_S", 1)
     started = time.monotonic()
     with pytest.raises(VideoError, match="did not finish reading the file in 1 s"):
-        ffmpeg.probe(clip)
+        probe(clip)
     with pytest.raises(VideoError, match="made no progress for 1 s"):
-        ffmpeg.write_video(np.zeros((4, 16, 16, 3), dtype=np.uint8), tmp_path / "out.mp4", fps=25)
+        write_video(np.zeros((4, 16, 16, 3), dtype=np.uint8), tmp_path / "out.mp4", fps=25)
     assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
     assert time.monotonic() - started < 30

@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from bench.footage import natural_shots
-from conftest import TINY, encode_frames, run_cli
+from conftest import TINY, encode_frames, read_frames, run_cli
 from datasets.build import build_dataset, derived_sources
 from networks import CONVS, GENERATORS, build_generator
 from training.experiment import RESIDUAL_MIN_IDENTITY_PSNR, resolve_residual
-from training.metrics_log import read_metrics
-from utils.ffmpeg import read_frames
+from runfolder.metrics import read_metrics
 from utils.size import Size
 
 SMALL = {"unet": {"channels": 4, "depth": 2}, "resnet": {"channels": 4, "blocks": 1, "downsample": 1}}

@@ -15,7 +15,7 @@ from browser import inspect_page
 from conftest import REPO, TINY, run_cli, spawn
 from experiments.runs import flags_text, groups, summarize
 from experiments.stats import significantly_different, welch_t_test
-from training.lock import ExperimentLock, lock_is_live
+from runfolder.lock import ExperimentLock, lock_is_live
 
 
 # Significance --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from inference.loader import load_model
 from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, peak_bytes, receptive_radius, run_tiled
 from networks import build_generator
 from utils.errors import UserError
-from utils.ffmpeg import probe
+from media.probe import probe
 from utils.metrics import psnr
 from utils.size import Size
 

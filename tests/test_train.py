@@ -13,7 +13,7 @@ import torch
 from conftest import REPO, TINY, assert_user_error, build, run_cli, run_group, spawn
 from cli.train_flags import default_flags
 from training.loop import lr_at
-from training.metrics_log import read_metrics
+from runfolder.metrics import read_metrics
 from training.watchdog import Watchdog
 from utils.device import native_bf16_cpu
 

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ["commands", "cli", "experiments", "training", "inference", "datasets", "networks", "utils"]
+PACKAGES = sorted(p.name for p in REPO.iterdir() if (p / "__init__.py").exists() and p.name not in ("tests", "bench"))
 LIBRARIES = ["numpy", "cv2", "torch", "torch.utils.tensorboard", "scipy.special"]  # imported inside functions by vgan
 
 

@@ -1,52 +1,35 @@
-"""How a run trains: its precision and memory layout (utils/compute.py), the ways left to auto
-timed as real training steps on the first batch, on copies of the networks so that the run's own
-are left untouched. On a CPU with AMX, a bfloat16 way is first tried in a child process
-(training/trial.py): one that dies there is never chosen. Rank 0 decides and every rank follows.
+"""How a run trains: its precision and memory layout (compute/), the ways left to auto timed as
+real training steps on the first batch, on copies of the networks so that the run's own are left
+untouched. On a CPU with AMX, a bfloat16 way is first tried in a child process (compute/trial.py,
+stepping training/trial.py): one that dies there is never chosen. Rank 0 decides and every rank follows.
 
     compute = choose_compute(config, nets, a, b, weights, device, ranks)   # -> Compute(amp, channels_last, note)
 """
 import copy
 import dataclasses
-import math
-import time
 
-import torch
-
+from compute.cache import job_key, remembered
+from compute.choice import Compute, candidate_ways, choose, way_timer
+from compute.trial import ways_that_run
 from training.distributed import any_rank
 from training.experiment import discriminator_args, generator_args
-from training.step import NonFiniteLoss, gan_step
-from training.trial import timing_nets, trial_spec, ways_that_run
-from utils.compute import Compute, candidate_ways, choose, job_key, remembered
+from training.step import gan_step
+from training.trial import CHILD, timing_nets, trial_spec
 from utils.device import cpu_flags, to_model_input
 from utils.errors import warn
 
 
-def step_timer(ways, nets, a, b, weights, device):
-    """time_one(index): seconds of one training step of copies of `nets` computing as ways[index].
-    The copies are made on the first call, so nothing is copied when the choice is in the cache."""
-    setups = []
-
-    def copy_nets(way):
+def training_step_in(nets, a, b, weights, device):
+    """prepare(way) for the way timer: one training step of copies of `nets` computing in `way`
+    (a step that is not finite raises NonFiniteLoss, so that way is never chosen)."""
+    def prepare(way):
         g, d = (copy.deepcopy(m).to(memory_format=way.memory_format) if m is not None else None
                 for m in (nets.raw_generator, nets.raw_discriminator))
-        return timing_nets(g, d, device, way.amp), to_model_input(a, device, way.channels_last), to_model_input(b, device, way.channels_last)
+        copies = timing_nets(g, d, device, way.amp)
+        x, y = to_model_input(a, device, way.channels_last), to_model_input(b, device, way.channels_last)
+        return lambda: gan_step(copies, x, y, weights, device, way.amp)
 
-    def time_one(index):
-        if not setups:
-            setups.extend(copy_nets(way) for way in ways)
-        copies, x, y = setups[index]
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        try:
-            gan_step(copies, x, y, weights, device, ways[index].amp)
-        except NonFiniteLoss:  # (bf16 overflowing, say): a way whose step is not finite is never chosen
-            return math.inf
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - started
-
-    return time_one
+    return prepare
 
 
 def choose_compute(config, nets, a, b, weights, device, ranks):
@@ -58,7 +41,7 @@ def choose_compute(config, nets, a, b, weights, device, ranks):
                "discriminator": [config[k] for k in ("gan_loss", "d_channels", "d_layers", "spectral_norm")]}
         ways, broken = ways_that_train(ways, config, a.shape[:4], weights, device, job)
         compute = choose(ways, job_key(device, job="train", asked=[config["amp"], config["memory_format"]], **job),
-                         step_timer(ways, nets, a, b, weights, device))
+                         way_timer(ways, training_step_in(nets, a, b, weights, device), device))
         if broken:
             compute = dataclasses.replace(compute, note=f"{failures(broken)} in a trial step here; {compute.note}")
     if ranks.distributed:  # every rank takes rank 0's way
@@ -75,7 +58,7 @@ def ways_that_train(ways, config, clip_shape, weights, device, job):
         return ways, {}
     spec = trial_spec(config["network"], generator_args(config), discriminator_args(config), clip_shape, weights)
     both_layouts = [Compute(True, False), Compute(True, True)]  # whatever was asked, so that the record serves every run
-    broken = remembered(job_key(device, job="bf16 trial", **job), lambda: ways_that_run(both_layouts, spec)[1])
+    broken = remembered(job_key(device, job="bf16 trial", **job), lambda: ways_that_run(both_layouts, spec, CHILD)[1])
     broken = {way.name: broken[way.name] for way in ways if way.name in broken}
     usable = [way for way in ways if way.name not in broken]
     if not usable:

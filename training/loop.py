@@ -24,18 +24,21 @@ from datasets.store import fingerprint, load_dataset
 from networks import PatchDiscriminator3D, SizeError, build_generator, count_parameters
 from training.autotune import choose_compute
 from training.distributed import Ranks, any_rank, barrier, elastic_restart, init_distributed, ranks_agree, shutdown
-from training.experiment import (discriminator_args, experiment_folder, generator_args, resolve_residual, resumed_config,
-                                 save_state, write_config)
-from training.lock import ExperimentLock
-from training.metrics_log import MetricsLog
+from runfolder.checkpoint import (build_checkpoint, load_checkpoint, restore_networks, restore_random_state, save_checkpoint,
+                                  saved_compute, saved_position)
+from runfolder.config import resumed_config, write_config
+from runfolder.events import FAILED, FINISHED, INTERRUPTED, RESUMED, STARTED
+from runfolder.layout import RunFolder, experiment_folder
+from runfolder.lock import ExperimentLock
+from runfolder.metrics import MetricsLog
+from training.experiment import architecture, discriminator_args, generator_args, resolve_residual
 from training.samples import write_samples
 from training.signals import EXIT_CODES, StopSignals
 from training.step import LossWeights, Nets, NonFiniteLoss, gan_step
 from training.validate import validate
 from training.watchdog import Watchdog
-from utils.checkpoint import LAST_NAME, VERSION, load_checkpoint
-from utils.compute import Compute
-from utils.device import grad_scaler
+from compute.choice import Compute
+from compute.precision import grad_scaler
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.fsio import remove_partials
 from utils.metrics import mean_psnr
@@ -63,7 +66,7 @@ class Run:
     """What one training run holds: its flags, where it writes, where it runs, its data and networks."""
 
     config: dict
-    folder: Path
+    folder: RunFolder
     ranks: Ranks
     device: torch.device
     data: Data = None
@@ -161,8 +164,8 @@ def train_from(run, state, defaults):
             return train_epochs(run, position, signals)
     except NonFiniteLoss as exc:
         if run.log is not None:
-            run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": "failed", "reason": str(exc)})
-        raise TrainingError(run.folder, f"{exc} at step {position.step + 1}: training stopped; {LAST_NAME} keeps step "
+            run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": FAILED, "reason": str(exc)})
+        raise TrainingError(run.folder, f"{exc} at step {position.step + 1}: training stopped; {run.folder.last.name} keeps step "
                                         f"{run.saved_step}. Lower --lr (now {run.config['lr']:g}), keep --spectral-norm on, "
                                         f"or try --gan-loss lsgan") from None
     finally:
@@ -176,14 +179,14 @@ def open_experiment(config, explicit, folder, ranks):
     """(the saved checkpoint or None, the config to train with): --resume continues the experiment's
     last.pt with the typed flags laid over its config, as does a run that torchrun restarted after a
     rank died; a new run into a folder holding one is refused."""
-    last = folder / LAST_NAME
+    last = folder.last
     if elastic_restart() and not config["resume"] and last.exists():
         if ranks.is_main:
-            print(f"{folder}: torchrun restarted the ranks (restart {elastic_restart()}); resuming from {LAST_NAME}", flush=True)
+            print(f"{folder}: torchrun restarted the ranks (restart {elastic_restart()}); resuming from {last.name}", flush=True)
         config = {**config, "resume": True}
     if config["resume"]:
         state = load_checkpoint(last)
-        return state, resumed_config(state["config"], config, explicit, last)
+        return state, resumed_config(state["config"], config, explicit, last, architecture)
     if last.exists():
         raise TrainingError(folder, "already holds a run; add --resume to continue it, or choose another --name")
     return None, config
@@ -198,7 +201,7 @@ def load_data(config, ranks, state, folder):
     dataset = load_dataset(config["data"], mmap=config["mmap"])
     data_print = fingerprint(config["data"])
     if state is not None and state["dataset_fingerprint"] != data_print and not config["allow_new_data"]:
-        raise CheckpointError(folder / LAST_NAME, f"was trained on other data than {config['data']}; pass --allow-new-data "
+        raise CheckpointError(folder.last, f"was trained on other data than {config['data']}; pass --allow-new-data "
                                                   f"to go on with this dataset, or resume with the original --data")
     crop = Size(*config["crop"]) if config["crop"] else None
     train = ClipSlider(dataset.a, dataset.b, dataset.ranges("train"), config["pool"], config["step"], config["batch"],
@@ -246,7 +249,7 @@ def build_networks(run, state):
     compute = choose_run_compute(run, nets, state)
     nets.scaler = grad_scaler(device, compute.amp)
     if state is not None:
-        load_network_state(nets, state)
+        restore_networks(nets, state)
     for module in (generator, discriminator):
         if module is not None and compute.channels_last:
             module.to(memory_format=torch.channels_last_3d)
@@ -260,31 +263,21 @@ def build_networks(run, state):
 def choose_run_compute(run, nets, state):
     """The precision and layout: a resumed run keeps those it started with; a new one takes what
     the flags ask, and measures what they leave to auto (training/autotune.py)."""
-    if state is not None and "compute" in state:
-        return Compute(state["compute"]["amp"], state["compute"]["channels_last"], "as when the run started")
+    saved = saved_compute(state) if state is not None else None
+    if saved is not None:
+        return Compute(*saved, "as when the run started")
     config, train = run.config, run.data.train
     a, b = train.gather(train.epoch_batches(0)[0], 0, 0)
     weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
     return choose_compute(config, nets, a, b, weights, run.device, run.ranks)
 
 
-def load_network_state(nets, state):
-    nets.raw_generator.load_state_dict(state["generator"])
-    nets.opt_g.load_state_dict(state["opt_g"])
-    if nets.raw_discriminator is not None:
-        nets.raw_discriminator.load_state_dict(state["discriminator"])
-        nets.opt_d.load_state_dict(state["opt_d"])
-    nets.scaler.load_state_dict(state["scaler"])
-
-
 def restore_position(run, state):
     """Step 0 for a new run; a resumed run's step, epoch and place in the epoch, and its random state."""
     if state is None:
         return Position()
-    torch.set_rng_state(state["rng"]["torch"])
-    if run.device.type == "cuda" and "cuda" in state["rng"]:
-        torch.cuda.set_rng_state(state["rng"]["cuda"], run.device)
-    position = Position(state["step"], state["epoch"], state["epoch_step"])
+    restore_random_state(state, run.device)
+    position = Position(*saved_position(state))
     if position.epoch_step > run.steps_per_epoch:  # the batch size or rank count changed mid-epoch
         position.epoch, position.epoch_step = position.epoch + 1, 0
     run.saved_step = position.step
@@ -297,8 +290,9 @@ def start_log(run, position, resumed, defaults):
     config, folder, raw_g, raw_d = run.config, run.folder, run.nets.raw_generator, run.nets.raw_discriminator
     remove_partials(folder)  # left by a run that was killed mid-write; the lock says none is writing now
     write_config(folder, config)
-    run.log = MetricsLog(folder, resume_step=position.step if resumed else None)
-    run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": "resumed" if resumed else "started",
+    resume_step = position.step if resumed else None
+    run.log = MetricsLog(folder, resume_step=resume_step, board=tensorboard(folder, purge_step=resume_step or 0))
+    run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": RESUMED if resumed else STARTED,
                    "world_size": run.ranks.world_size, "precision": "bf16" if run.amp else "fp32",
                    "memory_format": "channels_last" if run.channels_last else "contiguous", "compute_choice": run.compute.note,
                    "parameters/generator": count_parameters(raw_g), "parameters/discriminator": count_parameters(raw_d) if raw_d else 0})
@@ -308,8 +302,7 @@ def start_log(run, position, resumed, defaults):
     print(f"{'resuming' if resumed else 'training'} {config['network']} ({count_parameters(raw_g) / 1e6:.2f} M parameters) "
           f"on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch per rank, "
           f"{ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {folder}", flush=True)
-    print(f"computing in {'bfloat16' if run.amp else 'float32'}, {'channels_last_3d' if run.channels_last else 'contiguous'} "
-          f"({run.compute.note}); residual {config['residual']} ({run.residual_note})", flush=True)
+    print(f"computing in {run.compute.describe()}; residual {config['residual']} ({run.residual_note})", flush=True)
     internal = ("resume", "name") + (("checkpoints", "max_steps") if config["dry_run"] else ())  # set by the tool, not typed
     internal += ("residual",) if run.residual_note.startswith("auto") else ()  # decided here; said on the line above
     changed = {k: v for k, v in config.items() if k in defaults and defaults[k] != v and k not in internal}
@@ -322,6 +315,13 @@ def start_log(run, position, resumed, defaults):
         scores, _ = validate(raw_g, run.data.val, run.device, run.amp, run.channels_last)
         run.log.write({"step": 0, "epoch": 0, **scores})
         run.progress.write(validation_line("step 0", scores))
+
+
+def tensorboard(folder, purge_step):
+    """TensorBoard's writer into the run folder, from `purge_step` on (a resumed run rewrites what followed its checkpoint)."""
+    from torch.utils.tensorboard import SummaryWriter  # slow to import: only when a run starts
+
+    return SummaryWriter(str(folder), purge_step=purge_step)
 
 
 def train_epochs(run, position, signals):
@@ -397,8 +397,8 @@ def report_step(run, position, losses, speed, log_now):
 def stop(run, position, signum):
     """After a stop signal: the state is saved; say so and return the exit code."""
     if run.ranks.is_main:
-        run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": "interrupted", "signal": int(signum or 2)})
-        run.progress.write(f"interrupted: saved step {position.step} to {run.folder / LAST_NAME}; continue with --resume")
+        run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": INTERRUPTED, "signal": int(signum or 2)})
+        run.progress.write(f"interrupted: saved step {position.step} to {run.folder.last}; continue with --resume")
     return EXIT_CODES.get(signum, 130)
 
 
@@ -429,37 +429,21 @@ def validation_line(when, scores):
 def save(run, position, epoch_file=False, finished=False, scores=None):
     """Write last.pt (rank 0): everything needed to continue exactly from `position`."""
     if run.ranks.is_main:
-        save_state(run.folder, checkpoint(run, position, finished, scores), epoch_file, run.config["keep"])
+        state = build_checkpoint(run.nets, position, run.config, generator_args(run.config), discriminator_args(run.config),
+                                 run.data, run.compute, run.device, finished, scores)
+        save_checkpoint(run.folder, state, keep_epoch=epoch_file, keep=run.config["keep"])
     run.saved_step = position.step
-
-
-def checkpoint(run, position, finished=False, scores=None):
-    """The checkpoint as plain data: state dicts, counters, random state, the config."""
-    nets, config = run.nets, run.config
-    rng = {"torch": torch.get_rng_state()}
-    if run.device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state(run.device)
-    return {
-        "generator": nets.raw_generator.state_dict(), "opt_g": nets.opt_g.state_dict(), "scaler": nets.scaler.state_dict(),
-        "discriminator": nets.raw_discriminator.state_dict() if nets.raw_discriminator else None,
-        "opt_d": nets.opt_d.state_dict() if nets.opt_d else None,
-        "epoch": position.epoch, "epoch_step": position.epoch_step, "step": position.step, "network": config["network"],
-        "model_args": generator_args(config), "disc_args": discriminator_args(config), "config": config, "rng": rng,
-        "dataset_fingerprint": run.data.fingerprint, "scores": scores or {}, "finished": finished, "version": VERSION,
-        "compute": {"amp": run.amp, "channels_last": run.channels_last},
-        "dataset": {key: run.data.dataset.meta.get(key) for key in ("pair", "width", "height", "fps")},
-    }
 
 
 def finish(run, position):
     """After the last step: check that the ranks agree, and log the end."""
     agree = ranks_agree([m for m in (run.nets.raw_generator, run.nets.raw_discriminator) if m is not None], run.ranks, run.device)
     if run.ranks.is_main:
-        run.log.write({"step": position.step, "epoch": position.epoch + (1 if position.epoch_step else 0), "event": "finished",
+        run.log.write({"step": position.step, "epoch": position.epoch + (1 if position.epoch_step else 0), "event": FINISHED,
                        "world_size": run.ranks.world_size, "ranks_agree": agree})
         if not agree:
             warn(run.folder, "the ranks ended with different parameters; DDP did not keep them in step")
         if run.on_epoch_end is not None:
             run.on_epoch_end(run.folder)
         run.progress.write(f"finished {position.step} steps (this run: {duration(time.monotonic() - run.started)}"
-                           f"{', the time budget' if run.out_of_time else ''}); checkpoint: {run.folder / LAST_NAME}")
+                           f"{', the time budget' if run.out_of_time else ''}); checkpoint: {run.folder.last}")

@@ -4,30 +4,27 @@ short side-by-side video of the whole validation part.
 
     write_samples("checkpoints/unet_sample", epoch=3, clips=(inputs, outputs, targets), fps=25, log=log)
 """
-from pathlib import Path
-
+from runfolder.layout import CLIP_ROLES, RunFolder
 from utils.errors import VideoError, warn
-from utils.ffmpeg import write_video
+from media.encode import write_video
 from utils.images import clip_grid, frame_strip, save_png, side_by_side
-
-SAMPLES_NAME = "samples"
 
 
 def write_samples(folder, epoch, clips, fps, log):
     """Per-epoch pictures of one validation clip (PNG grid: input / generated / target rows) and a
     short side-by-side video of the whole validation part."""
     inputs, outputs, targets = clips  # uint8 (N, T, H, W, 3) each
-    samples = Path(folder) / SAMPLES_NAME
-    samples.mkdir(exist_ok=True)
+    folder = RunFolder(folder)
+    folder.samples.mkdir(exist_ok=True)
     grid = clip_grid([("input", inputs[0]), ("generated", outputs[0]), ("target", targets[0])])
-    save_png(samples / f"epoch_{epoch:04d}.png", grid)
+    save_png(folder.sample_grid(epoch), grid)
     log.image("samples/grid", grid, epoch)
     # The same clip as unlabelled strips, for the page that puts runs side by side.
-    for name, frames in (("clip_input", inputs[0]), ("clip_target", targets[0]), ("clip_generated", outputs[0])):
-        save_png(samples / f"{name}.png", frame_strip(frames))
+    for role, frames in zip(CLIP_ROLES, (inputs[0], outputs[0], targets[0])):
+        save_png(folder.clip_strip(role), frame_strip(frames))
     flat = lambda clip: clip.reshape((-1,) + clip.shape[2:])  # noqa: E731 - windows in time order
     frames = side_by_side([("input", flat(inputs)), ("generated", flat(outputs)), ("target", flat(targets))])
     try:
-        write_video(frames, samples / f"epoch_{epoch:04d}.mp4", fps=fps)
+        write_video(frames, folder.sample_video(epoch), fps=fps)
     except (OSError, VideoError) as exc:  # a sample video is a convenience; training goes on without it
-        warn(samples, f"could not write the sample video ({exc})")
+        warn(folder.samples, f"could not write the sample video ({exc})")

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 import torch
 
+from compute.choice import NotFinite
+from compute.precision import autocast
 from networks.losses import discriminator_loss, generator_loss, reconstruction_losses
 from training.distributed import Ranks, any_rank
-from utils.device import autocast
 
 
-class NonFiniteLoss(Exception):
+class NonFiniteLoss(NotFinite):
     """A loss became NaN or infinite; raised before it reaches the weights."""
 
 

@@ -1,15 +1,14 @@
-"""Choosing the device, mixed precision and memory layout, and moving frames to the device and back.
+"""The machine: which device to compute on, what its CPU can do, and moving frames to the device and back.
 
     device = pick_device("auto")            # cuda when present, else cpu
-    with autocast(device, enabled=True): y = model(to_model_input(clips, device))
+    y = model(to_model_input(clips, device))
 """
-import contextlib
 import os
 
 import numpy as np
 import torch
 
-from utils.errors import UserError, warn
+from utils.errors import UserError
 
 
 def cpu_flags():
@@ -57,48 +56,6 @@ def native_bf16_cpu():
     onednn_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "DEFAULT").upper()
     aten_cap = torch.backends.cpu.get_cpu_capability()
     return hardware and onednn_cap in ONEDNN_BF16_ISAS and aten_cap.startswith("AVX512")
-
-
-def amp_pays_here(device):
-    """Whether mixed precision can speed this device up: bfloat16 in hardware (CPU or GPU)."""
-    return torch.cuda.is_bf16_supported() if device.type == "cuda" else native_bf16_cpu()
-
-
-def resolve_amp(choice, device, quiet=False):
-    """Whether `--amp CHOICE` (auto, on or off; True and False as on and off) computes in mixed
-    precision here. auto: where bfloat16 is in hardware. on: also float16 on an older GPU; but on
-    a CPU without native bfloat16, where it would be emulated and many times slower, never, and
-    one line says so."""
-    choice = {True: "on", False: "off"}.get(choice, choice)
-    if choice == "off":
-        return False
-    if device.type == "cuda":
-        return choice == "on" or torch.cuda.is_bf16_supported()
-    if native_bf16_cpu():
-        return True
-    if choice == "on" and not quiet:
-        warn("--amp", "this CPU has no native bfloat16 (avx512_bf16 or amx_bf16), where it is emulated and many times "
-                      "slower than float32; running in float32")
-    return False
-
-
-def amp_dtype(device):
-    """bfloat16 on CPU and on GPUs that support it; float16 (with a grad scaler) on older GPUs."""
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
-
-
-def autocast(device, enabled):
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=amp_dtype(device))
-
-
-def grad_scaler(device, amp):
-    """A GradScaler that is active only for float16 on CUDA (bfloat16 needs none)."""
-    return torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda" and amp_dtype(device) == torch.float16)
-
 
 
 def to_model_input(clips, device, channels_last=False):

@@ -9,21 +9,18 @@ import os
 import shutil
 import socket
 import time
-from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from runfolder.layout import RunFolder
 from utils.errors import TrainingError, warn
 from utils.fsio import describe_os_error, write_json_atomic
-
-LOCK_NAME = "lock"
-OWNER_NAME = "lock.json"
 
 
 def read_owner(folder):
     """{"pid", "host"} of the run that last took the folder's lock, or {} when unknown."""
     try:
-        owner = json.loads((Path(folder) / OWNER_NAME).read_text(encoding="utf-8"))
+        owner = json.loads(RunFolder(folder).lock_owner.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return owner if isinstance(owner, dict) else {}
@@ -31,7 +28,7 @@ def read_owner(folder):
 
 def lock_is_live(folder):
     """True when a running process holds the folder's lock (whatever machine it runs on)."""
-    path = Path(folder) / LOCK_NAME
+    path = RunFolder(folder).lock
     if not path.exists():
         return False
     probe = FileLock(str(path))
@@ -58,15 +55,15 @@ class ExperimentLock:
     The folder is created if need be, and removed again if the run left nothing in it."""
 
     def __init__(self, folder):
-        self.folder = Path(folder)
-        self.lock = FileLock(str(self.folder / LOCK_NAME))
+        self.folder = RunFolder(folder)
+        self.lock = FileLock(str(self.folder.lock))
         self.created = None  # the outermost folder this lock created, removed again if the run left nothing
 
     def acquire(self):
-        missing = [p for p in [self.folder, *self.folder.parents] if not p.exists()]
+        missing = [p for p in [self.folder.path, *self.folder.path.parents] if not p.exists()]
         self.created = missing[-1] if missing else None
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TrainingError(self.folder, f"cannot create the experiment folder ({describe_os_error(exc)}); "
                                              f"choose another --checkpoints") from None
@@ -80,14 +77,14 @@ class ExperimentLock:
         if previous:
             warn(self.folder, f"taking over from pid {previous.get('pid', '?')} on {previous.get('host', '?')}, "
                               f"which stopped without releasing the experiment (killed?)")
-        write_json_atomic(self.folder / OWNER_NAME, {"pid": os.getpid(), "host": socket.gethostname()})
+        write_json_atomic(self.folder.lock_owner, {"pid": os.getpid(), "host": socket.gethostname()})
         return self
 
     def release(self):
         if self.lock.is_locked:
-            (self.folder / OWNER_NAME).unlink(missing_ok=True)
+            self.folder.lock_owner.unlink(missing_ok=True)
             self.lock.release()
-        if self.created is not None and {p.name for p in self.folder.iterdir()} <= {LOCK_NAME}:
+        if self.created is not None and self.folder.holds_only_the_lock():
             shutil.rmtree(self.created, ignore_errors=True)
 
     def __enter__(self):

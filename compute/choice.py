@@ -1,26 +1,26 @@
 """How a network computes here: its precision (float32, or bfloat16 where the hardware has it) and
 its memory layout (contiguous or channels_last_3d). What the flags ask is taken as is; what they
-leave to auto is measured, each way timed in turn on the job itself, and the fastest wins (as
-cuDNN's benchmark mode picks kernels). Which is fastest depends on the CPU, the network and each
-other: channels_last_3d pays in float32 and costs in bfloat16 on AVX-512 CPUs, and bfloat16 does
-not pay for very small networks. What was measured is kept in a small cache per machine and job,
-so the same command computes the same way, bit for bit, every time on one machine; the cache keeps
-other measurements of a job too (`remembered`).
+leave to auto is measured, each way timed in turn on the job itself (a training step, or a
+forward pass: `way_timer`), and the fastest wins (as cuDNN's benchmark mode picks kernels). Which
+is fastest depends on the CPU, the network and each other: channels_last_3d pays in float32 and
+costs in bfloat16 on AVX-512 CPUs, and bfloat16 does not pay for very small networks. What was
+measured is kept per machine and job (compute/cache.py), so the same command computes the same
+way, bit for bit, every time on one machine.
 
-    ways = candidate_ways("auto", "auto", device); best = fastest(ways, measure_ways(ways, time_one_step))
+    ways = candidate_ways("auto", "auto", device)
+    compute = choose(ways, job_key(device, job="train", ...), way_timer(ways, prepare, device))
+    print(f"computing in {compute.describe()}")     # -> computing in float32, contiguous (auto: ...)
 """
-import json
-import os
+import math
 import statistics
+import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from utils.device import amp_pays_here, cpu_flags, resolve_amp
-from utils.fsio import read_json, write_json_atomic
+from compute.cache import remembered
+from compute.precision import amp_pays_here, resolve_amp
 
-CACHE_NAME = "compute.json"
 TIMED_ROUNDS = 2  # per way, after a warm-up round in which kernels are picked and cached
 MARGIN = 0.03  # another way must be at least this much faster than the first (float32 contiguous) to be chosen
 
@@ -38,6 +38,14 @@ class Compute:
     @property
     def memory_format(self):
         return torch.channels_last_3d if self.channels_last else torch.contiguous_format
+
+    def describe(self):
+        """The choice in the words every command prints: 'bfloat16, channels_last_3d (as asked)'."""
+        return f"{'bfloat16' if self.amp else 'float32'}, {'channels_last_3d' if self.channels_last else 'contiguous'} ({self.note})"
+
+
+class NotFinite(Exception):
+    """What a way's timed run raises when its result is not finite (bfloat16 overflowing, say)."""
 
 
 def candidate_ways(amp, memory_format, device, quiet=False):
@@ -59,41 +67,33 @@ def measure_ways(ways, time_one, rounds=TIMED_ROUNDS):
     return [statistics.median(values) for values in seconds]
 
 
+def way_timer(ways, prepare, device):
+    """time_one(index) for `choose`: seconds of one run of `prepare(way)()` for ways[index]. The
+    runs are prepared (networks copied into each way's layout, say) on the first call, so nothing
+    is prepared when the choice is in the cache; a way whose run raises NotFinite takes forever."""
+    runs = []
+
+    def time_one(index):
+        if not runs:
+            runs.extend(prepare(way) for way in ways)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        try:
+            runs[index]()
+        except NotFinite:
+            return math.inf
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - started
+
+    return time_one
+
+
 def fastest(ways, seconds):
     """The index of the baseline (the first way) unless another is faster by MARGIN."""
     best = min(range(len(ways)), key=lambda i: seconds[i])
     return best if seconds[best] < (1 - MARGIN) * seconds[0] else 0
-
-
-def cache_path():
-    """$VGAN_CACHE_DIR, else $XDG_CACHE_HOME/vgan, else ~/.cache/vgan; then compute.json."""
-    root = os.environ.get("VGAN_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vgan"
-    return Path(root) / CACHE_NAME
-
-
-def job_key(device, **job):
-    """A cache key: this machine (CPU, its flags, caps on its kernels, torch, threads, GPU) and the job."""
-    model, flags = cpu_flags()
-    machine = {"cpu": model, "flags": flags, "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "caps": {name: os.environ.get(name) for name in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")},
-               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
-    return json.dumps({**machine, **job}, sort_keys=True, default=str)
-
-
-def remembered(key, measure, usable=lambda value: True):
-    """The JSON value `measure()` returns, measured once per machine and job `key` and kept in the
-    cache: later calls with the same key read it back, unless it is not `usable` (an older format)."""
-    cache = read_json(cache_path())
-    cache = cache if isinstance(cache, dict) else {}
-    if key in cache and usable(cache[key]):
-        return cache[key]
-    cache[key] = value = measure()
-    try:
-        cache_path().parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(cache_path(), cache)
-    except OSError:  # nowhere to keep it: measure again next time
-        pass
-    return value
 
 
 def choose(ways, key, time_one):

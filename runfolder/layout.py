@@ -1,0 +1,146 @@
+"""Where everything lives in an experiment folder and in the checkpoints root that holds them. No
+other module spells these names.
+
+    folder = RunFolder("checkpoints/unet_sample"); folder.last, folder.metrics, folder.sample_grid(3)
+    CheckpointsRoot("checkpoints").folders()     # every experiment folder, by name
+"""
+import os
+from pathlib import Path
+
+RESULT_KINDS = ("compare", "evaluation")  # the latest result of each is kept in the experiment
+CLIP_ROLES = ("input", "generated", "target")  # the fixed validation clip's strips, for the comparison page
+
+
+class RunFolder(os.PathLike):
+    """checkpoints/EXP/: config.json, last.pt (and its JSON header), kept epoch_NNNN.pt,
+    metrics.jsonl, TensorBoard events, samples/, the lock, the latest results and index.html.
+    Used as a path, it is the folder itself."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __fspath__(self):
+        return str(self.path)
+
+    def __str__(self):
+        return str(self.path)
+
+    def __repr__(self):
+        return f"RunFolder({str(self.path)!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, RunFolder) and other.path == self.path
+
+    def __hash__(self):
+        return hash(self.path)
+
+    @property
+    def name(self):
+        return self.path.name
+
+    @property
+    def config(self):
+        return self.path / "config.json"
+
+    @property
+    def last(self):
+        """The checkpoint the folder means when it is given as a checkpoint."""
+        return self.path / "last.pt"
+
+    def epoch_checkpoint(self, epoch):
+        return self.path / f"epoch_{epoch:04d}.pt"
+
+    def epoch_checkpoints(self):
+        """The kept epoch_NNNN.pt files, oldest first."""
+        return sorted(self.path.glob("epoch_*.pt"))
+
+    @property
+    def metrics(self):
+        return self.path / "metrics.jsonl"
+
+    @property
+    def samples(self):
+        return self.path / "samples"
+
+    def sample_grid(self, epoch):
+        return self.samples / f"epoch_{epoch:04d}.png"
+
+    def sample_video(self, epoch):
+        return self.samples / f"epoch_{epoch:04d}.mp4"
+
+    def sample_grids(self):
+        """The per-epoch sample grids, newest first."""
+        return sorted(self.samples.glob("epoch_*.png"), reverse=True)
+
+    def sample_videos(self):
+        """The per-epoch sample videos, oldest first."""
+        return sorted(self.samples.glob("epoch_*.mp4"))
+
+    def clip_strip(self, role):
+        """The fixed validation clip as a strip of frames; `role` is one of CLIP_ROLES."""
+        return self.samples / f"clip_{role}.png"
+
+    @property
+    def lock(self):
+        return self.path / "lock"
+
+    @property
+    def lock_owner(self):
+        return self.path / "lock.json"
+
+    def result(self, kind):
+        """The latest compare or evaluate result kept here; `kind` is one of RESULT_KINDS."""
+        return self.path / f"{kind}.json"
+
+    @property
+    def page(self):
+        return self.path / "index.html"
+
+    def is_experiment(self):
+        """True when the folder holds an experiment (a config, a metrics log or a checkpoint)."""
+        return any(p.exists() for p in (self.config, self.metrics, self.last))
+
+    def holds_only_the_lock(self):
+        return {p.name for p in self.path.iterdir()} <= {self.lock.name}
+
+
+class CheckpointsRoot:
+    """checkpoints/: one experiment folder per run, the comparison page and the sweep's logs."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def folder(self, name):
+        return RunFolder(self.path / name)
+
+    def folders(self):
+        """Every experiment folder under the root, by name."""
+        if not self.path.is_dir():
+            return []
+        return [RunFolder(p) for p in sorted(self.path.iterdir()) if p.is_dir() and RunFolder(p).is_experiment()]
+
+    def latest(self):
+        """The experiment folder whose last.pt was written most recently, or None."""
+        saved = [f for f in self.folders() if f.last.exists()]
+        return max(saved, key=lambda f: f.last.stat().st_mtime) if saved else None
+
+    @property
+    def page(self):
+        return self.path / "index.html"
+
+    @property
+    def page_files(self):
+        """The folder beside the comparison page that holds its images."""
+        return self.path / "index_files"
+
+    def page_image(self, number):
+        return self.page_files / f"clip_{number}.png"
+
+    def sweep_log(self, name):
+        """Where a sweep that runs points side by side appends point `name`'s output."""
+        return self.path / "sweep_logs" / f"{name}.log"
+
+
+def experiment_folder(config):
+    """The RunFolder a train config writes into."""
+    return RunFolder(Path(config["checkpoints"]) / config["name"])
