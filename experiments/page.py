@@ -11,7 +11,7 @@ from experiments.html import Raw, curve, page, svg_chart, table
 from experiments.runs import GROUP_HEADER, RUN_HEADER, group_rows, groups, run_rows, summarize
 from runfolder.layout import CheckpointsRoot
 from runfolder.metrics import read_metrics
-from utils.fsio import write_text_atomic
+from utils.fsio import make_folder, write_text_atomic
 from utils.images import load_png, save_png, stack_labelled
 
 MAX_CURVES = 16  # more overlaid lines than this cannot be told apart
@@ -56,7 +56,7 @@ def refresh_comparison_page(root, defaults):
 def write_comparison_page(root, runs, group_list):
     """(Re)write root/index.html for `runs` (summaries) and their groups."""
     root = CheckpointsRoot(root)
-    root.page_files.mkdir(parents=True, exist_ok=True)
+    make_folder(root.page_files)
     rows = run_rows(runs)
     for row, run in zip(rows, runs):
         run_page = root.folder(run["name"]).page

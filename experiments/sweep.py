@@ -19,6 +19,7 @@ from pathlib import Path
 from datasets.sample import SAMPLE_DATA
 from runfolder.events import FINISHED, RUNNING, run_status
 from runfolder.layout import CheckpointsRoot, RunFolder
+from utils.fsio import make_folder
 
 MAX_NAME = 120
 PR_SET_PDEATHSIG = 1
@@ -105,7 +106,7 @@ def start_training(main_py, argv, sharing_cores_with=1, log_for=None, cwd=None):
     if log_for is None:
         return subprocess.Popen(command, cwd=cwd, env=env, preexec_fn=die_with_parent)
     log_file = CheckpointsRoot(Path(log_for).parent).sweep_log(Path(log_for).name)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(log_file.parent)
     with open(log_file, "a") as log:
         return subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
 

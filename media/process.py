@@ -169,7 +169,8 @@ class FfmpegPipe:
 def ffmpeg_reason(stderr, url):
     """The last meaningful line ffmpeg printed, without the file name it repeats."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(("Press [q]", "frame=", "[out#"))]
+    # The muxer's summary lines ("[out#0/mp4 @ ...] video:12KiB ...") are no reason; its errors are.
+    lines = [line for line in lines if not line.startswith(("Press [q]", "frame=")) and not (line.startswith("[out#") and "rror" not in line)]
     reason = lines[-1] if lines else "ffmpeg gave no reason"
     reason = reason.replace(url + ": ", "").replace(url, "the file")
     return re.sub(r"^\[[^\]]+\]\s*", "", reason)

@@ -21,7 +21,7 @@ import torch
 from runfolder.header import write_header
 from runfolder.layout import RunFolder
 from utils.errors import CheckpointError
-from utils.fsio import temp_name
+from utils.fsio import temp_name, writing
 
 VERSION = 1
 # What runs from before a flag existed did, for every flag added since: full 3D convolutions, no global skip.
@@ -100,7 +100,7 @@ def save_checkpoint(folder, state, keep_epoch=False, keep=0):
 def _write_atomic(state, path):
     tmp = temp_name(path)
     try:
-        with open(tmp, "wb") as f:
+        with writing(path, kept=f"the previous {path.name} is kept as it was"), open(tmp, "wb") as f:
             gate = os.environ.get(HOLD_WRITE_ENV)
             torch.save(state, _HeldWrites(f, gate) if gate and Path(gate).exists() else f)
             f.flush()

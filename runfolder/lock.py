@@ -14,7 +14,7 @@ from filelock import FileLock, Timeout
 
 from runfolder.layout import RunFolder
 from utils.errors import TrainingError, warn
-from utils.fsio import describe_os_error, write_json_atomic
+from utils.fsio import describe_os_error, write_json_atomic, writing
 
 
 def read_owner(folder):
@@ -69,7 +69,8 @@ class ExperimentLock:
                                              f"choose another --checkpoints") from None
         previous = read_owner(self.folder)
         try:
-            self.lock.acquire(timeout=0)
+            with writing(self.folder.lock, kept="nothing was trained"):
+                self.lock.acquire(timeout=0)
         except Timeout:
             holder = read_owner(self.folder)
             who = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "another process"

@@ -4,11 +4,12 @@ only reader and writer; reports, plots and `runs` read this file and nothing els
     log = MetricsLog(folder); log.write({"step": 10, "epoch": 1, "loss/g_l1": 0.1})
     read_metrics(folder, having="val/psnr")      # the validation records
 """
+import contextlib
 import json
 import math
 
 from runfolder.layout import RunFolder
-from utils.fsio import write_text_atomic
+from utils.fsio import write_text_atomic, writing
 
 
 def _parse(line):
@@ -55,13 +56,15 @@ class MetricsLog:
         folder = RunFolder(folder)
         kept = [r for r in read_metrics(folder) if r["step"] <= resume_step] if resume_step is not None else []
         write_text_atomic(folder.metrics, "".join(json.dumps(r) + "\n" for r in kept))
-        self.file = open(folder.metrics, "a", encoding="utf-8")
+        self.path = folder.metrics
+        self.file = open(self.path, "a", encoding="utf-8")
         self.board = board
 
     def write(self, record):
         record = {k: (_plain(v) if isinstance(v, float) else v) for k, v in record.items()}
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
+        with writing(self.path, kept="the records before this one are kept"):
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
         if self.board is not None:
             for key, value in record.items():
                 if "/" in key and isinstance(value, (int, float)):
@@ -73,6 +76,7 @@ class MetricsLog:
             self.board.add_image(tag, image, step, dataformats="HWC")
 
     def close(self):
-        self.file.close()
+        with contextlib.suppress(OSError):  # what a refused write left in the buffer: that write has said so
+            self.file.close()
         if self.board is not None:
             self.board.close()

@@ -6,6 +6,7 @@ short side-by-side video of the whole validation part.
 """
 from runfolder.layout import CLIP_ROLES, RunFolder
 from utils.errors import VideoError, warn
+from utils.fsio import make_folder
 from media.encode import write_video
 from utils.images import clip_grid, frame_strip, save_png, side_by_side
 
@@ -15,7 +16,7 @@ def write_samples(folder, epoch, clips, fps, log):
     short side-by-side video of the whole validation part."""
     inputs, outputs, targets = clips  # uint8 (N, T, H, W, 3) each
     folder = RunFolder(folder)
-    folder.samples.mkdir(exist_ok=True)
+    make_folder(folder.samples)
     grid = clip_grid([("input", inputs[0]), ("generated", outputs[0]), ("target", targets[0])])
     save_png(folder.sample_grid(epoch), grid)
     log.image("samples/grid", grid, epoch)

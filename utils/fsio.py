@@ -14,6 +14,10 @@ from pathlib import Path
 from utils.errors import UserError
 
 
+# The file system refusing a write: the user's disk, quota or mount, never a bug of ours.
+REFUSED_WRITES = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 def describe_os_error(exc):
     """A short human reason for an OSError (permission denied, read-only file system, disk full)."""
     reasons = {
@@ -21,10 +25,42 @@ def describe_os_error(exc):
         errno.EPERM: "operation not permitted",
         errno.EROFS: "read-only file system",
         errno.ENOSPC: "no space left on the device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EFBIG: "file too large for this file system or the process's file-size limit",
         errno.ENOTDIR: "a part of the path is a file, not a folder",
         errno.ENAMETOOLONG: "file name too long",
     }
     return reasons.get(exc.errno, exc.strerror or str(exc))
+
+
+def refused_write(exc):
+    """The OSError of a refused write behind `exc`: itself, or what it was raised during (torch
+    reports a failed write as a RuntimeError raised while handling the OSError); else None."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in REFUSED_WRITES:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextlib.contextmanager
+def writing(path, kept="it is left as it was"):
+    """Writes in the block that the file system refuses (full disk, read-only, quota) become one
+    line naming `path`: what went wrong, and what was kept (`kept`)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        refused = refused_write(exc)
+        if refused is None:
+            raise
+        raise UserError(path, f"cannot be written ({describe_os_error(refused)}); {kept}") from None
+
+
+def make_folder(path):
+    """mkdir -p, with a refusal (read-only, full) in one line naming the folder."""
+    with writing(path, kept="nothing was written there"):
+        Path(path).mkdir(parents=True, exist_ok=True)
+    return Path(path)
 
 
 def ensure_parent(path):
@@ -77,8 +113,9 @@ def staged_dir(dest, overwrite=False, what="output folder"):
     except OSError as exc:
         raise UserError(dest, f"cannot write here ({describe_os_error(exc)}); choose another {what}") from None
     try:
-        yield tmp
-        _replace_dir(tmp, dest)
+        with writing(dest, kept="nothing was changed there" if not dest.exists() else "the one there is left as it was"):
+            yield tmp
+            _replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -137,11 +174,14 @@ def write_bytes_atomic(path, data):
     """Write a small file so that readers see the old or the new content, never a mix."""
     path = Path(path)
     tmp = temp_name(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with writing(path), open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_text_atomic(path, text):
