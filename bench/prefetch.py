@@ -15,7 +15,8 @@ import torch
 from compute.precision import grad_scaler
 from datasets.pipeline import InputPipeline
 from datasets.slider import ClipSlider
-from networks import PatchDiscriminator3D, build_generator
+from networks import build_generator
+from networks.discriminator import PatchDiscriminator3D
 from training.step import LossWeights, Nets, gan_step
 from utils.device import machine_summary, pick_device
 

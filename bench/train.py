@@ -23,7 +23,8 @@ from cli.train_flags import default_flags
 from compute.choice import Compute, fastest
 from compute.precision import grad_scaler
 from datasets.slider import ClipSlider
-from networks import PatchDiscriminator3D, build_generator
+from networks import build_generator
+from networks.discriminator import PatchDiscriminator3D
 from networks.layers import InstanceNorm3d
 from training.experiment import discriminator_args
 from training.step import LossWeights, Nets, gan_step

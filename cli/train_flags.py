@@ -1,5 +1,7 @@
-"""The train flags' schema: every flag of `train`, with its type, default and help, as data. train,
-sweep (which sweeps them), runs (which shows the ones that differ from the defaults) and demo read it.
+"""The train flags' schema: every flag of `train`, with its type, default, help and group, as data.
+train, sweep (which sweeps them), runs (which shows the ones that differ from the defaults) and demo
+read it. The generators' own flags come from what each declares beside its class
+(networks/declared.py): a flag two generators share, such as --channels, is one flag.
 
     parser = argparse.ArgumentParser(); add_train_flags(parser); config = vars(parser.parse_args([]))
 """
@@ -8,7 +10,9 @@ from dataclasses import dataclass, field
 
 from cli.argtypes import frame_size, non_negative_float, non_negative_int, positive_float, positive_int
 from datasets.sample import SAMPLE_DATA
-NETWORKS = ("resnet", "unet")  # networks.GENERATORS; listed here so that `-h` needs no torch import (a test checks they agree)
+from networks import GENERATORS
+from networks.declared import declared
+
 GAN_LOSSES = ("dcgan", "hinge", "lsgan", "none")  # networks.losses.GAN_LOSSES, likewise
 CONVS = ("3d", "2plus1d")  # networks.CONVS, likewise
 
@@ -30,6 +34,7 @@ class Flag:
     names: tuple
     options: dict = field(default_factory=dict)
     per_run: bool = False  # names or steers one run (a sweep sets it itself)
+    steers: bool = False  # changes how a run is watched or kept, not what it learns (`runs` leaves it out)
 
     @property
     def dest(self):
@@ -48,8 +53,35 @@ class Flag:
         return [name] if value else []
 
 
-def _flag(group, *names, per_run=False, **options):
-    return Flag(group, names, options, per_run)
+def _flag(group, *names, per_run=False, steers=False, **options):
+    return Flag(group, names, options, per_run, steers)
+
+
+def _generator_flags():
+    """One flag per hyperparameter the generators declare; a flag several declare alike is one flag,
+    whose help names the generators it is for unless every one has it."""
+    users = {}
+    for name in GENERATORS:
+        for hyper in declared(name):
+            users.setdefault(hyper.flag, []).append((name, hyper))
+    flags = []
+    for flag, declaring in users.items():
+        first = declaring[0][1]
+        shared = len(declaring) == len(GENERATORS) and len({h.help for _, h in declaring}) == 1
+        help_text = first.help if shared else "; ".join(f"{name}: {h.help}" for name, h in declaring)
+        flags.append(_flag("generator", flag, help=help_text, **_typed(first)))
+    return tuple(flags)
+
+
+def _typed(hyper):
+    """argparse options that take the hyperparameter's default and type."""
+    if isinstance(hyper.default, bool):
+        return {"action": argparse.BooleanOptionalAction, "default": True} if hyper.default else {"action": "store_true"}
+    if isinstance(hyper.default, int):
+        return {"type": positive_int if hyper.minimum >= 1 else non_negative_int, "default": hyper.default}
+    if isinstance(hyper.default, float):
+        return {"type": positive_float if hyper.minimum >= 1 else non_negative_float, "default": hyper.default}
+    return {"default": hyper.default}
 
 
 TRAIN_FLAGS = (
@@ -62,24 +94,18 @@ TRAIN_FLAGS = (
     _flag("data", "--flip", action="store_true", help="random horizontal flips of training clips"),
     _flag("data", "--mmap", action="store_true", help="memory-map the dataset instead of loading it (for data larger than RAM)"),
 
-    _flag("networks", "-net", "--network", choices=NETWORKS, default="unet", help="generator"),
-    _flag("networks", "--channels", type=positive_int, default=16, help="generator channels at the first level; they double per level"),
-    _flag("networks", "--depth", type=positive_int, default=4, help="unet: levels (frame sides must be multiples of 2^depth)"),
-    _flag("networks", "--temporal-pool", action="store_true", help="unet: pool over time as well as space"),
-    _flag("networks", "--blocks", type=positive_int, default=6, help="resnet: residual blocks"),
-    _flag("networks", "--downsample", type=non_negative_int, default=2,
-          help="resnet: strided levels (frame sides must be multiples of 2^downsample)"),
-    _flag("networks", "--se", action="store_true", help="resnet: squeeze-excitation in every residual block"),
-    _flag("networks", "--residual", choices=["auto", "on", "off"], default="auto",
+    _flag("generator", "-net", "--network", choices=sorted(GENERATORS), default="unet", help="generator"),
+    *_generator_flags(),
+    _flag("generator", "--residual", choices=["auto", "on", "off"], default="auto",
           help="predict a correction added to the input (identity when untrained); auto: on where input and target "
                "share a domain (blur, lowres, noise, compress, future pairs, and two videos whose input already "
                "scores 20 dB PSNR or more against the target), off for gray and edges"),
-    _flag("networks", "--conv", choices=CONVS, default="3d",
+    _flag("generator", "--conv", choices=CONVS, default="3d",
           help="3d: full 3x3x3 convolutions; 2plus1d: each factorised into a spatial 1x3x3 and a temporal 3x1x1 one "
                "(fewer FLOPs), in the generator and the discriminator"),
-    _flag("networks", "--d-channels", type=positive_int, default=32, help="discriminator channels at the first layer; they double per layer"),
-    _flag("networks", "--d-layers", type=positive_int, default=3, help="discriminator strided layers"),
-    _flag("networks", "--spectral-norm", action=argparse.BooleanOptionalAction, default=True,
+    _flag("discriminator", "--d-channels", type=positive_int, default=32, help="discriminator channels at the first layer; they double per layer"),
+    _flag("discriminator", "--d-layers", type=positive_int, default=3, help="discriminator strided layers"),
+    _flag("discriminator", "--spectral-norm", action=argparse.BooleanOptionalAction, default=True,
           help="spectral norm on the discriminator's convolutions (instead of its instance norm); it keeps the "
                "discriminator from winning in long runs"),
 
@@ -103,15 +129,24 @@ TRAIN_FLAGS = (
     _flag("run", "--resume", action="store_true", per_run=True,
           help="continue the experiment from its last.pt; flags you type override the saved ones"),
     _flag("run", "--allow-new-data", action="store_true", per_run=True, help="with --resume: accept a dataset other than the one trained on"),
-    _flag("run", "--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present"),
+    _flag("run", "--device", choices=["auto", "cpu", "cuda"], default="auto", steers=True, help="auto picks CUDA when present"),
     _flag("run", "--amp", **AMP_OPTIONS),
     _flag("run", "--memory-format", **MEMORY_FORMAT_OPTIONS),
-    _flag("run", "--sample-every", type=positive_int, default=1, help="validate and write samples every N epochs"),
-    _flag("run", "--log-every", type=positive_int, default=10, help="write losses to metrics.jsonl every N steps"),
-    _flag("run", "--save-every", type=non_negative_int, default=0, help="also save last.pt every N steps (0: at epoch ends only)"),
-    _flag("run", "--keep", type=non_negative_int, default=3, help="epoch_NNNN.pt checkpoints to keep beside last.pt"),
+    _flag("run", "--sample-every", type=positive_int, default=1, steers=True, help="validate and write samples every N epochs"),
+    _flag("run", "--log-every", type=positive_int, default=10, steers=True, help="write losses to metrics.jsonl every N steps"),
+    _flag("run", "--save-every", type=non_negative_int, default=0, steers=True, help="also save last.pt every N steps (0: at epoch ends only)"),
+    _flag("run", "--keep", type=non_negative_int, default=3, steers=True, help="epoch_NNNN.pt checkpoints to keep beside last.pt"),
     _flag("run", "--dry-run", action="store_true", per_run=True, help="one training step and one validation pass, then exit; nothing is kept"),
 )
+
+
+def flags_in(group):
+    return tuple(flag for flag in TRAIN_FLAGS if flag.group == group)
+
+
+def unshown_flags():
+    """The flags that do not change what a run learns: they name it or steer how it is watched and kept."""
+    return {flag.dest for flag in TRAIN_FLAGS if flag.per_run or flag.steers}
 
 
 def add_train_flags(parser, options_of=lambda flag: flag.options, flags=TRAIN_FLAGS):

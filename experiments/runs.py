@@ -6,6 +6,7 @@ and runs that differ only by seed grouped, with means, deviations and Welch's t-
 import json
 import re
 
+from cli.train_flags import unshown_flags
 from experiments.stats import mean_std, significantly_different, welch_t_test
 from runfolder.config import read_config
 from runfolder.events import STARTS, events, run_status
@@ -13,9 +14,9 @@ from runfolder.header import read_header
 from runfolder.layout import RunFolder
 from runfolder.metrics import read_metrics
 
-# Flags that steer a run without changing what it learns: left out of "flags" and of grouping.
-NOT_SHOWN = {"name", "checkpoints", "resume", "dry_run", "allow_new_data", "log_every", "sample_every", "save_every",
-             "keep", "device", "data", "seed"}
+# Flags that name or steer a run without changing what it learns: left out of "flags" and of grouping
+# (the data has a column of its own, and does group).
+NOT_SHOWN = unshown_flags() | {"data"}
 SPEED_RECORDS = 20  # clips/s is the median of the last this many loss records
 METRICS = {"psnr": max, "ssim": max, "warp_error": min, "l1": min}  # what "best" means for each
 

@@ -1,20 +1,24 @@
-"""The networks: a registry of generators and the discriminator. torch only.
+"""The networks: the registry of generators. The networks themselves are torch only; this registry
+imports none of them, so that the command line can read their names and declared
+hyperparameters (networks/declared.py) without loading torch. Adding a generator is its file
+plus one line here.
 
     G = build_generator("unet", channels=16, depth=4)
 """
-from networks.discriminator import PatchDiscriminator3D
-from networks.layers import CONVS, Residual, SizeError, count_parameters
-from networks.resnet3d import ResNet3D
-from networks.unet3d import UNet3D
+import importlib
 
-GENERATORS = {"unet": UNet3D, "resnet": ResNet3D}
+GENERATORS = {"unet": "networks.unet3d:UNet3D", "resnet": "networks.resnet3d:ResNet3D"}  # name -> module:class
+
+
+def generator_class(name):
+    module, cls = GENERATORS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def build_generator(name, residual=False, **kwargs):
     """The generator registered as `name`, built with explicit keyword hyperparameters; with
     `residual`, wrapped to predict a correction to its input (identity at initialisation)."""
-    generator = GENERATORS[name](**kwargs)
+    from networks.layers import Residual
+
+    generator = generator_class(name)(**kwargs)
     return Residual(generator) if residual else generator
-
-
-__all__ = ["CONVS", "GENERATORS", "build_generator", "PatchDiscriminator3D", "SizeError", "count_parameters", "UNet3D", "ResNet3D"]

@@ -22,6 +22,12 @@ class ResidualBlock(nn.Module):
 
 
 class ResNet3D(Generator):
+    # Its hyperparameters as train flags (networks/declared.py reads this without importing torch).
+    FLAGS = {"channels": ("--channels", "generator channels at the first level; they double per level"),
+             "blocks": ("--blocks", "residual blocks"),
+             "downsample": ("--downsample", "strided levels (frame sides must be multiples of 2^downsample)", 0),
+             "squeeze_excite": ("--se", "squeeze-excitation in every residual block")}
+
     def __init__(self, in_channels=3, out_channels=3, channels=16, blocks=6, downsample=2, squeeze_excite=False, conv="3d"):
         super().__init__()
         self.downsample = downsample

@@ -10,13 +10,18 @@ from networks.layers import ConvBlock, Generator, dcgan_init
 
 
 class UNet3D(Generator):
+    # Its hyperparameters as train flags (networks/declared.py reads this without importing torch).
+    FLAGS = {"channels": ("--channels", "generator channels at the first level; they double per level"),
+             "depth": ("--depth", "levels (frame sides must be multiples of 2^depth)"),
+             "temporal_pool": ("--temporal-pool", "pool over time as well as space")}
+
     def __init__(self, in_channels=3, out_channels=3, channels=16, depth=4, temporal_pool=False, conv="3d"):
         super().__init__()
         self.depth, self.temporal_pool = depth, temporal_pool
         widths = [channels * 2 ** level for level in range(depth + 1)]
         kernel = (2, 2, 2) if temporal_pool else (1, 2, 2)
         # ceil_mode keeps an odd clip length from losing its last frame; the decoder crops back.
-        self.pool = nn.MaxPool3d(kernel, ceil_mode=True)
+        self.down = nn.MaxPool3d(kernel, ceil_mode=True)
         self.encoder = nn.ModuleList([ConvBlock(in_channels, widths[0], conv)] +
                                      [ConvBlock(widths[level - 1], widths[level], conv) for level in range(1, depth + 1)])
         self.upsample = nn.ModuleList([nn.ConvTranspose3d(widths[level + 1], widths[level], kernel, stride=kernel)
@@ -38,7 +43,7 @@ class UNet3D(Generator):
         for block in self.encoder[:-1]:
             x = block(x)
             skips.append(x)
-            x = self.pool(x)
+            x = self.down(x)
         x = self.encoder[-1](x)  # (N, channels * 2^depth, T', H / 2^depth, W / 2^depth)
         for level in reversed(range(self.depth)):
             skip = skips[level]

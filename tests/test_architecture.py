@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 # Top to bottom; a package may import from the packages below it, never from one above.
-LAYERS = ["commands", "cli", "experiments", "training", "inference", "runfolder", "compute", "datasets", "networks", "media",
+LAYERS = ["commands", "experiments", "training", "inference", "cli", "runfolder", "compute", "datasets", "networks", "media",
           "utils"]
 PEERS = {"datasets": {"networks"}, "networks": {"datasets"}}  # side by side: neither imports the other
 MAX_FUNCTION_LINES = 60
@@ -96,10 +96,28 @@ def test_precision_lives_in_the_compute_package():
     assert spelled == []
 
 
+def test_a_generator_s_flags_are_declared_only_beside_its_class():
+    """No module but the generator's own spells its flags (the train flags, the generator arguments,
+    the resume rules and `runs` all read the declaration)."""
+    from networks import GENERATORS
+    from networks.declared import declared
+
+    homes = {}  # flag -> the files of the generators that declare it
+    for name, where in GENERATORS.items():
+        for hyper in declared(name):
+            homes.setdefault(hyper.flag, set()).add(REPO / (where.split(":")[0].replace(".", "/") + ".py"))
+    spelled = []
+    for path in (path for package in LAYERS for path in (REPO / package).glob("*.py")):
+        constants = {node.value for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                     if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+        spelled += [(path.name, flag) for flag in constants & set(homes) if path not in homes[flag]]
+    assert spelled == []
+
+
 def test_networks_import_nothing_but_torch():
     for path in (REPO / "networks").glob("*.py"):
         modules = imported_modules(path)
-        assert modules <= {"torch", "networks", "math", "dataclasses"}, (path.name, modules)
+        assert modules <= {"torch", "networks", "math", "dataclasses", "ast", "functools", "importlib"}, (path.name, modules)
 
 
 @pytest.mark.parametrize("package", SHORT_FUNCTIONS_IN)

@@ -76,7 +76,8 @@ def test_a_way_whose_step_is_not_finite_is_never_chosen(monkeypatch):
 
     import numpy as np
 
-    from networks import PatchDiscriminator3D, build_generator
+    from networks import build_generator
+    from networks.discriminator import PatchDiscriminator3D
     from training import autotune
     from training.step import LossWeights, NonFiniteLoss
 

@@ -3,8 +3,10 @@ import pytest
 import torch
 
 from cli.train_flags import CONVS as CONV_CHOICES
-from cli.train_flags import GAN_LOSSES, NETWORKS
-from networks import CONVS, GENERATORS, PatchDiscriminator3D, SizeError, build_generator, count_parameters
+from cli.train_flags import GAN_LOSSES, TRAIN_FLAGS
+from networks import GENERATORS, build_generator
+from networks.discriminator import PatchDiscriminator3D
+from networks.layers import CONVS, SizeError, count_parameters
 from networks.layers import InstanceNorm3d, conv3d
 from networks.losses import discriminator_loss, generator_loss, reconstruction_losses
 
@@ -14,9 +16,27 @@ SMALL = {"unet": {"channels": 4, "depth": 2}, "resnet": {"channels": 4, "blocks"
 def test_train_offers_exactly_the_registered_networks_and_losses():
     from networks.losses import GAN_LOSSES as LOSSES
 
-    assert set(NETWORKS) == set(GENERATORS)
+    network = next(flag for flag in TRAIN_FLAGS if flag.dest == "network")
+    assert set(network.options["choices"]) == set(GENERATORS)
     assert set(GAN_LOSSES) == set(LOSSES)
     assert set(CONV_CHOICES) == set(CONVS)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_a_declaration_read_without_torch_is_the_class_s_own(name):
+    """networks/declared.py reads FLAGS and the __init__ defaults from the source; they match the class."""
+    import inspect
+
+    from networks import generator_class
+    from networks.declared import constructor_defaults, declared
+
+    cls = generator_class(name)
+    signature = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if p.default is not p.empty}
+    assert constructor_defaults(name) == signature
+    assert [(h.argument, h.flag, h.help) for h in declared(name)] == [(a, spec[0], spec[1]) for a, spec in cls.FLAGS.items()]
+    flags = {flag.names[-1]: flag for flag in TRAIN_FLAGS}
+    for hyper in declared(name):  # each is a train flag with the constructor's default
+        assert flags[hyper.flag].options.get("default", False) == signature[hyper.argument]
 
 
 @pytest.mark.parametrize("conv", CONVS)

@@ -9,7 +9,8 @@ import torch
 from bench.footage import natural_shots
 from conftest import TINY, encode_frames, read_frames, run_cli
 from datasets.build import build_dataset, derived_sources
-from networks import CONVS, GENERATORS, build_generator
+from networks import GENERATORS, build_generator
+from networks.layers import CONVS
 from training.experiment import RESIDUAL_MIN_IDENTITY_PSNR, resolve_residual
 from runfolder.metrics import read_metrics
 from utils.size import Size

@@ -38,7 +38,7 @@ def choose_compute(config, nets, a, b, weights, device, ranks):
     compute = None
     if ranks.is_main:
         job = {"network": config["network"], "generator": generator_args(config), "clip": list(a.shape),
-               "discriminator": [config[k] for k in ("gan_loss", "d_channels", "d_layers", "spectral_norm")]}
+               "discriminator": [config["gan_loss"], discriminator_args(config)]}
         ways, broken = ways_that_train(ways, config, a.shape[:4], weights, device, job)
         compute = choose(ways, job_key(device, job="train", asked=[config["amp"], config["memory_format"]], **job),
                          way_timer(ways, training_step_in(nets, a, b, weights, device), device))

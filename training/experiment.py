@@ -1,23 +1,34 @@
 """What the train flags make of the networks: the generator's and the discriminator's keyword
 arguments, the flags that shape them (which `--resume` may not change), and the decision of
-`--residual auto`.
+`--residual auto`. The generator's come from what it declares beside its class
+(networks/declared.py), the discriminator's from the schema's discriminator group.
 
     generator_args(config)    # -> {"channels": 16, "depth": 4, "temporal_pool": False, "conv": "3d", "residual": True}
 """
-# Flags that shape the networks; a run cannot be resumed with other values.
-GENERATOR_FLAGS = {"unet": ("channels", "depth", "temporal_pool", "conv", "residual"),
-                   "resnet": ("channels", "blocks", "downsample", "se", "conv", "residual")}
+from cli.train_flags import flags_in
+from networks.declared import constructor_defaults, declared
+
 RESIDUAL_MIN_IDENTITY_PSNR = 20.0  # dB: an input this close to its target is a rough answer, worth correcting
-DISCRIMINATOR_FLAGS = ("d_channels", "d_layers", "spectral_norm", "conv")
+
+
+def generator_flags(network):
+    """The flags that shape the generator `network`: its declared ones, then --conv when it takes
+    one and --residual, which wraps any generator."""
+    takes_conv = "conv" in constructor_defaults(network)
+    return [h.dest for h in declared(network)] + (["conv"] if takes_conv else []) + ["residual"]
 
 
 def generator_args(config):
     """The generator's keyword hyperparameters, from the train flags."""
-    common = {"conv": config["conv"], "residual": config["residual"] == "on"}
-    if config["network"] == "unet":
-        return {"channels": config["channels"], "depth": config["depth"], "temporal_pool": config["temporal_pool"], **common}
-    return {"channels": config["channels"], "blocks": config["blocks"], "downsample": config["downsample"],
-            "squeeze_excite": config["se"], **common}
+    args = {h.argument: config[h.dest] for h in declared(config["network"])}
+    if "conv" in constructor_defaults(config["network"]):
+        args["conv"] = config["conv"]
+    return {**args, "residual": config["residual"] == "on"}
+
+
+def discriminator_flags():
+    """The flags that shape the discriminator: its group in the schema, and --conv."""
+    return [flag.dest for flag in flags_in("discriminator")] + ["conv"]
 
 
 def resolve_residual(config, meta, identity_psnr):
@@ -45,13 +56,12 @@ def discriminator_args(config):
     """The discriminator's keyword hyperparameters, or None when there is no adversarial loss."""
     if config["gan_loss"] == "none":
         return None
-    return {"channels": config["d_channels"], "layers": config["d_layers"], "spectral_norm": config["spectral_norm"],
-            "conv": config["conv"]}
+    return {name.removeprefix("d_"): config[name] for name in discriminator_flags()}  # --d-channels sets its channels
 
 
 def architecture(config):
     """{flag: value} of every flag that shapes this config's networks."""
-    names = ["network", "gan_loss", *GENERATOR_FLAGS[config["network"]]]
+    names = ["network", "gan_loss", *generator_flags(config["network"])]
     if config["gan_loss"] != "none":
-        names += DISCRIMINATOR_FLAGS
+        names += discriminator_flags()
     return {name: config.get(name) for name in dict.fromkeys(names)}

@@ -21,7 +21,9 @@ from datasets.pipeline import InputPipeline
 from datasets.sample import SAMPLE_DATA, ensure_sample
 from datasets.slider import ClipSlider
 from datasets.store import fingerprint, load_dataset
-from networks import PatchDiscriminator3D, SizeError, build_generator, count_parameters
+from networks import build_generator
+from networks.discriminator import PatchDiscriminator3D
+from networks.layers import SizeError, count_parameters
 from training.autotune import choose_compute
 from training.distributed import Ranks, any_rank, barrier, elastic_restart, init_distributed, ranks_agree, shutdown
 from runfolder.checkpoint import (build_checkpoint, load_checkpoint, restore_networks, restore_random_state, save_checkpoint,

@@ -35,7 +35,8 @@ def trial_spec(network, generator_args, discriminator_args, clip_shape, weights)
 
 def main():
     """The child: build the networks of the spec on stdin, then step them in each way."""
-    from networks import PatchDiscriminator3D, build_generator
+    from networks import build_generator
+    from networks.discriminator import PatchDiscriminator3D
 
     spec = json.load(sys.stdin)
     torch.set_num_threads(spec["threads"])
