@@ -44,7 +44,6 @@ def main(argv=None):
         if token.startswith("-") and token.endswith("=--"):
             parser.error(f"argument {token[:-3]}: expected a value, not '--'")
     args = parser.parse_args(argv)
-    args.argv = argv[1:]  # the command's own arguments, for commands that need to know what was typed
     try:
         return args.run(args)
     except UsageError as exc:

@@ -25,7 +25,7 @@ def nets_on(device):
     torch.manual_seed(0)
     g = build_generator("unet", channels=8, depth=2).to(device)
     d = PatchDiscriminator3D(channels=8, layers=2).to(device)
-    return Nets(g, g, torch.optim.Adam(g.parameters()), grad_scaler(device, False), d, d, torch.optim.Adam(d.parameters()))
+    return Nets.around(g, d, grad_scaler(device, False), lr=1e-3)
 
 
 def steps_per_second(pipeline, nets, device, epoch, steps):

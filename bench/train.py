@@ -58,9 +58,7 @@ class Way:
         if before:
             g, d = with_torch_instance_norm(g), with_torch_instance_norm(d)
         g, d = g.to(memory_format=layout), d.to(memory_format=layout)
-        adam = {"lr": 2e-4, "betas": (0.5, 0.999)}
-        self.nets = Nets(g, g, torch.optim.Adam(g.parameters(), **adam), grad_scaler(CPU, compute.amp),
-                         d, d, torch.optim.Adam(d.parameters(), **adam))
+        self.nets = Nets.around(g, d, grad_scaler(CPU, compute.amp), lr=2e-4)
         self.compute, self.conv, self.before = compute, conv, before
         self.name = f"{conv} {compute.name}" + (", torch InstanceNorm3d (before)" if before else "")
 

@@ -149,7 +149,51 @@ def unshown_flags():
     return {flag.dest for flag in TRAIN_FLAGS if flag.per_run or flag.steers}
 
 
-def add_train_flags(parser, options_of=lambda flag: flag.options, flags=TRAIN_FLAGS):
+TYPED = "typed_flags"  # the parsed arguments' set of the train flags typed (a resumed run lays them over its config)
+
+
+def _note_typed(namespace, dest):
+    setattr(namespace, TYPED, getattr(namespace, TYPED, set()) | {dest})
+
+
+class _Store(argparse.Action):
+    """argparse's 'store' that also notes its flag as typed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        _note_typed(namespace, self.dest)
+
+
+class _StoreTrue(_Store):
+    """argparse's 'store_true' that also notes its flag as typed."""
+
+    def __init__(self, option_strings, dest, default=False, required=False, help=None):
+        super().__init__(option_strings, dest, nargs=0, const=True, default=default, required=required, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, True, option_string)
+
+
+class _Switch(argparse.BooleanOptionalAction):
+    """--flag / --no-flag that also notes its flag as typed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _note_typed(namespace, self.dest)
+
+
+NOTING = {None: _Store, "store_true": _StoreTrue, argparse.BooleanOptionalAction: _Switch}
+
+
+def noting_typed(flag):
+    """add_argument options of a train flag whose action also notes, in the parsed arguments' TYPED
+    set, that it was typed: which flags were typed is known from the one parse of the command line."""
+    options = dict(flag.options)
+    options["action"] = NOTING[options.get("action")]
+    return options
+
+
+def add_train_flags(parser, options_of=noting_typed, flags=TRAIN_FLAGS):
     """Add `flags` to `parser` in their groups; `options_of(flag)` gives each one's add_argument options."""
     groups = {}
     for flag in flags:
@@ -162,13 +206,9 @@ def default_flags():
     """{dest: default} of every train flag: the config of a bare `train`."""
     parser = argparse.ArgumentParser(add_help=False)
     add_train_flags(parser)
-    return vars(parser.parse_args([]))
+    return {dest: value for dest, value in vars(parser.parse_args([])).items() if dest != TYPED}
 
 
-def explicit_flags(argv):
-    """The destinations of the train flags typed in `argv` (defaults left out): they override a resumed config."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add_train_flags(parser)
-    unset = object()  # argparse fills in defaults only for attributes the namespace lacks
-    namespace = argparse.Namespace(**{dest: unset for dest in vars(parser.parse_args([]))})
-    return {dest for dest, value in vars(parser.parse_args(argv, namespace)).items() if value is not unset}
+def typed_flags(args):
+    """The train flags typed on the command line that `args` was parsed from."""
+    return getattr(args, TYPED, set())

@@ -7,7 +7,7 @@
 """
 from pathlib import Path
 
-from cli.train_flags import add_train_flags, default_flags, explicit_flags
+from cli.train_flags import add_train_flags, default_flags, typed_flags
 from utils.errors import UsageError
 
 HELP = "train a generator against a 3D-conv discriminator"
@@ -44,4 +44,4 @@ def run(args):
     from experiments.report import write_report
     from training.loop import train
 
-    return train(config, explicit=explicit_flags(args.argv), defaults=defaults, on_epoch_end=write_report)
+    return train(config, explicit=typed_flags(args), defaults=defaults, on_epoch_end=write_report)

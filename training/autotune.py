@@ -19,12 +19,11 @@ from utils.device import cpu_flags, to_model_input
 from utils.errors import warn
 
 
-def training_step_in(nets, a, b, weights, device):
-    """prepare(way) for the way timer: one training step of copies of `nets` computing in `way`
-    (a step that is not finite raises NonFiniteLoss, so that way is never chosen)."""
+def training_step_in(generator, discriminator, a, b, weights, device):
+    """prepare(way) for the way timer: one training step of copies of the networks computing in
+    `way` (a step that is not finite raises NonFiniteLoss, so that way is never chosen)."""
     def prepare(way):
-        g, d = (copy.deepcopy(m).to(memory_format=way.memory_format) if m is not None else None
-                for m in (nets.raw_generator, nets.raw_discriminator))
+        g, d = (copy.deepcopy(m).to(memory_format=way.memory_format) if m is not None else None for m in (generator, discriminator))
         copies = timing_nets(g, d, device, way.amp)
         x, y = to_model_input(a, device, way.channels_last), to_model_input(b, device, way.channels_last)
         return lambda: gan_step(copies, x, y, weights, device, way.amp)
@@ -32,8 +31,9 @@ def training_step_in(nets, a, b, weights, device):
     return prepare
 
 
-def choose_compute(config, nets, a, b, weights, device, ranks):
-    """The Compute a run trains with. `a`, `b`: a uint8 batch (B, T, H, W, 3) to time on."""
+def choose_compute(config, generator, discriminator, a, b, weights, device, ranks):
+    """The Compute a run trains with: the networks' (`discriminator` may be None) timed on `a`, `b`,
+    a uint8 batch (B, T, H, W, 3)."""
     ways = candidate_ways(config["amp"], config["memory_format"], device, quiet=not ranks.is_main)
     compute = None
     if ranks.is_main:
@@ -41,7 +41,7 @@ def choose_compute(config, nets, a, b, weights, device, ranks):
                "discriminator": [config["gan_loss"], discriminator_args(config)]}
         ways, broken = ways_that_train(ways, config, a.shape[:4], weights, device, job)
         compute = choose(ways, job_key(device, job="train", asked=[config["amp"], config["memory_format"]], **job),
-                         way_timer(ways, training_step_in(nets, a, b, weights, device), device))
+                         way_timer(ways, training_step_in(generator, discriminator, a, b, weights, device), device))
         if broken:
             compute = dataclasses.replace(compute, note=f"{failures(broken)} in a trial step here; {compute.note}")
     if ranks.distributed:  # every rank takes rank 0's way

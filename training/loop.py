@@ -245,24 +245,20 @@ def build_networks(run, state):
             generator.check_size(size.height, size.width)
         except SizeError as exc:
             raise DatasetError(config["data"], f"{exc}; rebuild the dataset with another --size, or change the network flags") from None
-    adam = {"lr": config["lr"], "betas": (0.5, 0.999)}
-    nets = Nets(generator, generator, torch.optim.Adam(generator.parameters(), **adam), None,
-                discriminator, discriminator, torch.optim.Adam(discriminator.parameters(), **adam) if discriminator else None)
-    compute = choose_run_compute(run, nets, state)
-    nets.scaler = grad_scaler(device, compute.amp)
+    compute = choose_run_compute(run, generator, discriminator, state)
+    nets = Nets.around(generator, discriminator, grad_scaler(device, compute.amp), lr=config["lr"])
     if state is not None:
         restore_networks(nets, state)
     for module in (generator, discriminator):
         if module is not None and compute.channels_last:
-            module.to(memory_format=torch.channels_last_3d)
+            module.to(memory_format=torch.channels_last_3d)  # in place: the optimizers keep their parameters
     if run.ranks.distributed:
         ids = [device.index] if device.type == "cuda" else None
-        nets.generator = DistributedDataParallel(generator, device_ids=ids)
-        nets.discriminator = DistributedDataParallel(discriminator, device_ids=ids) if discriminator else None
+        nets = nets.wrapped(lambda module: DistributedDataParallel(module, device_ids=ids))
     return nets, compute
 
 
-def choose_run_compute(run, nets, state):
+def choose_run_compute(run, generator, discriminator, state):
     """The precision and layout: a resumed run keeps those it started with; a new one takes what
     the flags ask, and measures what they leave to auto (training/autotune.py)."""
     saved = saved_compute(state) if state is not None else None
@@ -271,7 +267,7 @@ def choose_run_compute(run, nets, state):
     config, train = run.config, run.data.train
     a, b = train.gather(train.epoch_batches(0)[0], 0, 0)
     weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
-    return choose_compute(config, nets, a, b, weights, run.device, run.ranks)
+    return choose_compute(config, generator, discriminator, a, b, weights, run.device, run.ranks)
 
 
 def restore_position(run, state):
@@ -287,23 +283,42 @@ def restore_position(run, state):
 
 
 def start_log(run, position, resumed, defaults):
-    """Rank 0 before the first step: clear leftovers, write config.json and a first checkpoint, open
-    metrics.jsonl, and say what is trained where."""
-    config, folder, raw_g, raw_d = run.config, run.folder, run.nets.raw_generator, run.nets.raw_discriminator
-    remove_partials(folder)  # left by a run that was killed mid-write; the lock says none is writing now
-    write_config(folder, config)
+    """Rank 0 before the first step: the folder made ready, the log opened, a first checkpoint for
+    a new run, what trains where said, and the step-0 validation."""
+    prepare_folder(run)
+    open_log(run, position, resumed)
+    if not resumed:
+        save(run, position)
+    say_what_trains(run, resumed, defaults)
+    run.progress = Progress(None if run.config["max_seconds"] else run.total_steps, unit="step", what="training",
+                            initial=position.step, every_s=None)
+    if not resumed and run.data.val is not None:
+        validate_at_step_0(run)
+
+
+def prepare_folder(run):
+    """Remove what a run killed mid-write left (the lock says none is writing now), and write config.json."""
+    remove_partials(run.folder)
+    write_config(run.folder, run.config)
+
+
+def open_log(run, position, resumed):
+    """metrics.jsonl and TensorBoard, from the checkpoint's step on a resume, with the start's event."""
     resume_step = position.step if resumed else None
-    run.log = MetricsLog(folder, resume_step=resume_step, board=tensorboard(folder, purge_step=resume_step or 0))
+    run.log = MetricsLog(run.folder, resume_step=resume_step, board=tensorboard(run.folder, purge_step=resume_step or 0))
+    raw_g, raw_d = run.nets.raw_generator, run.nets.raw_discriminator
     run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": RESUMED if resumed else STARTED,
                    "world_size": run.ranks.world_size, "precision": "bf16" if run.amp else "fp32",
                    "memory_format": "channels_last" if run.channels_last else "contiguous", "compute_choice": run.compute.note,
                    "parameters/generator": count_parameters(raw_g), "parameters/discriminator": count_parameters(raw_d) if raw_d else 0})
-    if not resumed:
-        save(run, position)
-    ranks = run.ranks.world_size
-    print(f"{'resuming' if resumed else 'training'} {config['network']} ({count_parameters(raw_g) / 1e6:.2f} M parameters) "
-          f"on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch per rank, "
-          f"{ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {folder}", flush=True)
+
+
+def say_what_trains(run, resumed, defaults):
+    """The start lines: network, data, ranks and device; the compute choice and --residual; the flags that differ."""
+    config, ranks = run.config, run.ranks.world_size
+    print(f"{'resuming' if resumed else 'training'} {config['network']} ({count_parameters(run.nets.raw_generator) / 1e6:.2f} M "
+          f"parameters) on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch "
+          f"per rank, {ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {run.folder}", flush=True)
     print(f"computing in {run.compute.describe()}; residual {config['residual']} ({run.residual_note})", flush=True)
     internal = ("resume", "name") + (("checkpoints", "max_steps") if config["dry_run"] else ())  # set by the tool, not typed
     internal += ("residual",) if run.residual_note.startswith("auto") else ()  # decided here; said on the line above
@@ -311,12 +326,13 @@ def start_log(run, position, resumed, defaults):
     if changed:
         print("flags: " + " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in sorted(changed.items())),
               flush=True)
-    run.progress = Progress(None if config["max_seconds"] else run.total_steps, unit="step", what="training",
-                            initial=position.step, every_s=None)
-    if not resumed and run.data.val is not None:  # where the curves start: a residual generator starts at the identity
-        scores, _ = validate(raw_g, run.data.val, run.device, run.amp, run.channels_last)
-        run.log.write({"step": 0, "epoch": 0, **scores})
-        run.progress.write(validation_line("step 0", scores))
+
+
+def validate_at_step_0(run):
+    """Where the curves start: a residual generator starts at the identity."""
+    scores, _ = validate(run.nets.raw_generator, run.data.val, run.device, run.amp, run.channels_last)
+    run.log.write({"step": 0, "epoch": 0, **scores})
+    run.progress.write(validation_line("step 0", scores))
 
 
 def tensorboard(folder, purge_step):

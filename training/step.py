@@ -3,6 +3,7 @@ match the target (the mixed losses). Used by the training loop and by bench/trai
 
     losses = gan_step(nets, x, y, LossWeights("dcgan", l1=100), device, amp=False)   # {"g_l1": 0.21, ...}
 """
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ class NonFiniteLoss(NotFinite):
     """A loss became NaN or infinite; raised before it reaches the weights."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Nets:
     """The networks and their optimizers. `generator` and `discriminator` may be DDP-wrapped;
     `raw_generator` and `raw_discriminator` never are (they are saved, and D is used unwrapped in
@@ -31,6 +32,18 @@ class Nets:
     discriminator: torch.nn.Module | None = None
     raw_discriminator: torch.nn.Module | None = None
     opt_d: torch.optim.Optimizer | None = None
+
+    @classmethod
+    def around(cls, generator, discriminator, scaler, lr):
+        """Unwrapped `generator` and `discriminator` (or None) with Adam optimizers (betas 0.5, 0.999)."""
+        adam = {"lr": lr, "betas": (0.5, 0.999)}
+        opt_d = torch.optim.Adam(discriminator.parameters(), **adam) if discriminator is not None else None
+        return cls(generator, generator, torch.optim.Adam(generator.parameters(), **adam), scaler, discriminator, discriminator, opt_d)
+
+    def wrapped(self, wrap):
+        """These Nets with the trained modules wrapped by `wrap` (DistributedDataParallel); the raw ones stay."""
+        return dataclasses.replace(self, generator=wrap(self.raw_generator),
+                                   discriminator=wrap(self.raw_discriminator) if self.raw_discriminator is not None else None)
 
 
 @dataclass(frozen=True)

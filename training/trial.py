@@ -22,9 +22,7 @@ CHILD = [sys.executable, "-m", "training.trial"]
 def timing_nets(generator, discriminator, device, amp):
     """Nets around `generator` and `discriminator` (None without an adversarial loss) whose
     optimizers step with a learning rate of 0: a step costs what a training step costs."""
-    adam = {"lr": 0.0, "betas": (0.5, 0.999)}
-    return Nets(generator, generator, torch.optim.Adam(generator.parameters(), **adam), grad_scaler(device, amp),
-                discriminator, discriminator, torch.optim.Adam(discriminator.parameters(), **adam) if discriminator is not None else None)
+    return Nets.around(generator, discriminator, grad_scaler(device, amp), lr=0.0)
 
 
 def trial_spec(network, generator_args, discriminator_args, clip_shape, weights):
