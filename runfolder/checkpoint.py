@@ -7,6 +7,7 @@ A checkpoint is a dict of state_dicts, optimizer states, counters, RNG states an
 plain types, so loading never runs code from the file. Example:
     state = load_checkpoint("checkpoints/unet_sample")    # the folder means its last.pt
 """
+import json
 import os
 import pickle
 import re
@@ -66,11 +67,17 @@ def build_checkpoint(nets, position, config, model_args, disc_args, data, comput
         "discriminator": nets.raw_discriminator.state_dict() if nets.raw_discriminator else None,
         "opt_d": nets.opt_d.state_dict() if nets.opt_d else None,
         "epoch": position.epoch, "epoch_step": position.epoch_step, "step": position.step, "network": config["network"],
-        "model_args": model_args, "disc_args": disc_args, "config": config, "rng": rng,
+        "model_args": model_args, "disc_args": disc_args, "config": plain(config), "rng": rng,
         "dataset_fingerprint": data.fingerprint, "scores": scores or {}, "finished": finished, "version": VERSION,
         "compute": {"amp": compute.amp, "channels_last": compute.channels_last},
         "dataset": {key: data.dataset.meta.get(key) for key in DATASET_KEYS},
     }
+
+
+def plain(config):
+    """The config in plain JSON types, as config.json holds it (a Size becomes [width, height]), so
+    that a checkpoint loads with weights_only=True."""
+    return json.loads(json.dumps(config))
 
 
 def save_checkpoint(folder, state, keep_epoch=False, keep=0):

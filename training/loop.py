@@ -1,15 +1,15 @@
 """The training loop, top to bottom: open the experiment, load the data, build the networks, then
 per step (1) update D, (2) update G; at each epoch's end validation, samples and a checkpoint.
-Runs alone or as one rank under torchrun. The run's state is one `Run` and one `Position`; each
-stage below is a plain function of them.
+Runs alone or as one rank under torchrun. A `Run` is built whole before the first step; what
+changes while it trains is its `Position`, rank 0's `Report` and this invocation's `Clock`, and
+each stage below is a plain function of them.
 
     python main.py train -net unet --data data/sample_gray --epochs 20
 """
 import contextlib
-import json
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,9 +53,10 @@ class Position:
     step: int = 0  # steps done in all
     epoch: int = 0  # epochs finished
     epoch_step: int = 0  # steps done in the current epoch
+    saved_step: int = 0  # the step last.pt holds
 
 
-@dataclass
+@dataclass(frozen=True)
 class Data:
     dataset: object
     fingerprint: str
@@ -65,33 +66,26 @@ class Data:
 
 @dataclass
 class Run:
-    """What one training run holds: its flags, where it writes, where it runs, its data and networks."""
+    """What one training run is, built whole before its first step: its flags (with --residual
+    decided), where it writes, where it runs, its data, its networks and how they compute."""
 
     config: dict
     folder: RunFolder
     ranks: Ranks
     device: torch.device
-    data: Data = None
-    inputs: InputPipeline = None
-    nets: Nets = None
-    compute: Compute = None  # precision and memory layout
-    total_steps: int = 0
-    started: float = None  # time.monotonic() at the first step
-    deadline: float = None  # time.monotonic() at which --max-seconds ends training
-    out_of_time: bool = False
-    log: MetricsLog = None  # rank 0 only, as are progress and the watchdog
-    progress: Progress = None
-    watchdog: Watchdog = field(default_factory=Watchdog)
+    data: Data
+    nets: Nets
+    compute: Compute  # precision and memory layout
+    residual_note: str  # how --residual was decided
     on_epoch_end: object = None  # called with the folder after every epoch's report (rank 0): the experiment page
-    residual_note: str = ""  # how --residual was decided
-    saved_step: int = 0
 
     @property
     def steps_per_epoch(self):
         return len(self.data.train)
 
-    def budget_left(self, position):
-        return position.step < self.total_steps and not self.out_of_time
+    @property
+    def total_steps(self):
+        return self.config["max_steps"] or self.config["epochs"] * self.steps_per_epoch
 
     @property
     def amp(self):
@@ -100,6 +94,40 @@ class Run:
     @property
     def channels_last(self):
         return self.compute.channels_last
+
+
+@dataclass
+class Clock:
+    """This invocation's time: when its first step began, and when --max-seconds ends it."""
+
+    started: float
+    deadline: float | None
+    out_of_time: bool = False
+
+    @classmethod
+    def start(cls, max_seconds):
+        now = time.monotonic()
+        return cls(now, now + max_seconds if max_seconds else None)
+
+    def late(self):
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+@dataclass(frozen=True)
+class Report:
+    """Rank 0's: metrics.jsonl (with TensorBoard), the progress line and the watchdog."""
+
+    log: MetricsLog
+    progress: Progress
+    watchdog: Watchdog
+
+    def close(self):
+        self.progress.close()
+        self.log.close()
+
+
+def budget_left(run, position, clock):
+    return position.step < run.total_steps and not clock.out_of_time
 
 
 def lr_at(step, base_lr, total_steps, decay_steps):
@@ -113,7 +141,6 @@ def train(config, explicit=(), defaults=None, on_epoch_end=None):
     """Train as the flags in `config` say; returns the exit code (0, or 130/143 when interrupted).
     `explicit` names the flags the user typed (they override a resumed config); `defaults` are the
     flags' defaults (the start line shows what differs)."""
-    config = json.loads(json.dumps(config))  # plain JSON types only: safe in config.json and in checkpoints
     ranks, device = init_distributed(config["device"])
     try:
         with dry_run_folder(config) as config:
@@ -138,43 +165,46 @@ def dry_run_folder(config):
 
 
 def run_training(config, explicit, defaults, ranks, device, on_epoch_end):
-    folder = experiment_folder(config)
-    state, config = open_experiment(config, explicit, folder, ranks)
-    run = Run(config, folder, ranks, device, on_epoch_end=on_epoch_end)
+    run, state = build_run(config, explicit, ranks, device, on_epoch_end)
     try:
-        run.data = load_data(config, ranks, state, folder)
-        run.config, run.residual_note = resolve_residual(config, run.data.dataset.meta, identity_psnr(run.data.dataset))
-        run.nets, run.compute = build_networks(run, state)
         return train_from(run, state, defaults)
     finally:
         run.nets = None  # the DDP wrappers hold the process group: it must be free to go before shutdown() (see there)
 
 
+def build_run(config, explicit, ranks, device, on_epoch_end):
+    """(the Run, the saved checkpoint or None): the experiment opened, the data loaded, --residual
+    decided, the networks built and the compute chosen."""
+    folder = experiment_folder(config)
+    state, config = open_experiment(config, explicit, folder, ranks)
+    data = load_data(config, ranks, state, folder)
+    config, residual_note = resolve_residual(config, data.dataset.meta, identity_psnr(data.dataset))
+    nets, compute = build_networks(config, data.train, ranks, device, state)
+    return Run(config, folder, ranks, device, data, nets, compute, residual_note, on_epoch_end), state
+
+
 def train_from(run, state, defaults):
     """The training of a built Run, from the saved checkpoint `state` or the start; the exit code."""
-    run.inputs = InputPipeline(run.data.train, run.device, run.channels_last)
-    run.total_steps = run.config["max_steps"] or run.config["epochs"] * run.steps_per_epoch
     position = restore_position(run, state)
     if position.step >= run.total_steps:
         if run.ranks.is_main:
             print(f"{run.folder}: already trained for {position.step} steps; raise --epochs or --max-steps to train further")
         return 0
+    report = None
     try:
         if run.ranks.is_main:
-            start_log(run, position, resumed=state is not None, defaults=defaults)
+            report = start_log(run, position, resumed=state is not None, defaults=defaults)
         with StopSignals() as signals:
-            return train_epochs(run, position, signals)
+            return train_epochs(run, position, report, signals)
     except NonFiniteLoss as exc:
-        if run.log is not None:
-            run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": FAILED, "reason": str(exc)})
+        if report is not None:
+            report.log.write({"step": position.step, "epoch": position.epoch + 1, "event": FAILED, "reason": str(exc)})
         raise TrainingError(run.folder, f"{exc} at step {position.step + 1}: training stopped; {run.folder.last.name} keeps step "
-                                        f"{run.saved_step}. Lower --lr (now {run.config['lr']:g}), keep --spectral-norm on, "
+                                        f"{position.saved_step}. Lower --lr (now {run.config['lr']:g}), keep --spectral-norm on, "
                                         f"or try --gan-loss lsgan") from None
     finally:
-        if run.progress is not None:
-            run.progress.close()
-        if run.log is not None:
-            run.log.close()
+        if report is not None:
+            report.close()
 
 
 def open_experiment(config, explicit, folder, ranks):
@@ -231,43 +261,41 @@ def identity_psnr(dataset, most=512):
     return mean_psnr(dataset.a[frames], dataset.b[frames]) if len(frames) else 0.0
 
 
-def build_networks(run, state):
+def build_networks(config, train, ranks, device, state):
     """(Nets, Compute): the generator, the discriminator (none without an adversarial loss) and their
     optimizers, restored from `state` when resuming, in the precision and layout the run computes
-    in. Every rank seeds alike, so they start identical."""
-    config, device = run.config, run.device
+    in (timed on `train`'s first batch). Every rank seeds alike, so they start identical."""
     torch.manual_seed(config["seed"])
     generator = build_generator(config["network"], **generator_args(config)).to(device)
     d_args = discriminator_args(config)
     discriminator = PatchDiscriminator3D(**d_args).to(device) if d_args else None
-    for size in {run.data.train.frame_size, run.data.train.clip_size}:
+    for size in {train.frame_size, train.clip_size}:
         try:
             generator.check_size(size.height, size.width)
         except SizeError as exc:
             raise DatasetError(config["data"], f"{exc}; rebuild the dataset with another --size, or change the network flags") from None
-    compute = choose_run_compute(run, generator, discriminator, state)
+    compute = choose_run_compute(config, train, generator, discriminator, ranks, device, state)
     nets = Nets.around(generator, discriminator, grad_scaler(device, compute.amp), lr=config["lr"])
     if state is not None:
         restore_networks(nets, state)
     for module in (generator, discriminator):
         if module is not None and compute.channels_last:
             module.to(memory_format=torch.channels_last_3d)  # in place: the optimizers keep their parameters
-    if run.ranks.distributed:
+    if ranks.distributed:
         ids = [device.index] if device.type == "cuda" else None
         nets = nets.wrapped(lambda module: DistributedDataParallel(module, device_ids=ids))
     return nets, compute
 
 
-def choose_run_compute(run, generator, discriminator, state):
+def choose_run_compute(config, train, generator, discriminator, ranks, device, state):
     """The precision and layout: a resumed run keeps those it started with; a new one takes what
     the flags ask, and measures what they leave to auto (training/autotune.py)."""
     saved = saved_compute(state) if state is not None else None
     if saved is not None:
         return Compute(*saved, "as when the run started")
-    config, train = run.config, run.data.train
     a, b = train.gather(train.epoch_batches(0)[0], 0, 0)
     weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
-    return choose_compute(config, generator, discriminator, a, b, weights, run.device, run.ranks)
+    return choose_compute(config, generator, discriminator, a, b, weights, device, ranks)
 
 
 def restore_position(run, state):
@@ -275,25 +303,26 @@ def restore_position(run, state):
     if state is None:
         return Position()
     restore_random_state(state, run.device)
-    position = Position(*saved_position(state))
-    if position.epoch_step > run.steps_per_epoch:  # the batch size or rank count changed mid-epoch
-        position.epoch, position.epoch_step = position.epoch + 1, 0
-    run.saved_step = position.step
-    return position
+    step, epoch, epoch_step = saved_position(state)
+    if epoch_step > run.steps_per_epoch:  # the batch size or rank count changed mid-epoch
+        epoch, epoch_step = epoch + 1, 0
+    return Position(step, epoch, epoch_step, saved_step=step)
 
 
 def start_log(run, position, resumed, defaults):
     """Rank 0 before the first step: the folder made ready, the log opened, a first checkpoint for
-    a new run, what trains where said, and the step-0 validation."""
+    a new run, what trains where said, and the step-0 validation; returns the run's Report."""
     prepare_folder(run)
-    open_log(run, position, resumed)
+    log = open_log(run, position, resumed)
     if not resumed:
         save(run, position)
     say_what_trains(run, resumed, defaults)
-    run.progress = Progress(None if run.config["max_seconds"] else run.total_steps, unit="step", what="training",
-                            initial=position.step, every_s=None)
+    progress = Progress(None if run.config["max_seconds"] else run.total_steps, unit="step", what="training",
+                        initial=position.step, every_s=None)
+    report = Report(log, progress, Watchdog())
     if not resumed and run.data.val is not None:
-        validate_at_step_0(run)
+        validate_at_step_0(run, report)
+    return report
 
 
 def prepare_folder(run):
@@ -303,14 +332,15 @@ def prepare_folder(run):
 
 
 def open_log(run, position, resumed):
-    """metrics.jsonl and TensorBoard, from the checkpoint's step on a resume, with the start's event."""
+    """metrics.jsonl and TensorBoard, from the checkpoint's step on a resume, with the start's event logged."""
     resume_step = position.step if resumed else None
-    run.log = MetricsLog(run.folder, resume_step=resume_step, board=tensorboard(run.folder, purge_step=resume_step or 0))
+    log = MetricsLog(run.folder, resume_step=resume_step, board=tensorboard(run.folder, purge_step=resume_step or 0))
     raw_g, raw_d = run.nets.raw_generator, run.nets.raw_discriminator
-    run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": RESUMED if resumed else STARTED,
+    log.write({"step": position.step, "epoch": position.epoch + 1, "event": RESUMED if resumed else STARTED,
                    "world_size": run.ranks.world_size, "precision": "bf16" if run.amp else "fp32",
                    "memory_format": "channels_last" if run.channels_last else "contiguous", "compute_choice": run.compute.note,
                    "parameters/generator": count_parameters(raw_g), "parameters/discriminator": count_parameters(raw_d) if raw_d else 0})
+    return log
 
 
 def say_what_trains(run, resumed, defaults):
@@ -328,11 +358,11 @@ def say_what_trains(run, resumed, defaults):
               flush=True)
 
 
-def validate_at_step_0(run):
+def validate_at_step_0(run, report):
     """Where the curves start: a residual generator starts at the identity."""
     scores, _ = validate(run.nets.raw_generator, run.data.val, run.device, run.amp, run.channels_last)
-    run.log.write({"step": 0, "epoch": 0, **scores})
-    run.progress.write(validation_line("step 0", scores))
+    report.log.write({"step": 0, "epoch": 0, **scores})
+    report.progress.write(validation_line("step 0", scores))
 
 
 def tensorboard(folder, purge_step):
@@ -342,34 +372,34 @@ def tensorboard(folder, purge_step):
     return SummaryWriter(str(folder), purge_step=purge_step)
 
 
-def train_epochs(run, position, signals):
-    """Epoch after epoch until the step or time budget; returns the exit code."""
-    run.started = time.monotonic()
-    if run.config["max_seconds"]:
-        run.deadline = run.started + run.config["max_seconds"]
-    while run.budget_left(position):
-        stopped = run_epoch(run, position, signals)
+def train_epochs(run, position, report, signals):
+    """Epoch after epoch until the step or time budget; returns the exit code. `report` is rank 0's
+    Report (None on the other ranks)."""
+    inputs = InputPipeline(run.data.train, run.device, run.channels_last)
+    clock = Clock.start(run.config["max_seconds"])
+    while budget_left(run, position, clock):
+        stopped = run_epoch(run, inputs, position, report, clock, signals)
         if stopped:
             return stopped
         if position.epoch_step == run.steps_per_epoch:
             position.epoch, position.epoch_step = position.epoch + 1, 0
-            end_epoch(run, position, epoch_number=position.epoch, finished=not run.budget_left(position))
+            end_epoch(run, position, report, epoch_number=position.epoch, finished=not budget_left(run, position, clock))
     if position.epoch_step:  # the step budget ended inside an epoch: report it, and keep the position for --resume
-        end_epoch(run, position, epoch_number=position.epoch + 1, finished=True)
-    finish(run, position)
+        end_epoch(run, position, report, epoch_number=position.epoch + 1, finished=True)
+    finish(run, position, report, clock)
     return 0
 
 
-def run_epoch(run, position, signals):
+def run_epoch(run, inputs, position, report, clock, signals):
     """The steps of the current epoch from where it stands, until its end or the budget. Returns the
     exit code when a signal stopped it (after saving), else None."""
     config, nets = run.config, run.nets
     weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
     decay_steps = config["decay_epochs"] * run.steps_per_epoch
     clips_per_step = config["batch"] * run.ranks.world_size
-    batches = run.inputs.epoch(position.epoch, first=position.epoch_step)  # prepared a batch ahead, during each step
+    batches = inputs.epoch(position.epoch, first=position.epoch_step)  # prepared a batch ahead, during each step
     sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
-    while position.epoch_step < run.steps_per_epoch and run.budget_left(position):
+    while position.epoch_step < run.steps_per_epoch and budget_left(run, position, clock):
         started = time.perf_counter()
         x, y = next(batches)  # (N, C, T, H, W) on the device
         data_time += time.perf_counter() - started  # time the step waited for its data
@@ -381,57 +411,55 @@ def run_epoch(run, position, signals):
         for name, value in losses.items():
             sums[name] = sums.get(name, 0.0) + value
         count += 1
-        late = run.deadline is not None and time.monotonic() >= run.deadline
-        stopped, run.out_of_time = any_rank([signals.signum is not None, late], run.ranks, run.device)  # every rank stops alike
-        if run.ranks.is_main:
+        stopped, clock.out_of_time = any_rank([signals.signum is not None, clock.late()], run.ranks, run.device)  # every rank alike
+        if report is not None:
             elapsed = time.perf_counter() - timer
             speed = clips_per_step * count / elapsed
-            log_now = position.step % config["log_every"] == 0 or not run.budget_left(position)
+            log_now = position.step % config["log_every"] == 0 or not budget_left(run, position, clock)
             if log_now:
-                run.log.write({"step": position.step, "epoch": position.epoch + 1, **{f"loss/{k}": v / count for k, v in sums.items()},
-                               "lr": lr, "time/clips_per_s": speed, "time/data_share": data_time / elapsed})
+                report.log.write({"step": position.step, "epoch": position.epoch + 1, **{f"loss/{k}": v / count for k, v in sums.items()},
+                                  "lr": lr, "time/clips_per_s": speed, "time/data_share": data_time / elapsed})
                 sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
-            report_step(run, position, losses, speed, log_now)
+            report_step(report, position, losses, speed, log_now)
         if stopped or (config["save_every"] and position.step % config["save_every"] == 0):
             save(run, position)
         if stopped:
             batches.close()
-            return stop(run, position, signals.signum)
+            return stop(run, position, report, signals.signum)
     batches.close()
     return None
 
 
-def report_step(run, position, losses, speed, log_now):
+def report_step(report, position, losses, speed, log_now):
     """Rank 0 after a step: the watchdog's count and the progress line."""
     if "d_real" in losses:
-        run.watchdog.step(0.5 * (losses["d_real"] + losses["d_fake"]), losses["g_adv"], losses["g_l1"])
+        report.watchdog.step(0.5 * (losses["d_real"] + losses["d_fake"]), losses["g_adv"], losses["g_l1"])
     text = (f"epoch {position.epoch + 1} g {losses['g_total']:.3f}"
             + (f" (adv {losses['g_adv']:.3f})" if "g_adv" in losses else "")
             + (f" d {0.5 * (losses['d_real'] + losses['d_fake']):.3f}" if "d_real" in losses else "")
             + f" l1 {losses['g_l1']:.4f} | {speed:.2f} clips/s")
-    run.progress.update(position.step, text, line=log_now)
+    report.progress.update(position.step, text, line=log_now)
 
 
-def stop(run, position, signum):
+def stop(run, position, report, signum):
     """After a stop signal: the state is saved; say so and return the exit code."""
-    if run.ranks.is_main:
-        run.log.write({"step": position.step, "epoch": position.epoch + 1, "event": INTERRUPTED, "signal": int(signum or 2)})
-        run.progress.write(f"interrupted: saved step {position.step} to {run.folder.last}; continue with --resume")
+    if report is not None:
+        report.log.write({"step": position.step, "epoch": position.epoch + 1, "event": INTERRUPTED, "signal": int(signum or 2)})
+        report.progress.write(f"interrupted: saved step {position.step} to {run.folder.last}; continue with --resume")
     return EXIT_CODES.get(signum, 130)
 
 
-def end_epoch(run, position, epoch_number, finished):
+def end_epoch(run, position, report, epoch_number, finished):
     """Validation and samples every --sample-every epochs and at the end, the watchdog, the
     experiment page, and a checkpoint (kept as epoch_NNNN.pt at an epoch's end)."""
     scores = {}
-    if run.ranks.is_main:
-        config = run.config
-        if run.data.val is not None and (finished or epoch_number % config["sample_every"] == 0):
+    if report is not None:
+        if run.data.val is not None and (finished or epoch_number % run.config["sample_every"] == 0):
             scores, clips = validate(run.nets.raw_generator, run.data.val, run.device, run.amp, run.channels_last)
-            run.log.write({"step": position.step, "epoch": epoch_number, **scores})
-            write_samples(run.folder, epoch_number, clips, run.data.dataset.meta.get("fps") or 25, run.log)
-            run.progress.write(validation_line(f"epoch {epoch_number}", scores))
-        for message in run.watchdog.end_epoch():
+            report.log.write({"step": position.step, "epoch": epoch_number, **scores})
+            write_samples(run.folder, epoch_number, clips, run.data.dataset.meta.get("fps") or 25, report.log)
+            report.progress.write(validation_line(f"epoch {epoch_number}", scores))
+        for message in report.watchdog.end_epoch():
             warn(run.folder, message)
         if run.on_epoch_end is not None:
             run.on_epoch_end(run.folder)
@@ -450,18 +478,18 @@ def save(run, position, epoch_file=False, finished=False, scores=None):
         state = build_checkpoint(run.nets, position, run.config, generator_args(run.config), discriminator_args(run.config),
                                  run.data, run.compute, run.device, finished, scores)
         save_checkpoint(run.folder, state, keep_epoch=epoch_file, keep=run.config["keep"])
-    run.saved_step = position.step
+    position.saved_step = position.step
 
 
-def finish(run, position):
+def finish(run, position, report, clock):
     """After the last step: check that the ranks agree, and log the end."""
     agree = ranks_agree([m for m in (run.nets.raw_generator, run.nets.raw_discriminator) if m is not None], run.ranks, run.device)
-    if run.ranks.is_main:
-        run.log.write({"step": position.step, "epoch": position.epoch + (1 if position.epoch_step else 0), "event": FINISHED,
-                       "world_size": run.ranks.world_size, "ranks_agree": agree})
+    if report is not None:
+        report.log.write({"step": position.step, "epoch": position.epoch + (1 if position.epoch_step else 0), "event": FINISHED,
+                          "world_size": run.ranks.world_size, "ranks_agree": agree})
         if not agree:
             warn(run.folder, "the ranks ended with different parameters; DDP did not keep them in step")
         if run.on_epoch_end is not None:
             run.on_epoch_end(run.folder)
-        run.progress.write(f"finished {position.step} steps (this run: {duration(time.monotonic() - run.started)}"
-                           f"{', the time budget' if run.out_of_time else ''}); checkpoint: {run.folder.last}")
+        report.progress.write(f"finished {position.step} steps (this run: {duration(time.monotonic() - clock.started)}"
+                              f"{', the time budget' if clock.out_of_time else ''}); checkpoint: {run.folder.last}")
