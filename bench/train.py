@@ -138,7 +138,7 @@ def main():
     parser.add_argument("--convs", default="3d,2plus1d")
     args = parser.parse_args()
     frames = np.random.default_rng(0).integers(0, 256, (400, 64, 64, 3), dtype=np.uint8)
-    slider = ClipSlider(frames, frames[::-1].copy(), [(0, 400)], pool=9, step=3, batch_size=5, seed=0)
+    slider = ClipSlider(frames, frames[::-1].copy(), [(0, 400)], pool=9, stride=3, batch_size=5, seed=0)
     print(machine_summary())
     print(f"64x64, pool 9, batch 5, dcgan + L1; median of {args.rounds} alternating rounds of {args.steps} steps")
     peak = conv_peak()

@@ -1,9 +1,9 @@
 """The frame slider: windows of `pool` consecutive frames over uint8 frames held in RAM (or memory-mapped).
 
-Windows start every `step` frames inside each frame range and never cross one; an epoch visits
+Windows start every `stride` frames (train's --step) inside each frame range and never cross one; an epoch visits
 every window once, in a seeded order, shared out between DDP ranks. A batch is one gathered index
 (no per-frame Python loop); `utils.device.to_model_input` turns it into floats on the device.
-    slider = ClipSlider(ds.a, ds.b, ds.ranges("train"), pool=9, step=3, batch_size=5)
+    slider = ClipSlider(ds.a, ds.b, ds.ranges("train"), pool=9, stride=3, batch_size=5)
     for a, b in slider.batches(epoch=0): ...   # uint8 (B, T, H, W, 3) each
 """
 import math
@@ -15,9 +15,9 @@ from utils.errors import DatasetError
 from utils.size import Size
 
 
-def window_starts(ranges, pool, step):
-    """First frame of every window: `pool` frames every `step` frames inside each [start, stop)."""
-    parts = [np.arange(start, stop - pool + 1, step, dtype=np.int64) for start, stop in ranges]
+def window_starts(ranges, pool, stride):
+    """First frame of every window: `pool` frames every `stride` frames inside each [start, stop)."""
+    parts = [np.arange(start, stop - pool + 1, stride, dtype=np.int64) for start, stop in ranges]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
@@ -28,13 +28,13 @@ class ClipSlider:
     and for every frame of a clip. Randomness comes from (seed, epoch, rank, batch), so a
     resumed run sees exactly the batches an uninterrupted one would."""
 
-    def __init__(self, a, b, ranges, pool, step=1, batch_size=1, shuffle=True, seed=0, rank=0, world_size=1,
+    def __init__(self, a, b, ranges, pool, stride=1, batch_size=1, shuffle=True, seed=0, rank=0, world_size=1,
                  crop=None, flip=False, source="dataset"):
         self.a, self.b = a, b
-        self.pool, self.step, self.batch_size = pool, step, batch_size
+        self.pool, self.stride, self.batch_size = pool, stride, batch_size
         self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
         self.crop, self.flip = crop, flip
-        self.starts = window_starts(ranges, pool, step)
+        self.starts = window_starts(ranges, pool, stride)
         if len(self.starts) < world_size:
             lengths = ", ".join(str(stop - start) for start, stop in ranges)
             raise DatasetError(source, f"too short: its segments have {lengths} frames here but a window needs -pool {pool} "
