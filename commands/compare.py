@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cli.argtypes import frame_size, non_negative_int, positive_int
 from cli.inference_flags import add_inference_flags
+from commands.trained import trained_generator
 from utils.errors import UsageError
 
 HELP = "run a trained generator over a video and write a side-by-side comparison"
@@ -33,19 +34,17 @@ def add_arguments(parser):
 def run(args):
     from experiments.report import record_result
     from inference.compare import Outputs, Windows, compare_model, comparison_source, dry_run
-    from inference.generate import clip_generator
-    from inference.loader import latest_experiment, load_model
-    from utils.device import pick_device
     from utils.metrics import score_table
 
-    device = pick_device(args.device)
-    model = load_model(args.checkpoint or latest_experiment(), device)
+    def clip_shape(model):
+        if (args.overlap or 0) >= model.pool:
+            raise UsageError(f"argument --overlap: must be below the trained -pool ({model.pool})")
+        size = args.size or model.size
+        return args.batch, model.pool, size.height, size.width
+
+    _, model, generate = trained_generator(args, clip_shape)
     overlap = model.pool // 2 if args.overlap is None else args.overlap
-    if overlap >= model.pool:
-        raise UsageError(f"argument --overlap: must be below the trained -pool ({model.pool})")
     size = args.size or model.size
-    generate = clip_generator(model, device, (args.batch, model.pool, size.height, size.width), args.amp, args.memory_format,
-                              args.max_memory, args.tile, args.tile_overlap)
     print(f"generating {generate.plan}", flush=True)
     if args.dry_run:
         out = dry_run(comparison_source(args.video, args.target, model.pair), generate, size, model.pool)

@@ -7,6 +7,7 @@ baseline (the input itself taken as the answer): PSNR, SSIM, temporal warping er
 import json
 
 from cli.inference_flags import add_inference_flags
+from commands.trained import trained_generator
 
 HELP = "score a trained generator on a dataset's validation windows"
 EVALUATE_BATCH = 4  # windows per forward pass
@@ -23,16 +24,13 @@ def run(args):
     from datasets.store import read_meta
     from experiments.report import record_result
     from inference.evaluate import evaluate_model
-    from inference.generate import clip_generator
-    from inference.loader import latest_experiment, load_model
-    from utils.device import pick_device
     from utils.metrics import score_table
 
-    device = pick_device(args.device)
-    model = load_model(args.checkpoint or latest_experiment(), device)
-    meta = read_meta(args.data or model.data)
-    shape = (EVALUATE_BATCH, model.pool, meta["height"], meta["width"])
-    generate = clip_generator(model, device, shape, args.amp, args.memory_format, args.max_memory, args.tile, args.tile_overlap)
+    def clip_shape(model):
+        meta = read_meta(args.data or model.data)
+        return EVALUATE_BATCH, model.pool, meta["height"], meta["width"]
+
+    _, model, generate = trained_generator(args, clip_shape)
     if not args.json:
         print(f"generating {generate.plan}", flush=True)
     result = evaluate_model(model, generate, args.data, EVALUATE_BATCH, quiet=args.quiet)

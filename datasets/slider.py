@@ -101,3 +101,9 @@ class ClipSlider:
         """Yield this rank's (A, B) batches of `epoch`, in order."""
         for number, windows in enumerate(self.epoch_batches(epoch)):
             yield self.gather(windows, epoch, number)
+
+
+def validation_slider(dataset, pool, batch_size, source):
+    """The windows of `dataset`'s validation part side by side, in order: each held-out frame once."""
+    return ClipSlider(dataset.a, dataset.b, dataset.ranges("val"), pool, stride=pool, batch_size=batch_size, shuffle=False,
+                      source=source)

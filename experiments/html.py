@@ -5,7 +5,7 @@ No scripts and no network: the pages open from disk.
 import html
 import math
 
-from utils.metrics import SCORE_ROWS
+from utils.metrics import score_rows
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
@@ -92,14 +92,9 @@ def table(rows, header=None, left=(0,)):
     return f"<table>{head}{body}</table>"
 
 
-def score_rows(scores):
-    """Table rows (metric, generated, identity, target) from a scores dict with _identity and _target keys."""
-    rows = []
-    for name, label in SCORE_ROWS:
-        if name in scores:
-            cells = [scores.get(key) for key in (name, f"{name}_identity", f"{name}_target")]
-            rows.append((label, *("" if c is None else fmt(c) for c in cells)))
-    return rows
+def score_cells(scores):
+    """The score rows (utils.metrics.score_rows) as table cells."""
+    return [(label, *("" if c is None else fmt(c) for c in cells)) for label, *cells in score_rows(scores)]
 
 
 def video(src, caption):

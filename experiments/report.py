@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from experiments.html import curve, page, score_rows, svg_chart, table, video
+from experiments.html import curve, page, score_cells, svg_chart, table, video
 from runfolder.config import read_config
 from runfolder.events import events
 from runfolder.layout import RunFolder
@@ -55,15 +55,15 @@ def write_report(folder):
     tables = []
     if validation:
         last = {k.removeprefix("val/"): v for k, v in validation[-1].items() if k.startswith("val/")}
-        tables.append(f"<h3>validation at step {validation[-1]['step']}</h3>" + table(score_rows(last), ("", "generated", "identity", "target")))
+        tables.append(f"<h3>validation at step {validation[-1]['step']}</h3>" + table(score_cells(last), ("", "generated", "identity", "target")))
     evaluation = read_json(folder.result("evaluation"))
     if evaluation:
         tables.append(f"<h3>evaluate on {html.escape(str(evaluation.get('data')))}</h3>" +
-                      table(score_rows(evaluation["scores"]), ("", "generated", "identity", "target")))
+                      table(score_cells(evaluation["scores"]), ("", "generated", "identity", "target")))
     comparison = read_json(folder.result("compare"))
     if comparison and comparison.get("scores"):
         tables.append(f"<h3>compare on {html.escape(str(comparison.get('video')))}</h3>" +
-                      table(score_rows(comparison["scores"]), ("", "generated", "identity", "target")))
+                      table(score_cells(comparison["scores"]), ("", "generated", "identity", "target")))
     sections.append("<h2>Metrics</h2>" + ("".join(tables) or "<p>no validation yet</p>"))
 
     videos = []

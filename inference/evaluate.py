@@ -2,7 +2,7 @@
 
     result = evaluate_model(model, ClipGenerator(model.generator, device))      # on the data it was trained on
 """
-from datasets.slider import ClipSlider
+from datasets.slider import validation_slider
 from datasets.store import load_dataset
 from inference.generate import generate_windows
 from utils.errors import DatasetError
@@ -14,7 +14,7 @@ def evaluate_generator(generate, dataset, pool, batch=4, quiet=True):
     """{"windows", "frames", "scores": {psnr, ssim, warp_error, l1, each with _identity}} over the
     validation windows of `dataset` (uint8 frames), each held-out frame once."""
     try:
-        slider = ClipSlider(dataset.a, dataset.b, dataset.ranges("val"), pool, pool, batch, shuffle=False, source=dataset.path)
+        slider = validation_slider(dataset, pool, batch, source=dataset.path)
     except DatasetError:
         raise DatasetError(dataset.path, f"has no validation window of -pool {pool} frames; rebuild it with a larger --val-fraction") from None
     progress = Progress(slider.windows * pool, unit="frame", what=f"evaluate {dataset.path}", enabled=not quiet)

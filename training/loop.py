@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from datasets.build import build_dataset, derived_sources
 from datasets.pipeline import InputPipeline
 from datasets.sample import SAMPLE_DATA, ensure_sample
-from datasets.slider import ClipSlider
+from datasets.slider import ClipSlider, validation_slider
 from datasets.store import fingerprint, load_dataset
 from networks import build_generator
 from networks.discriminator import PatchDiscriminator3D
@@ -239,9 +239,8 @@ def load_data(config, ranks, state, folder):
     train = ClipSlider(dataset.a, dataset.b, dataset.ranges("train"), config["pool"], config["step"], config["batch"],
                        seed=config["seed"], rank=ranks.rank, world_size=ranks.world_size, crop=crop, flip=config["flip"],
                        source=config["data"])
-    try:  # validation takes whole windows, side by side, each held-out frame once
-        val = ClipSlider(dataset.a, dataset.b, dataset.ranges("val"), config["pool"], config["pool"], config["batch"],
-                         shuffle=False, source=config["data"])
+    try:
+        val = validation_slider(dataset, config["pool"], config["batch"], source=config["data"])
     except DatasetError:
         val = None
         if ranks.is_main:

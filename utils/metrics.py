@@ -138,11 +138,17 @@ def score_windows(inputs, outputs, targets):
 SCORE_ROWS = (("l1", "L1 (255 = 1)"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("warp_error", "warping error"), ("vmaf", "VMAF"))
 
 
+def score_rows(scores):
+    """(label, generated, identity, target) per metric in `scores` (a dict with _identity and
+    _target keys), in SCORE_ROWS order; a score that is missing is None. The text table and the
+    pages both show these rows."""
+    return [(label, *(scores.get(key) for key in (name, f"{name}_identity", f"{name}_target")))
+            for name, label in SCORE_ROWS if name in scores]
+
+
 def score_table(scores):
     """A plain-text table: a row per metric, columns generated / identity (input as the answer) / target."""
     lines = [f"{'':<16}{'generated':>11}{'identity':>11}{'target':>9}"]
-    for name, label in SCORE_ROWS:
-        if name in scores:
-            cells = [scores.get(key) for key in (name, f"{name}_identity", f"{name}_target")]
-            lines.append(f"{label:<16}" + "".join(f"{c:>{w}.4f}" if c is not None else " " * w for c, w in zip(cells, (11, 11, 9))))
+    for label, *cells in score_rows(scores):
+        lines.append(f"{label:<16}" + "".join(f"{c:>{w}.4f}" if c is not None else " " * w for c, w in zip(cells, (11, 11, 9))))
     return "\n".join(lines)
