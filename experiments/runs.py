@@ -9,10 +9,10 @@ import re
 from cli.train_flags import unshown_flags
 from experiments.stats import mean_std, significantly_different, welch_t_test
 from runfolder.config import read_config
-from runfolder.events import STARTS, events, run_status
+from runfolder.events import STARTS, run_status
 from runfolder.header import read_header
 from runfolder.layout import RunFolder
-from runfolder.metrics import read_metrics
+from runfolder.metrics import metric_lines, records_in
 
 # Flags that name or steer a run without changing what it learns: left out of "flags" and of grouping
 # (the data has a column of its own, and does group).
@@ -26,10 +26,11 @@ def summarize(folder, defaults):
     last and best validation scores, the identity baseline, clips per second."""
     folder = RunFolder(folder)
     config = read_config(folder)
-    validation = read_metrics(folder, having="val/l1")
-    logged = events(folder)
-    speeds = read_metrics(folder, having="time/clips_per_s", last=SPEED_RECORDS)
-    steps = max([r["step"] for r in validation + logged + speeds + read_metrics(folder, last=1)], default=0)
+    lines = metric_lines(folder)  # read once, picked from four times
+    validation = records_in(lines, having="val/l1")
+    logged = records_in(lines, having="event")
+    speeds = records_in(lines, having="time/clips_per_s", last=SPEED_RECORDS)
+    steps = max([r["step"] for r in validation + logged + speeds + records_in(lines, last=1)], default=0)
     has_checkpoint = folder.last.exists()
     header = read_header(folder.last) if has_checkpoint else None
     started = [e for e in logged if e["event"] in STARTS]

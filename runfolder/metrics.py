@@ -24,10 +24,19 @@ def read_metrics(folder, having=None, last=None):
     """The records of a run's metrics.jsonl, in order; damaged lines (a write cut by a kill) are
     skipped. `having`: only records with this key, and only lines that spell it are parsed, so
     `runs` reads hundreds of logs in about a second; `last`: only the last this many."""
+    return records_in(metric_lines(folder), having, last)
+
+
+def metric_lines(folder):
+    """metrics.jsonl's lines unparsed ([] when there is none), for a reader that picks from them more than once."""
     try:
-        lines = RunFolder(folder).metrics.read_text(encoding="utf-8", errors="replace").splitlines()
+        return RunFolder(folder).metrics.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return []
+
+
+def records_in(lines, having=None, last=None):
+    """read_metrics over lines already read (metric_lines)."""
     if having is not None:
         lines = [line for line in lines if f'"{having}"' in line]
     records = []
