@@ -10,7 +10,7 @@ import sys
 from utils.errors import UsageError, UserError
 
 # Every command, in the order a user meets them: each is a module commands/NAME.py with HELP,
-# add_arguments(parser) and run(args) -> exit code.
+# add_arguments(parser) and main(args) -> exit code.
 COMMANDS = ["split", "build_dataset", "train", "compare", "evaluate", "demo", "runs", "sweep"]
 
 
@@ -33,7 +33,7 @@ def build_parser():
         sub = subparsers.add_parser(name.replace("_", "-"), help=module.HELP, description=module.__doc__,
                                     formatter_class=HelpFormatter)
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        sub.set_defaults(command_main=module.main)
     return parser, subparsers
 
 
@@ -45,7 +45,7 @@ def main(argv=None):
             parser.error(f"argument {token[:-3]}: expected a value, not '--'")
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        return args.command_main(args)
     except UsageError as exc:
         subparsers.choices[args.command].error(str(exc))
     except UserError as exc:

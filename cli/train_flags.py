@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from cli.argtypes import frame_size, non_negative_float, non_negative_int, positive_float, positive_int
 from datasets.sample import SAMPLE_DATA
 from networks import GENERATORS
-from networks.declared import declared
+from networks.declared import declared, dest_of
 
 GAN_LOSSES = ("dcgan", "hinge", "lsgan", "none")  # networks.losses.GAN_LOSSES, likewise
 CONVS = ("3d", "2plus1d")  # networks.CONVS, likewise
@@ -38,7 +38,7 @@ class Flag:
 
     @property
     def dest(self):
-        return self.names[-1].lstrip("-").replace("-", "_")
+        return dest_of(self.names[-1])
 
     @property
     def is_switch(self):

@@ -35,7 +35,7 @@ def add_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress while decoding")
 
 
-def run(args):
+def main(args):
     from datasets.build import build_dataset, derived_sources, describe, paired_sources
     from datasets.pairs import parse_pair
 

@@ -31,7 +31,7 @@ def add_arguments(parser):
     add_inference_flags(parser)
 
 
-def run(args):
+def main(args):
     from experiments.report import record_result
     from inference.compare import Outputs, Windows, compare_model, comparison_source, dry_run
     from utils.metrics import score_table

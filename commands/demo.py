@@ -29,7 +29,7 @@ def add_arguments(parser):
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
 
 
-def run(args):
+def main(args):
     from cli.train_flags import default_flags
     from datasets.build import build_dataset, derived_sources, describe
     from datasets.sample import ensure_sample

@@ -20,7 +20,7 @@ def add_arguments(parser):
     add_inference_flags(parser)
 
 
-def run(args):
+def main(args):
     from datasets.store import read_meta
     from experiments.report import record_result
     from inference.evaluate import evaluate_model

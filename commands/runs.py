@@ -28,7 +28,7 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print the runs and groups as JSON instead of tables")
 
 
-def run(args):
+def main(args):
     from cli.train_flags import default_flags
     from experiments.page import write_comparison_page
     from experiments.runs import GROUP_HEADER, RUN_HEADER, group_rows, groups, run_rows, sort_runs, summarize, text_table

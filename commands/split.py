@@ -21,7 +21,7 @@ def add_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress while it works")
 
 
-def run(args):
+def main(args):
     from media.probe import probe
     from media.split import write_image_sequence
     from utils.fsio import staged_dir

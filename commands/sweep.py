@@ -55,7 +55,7 @@ def add_arguments(parser):
     add_train_flags(parser, options_of=grid_options, flags=GRID_FLAGS)
 
 
-def run(args):
+def main(args):
     from cli.train_flags import default_flags
     from experiments.page import refresh_comparison_page
     from experiments.sweep import Point, expand_grid, point_plan, run_points

@@ -32,7 +32,7 @@ def check_clip_flags(args):
                          f"(the longest has {longest} frames)")
 
 
-def run(args):
+def main(args):
     if args.allow_new_data and not args.resume:
         raise UsageError("--allow-new-data goes with --resume")
     if not args.resume:

@@ -9,10 +9,10 @@ import numpy as np
 
 from datasets.pairs import parse_pair
 from datasets.sources import DerivedSource, PairedSource
-from datasets.store import FORMAT_VERSION, NpyAppender, write_meta
+from datasets.store import FORMAT_VERSION, NpyAppender, check_fits_in_memory, write_meta
 from utils.errors import DatasetError
 from utils.fsio import ensure_parent, staged_dir
-from utils.memory import check_fits_in_memory, human_bytes
+from utils.memory import human_bytes
 from utils.metrics import PSNR_CAP_DB, psnr
 from utils.progress import Progress
 

@@ -14,11 +14,20 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import DatasetError
-from utils.memory import check_fits_in_memory
+from utils.memory import available_memory, human_bytes
 
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
 ARRAY_NAMES = ("a.npy", "b.npy")
+HEADROOM = 0.8  # share of the available memory a dataset may take; the rest is for the model and ffmpeg
+
+
+def check_fits_in_memory(nbytes, path, what="this dataset"):
+    """Refuse, before any work, data that would not fit in memory; suggest --mmap or a smaller --size."""
+    free = available_memory()
+    if nbytes > HEADROOM * free:
+        raise DatasetError(path, f"{what} needs {human_bytes(nbytes)} in memory but only {human_bytes(free)} is available; "
+                                 f"pass --mmap to keep it on disk, or use a smaller --size")
 
 
 def _npy_header(shape):

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from networks import GENERATORS
 
 
+def dest_of(flag):
+    """argparse's attribute name for a flag: "--temporal-pool" -> "temporal_pool"."""
+    return flag.lstrip("-").replace("-", "_")
+
+
 @dataclass(frozen=True)
 class Hyperparameter:
     argument: str  # the constructor's keyword
@@ -24,7 +29,7 @@ class Hyperparameter:
 
     @property
     def dest(self):
-        return self.flag.lstrip("-").replace("-", "_")
+        return dest_of(self.flag)
 
 
 @functools.lru_cache(maxsize=None)  # a declaration does not change while vgan runs

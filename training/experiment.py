@@ -6,6 +6,7 @@ arguments, the flags that shape them (which `--resume` may not change), and the 
     generator_args(config)    # -> {"channels": 16, "depth": 4, "temporal_pool": False, "conv": "3d", "residual": True}
 """
 from cli.train_flags import flags_in
+from datasets.pairs import parse_pair
 from networks.declared import constructor_defaults, declared
 
 RESIDUAL_MIN_IDENTITY_PSNR = 20.0  # dB: an input this close to its target is a rough answer, worth correcting
@@ -38,8 +39,6 @@ def resolve_residual(config, meta, identity_psnr):
     (gray, edges, two videos) the data decides: residual when the input already scores at least
     RESIDUAL_MIN_IDENTITY_PSNR against its target, as gray footage of natural colours does
     (the gray of saturated synthetic colours, or edges, do not)."""
-    from datasets.pairs import parse_pair  # here: `runs` reads this module's names without OpenCV
-
     if config.get("residual", "auto") != "auto":
         return config, "as asked"
     pair = meta.get("pair", "paired")

@@ -153,6 +153,10 @@ def train(config, explicit=(), defaults=None, on_epoch_end=None):
         shutdown(ranks)
 
 
+DRY_RUN = {"max_steps": 1, "resume": False}  # what --dry-run sets, besides a temporary --checkpoints
+SAID_ON_THE_START_LINES = ("resume", "name", "checkpoints", "residual")  # "resuming ... into FOLDER"; "residual on (...)"
+
+
 @contextlib.contextmanager
 def dry_run_folder(config):
     """For --dry-run, the config of one step into a temporary folder that is deleted after; otherwise `config`."""
@@ -161,7 +165,7 @@ def dry_run_folder(config):
         return
     with tempfile.TemporaryDirectory() as tmp:
         print("dry run: one training step and one validation pass; nothing is kept", flush=True)
-        yield {**config, "checkpoints": tmp, "max_steps": 1, "resume": False}
+        yield {**config, "checkpoints": tmp, **DRY_RUN}
 
 
 def run_training(config, explicit, defaults, ranks, device, on_epoch_end):
@@ -349,9 +353,8 @@ def say_what_trains(run, resumed, defaults):
           f"parameters) on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch "
           f"per rank, {ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {run.folder}", flush=True)
     print(f"computing in {run.compute.describe()}; residual {config['residual']} ({run.residual_note})", flush=True)
-    internal = ("resume", "name") + (("checkpoints", "max_steps") if config["dry_run"] else ())  # set by the tool, not typed
-    internal += ("residual",) if run.residual_note.startswith("auto") else ()  # decided here; said on the line above
-    changed = {k: v for k, v in config.items() if k in defaults and defaults[k] != v and k not in internal}
+    unsaid = [k for k in defaults if k not in SAID_ON_THE_START_LINES and not (config["dry_run"] and k in DRY_RUN)]
+    changed = {k: config[k] for k in unsaid if config[k] != defaults[k]}
     if changed:
         print("flags: " + " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in sorted(changed.items())),
               flush=True)

@@ -1,14 +1,10 @@
-"""How much memory this process may still use, so big datasets are refused before any decoding.
+"""How much memory this process may still use (so that work too big for it is refused before it starts).
 
 `VGAN_MEMORY_LIMIT` (bytes, or with a K/M/G suffix) overrides what the machine reports, for tests
 and for machines shared with other jobs. Example: VGAN_MEMORY_LIMIT=2G python main.py train ...
 """
 import os
 import resource
-
-from utils.errors import DatasetError
-
-HEADROOM = 0.8  # share of the available memory a dataset may take; the rest is for the model and ffmpeg
 
 
 def parse_bytes(text):
@@ -53,11 +49,3 @@ def human_bytes(n):
         if abs(n) < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
-
-
-def check_fits_in_memory(nbytes, path, what="this dataset"):
-    """Refuse, before any work, data that would not fit in memory; suggest --mmap or a smaller --size."""
-    free = available_memory()
-    if nbytes > HEADROOM * free:
-        raise DatasetError(path, f"{what} needs {human_bytes(nbytes)} in memory but only {human_bytes(free)} is available; "
-                                 f"pass --mmap to keep it on disk, or use a smaller --size")
