@@ -7,11 +7,12 @@ import argparse
 import importlib
 import sys
 
+from cli.config_file import with_config_file
 from utils.errors import UsageError, UserError
 
 # Every command, in the order a user meets them: each is a module commands/NAME.py with HELP,
-# add_arguments(parser) and main(args) -> exit code.
-COMMANDS = ["split", "build_dataset", "train", "compare", "evaluate", "demo", "runs", "sweep"]
+# add_arguments(parser) and main(args) -> exit code (and optionally HELP_ACTION, its -h).
+COMMANDS = ["split", "build_dataset", "inspect_network", "train", "compare", "evaluate", "demo", "runs", "sweep"]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -31,7 +32,9 @@ def build_parser():
     for name in COMMANDS:
         module = importlib.import_module(f"commands.{name}")
         sub = subparsers.add_parser(name.replace("_", "-"), help=module.HELP, description=module.__doc__,
-                                    formatter_class=HelpFormatter)
+                                    formatter_class=HelpFormatter, add_help=False)
+        # A command may say more in its help once it knows what the flags before -h name (train: a plug-in's arguments).
+        sub.add_argument("-h", "--help", action=getattr(module, "HELP_ACTION", "help"), help="show this help message and exit")
         module.add_arguments(sub)
         sub.set_defaults(command_main=module.main)
     return parser, subparsers
@@ -43,8 +46,11 @@ def main(argv=None):
     for token in argv:  # argparse takes "--lr=--" as an empty list instead of refusing it
         if token.startswith("-") and token.endswith("=--"):
             parser.error(f"argument {token[:-3]}: expected a value, not '--'")
-    args = parser.parse_args(argv)
     try:
+        command = subparsers.choices.get(argv[0]) if argv else None
+        if command is not None and any(action.dest == "config" for action in command._actions):
+            argv = [argv[0], *with_config_file(argv[1:], command)]
+        args = parser.parse_args(argv)
         return args.command_main(args)
     except UsageError as exc:
         subparsers.choices[args.command].error(str(exc))

@@ -1,7 +1,8 @@
 """The flags of the commands that run a trained generator over frames (compare, evaluate): where and
 how it computes, and the memory it may take.
 
-    add_inference_flags(parser)     # --device --amp --memory-format --tile --tile-overlap --max-memory --quiet
+    add_inference_flags(parser)     # --device --amp --memory-format --tile --tile-overlap --max-memory --quiet,
+                                    # --network-source --allow-changed-network
 """
 from cli.argtypes import byte_size, frame_size, non_negative_int
 from cli.train_flags import AMP_OPTIONS, MEMORY_FORMAT_OPTIONS
@@ -20,3 +21,8 @@ def add_inference_flags(parser):
                        help="pixels that neighbouring tiles share: each keeps its middle and half of this is context "
                             "around it (default: twice the network's receptive radius, measured: no seams)")
     group.add_argument("--quiet", action="store_true", help="no progress while it works")
+    plugin = parser.add_argument_group("a generator from your own file")
+    plugin.add_argument("--network-source", metavar="PATH",
+                        help="where the generator's file is now, if it moved since training (its SHA-256 must still match)")
+    plugin.add_argument("--allow-changed-network", action="store_true",
+                        help="use the generator's file although it changed since training (with a warning)")

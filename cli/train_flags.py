@@ -1,7 +1,8 @@
 """The train flags' schema: every flag of `train`, with its type, default, help and group, as data.
 train, sweep (which sweeps them), runs (which shows the ones that differ from the defaults) and demo
-read it. The generators' own flags come from what each declares beside its class
-(networks/declared.py): a flag two generators share, such as --channels, is one flag.
+read it. The built-in networks' own flags come from what each declares beside its class
+(networks/declared.py): a flag two generators share, such as --channels, is one flag. A network
+from the user's own file takes its arguments as --net-arg NAME=VALUE (--disc-arg for a discriminator).
 
     parser = argparse.ArgumentParser(); add_train_flags(parser); config = vars(parser.parse_args([]))
 """
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 from cli.argtypes import frame_size, non_negative_float, non_negative_int, positive_float, positive_int
 from datasets.sample import SAMPLE_DATA
-from networks import GENERATORS
+from networks import DISCRIMINATORS, GENERATORS, discriminator_spec, generator_spec
 from networks.declared import declared, dest_of
 
 GAN_LOSSES = ("dcgan", "hinge", "lsgan", "none")  # networks.losses.GAN_LOSSES, likewise
@@ -38,12 +39,17 @@ class Flag:
 
     @property
     def dest(self):
-        return dest_of(self.names[-1])
+        return self.options.get("dest") or dest_of(self.names[-1])
 
     @property
     def is_switch(self):
         """An on/off flag: --flag (off by default), or --flag / --no-flag (on by default)."""
         return self.options.get("action") in ("store_true", argparse.BooleanOptionalAction)
+
+    @property
+    def takes_arguments(self):
+        """--net-arg / --disc-arg: NAME=VALUE, repeated, gathered as a dict."""
+        return self.options.get("action") is _Arguments
 
     def switch_argv(self, value):
         """The arguments that set this switch to `value`."""
@@ -57,20 +63,42 @@ def _flag(group, *names, per_run=False, steers=False, **options):
     return Flag(group, names, options, per_run, steers)
 
 
-def _generator_flags():
-    """One flag per hyperparameter the generators declare; a flag several declare alike is one flag,
-    whose help names the generators it is for unless every one has it."""
+def _declared_flags(group, registry, spec_of):
+    """One flag per hyperparameter the built-in networks of `registry` declare; a flag several declare
+    alike is one flag, whose help names the networks it is for unless every one has it."""
     users = {}
-    for name in GENERATORS:
-        for hyper in declared(name):
+    for name in registry:
+        for hyper in declared(spec_of(name)):
             users.setdefault(hyper.flag, []).append((name, hyper))
     flags = []
     for flag, declaring in users.items():
         first = declaring[0][1]
-        shared = len(declaring) == len(GENERATORS) and len({h.help for _, h in declaring}) == 1
+        shared = len(declaring) == len(registry) and len({h.help for _, h in declaring}) == 1
         help_text = first.help if shared else "; ".join(f"{name}: {h.help}" for name, h in declaring)
-        flags.append(_flag("generator", flag, help=help_text, **_typed(first)))
+        flags.append(_flag(group, flag, help=help_text, **_typed(first)))
     return tuple(flags)
+
+
+def _spec_type(spec_of):
+    """argparse type of a network flag: the text, once it names a built-in or MODULE_OR_FILE:Class."""
+    def network(text):
+        try:
+            spec_of(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return network
+
+
+class _Arguments(argparse.Action):
+    """NAME=VALUE, repeatable, gathered as {NAME: "VALUE"}; typed later, against the network's constructor."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        name, equals, value = values.partition("=")
+        if not equals or not name.strip().isidentifier():
+            parser.error(f"argument {option_string}: {values!r} is not NAME=VALUE")
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), name.strip(): value.strip()})
 
 
 def _typed(hyper):
@@ -94,8 +122,12 @@ TRAIN_FLAGS = (
     _flag("data", "--flip", action="store_true", help="random horizontal flips of training clips"),
     _flag("data", "--mmap", action="store_true", help="memory-map the dataset instead of loading it (for data larger than RAM)"),
 
-    _flag("generator", "-net", "--network", choices=sorted(GENERATORS), default="unet", help="generator"),
-    *_generator_flags(),
+    _flag("generator", "-net", "--network", type=_spec_type(generator_spec), default="unet", metavar="NETWORK",
+          help=f"generator: {', '.join(sorted(GENERATORS))}, or your own as FILE.py:Class or package.module:Class"),
+    _flag("generator", "--net-arg", dest="net_args", action=_Arguments, default={}, metavar="NAME=VALUE",
+          help="an argument of your own generator's constructor, typed by its annotation or default; repeat for each "
+               "(`train -net FILE.py:Class -h` lists them)"),
+    *_declared_flags("generator", GENERATORS, generator_spec),
     _flag("generator", "--residual", choices=["auto", "on", "off"], default="auto",
           help="predict a correction added to the input (identity when untrained); auto: on where input and target "
                "share a domain (blur, lowres, noise, compress, future pairs, and two videos whose input already "
@@ -103,11 +135,12 @@ TRAIN_FLAGS = (
     _flag("generator", "--conv", choices=CONVS, default="3d",
           help="3d: full 3x3x3 convolutions; 2plus1d: each factorised into a spatial 1x3x3 and a temporal 3x1x1 one "
                "(fewer FLOPs), in the generator and the discriminator"),
-    _flag("discriminator", "--d-channels", type=positive_int, default=32, help="discriminator channels at the first layer; they double per layer"),
-    _flag("discriminator", "--d-layers", type=positive_int, default=3, help="discriminator strided layers"),
-    _flag("discriminator", "--spectral-norm", action=argparse.BooleanOptionalAction, default=True,
-          help="spectral norm on the discriminator's convolutions (instead of its instance norm); it keeps the "
-               "discriminator from winning in long runs"),
+    _flag("discriminator", "--disc", type=_spec_type(discriminator_spec), default="patch", metavar="NETWORK",
+          help="discriminator: patch (a conditional 3D PatchGAN), or your own as FILE.py:Class or package.module:Class, "
+               "whose forward(input_clip, clip) returns logits"),
+    _flag("discriminator", "--disc-arg", dest="disc_args", action=_Arguments, default={}, metavar="NAME=VALUE",
+          help="an argument of your own discriminator's constructor; repeat for each"),
+    *_declared_flags("discriminator", DISCRIMINATORS, discriminator_spec),
 
     _flag("losses and optimisation", "--gan-loss", choices=GAN_LOSSES, default="dcgan",
           help="adversarial loss; none trains a plain regression baseline"),
@@ -129,6 +162,12 @@ TRAIN_FLAGS = (
     _flag("run", "--resume", action="store_true", per_run=True,
           help="continue the experiment from its last.pt; flags you type override the saved ones"),
     _flag("run", "--allow-new-data", action="store_true", per_run=True, help="with --resume: accept a dataset other than the one trained on"),
+    _flag("run", "--network-source", metavar="PATH", per_run=True,
+          help="with --resume: where your generator's file is now, if it moved (its SHA-256 must still match)"),
+    _flag("run", "--disc-source", metavar="PATH", per_run=True,
+          help="with --resume: where your discriminator's file is now, if it moved"),
+    _flag("run", "--allow-changed-network", action="store_true", per_run=True,
+          help="with --resume: go on although your network's file changed since the run started (with a warning)"),
     _flag("run", "--device", choices=["auto", "cpu", "cuda"], default="auto", steers=True, help="auto picks CUDA when present"),
     _flag("run", "--amp", **AMP_OPTIONS),
     _flag("run", "--memory-format", **MEMORY_FORMAT_OPTIONS),
@@ -138,6 +177,22 @@ TRAIN_FLAGS = (
     _flag("run", "--keep", type=non_negative_int, default=3, steers=True, help="epoch_NNNN.pt checkpoints to keep beside last.pt"),
     _flag("run", "--dry-run", action="store_true", per_run=True, help="one training step and one validation pass, then exit; nothing is kept"),
 )
+
+
+def as_typed(flags):
+    """{dest: value} of train flags as they would be typed: a switch that is off is --no-NAME (only a
+    default-on switch differs by being off), and each of --net-arg's arguments is one NAME=VALUE."""
+    names = {flag.dest: flag.names[-1] for flag in TRAIN_FLAGS}
+    words = []
+    for dest, value in flags.items():
+        name = names.get(dest, "--" + dest.replace("_", "-"))
+        if isinstance(value, dict):
+            words += [f"{name} {key}={item}" for key, item in value.items()]
+        elif value is False:
+            words.append("--no-" + name[2:])
+        else:
+            words.append(name + ("" if value is True else f" {value}"))
+    return " ".join(words) or "(defaults)"
 
 
 def flags_in(group):
@@ -182,7 +237,15 @@ class _Switch(argparse.BooleanOptionalAction):
         _note_typed(namespace, self.dest)
 
 
-NOTING = {None: _Store, "store_true": _StoreTrue, argparse.BooleanOptionalAction: _Switch}
+class _NotedArguments(_Arguments):
+    """--net-arg / --disc-arg that also notes its flag as typed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _note_typed(namespace, self.dest)
+
+
+NOTING = {None: _Store, "store_true": _StoreTrue, argparse.BooleanOptionalAction: _Switch, _Arguments: _NotedArguments}
 
 
 def noting_typed(flag):

@@ -2,11 +2,16 @@
 
 From two aligned videos (repeat --a/--b for several clips, each one segment):
     python main.py build-dataset --a videos/a.mp4 --b videos/b.mp4 -o data/ab --size 64
+From two folders of sequences, one subfolder of frames per sequence matched by name (REDS, Vimeo-90K,
+DAVIS), or one folder whose sequences each hold two folders of frames (GoPro's blur/ and sharp/):
+    python main.py build-dataset --a REDS/train_blur --b REDS/train_sharp -o data/reds --size 128
+    python main.py build-dataset --a GOPRO_Large/train --b GOPRO_Large/train --parts blur,sharp -o data/gopro
 From one video with a derived input (gray, edges, blur, lowres, noise, compress:CRF) or target (future:K):
     python main.py build-dataset --video videos/in.mp4 --pair gray -o data/in_gray
 or from several, each one segment:
     python main.py build-dataset --video videos/natural/*.mp4 --pair blur -o data/natural_blur
 """
+import argparse
 from pathlib import Path
 
 from cli.argtypes import fraction, frame_size, non_negative_int, positive_float
@@ -17,9 +22,19 @@ PAIRS_HELP = ("how A is made from the video: gray, edges, blur, lowres, noise, c
               "at that CRF, e.g. compress:40), or future:K (A = frame t, B = frame t+K)")
 
 
+def parts_pair(text):
+    names = [name.strip() for name in text.split(",")]
+    if len(names) != 2 or not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r} is not A_NAME,B_NAME (e.g. blur,sharp)")
+    return tuple(names)
+
+
 def add_arguments(parser):
     parser.add_argument("--a", action="append", default=[], metavar="A", help="input video or frame folder (repeat with --b for more clips)")
     parser.add_argument("--b", action="append", default=[], metavar="B", help="target video or frame folder, aligned with the --a before it")
+    parser.add_argument("--parts", type=parts_pair, metavar="A_NAME,B_NAME",
+                        help="with --a/--b folders of sequences: each sequence holds its A frames in A_NAME/ and its B "
+                             "frames in B_NAME/ (GoPro: blur,sharp)")
     parser.add_argument("--video", action="extend", nargs="+", default=[], metavar="VIDEO",
                         help="videos or frame folders to derive pairs from, with --pair (each one segment; "
                              "--video a.mp4 b.mp4 and --video a.mp4 --video b.mp4 are the same)")
@@ -33,6 +48,19 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the noise pair")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     parser.add_argument("--quiet", action="store_true", help="no progress while decoding")
+
+
+def matched_pairs(args):
+    """The (A, B) pairs of --a/--b: as given, or, for folders of sequences, one pair per sequence."""
+    from datasets.build import is_sequence_folder, sequence_pairs
+
+    pairs = []
+    for a, b in zip(args.a, args.b):
+        if is_sequence_folder(a) or is_sequence_folder(b) or args.parts:
+            pairs += sequence_pairs(a, b, args.parts)
+        else:
+            pairs.append((a, b))
+    return pairs
 
 
 def main(args):
@@ -56,9 +84,11 @@ def main(args):
         if args.pair:
             raise UsageError("--pair goes with --video; --a/--b are already a pair")
         name = f"{Path(args.a[0]).stem}_paired"
-        sources = paired_sources(zip(args.a, args.b), trim=args.trim)
+        sources = paired_sources(matched_pairs(args), trim=args.trim)
     else:
         raise UsageError("give --a A --b B (aligned videos) or --video V --pair MODE")
+    if args.parts and not args.a:
+        raise UsageError("--parts goes with --a/--b folders of sequences")
     output = Path(args.output) if args.output else Path("data") / name
     meta = build_dataset(output, sources, args.size, fps=args.fps, val_fraction=args.val_fraction, mmap=args.mmap,
                          overwrite=args.overwrite, quiet=args.quiet)

@@ -5,6 +5,7 @@ Each point is an ordinary experiment in --checkpoints, named after its flags and
 again, a sweep skips finished points and resumes an interrupted one. `runs` compares them.
 """
 import argparse
+import itertools
 from pathlib import Path
 
 from cli.argtypes import positive_int, resource_list, switch
@@ -18,6 +19,8 @@ def grid_options(flag):
     """add_argument options of a train flag made to take a comma-separated list of values (a list);
     a switch takes on,off."""
     options = dict(flag.options)
+    if flag.takes_arguments:  # NAME=V1,V2: each NAME is swept over its values
+        return {**options, "default": None, "help": options["help"] + "; NAME=V1,V2 sweeps its values"}
     if flag.is_switch:
         options.pop("action")
         options.update(nargs="?", const="on", metavar="on,off")
@@ -38,12 +41,31 @@ def grid_options(flag):
     return options
 
 
+def argument_sets(swept):
+    """Every combination of the values of each NAME=V1,V2 argument, as {NAME: value} dicts."""
+    names = list(swept)
+    return [dict(zip(names, values)) for values in itertools.product(*(swept[name].split(",") for name in names))]
+
+
+def for_its_networks(values):
+    """A point's values without --net-arg (--disc-arg) where its network is a built-in, which takes
+    flags instead: sweeping a plug-in's arguments beside a built-in trains the built-in once."""
+    from networks import discriminator_spec, generator_spec
+
+    for dest, network, spec_of in (("net_args", "network", generator_spec), ("disc_args", "disc", discriminator_spec)):
+        if dest in values and spec_of(values.get(network, "unet" if network == "network" else "patch")).builtin:
+            values = {key: value for key, value in values.items() if key != dest}
+    return values
+
+
 def add_arguments(parser):
     own = parser.add_argument_group("sweep")
     own.add_argument("--seeds", type=positive_int, default=1, help="seeds per point (0, 1, ...), for mean, deviation and significance")
     own.add_argument("--jobs", type=positive_int, default=1, help="points trained at once (each gets an equal share of the CPU threads)")
     own.add_argument("--checkpoints", default="checkpoints", help="folder for the experiment folders")
     own.add_argument("--dry-run", action="store_true", help="list the runs and what would happen to each, start nothing")
+    own.add_argument("--config", metavar="FILE", help="the grid from a TOML file: flag names as keys, a list of values "
+                                                      "for each swept one; flags typed on the command line override it")
     cluster = parser.add_argument_group("on a Dask cluster")
     cluster.add_argument("--dask", metavar="ADDRESS",
                          help="run the points on the Dask scheduler at ADDRESS (tcp://HOST:8786), or 'local' for worker "
@@ -61,9 +83,13 @@ def main(args):
     from experiments.sweep import Point, expand_grid, point_plan, run_points
 
     grid = {flag.dest: getattr(args, flag.dest) for flag in GRID_FLAGS if getattr(args, flag.dest) is not None}
+    for flag in GRID_FLAGS:
+        if flag.takes_arguments and flag.dest in grid:  # {"width": "16,32"} -> [{"width": "16"}, {"width": "32"}]
+            grid[flag.dest] = argument_sets(grid[flag.dest])
     flags = {flag.dest: flag for flag in TRAIN_FLAGS}
     root = Path(args.checkpoints)
-    points = [Point(values, flags) for values in expand_grid(grid, args.seeds)]
+    points = list({point.name: point for point in (Point(for_its_networks(values), flags)
+                                                   for values in expand_grid(grid, args.seeds))}.values())
     plans = {point.name: point_plan(root / point.name) for point in points}
     if args.dask:  # each worker sees for itself whether to resume; a point running for a dead driver is waited for
         jobs = [(point.name, point.train_argv(root.resolve())) for point in points if plans[point.name] != "done"]

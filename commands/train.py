@@ -5,16 +5,58 @@
     python main.py train --name unet_sample --resume                 # continue where it stopped
     torchrun --nproc-per-node 4 main.py train -net unet --data data/day2night   # data-parallel
 """
+import argparse
 from pathlib import Path
 
 from cli.train_flags import add_train_flags, default_flags, typed_flags
-from utils.errors import UsageError
+from networks import discriminator_spec, generator_spec
+from networks.declared import described, typed_arguments
+from utils.errors import UsageError, UserError
 
 HELP = "train a generator against a 3D-conv discriminator"
 
 
+class HelpAction(argparse.Action):
+    """-h that, after -net FILE.py:Class (or --disc), also lists that class's constructor arguments,
+    read from its source without importing it."""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parts = []
+        for flag, spec_of, text, arg_flag in (("-net", generator_spec, getattr(namespace, "network", "unet"), "--net-arg"),
+                                              ("--disc", discriminator_spec, getattr(namespace, "disc", "patch"), "--disc-arg")):
+            spec = spec_of(text)
+            if not spec.builtin:
+                try:
+                    parts.append(f"arguments of {spec.text} ({arg_flag} NAME=VALUE):\n{described(spec, arg_flag)}")
+                except UserError as exc:
+                    parts.append(f"arguments of {spec.text}: {exc}")
+        parser.epilog = "\n\n".join(parts) or None
+        parser.print_help()
+        parser.exit()
+
+
+HELP_ACTION = HelpAction
+
+
 def add_arguments(parser):
+    parser.add_argument("--config", metavar="FILE",
+                        help="flags from a TOML file (keys are flag names), or a run's config.json to run it again as it "
+                             "was; flags typed on the command line override it")
     add_train_flags(parser)
+
+
+def typed_network_arguments(spec, texts, flag):
+    """{name: value} of --net-arg (--disc-arg) for a network from the user's file, typed by its
+    constructor; a built-in network takes its flags instead."""
+    if not texts:
+        return {}
+    if spec.builtin:
+        raise UsageError(f"argument {flag}: {spec.text} takes its hyperparameters as flags (see -h); "
+                         f"{flag} is for a network from your own file")
+    return typed_arguments(spec, [f"{name}={value}" for name, value in texts.items()], flag)
 
 
 def check_clip_flags(args):
@@ -33,14 +75,17 @@ def check_clip_flags(args):
 
 
 def main(args):
-    if args.allow_new_data and not args.resume:
-        raise UsageError("--allow-new-data goes with --resume")
+    for flag in ("allow_new_data", "network_source", "disc_source", "allow_changed_network"):
+        if getattr(args, flag) and not args.resume:
+            raise UsageError(f"--{flag.replace('_', '-')} goes with --resume")
     if not args.resume:
         check_clip_flags(args)
     defaults = default_flags()
     config = {dest: getattr(args, dest) for dest in defaults}
+    config["net_args"] = typed_network_arguments(generator_spec(config["network"]), config["net_args"], "--net-arg")
+    config["disc_args"] = typed_network_arguments(discriminator_spec(config["disc"]), config["disc_args"], "--disc-arg")
     if config["name"] is None:
-        config["name"] = f"{config['network']}_{Path(config['data']).name}"
+        config["name"] = f"{generator_spec(config['network']).short_name}_{Path(config['data']).name}"
     from experiments.report import write_report
     from training.loop import train
 

@@ -13,7 +13,7 @@ def trained_generator(args, clip_shape):
     from utils.device import pick_device
 
     device = pick_device(args.device)
-    model = load_model(args.checkpoint or latest_experiment(), device)
+    model = load_model(args.checkpoint or latest_experiment(), device, args.network_source, args.allow_changed_network)
     generate = clip_generator(model, device, clip_shape(model), args.amp, args.memory_format, args.max_memory, args.tile,
                               args.tile_overlap)
     return device, model, generate

@@ -4,11 +4,13 @@ arrays on disk, so building needs little memory whatever the length; the folder 
     build_dataset("data/sample_gray", [DerivedSource("videos/sample.mp4", parse_pair("gray"))], Size(64, 64))
 """
 import shutil
+from pathlib import Path
 
 import numpy as np
 
 from datasets.pairs import parse_pair
 from datasets.sources import DerivedSource, PairedSource
+from media.frame_folder import is_frame_file, natural_key
 from datasets.store import FORMAT_VERSION, NpyAppender, check_fits_in_memory, write_meta
 from utils.errors import DatasetError
 from utils.fsio import ensure_parent, staged_dir
@@ -25,6 +27,35 @@ def derived_sources(videos, pair, seed=0):
 
 def paired_sources(pairs, trim=False):
     return [PairedSource(a, b, trim) for a, b in pairs]
+
+
+def is_sequence_folder(path):
+    """A folder of sequences (REDS, Vimeo-90K, DAVIS, GoPro): subfolders, and no frames of its own."""
+    path = Path(path)
+    return path.is_dir() and not any(is_frame_file(p) for p in path.iterdir()) and any(p.is_dir() for p in path.iterdir())
+
+
+def sequence_pairs(a_root, b_root, parts=None):
+    """[(A folder, B folder)] of two folders of sequences, matched by name, one segment each: each
+    subfolder of `a_root` holds one sequence's frames, as does its namesake in `b_root`. With
+    `parts` (A_NAME, B_NAME), as in GoPro's blur/sharp, each sequence folder holds its A frames in
+    A_NAME and its B frames in B_NAME, and `b_root` may be `a_root`. Names that do not match are refused."""
+    def sequences(root):
+        return {p.name: p for p in sorted(Path(root).iterdir(), key=lambda p: natural_key(p.name)) if p.is_dir()}
+
+    a_seqs, b_seqs = sequences(a_root), sequences(b_root)
+    only_a, only_b = sorted(set(a_seqs) - set(b_seqs)), sorted(set(b_seqs) - set(a_seqs))
+    if only_a or only_b:
+        missing = "; ".join(part for part in (only_a and f"only in {a_root}: {', '.join(only_a[:5])}",
+                                              only_b and f"only in {b_root}: {', '.join(only_b[:5])}") if part)
+        raise DatasetError(a_root, f"its sequences do not match those of {b_root} by name ({missing})")
+    if parts is None:
+        return [(a_seqs[name], b_seqs[name]) for name in a_seqs]
+    pairs = [(a_seqs[name] / parts[0], b_seqs[name] / parts[1]) for name in a_seqs]
+    for folder in (folder for pair in pairs for folder in pair):
+        if not folder.is_dir():
+            raise DatasetError(folder, f"no such folder: every sequence needs its {parts[0]}/ and {parts[1]}/ frames")
+    return pairs
 
 
 def pair_name(sources):

@@ -6,7 +6,7 @@ and runs that differ only by seed grouped, with means, deviations and Welch's t-
 import json
 import re
 
-from cli.train_flags import unshown_flags
+from cli.train_flags import as_typed, unshown_flags
 from experiments.stats import mean_std, significantly_different, welch_t_test
 from runfolder.config import read_config
 from runfolder.events import STARTS, run_status
@@ -124,20 +124,13 @@ def _num(value, digits=2):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def flags_text(flags):
-    """The flags as typed: a switch that is off is --no-NAME (only a default-on switch differs by being off)."""
-    words = [f"--no-{k.replace('_', '-')}" if v is False else f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-             for k, v in flags.items()]
-    return " ".join(words) or "(defaults)"
-
-
 def run_rows(runs):
     """Rows for the runs table (strings), in the order of RUN_HEADER."""
     return [[r["name"], r["status"] + ("" if r["checkpoint"] else " (no last.pt)"), r["network"],
              _num(r["parameters"] / 1e6 if r["parameters"] else None), str(r["steps"]), str(r["epochs"]),
              f"{_num(r['psnr'])} ({_num(r['best_psnr'])})", f"{_num(r['ssim'], 3)} ({_num(r['best_ssim'], 3)})",
              f"{_num(r['warp_error'], 4)} ({_num(r['best_warp_error'], 4)})", _num(r["psnr_identity"]),
-             _num(r["clips_per_s"]), flags_text(r["flags"])] for r in runs]
+             _num(r["clips_per_s"]), as_typed(r["flags"])] for r in runs]
 
 
 RUN_HEADER = ["name", "status", "net", "M params", "steps", "epochs", "PSNR (best)", "SSIM (best)", "warp (best)",

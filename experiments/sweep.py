@@ -43,6 +43,8 @@ def format_value(value):
         return f"{value:g}"
     if isinstance(value, (tuple, list)):
         return "x".join(str(v) for v in value)
+    if isinstance(value, dict):  # --net-arg's NAME=VALUE pairs
+        return ",".join(f"{name}={item}" for name, item in value.items())
     return str(value)
 
 
@@ -74,6 +76,8 @@ class Point:
         for dest, value in self.values.items():
             if self.flags[dest].is_switch:
                 argv += self.flags[dest].switch_argv(value)
+            elif isinstance(value, dict):
+                argv += [token for name, item in value.items() for token in (self._typed(dest), f"{name}={item}")]
             else:
                 argv += [self._typed(dest), format_value(value)]
         return argv + ["--name", self.name, "--checkpoints", str(checkpoints)] + (["--resume"] if resume else [])

@@ -15,7 +15,8 @@ import torch
 from compute.cache import job_key, remembered
 from compute.choice import candidate_ways, choose, way_timer
 from compute.precision import autocast
-from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, receptive_radius, run_tiled, smallest_tile, spans
+from networks.layers import size_multiple
+from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, run_tiled, tiling_halo, smallest_tile, spans
 from utils.device import to_model_input, to_uint8_frames
 from utils.errors import UsageError
 from utils.memory import available_memory, human_bytes
@@ -43,7 +44,7 @@ class ClipGenerator:
     @torch.inference_mode()
     def __call__(self, clips):
         h, w = clips.shape[2:4]
-        multiple = self.network.size_multiple
+        multiple = size_multiple(self.network)
         if h % multiple or w % multiple:  # edge pixels repeated, cropped back after
             clips = np.pad(clips, ((0, 0), (0, 0), (0, -h % multiple), (0, -w % multiple), (0, 0)), mode="edge")
         if self.tiling is None:
@@ -77,8 +78,8 @@ def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", 
     batch, frames, height, width = clip_shape
     halo = None if overlap is None else overlap // 2
     if tile is not None:
-        multiple = model.generator.size_multiple
-        radius = receptive_radius(model.generator, device) if halo is None else halo
+        multiple = size_multiple(model.generator)
+        radius = tiling_halo(model.generator, device) if halo is None else halo
         tiling = Tiling.aligned(tile, radius, multiple, tiles_per_pass=batch)  # a tile covering the frame: untiled, bit for bit
         if not tiling.covers(height, width) and min(tiling.tile) < smallest_tile(tiling.halo, multiple):
             raise UsageError(f"argument --tile: {tile} leaves no room inside {2 * tiling.halo} pixels of tile overlap "
@@ -87,13 +88,13 @@ def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", 
     else:
         budget = max_memory or default_budget(device)
         # The probe passes take a second or more (most of a short compare): once per machine and network.
-        key = job_key(device, job="forward cost", network=model.state["network"], generator=model.state["model_args"], frames=frames)
+        key = job_key(device, job="forward cost", frames=frames, **model.identity)
         cost = remembered(key, lambda: forward_cost(model.generator, frames, device))
         tiling, _ = fit_tiling(model.generator, clip_shape, budget, device, halo=halo, cost=cost)
     # Timed on one pass's windows, cropped to at most TIMED_SIDE: timing HD frames four ways would take minutes.
     one_pass = (min(batch, tiling.tiles_per_pass), frames, min(tiling.tile.height, height, TIMED_SIDE), min(tiling.tile.width, width, TIMED_SIDE))
     ways = candidate_ways(amp, memory_format, device)
-    key = job_key(device, job="generate", network=model.state["network"], generator=model.state["model_args"],
+    key = job_key(device, job="generate", **model.identity,
                   clip=list(one_pass), asked=[amp, memory_format])
     compute = choose(ways, key, way_timer(ways, forward_pass_in(model.generator, one_pass, device), device))
     untiled = tiling.covers(height, width) and tiling.tiles_per_pass >= batch

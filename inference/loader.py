@@ -4,7 +4,8 @@
 """
 from dataclasses import dataclass
 
-from networks import GENERATORS, build_generator
+from networks import GENERATORS, build_generator, generator_spec
+from networks.plugin import verified_source
 from runfolder.checkpoint import load_checkpoint, resolve_checkpoint
 from runfolder.layout import CheckpointsRoot
 from utils.errors import CheckpointError
@@ -42,6 +43,13 @@ class TrainedModel:
     def data(self):
         return self.state["config"]["data"]
 
+    @property
+    def identity(self):
+        """What makes this generator the one it is, for the compute cache's keys: its network, its
+        arguments and, for a plug-in, its file's SHA-256 (an edited file is measured again)."""
+        record = self.state["sources"]["generator"]
+        return {"network": self.state["network"], "generator": self.state["model_args"], "source": record and record["sha256"]}
+
     def describe(self):
         return {"checkpoint": self.path, "step": self.step}
 
@@ -54,15 +62,23 @@ def latest_experiment(root="checkpoints"):
     return latest.path
 
 
-def load_model(checkpoint, device):
+def load_model(checkpoint, device, network_source=None, allow_changed_network=False):
     """The TrainedModel of a checkpoint (a .pt file or an experiment folder), on `device`. Weights
-    that do not fit are refused."""
+    that do not fit are refused. A generator from the user's file is imported from the file the
+    run recorded (or `network_source`, where it moved) only while its SHA-256 is the recorded one,
+    unless `allow_changed_network`."""
     path = resolve_checkpoint(checkpoint)
     state = load_checkpoint(path)
-    if state["network"] not in GENERATORS:
-        raise CheckpointError(path, f"holds an unknown network {state['network']!r}; known: {', '.join(sorted(GENERATORS))}")
     try:
-        generator = build_generator(state["network"], **state["model_args"])
+        spec = generator_spec(state["network"])
+    except ValueError:
+        raise CheckpointError(path, f"holds an unknown network {state['network']!r}; known: {', '.join(sorted(GENERATORS))}") from None
+    record = state["sources"]["generator"]
+    if not spec.builtin and record is None:
+        raise CheckpointError(path, f"holds a network from {spec.module} but no record of that file's hash; train it again")
+    source = verified_source(record, network_source, allow_changed_network) if record else None
+    try:
+        generator = build_generator(state["network"], source=source, **state["model_args"])
         generator.load_state_dict(state["generator"])
     except (TypeError, RuntimeError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:160]

@@ -12,6 +12,7 @@ with two small probe forward passes.
 """
 import contextlib
 import copy
+import itertools
 import math
 import weakref
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from networks.layers import InstanceNorm3d, SqueezeExcite3d
+from networks.layers import InstanceNorm3d, SqueezeExcite3d, name_of, size_multiple
 from utils.errors import UserError
 from utils.memory import human_bytes
 from utils.size import Size
@@ -189,11 +190,19 @@ def run_tiled(forward, clips, tiling, norms):
     return out
 
 
-def receptive_radius(network, device, frames=3):
-    """How far, in pixels, an output pixel sees into its input: the support of the gradient of one
-    output pixel, through a copy of the network whose weights are all positive (so no ReLU hides a
-    path, whatever the trained weights) and whose whole-frame statistics are held fixed (they
-    would otherwise reach everywhere)."""
+MAX_PROBE_SIDE = 2048  # an output pixel that still sees the border of frames this large sees the whole frame
+MAX_PROBE_FRAMES = 257  # likewise for the frames of a clip
+
+
+class NotTileable(UserError):
+    """A network whose output pixels see the whole frame (attention over it, a norm vgan cannot share
+    between tiles): tiles would not give what whole frames give."""
+
+
+def gradient_probe(network, device):
+    """A copy of `network` for measuring reach: every weight positive (so no ReLU hides a path,
+    whatever the trained weights), and forward(x) -> output with its whole-frame statistics held
+    fixed (they would otherwise reach everywhere)."""
     probe = copy.deepcopy(network).float().to(device)
     for module in probe.modules():
         if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
@@ -204,18 +213,71 @@ def receptive_radius(network, device, frames=3):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
     norms = norm_layers(probe)
-    side = 8 * network.size_multiple
-    while True:
-        x = torch.rand(1, 3, frames, side, side, device=device, requires_grad=True)
+
+    def forward(x):
         statistics = {norm: (torch.zeros(1, norm_channels(norm), 1, 1, 1, device=device),
                              torch.ones(1, norm_channels(norm), 1, 1, 1, device=device)) for norm in norms}
-        with sharing(norms, statistics), torch.enable_grad():
-            probe(x)[..., side // 2, side // 2].sum().backward()
-        reach = (x.grad.abs().sum(dim=(0, 1, 2)) > 0).nonzero()
-        radius = int((reach - side // 2).abs().max())
-        if radius < side // 2 - 1 or side >= 2048:
+        with sharing(norms, statistics):
+            return probe(x)
+
+    return forward
+
+
+def reach(forward, device, frames, side):
+    """(frames, pixels): how far the input that one output voxel, in the middle of a clip of
+    `frames` frames of side x side pixels, depends on reaches from it, in time and in space."""
+    x = torch.rand(1, 3, frames, side, side, device=device, requires_grad=True)
+    with torch.enable_grad():
+        forward(x)[..., frames // 2, side // 2, side // 2].sum().backward()
+    support = x.grad.abs().sum(dim=(0, 1)) > 0  # (T, H, W)
+    in_time = support.any(dim=2).any(dim=1).nonzero()
+    in_space = support.any(dim=0).nonzero()
+    return int((in_time - frames // 2).abs().max()), int((in_space - side // 2).abs().max())
+
+
+def receptive_radius(network, device, frames=3):
+    """How far, in pixels, an output pixel sees into its input: measured on ever larger frames
+    until the reach stops short of their border (and, for a network with dilated kernels, whose
+    reach has gaps that the border can hide, until it stays the same on frames twice as large);
+    None when it still reaches the border of MAX_PROBE_SIDE frames (the pixel sees the whole frame)."""
+    forward = gradient_probe(network, device)
+    gaps = any(getattr(m, "dilation", (1,))[-1] > 1 for m in network.modules() if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)))
+    sides = itertools.takewhile(lambda side: side <= MAX_PROBE_SIDE, (8 * size_multiple(network) * 2 ** k for k in range(32)))
+    measures = ((side // 2 - 1, reach(forward, device, frames, side)[1]) for side in sides)  # (limit, radius), lazily
+    if gaps:
+        return _settled(measures)
+    return next((radius for limit, radius in measures if radius < limit), None)
+
+
+def temporal_radius(network, device):
+    """How far, in frames, an output frame sees into its input clip, measured as the receptive
+    radius is, on ever longer clips until it stays the same on one twice as long (None: the whole
+    clip, up to MAX_PROBE_FRAMES)."""
+    forward = gradient_probe(network, device)
+    side = 2 * size_multiple(network)
+    lengths = itertools.takewhile(lambda n: n <= MAX_PROBE_FRAMES, (8 * 2 ** k + 1 for k in range(32)))
+    return _settled((n // 2, reach(forward, device, n, side)[0]) for n in lengths)
+
+
+def _settled(measures):
+    """The first radius that is inside its probe's limit and the same on the next, larger probe; None if none is."""
+    previous = None
+    for limit, radius in measures:
+        if previous is not None and radius == previous < limit:
             return radius
-        side *= 2
+        previous = radius if radius < limit else None
+    return None
+
+
+def tiling_halo(network, device):
+    """The context a tile needs on each side: the receptive radius. A network that sees the whole
+    frame cannot run in tiles; that is one line that says why."""
+    radius = receptive_radius(network, device)
+    if radius is None:
+        raise NotTileable("--tile", f"{name_of(network)} cannot run in tiles: an output pixel depends on the whole frame (it "
+                                    f"still reaches the border of {MAX_PROBE_SIDE}x{MAX_PROBE_SIDE} frames), so tiles would "
+                                    f"not give what whole frames give; raise --max-memory, or lower --batch or --size")
+    return radius
 
 
 def norm_channels(layer):
@@ -273,7 +335,7 @@ def peak_bytes(network, x, device):
 def forward_cost(network, frames, device):
     """(fixed bytes, bytes per pixel) of the forward pass of one window of `frames` frames: a line
     through the peaks of two probe passes, at PROBE_SIDES rounded up to the network's multiple."""
-    sides = [round_up(side, network.size_multiple) for side in PROBE_SIDES]
+    sides = [round_up(side, size_multiple(network)) for side in PROBE_SIDES]
     costs = [peak_bytes(network, torch.zeros(1, 3, frames, side, side, device=device), device) for side in sides]
     per_pixel = max(1.0, (costs[1] - costs[0]) / (sides[1] ** 2 - sides[0] ** 2))
     return max(0.0, costs[0] - per_pixel * sides[0] ** 2), per_pixel
@@ -286,12 +348,12 @@ def fit_tiling(network, clip_shape, budget, device, halo=None, cost=None):
     `halo`). Refuses in one line, with the sizes, when even the smallest sensible tile does not.
     `cost`: the network's forward_cost for these frames when known; probed otherwise."""
     batch, frames, height, width = clip_shape
-    multiple = network.size_multiple
+    multiple = size_multiple(network)
     fixed, per_pixel = cost or forward_cost(network, frames, device)
     clips = min(batch, int((budget - fixed) // (per_pixel * height * width)))
     if clips >= 1:
         return Tiling(Size(width, height), 0, tiles_per_pass=clips), fixed + per_pixel * height * width * clips
-    halo = round_up(receptive_radius(network, device) if halo is None else halo, multiple)
+    halo = round_up(tiling_halo(network, device) if halo is None else halo, multiple)
     gathered = OUTPUT_BYTES * 3 * frames * batch * height * width
     side = int(math.sqrt(max(0.0, budget - fixed - gathered) / per_pixel)) // multiple * multiple
     smallest = smallest_tile(halo, multiple)

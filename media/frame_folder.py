@@ -1,27 +1,37 @@
-"""Folders of numbered frames (jpg/png), read wherever a video is accepted.
+"""Folders of numbered frames (any image format OpenCV or ffmpeg reads), read wherever a video is accepted.
 
 Files are taken in natural order (frame2 before frame10) and played at FOLDER_FPS unless a
 frame rate is asked for. Example: read_folder("videos/in_frames", size=(64, 64), fps=10)
 """
 import re
+import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from media.process import ffmpeg_command, file_url
 from utils.errors import VideoError
 
 FOLDER_FPS = 25.0
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_TIMEOUT_S = 60
+# What OpenCV decodes (the rest of what ffmpeg reads, e.g. .tga and .dpx, goes through ffmpeg).
+OPENCV_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".ras", ".sr"}
+FFMPEG_SUFFIXES = {".tga", ".dpx", ".exr", ".qoi"}
+IMAGE_SUFFIXES = OPENCV_SUFFIXES | FFMPEG_SUFFIXES
 
 
 def natural_key(name):
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
+def is_frame_file(path):
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
 def list_frames(folder):
     """The image files of `folder` in natural order; an error when there are none."""
-    files = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    files = [p for p in Path(folder).iterdir() if is_frame_file(p)]
     if not files:
         raise VideoError(folder, "folder holds no frames (.png or .jpg files); give a video or a folder of frames")
     return sorted(files, key=lambda p: natural_key(p.name))
@@ -34,9 +44,21 @@ def load_image(path):
     except OSError as exc:
         raise VideoError(path, f"cannot read ({exc.strerror})") from None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None and data.size:
+        image = cv2.imdecode(_png_through_ffmpeg(path), cv2.IMREAD_COLOR)  # .tga, .dpx, ...: what OpenCV does not read
     if image is None:
-        raise VideoError(path, "not an image that OpenCV can decode; remove it from the folder")
+        raise VideoError(path, "not an image that OpenCV or ffmpeg can decode; remove it from the folder")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _png_through_ffmpeg(path):
+    """The image at `path` re-encoded by ffmpeg as PNG bytes (empty when ffmpeg cannot read it either)."""
+    try:
+        done = subprocess.run(ffmpeg_command(["-i", file_url(path), "-frames:v", "1", "-f", "image2pipe", "-c:v", "png", "-"]),
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=IMAGE_TIMEOUT_S)
+    except (subprocess.TimeoutExpired, OSError):
+        return np.zeros(0, np.uint8)
+    return np.frombuffer(done.stdout, np.uint8) if done.returncode == 0 and done.stdout else np.zeros(0, np.uint8)
 
 
 def selected_indices(count, fps=None, start=None, duration=None):

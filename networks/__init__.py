@@ -1,24 +1,62 @@
-"""The networks: the registry of generators. The networks themselves are torch only; this registry
-imports none of them, so that the command line can read their names and declared
-hyperparameters (networks/declared.py) without loading torch. Adding a generator is its file
-plus one line here.
+"""The networks: the registries of built-in generators and discriminators, and building any network
+from its spec: a registry name, FILE.py:Class or package.module:Class (networks/plugin.py). The
+registries import none of the networks, so that the command line can read their names and
+declared hyperparameters (networks/declared.py) without loading torch. Adding a built-in network
+is its file plus one line here.
 
     G = build_generator("unet", channels=16, depth=4)
+    G = build_generator("examples/factorised.py:Factorised", width=16)
 """
-import importlib
+import inspect
+
+from networks.plugin import NetworkSpec, load_class
+from utils.errors import UserError
 
 GENERATORS = {"unet": "networks.unet3d:UNet3D", "resnet": "networks.resnet3d:ResNet3D"}  # name -> module:class
+DISCRIMINATORS = {"patch": "networks.discriminator:PatchDiscriminator3D"}
 
 
-def generator_class(name):
-    module, cls = GENERATORS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+def generator_spec(text):
+    return NetworkSpec.parse(text, GENERATORS)
 
 
-def build_generator(name, residual=False, **kwargs):
-    """The generator registered as `name`, built with explicit keyword hyperparameters; with
-    `residual`, wrapped to predict a correction to its input (identity at initialisation)."""
+def discriminator_spec(text):
+    return NetworkSpec.parse(text, DISCRIMINATORS)
+
+
+def generator_class(text):
+    """The class of the generator `text` names (a plug-in's file is imported)."""
+    return load_class(generator_spec(text))
+
+
+def build_generator(text, residual=False, source=None, **kwargs):
+    """The generator `text` names, built with explicit keyword hyperparameters (a plug-in imported
+    from `source` when given: its verified file); with `residual`, wrapped to predict a correction
+    to its input (identity at initialisation)."""
     from networks.layers import Residual
 
-    generator = generator_class(name)(**kwargs)
+    generator = construct(generator_spec(text), kwargs, source)
     return Residual(generator) if residual else generator
+
+
+def build_discriminator(text, source=None, **kwargs):
+    return construct(discriminator_spec(text), kwargs, source)
+
+
+def construct(spec, kwargs, source=None):
+    """An instance of the class `spec` names; arguments it does not take, or a constructor that
+    raises, are one UserError naming its file."""
+    cls = load_class(spec, source)
+    if spec.builtin:
+        return cls(**kwargs)
+    where = source or spec.source()
+    parameters = inspect.signature(cls).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        unknown = [name for name in kwargs if name not in parameters]
+        if unknown:
+            raise UserError(where, f"{spec.class_name} takes no argument {unknown[0]!r} (it takes {', '.join(parameters) or 'none'})")
+    try:
+        return cls(**kwargs)
+    except Exception as exc:
+        raise UserError(where, f"{spec.class_name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) raised "
+                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None

@@ -11,7 +11,13 @@ from networks.layers import conv3d, dcgan_init, norm3d
 
 
 class PatchDiscriminator3D(nn.Module):
-    def __init__(self, in_channels=6, channels=32, layers=3, spectral_norm=False, conv="3d"):
+    # Its hyperparameters as train flags (networks/declared.py reads this without importing torch).
+    FLAGS = {"channels": ("--d-channels", "discriminator channels at the first layer; they double per layer"),
+             "layers": ("--d-layers", "discriminator strided layers"),
+             "spectral_norm": ("--spectral-norm", "spectral norm on the discriminator's convolutions (instead of its "
+                                                  "instance norm); it keeps the discriminator from winning in long runs")}
+
+    def __init__(self, in_channels=6, channels=32, layers=3, spectral_norm=True, conv="3d"):
         super().__init__()
         wrap = add_spectral_norm if spectral_norm else (lambda layer: layer)
         down = {"kernel": (3, 4, 4), "stride": (1, 2, 2), "padding": 1, "conv": conv, "wrap": wrap}

@@ -11,24 +11,62 @@ class SizeError(ValueError):
     """A clip whose size a network cannot take; the message names the size and the multiple needed."""
 
 
+def size_multiple(generator):
+    """What a generator's frame sides must be multiples of: its `size_multiple` (2 to the number of
+    halvings), or 1 for a network from the user's file that does not say."""
+    return int(getattr(generator, "size_multiple", 1))
+
+
+def name_of(generator):
+    """A generator in a few words: a built-in's own description, or a plug-in's class name."""
+    return str(generator) if isinstance(generator, Generator) else type(generator).__name__
+
+
+def check_size(generator, height, width):
+    multiple = size_multiple(generator)
+    if height % multiple or width % multiple:
+        raise SizeError(f"frames of {width}x{height} cannot go through {name_of(generator)}: width and height must be "
+                        f"multiples of {multiple}")
+
+
+def output_layer(generator):
+    """The layer that makes a generator's output, which a residual generator starts at zero: its
+    `output_layer()` when it has one, else its last convolution."""
+    if hasattr(generator, "output_layer"):
+        return generator.output_layer()
+    convolutions = [m for m in generator.modules() if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d, nn.Conv2d))]
+    if not convolutions:
+        raise SizeError(f"{name_of(generator)} has no convolution to start at zero, so --residual cannot make it the identity")
+    return convolutions[-1]
+
+
+def clip_mismatch(generator, clip):
+    """How `generator` breaks the promise every generator makes, mapping a clip (N, 3, T, H, W) in
+    [-1, 1] to one of the same shape and range; None when it keeps it. One forward pass, with the
+    random state put back after it (a network that draws random numbers leaves the run's seed as it was)."""
+    with torch.random.fork_rng(devices=[clip.device] if clip.device.type == "cuda" else []), torch.no_grad():
+        out = generator(clip)
+    if not isinstance(out, torch.Tensor) or out.shape != clip.shape:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        return f"returns {shape} for a clip of {tuple(clip.shape)}; a generator returns a clip of the shape it is given"
+    low, high = float(out.min()), float(out.max())
+    if not (-1.0 - 1e-4 <= low and high <= 1.0 + 1e-4):
+        return f"returns values from {low:.3g} to {high:.3g}; a generator returns a clip in [-1, 1] (end it with a tanh)"
+    return None
+
+
 class Generator(nn.Module):
-    """Base of the generators: they map (N, 3, T, H, W) to the same shape, and H and W must be
-    multiples of `size_multiple` (2 to the number of halvings)."""
+    """Base of the built-in generators: they map (N, 3, T, H, W) to the same shape, and H and W must
+    be multiples of `size_multiple` (2 to the number of halvings). A network from the user's own
+    file need not derive from it: vgan asks any generator through the functions above."""
 
     size_multiple = 1
 
     def check_size(self, height, width):
-        if height % self.size_multiple or width % self.size_multiple:
-            raise SizeError(f"frames of {width}x{height} cannot go through {self}: width and height must be "
-                            f"multiples of {self.size_multiple}")
+        check_size(self, height, width)
 
     def __str__(self):
         return type(self).__name__
-
-    def output_layer(self):
-        """The layer that makes the output (the last convolution, unless a subclass says otherwise):
-        a residual generator starts it at zero."""
-        return [m for m in self.modules() if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d))][-1]
 
 
 class Residual(Generator):
@@ -39,23 +77,20 @@ class Residual(Generator):
     def __init__(self, body):
         super().__init__()
         self.body = body
-        layer = body.output_layer()
+        layer = output_layer(body)
         nn.init.zeros_(layer.weight)
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
 
     @property
     def size_multiple(self):
-        return self.body.size_multiple
-
-    def check_size(self, height, width):
-        self.body.check_size(height, width)
+        return size_multiple(self.body)
 
     def output_layer(self):
-        return self.body.output_layer()
+        return output_layer(self.body)
 
     def __str__(self):
-        return f"residual {self.body}"
+        return f"residual {name_of(self.body)}"
 
     def forward(self, x):  # (N, C, T, H, W) in [-1, 1]
         return (x + self.body(x)).clamp(-1.0, 1.0)

@@ -26,9 +26,10 @@ from utils.fsio import temp_name, writing
 
 VERSION = 1
 # What runs from before a flag existed did, for every flag added since: full 3D convolutions, no global skip.
-OLD_RUN_DEFAULTS = {"conv": "3d", "residual": "off"}
+OLD_RUN_DEFAULTS = {"conv": "3d", "residual": "off", "net_args": {}, "disc": "patch", "disc_args": {}}
 OLD_RUN_DATASET = {"pair": None, "width": 64, "height": 64, "fps": None}  # before checkpoints recorded their data
 DATASET_KEYS = tuple(OLD_RUN_DATASET)
+NO_PLUGINS = {"generator": None, "discriminator": None}
 REQUIRED_KEYS = ("generator", "network", "model_args", "config", "step", "version")
 # A test hook, for the fault tests alone: while the file this names exists, a checkpoint write stops
 # after its first bytes, touches NAME.held and waits, so that a test can kill it mid-write for sure.
@@ -55,10 +56,11 @@ class _HeldWrites:
         return getattr(self.file, name)
 
 
-def build_checkpoint(nets, position, config, model_args, disc_args, data, compute, device, finished=False, scores=None):
+def build_checkpoint(nets, position, config, model_args, disc_args, sources, data, compute, device, finished=False, scores=None):
     """The checkpoint of a run at `position` (step, epoch, epoch_step), as plain data: the unwrapped
-    networks' and optimizers' state, counters, random state, the config, the data it was trained on
-    (`data`: its fingerprint and meta.json) and how it computed (`compute`: amp, channels_last)."""
+    networks' and optimizers' state, counters, random state, the config, the plug-in files the
+    networks came from (`sources`: spec, file and SHA-256, never their code), the data it was
+    trained on (`data`: its fingerprint and meta.json) and how it computed (`compute`: amp, channels_last)."""
     rng = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)
@@ -67,7 +69,7 @@ def build_checkpoint(nets, position, config, model_args, disc_args, data, comput
         "discriminator": nets.raw_discriminator.state_dict() if nets.raw_discriminator else None,
         "opt_d": nets.opt_d.state_dict() if nets.opt_d else None,
         "epoch": position.epoch, "epoch_step": position.epoch_step, "step": position.step, "network": config["network"],
-        "model_args": model_args, "disc_args": disc_args, "config": plain(config), "rng": rng,
+        "model_args": model_args, "disc_args": disc_args, "sources": sources, "config": plain(config), "rng": rng,
         "dataset_fingerprint": data.fingerprint, "scores": scores or {}, "finished": finished, "version": VERSION,
         "compute": {"amp": compute.amp, "channels_last": compute.channels_last},
         "dataset": {key: data.dataset.meta.get(key) for key in DATASET_KEYS},
@@ -152,6 +154,7 @@ def load_checkpoint(path, map_location="cpu"):
         raise CheckpointError(path, f"written by a newer vgan (format {state['version']}); update vgan to read it")
     state["config"] = {**OLD_RUN_DEFAULTS, **state["config"]}
     state["dataset"] = {**OLD_RUN_DATASET, **(state.get("dataset") or {})}
+    state["sources"] = {**NO_PLUGINS, **(state.get("sources") or {})}  # before plug-ins, every network was built in
     return state
 
 

@@ -1,15 +1,24 @@
-"""A run's config: config.json, written before step 0 so that the folder explains itself, and the
-rule for resuming a run with flags typed again.
+"""A run's config: config.json, written before step 0 so that the folder explains itself (with a
+copy of each plug-in network's file), and the rule for resuming a run with flags typed again.
 
     config = resumed_config(saved, typed, explicit={"epochs"}, checkpoint=folder.last, architecture=architecture)
 """
 from runfolder.layout import RunFolder
 from utils.errors import CheckpointError
-from utils.fsio import read_json, write_json_atomic
+from utils.fsio import make_folder, read_json, write_bytes_atomic, write_json_atomic
 
 
 def write_config(folder, config):
     write_json_atomic(RunFolder(folder).config, config)
+
+
+def write_network_copy(folder, role, record):
+    """A copy of the plug-in file `record` names in the folder, for the record (never imported)."""
+    copy = RunFolder(folder).network_copy(role, record["file"], record["sha256"])
+    if not copy.exists():
+        make_folder(copy.parent)
+        with open(record["file"], "rb") as f:
+            write_bytes_atomic(copy, f.read())
 
 
 def read_config(folder):

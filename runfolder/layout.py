@@ -13,7 +13,8 @@ CLIP_ROLES = ("input", "generated", "target")  # the fixed validation clip's str
 
 class RunFolder(os.PathLike):
     """checkpoints/EXP/: config.json, last.pt (and its JSON header), kept epoch_NNNN.pt,
-    metrics.jsonl, TensorBoard events, samples/, the lock, the latest results and index.html.
+    metrics.jsonl, TensorBoard events, samples/, network_source/ (copies of a plug-in's files),
+    the lock, the latest results and index.html.
     Used as a path, it is the folder itself."""
 
     def __init__(self, path):
@@ -57,6 +58,11 @@ class RunFolder(os.PathLike):
     @property
     def metrics(self):
         return self.path / "metrics.jsonl"
+
+    def network_copy(self, role, file, sha256):
+        """The copy, for the record, of the file a plug-in `role` ("generator", "discriminator")
+        came from, one per version. It is never imported: the original is, while its hash matches."""
+        return self.path / "network_source" / f"{role}_{sha256[:12]}_{Path(file).name}"
 
     @property
     def samples(self):

@@ -96,16 +96,18 @@ def test_precision_lives_in_the_compute_package():
     assert spelled == []
 
 
-def test_a_generator_s_flags_are_declared_only_beside_its_class():
-    """No module but the generator's own spells its flags (the train flags, the generator arguments,
+def test_a_network_s_flags_are_declared_only_beside_its_class():
+    """No module but the network's own spells its flags (the train flags, the networks' arguments,
     the resume rules and `runs` all read the declaration)."""
-    from networks import GENERATORS
+    from networks import DISCRIMINATORS, GENERATORS, NetworkSpec
     from networks.declared import declared
 
-    homes = {}  # flag -> the files of the generators that declare it
-    for name, where in GENERATORS.items():
-        for hyper in declared(name):
-            homes.setdefault(hyper.flag, set()).add(REPO / (where.split(":")[0].replace(".", "/") + ".py"))
+    homes = {}  # flag -> the files of the networks that declare it
+    for registry in (GENERATORS, DISCRIMINATORS):
+        for name, where in registry.items():
+            for hyper in declared(NetworkSpec.parse(name, registry)):
+                homes.setdefault(hyper.flag, set()).add(REPO / (where.split(":")[0].replace(".", "/") + ".py"))
+    assert {"--depth", "--blocks", "--d-channels", "--spectral-norm"} <= set(homes)
     spelled = []
     for path in (path for package in LAYERS for path in (REPO / package).glob("*.py")):
         constants = {node.value for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
@@ -114,10 +116,14 @@ def test_a_generator_s_flags_are_declared_only_beside_its_class():
     assert spelled == []
 
 
-def test_networks_import_nothing_but_torch():
+def test_networks_import_nothing_but_torch_and_the_error_type():
+    """The networks, their registry and the plug-in loader: torch, the standard library's import
+    machinery, and the one error type a user's mistake raises."""
+    allowed = {"torch", "networks", "math", "dataclasses", "ast", "functools", "importlib", "inspect", "hashlib", "sys",
+               "traceback", "pathlib", "utils"}
     for path in (REPO / "networks").glob("*.py"):
         modules = imported_modules(path)
-        assert modules <= {"torch", "networks", "math", "dataclasses", "ast", "functools", "importlib"}, (path.name, modules)
+        assert modules <= allowed, (path.name, modules)
 
 
 @pytest.mark.parametrize("package", SHORT_FUNCTIONS_IN)

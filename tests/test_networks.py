@@ -16,8 +16,13 @@ SMALL = {"unet": {"channels": 4, "depth": 2}, "resnet": {"channels": 4, "blocks"
 def test_train_offers_exactly_the_registered_networks_and_losses():
     from networks.losses import GAN_LOSSES as LOSSES
 
+    import argparse
+
     network = next(flag for flag in TRAIN_FLAGS if flag.dest == "network")
-    assert set(network.options["choices"]) == set(GENERATORS)
+    assert all(network.options["type"](name) == name for name in GENERATORS)  # and a plug-in's FILE.py:Class
+    assert network.options["type"]("my_nets.py:TinyUNet") == "my_nets.py:TinyUNet"
+    with pytest.raises(argparse.ArgumentTypeError, match="neither a built-in"):
+        network.options["type"]("tinyunet")
     assert set(GAN_LOSSES) == set(LOSSES)
     assert set(CONV_CHOICES) == set(CONVS)
 

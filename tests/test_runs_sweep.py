@@ -13,7 +13,8 @@ from scipy import stats
 
 from browser import inspect_page
 from conftest import REPO, TINY, run_cli, spawn
-from experiments.runs import flags_text, groups, summarize
+from cli.train_flags import as_typed
+from experiments.runs import groups, summarize
 from experiments.stats import significantly_different, welch_t_test
 from runfolder.lock import ExperimentLock, lock_is_live
 
@@ -107,7 +108,7 @@ def test_flags_that_differ_from_the_defaults_are_shown_as_typed(tmp_path):
 
     fake_run(tmp_path, "x", config(spectral_norm=False, flip=True, lr=0.01), [val(20, 20.0)])
     shown = summarize(tmp_path / "x", default_flags())["flags"]
-    assert flags_text(shown) == "--flip --lr 0.01 --no-spectral-norm"
+    assert as_typed(shown) == "--flip --lr 0.01 --no-spectral-norm"
 
 
 def test_a_single_seed_that_scores_highest_is_not_the_reference(tmp_path):

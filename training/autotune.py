@@ -3,7 +3,7 @@ real training steps on the first batch, on copies of the networks so that the ru
 untouched. On a CPU with AMX, a bfloat16 way is first tried in a child process (compute/trial.py,
 stepping training/trial.py): one that dies there is never chosen. Rank 0 decides and every rank follows.
 
-    compute = choose_compute(config, nets, a, b, weights, device, ranks)   # -> Compute(amp, channels_last, note)
+    compute = choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources)   # -> Compute(...)
 """
 import copy
 import dataclasses
@@ -31,15 +31,16 @@ def training_step_in(generator, discriminator, a, b, weights, device):
     return prepare
 
 
-def choose_compute(config, generator, discriminator, a, b, weights, device, ranks):
-    """The Compute a run trains with: the networks' (`discriminator` may be None) timed on `a`, `b`,
-    a uint8 batch (B, T, H, W, 3)."""
+def choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources):
+    """The Compute a run trains with: the networks' (`discriminator` may be None; `sources`, the
+    plug-in files they came from) timed on `a`, `b`, a uint8 batch (B, T, H, W, 3)."""
     ways = candidate_ways(config["amp"], config["memory_format"], device, quiet=not ranks.is_main)
     compute = None
     if ranks.is_main:
         job = {"network": config["network"], "generator": generator_args(config), "clip": list(a.shape),
-               "discriminator": [config["gan_loss"], discriminator_args(config)]}
-        ways, broken = ways_that_train(ways, config, a.shape[:4], weights, device, job)
+               "discriminator": [config["gan_loss"], config["disc"], discriminator_args(config)],
+               "sources": [record["sha256"] for record in sources.values() if record]}  # an edited plug-in is timed again
+        ways, broken = ways_that_train(ways, config, a.shape[:4], weights, device, job, sources)
         compute = choose(ways, job_key(device, job="train", asked=[config["amp"], config["memory_format"]], **job),
                          way_timer(ways, training_step_in(generator, discriminator, a, b, weights, device), device))
         if broken:
@@ -50,13 +51,14 @@ def choose_compute(config, generator, discriminator, a, b, weights, device, rank
     return compute
 
 
-def ways_that_train(ways, config, clip_shape, weights, device, job):
+def ways_that_train(ways, config, clip_shape, weights, device, job, sources):
     """(the ways of `ways` that can train here, {way name: how it failed}). On a CPU with AMX the
     bfloat16 ways are tried in a child process first, once per machine and job (kept in the
     compute cache); when none of the ways asked for survives, float32 in their layouts."""
     if device.type != "cpu" or "amx_bf16" not in cpu_flags()[1] or not any(way.amp for way in ways):
         return ways, {}
-    spec = trial_spec(config["network"], generator_args(config), discriminator_args(config), clip_shape, weights)
+    spec = trial_spec(config["network"], generator_args(config), discriminator_args(config), clip_shape, weights,
+                      disc=config["disc"], sources=sources)
     both_layouts = [Compute(True, False), Compute(True, True)]  # whatever was asked, so that the record serves every run
     broken = remembered(job_key(device, job="bf16 trial", **job), lambda: ways_that_run(both_layouts, spec, CHILD)[1])
     broken = {way.name: broken[way.name] for way in ways if way.name in broken}

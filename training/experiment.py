@@ -1,35 +1,41 @@
 """What the train flags make of the networks: the generator's and the discriminator's keyword
 arguments, the flags that shape them (which `--resume` may not change), and the decision of
-`--residual auto`. The generator's come from what it declares beside its class
-(networks/declared.py), the discriminator's from the schema's discriminator group.
+`--residual auto`. A built-in network's come from what it declares beside its class
+(networks/declared.py), a plug-in's from --net-arg (--disc-arg).
 
     generator_args(config)    # -> {"channels": 16, "depth": 4, "temporal_pool": False, "conv": "3d", "residual": True}
 """
-from cli.train_flags import flags_in
 from datasets.pairs import parse_pair
+from networks import discriminator_spec, generator_spec
 from networks.declared import constructor_defaults, declared
+from networks.plugin import sha256_of, source_record, verified_source
 
 RESIDUAL_MIN_IDENTITY_PSNR = 20.0  # dB: an input this close to its target is a rough answer, worth correcting
 
 
 def generator_flags(network):
-    """The flags that shape the generator `network`: its declared ones, then --conv when it takes
-    one and --residual, which wraps any generator."""
-    takes_conv = "conv" in constructor_defaults(network)
-    return [h.dest for h in declared(network)] + (["conv"] if takes_conv else []) + ["residual"]
+    """The flags that shape the generator `network`: its declared ones (or --net-arg for a plug-in),
+    then --conv when it takes one and --residual, which wraps any generator."""
+    spec = generator_spec(network)
+    own = [h.dest for h in declared(spec)] if spec.builtin else ["net_args"]
+    return own + (["conv"] if "conv" in constructor_defaults(spec) else []) + ["residual"]
 
 
 def generator_args(config):
     """The generator's keyword hyperparameters, from the train flags."""
-    args = {h.argument: config[h.dest] for h in declared(config["network"])}
-    if "conv" in constructor_defaults(config["network"]):
+    spec = generator_spec(config["network"])
+    args = {h.argument: config[h.dest] for h in declared(spec)} if spec.builtin else dict(config.get("net_args") or {})
+    if "conv" in constructor_defaults(spec):
         args["conv"] = config["conv"]
     return {**args, "residual": config["residual"] == "on"}
 
 
-def discriminator_flags():
-    """The flags that shape the discriminator: its group in the schema, and --conv."""
-    return [flag.dest for flag in flags_in("discriminator")] + ["conv"]
+def discriminator_flags(config):
+    """The flags that shape the discriminator: --disc, its declared ones (or --disc-arg for a
+    plug-in), and --conv when it takes one."""
+    spec = discriminator_spec(config.get("disc", "patch"))
+    own = [h.dest for h in declared(spec)] if spec.builtin else ["disc_args"]
+    return ["disc", *own] + (["conv"] if "conv" in constructor_defaults(spec) else [])
 
 
 def resolve_residual(config, meta, identity_psnr):
@@ -55,12 +61,42 @@ def discriminator_args(config):
     """The discriminator's keyword hyperparameters, or None when there is no adversarial loss."""
     if config["gan_loss"] == "none":
         return None
-    return {name.removeprefix("d_"): config[name] for name in discriminator_flags()}  # --d-channels sets its channels
+    spec = discriminator_spec(config.get("disc", "patch"))
+    args = {h.argument: config[h.dest] for h in declared(spec)} if spec.builtin else dict(config.get("disc_args") or {})
+    if "conv" in constructor_defaults(spec):
+        args["conv"] = config["conv"]
+    return args
 
 
 def architecture(config):
     """{flag: value} of every flag that shapes this config's networks."""
     names = ["network", "gan_loss", *generator_flags(config["network"])]
     if config["gan_loss"] != "none":
-        names += discriminator_flags()
+        names += discriminator_flags(config)
     return {name: config.get(name) for name in dict.fromkeys(names)}
+
+
+def network_sources(config, saved=None):
+    """{"generator": record, "discriminator": record}: for each network from the user's own file
+    (None for a built-in, and for the discriminator of a run without one) its spec, file and
+    SHA-256. A new run hashes the files now; a resumed run (`saved`: the checkpoint's records)
+    goes on only with the recorded files, verified (--network-source and --disc-source say where
+    they moved, --allow-changed-network accepts a changed one)."""
+    roles = {"generator": (generator_spec(config["network"]), config.get("network_source"))}
+    if config["gan_loss"] != "none":
+        roles["discriminator"] = (discriminator_spec(config.get("disc", "patch")), config.get("disc_source"))
+    sources = {"generator": None, "discriminator": None}
+    for role, (spec, moved_to) in roles.items():
+        record = (saved or {}).get(role)
+        if record is None:
+            sources[role] = source_record(spec)
+        else:
+            path = verified_source(record, moved_to, config.get("allow_changed_network", False))
+            sources[role] = {**record, "file": str(path), "sha256": sha256_of(path)}
+    return sources
+
+
+def source_file(sources, role):
+    """The file to import a plug-in `role` from, or None for a built-in."""
+    record = sources.get(role)
+    return record["file"] if record else None

@@ -16,24 +16,24 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from cli.train_flags import as_typed
 from datasets.build import build_dataset, derived_sources
 from datasets.pipeline import InputPipeline
 from datasets.sample import SAMPLE_DATA, ensure_sample
 from datasets.slider import ClipSlider, validation_slider
 from datasets.store import fingerprint, load_dataset
-from networks import build_generator
-from networks.discriminator import PatchDiscriminator3D
-from networks.layers import SizeError, count_parameters
+from networks import build_discriminator, build_generator, generator_spec
+from networks.layers import SizeError, check_size, clip_mismatch, count_parameters
 from training.autotune import choose_compute
 from training.distributed import Ranks, any_rank, barrier, elastic_restart, init_distributed, ranks_agree, shutdown
 from runfolder.checkpoint import (build_checkpoint, load_checkpoint, restore_networks, restore_random_state, save_checkpoint,
                                   saved_compute, saved_position)
-from runfolder.config import resumed_config, write_config
+from runfolder.config import resumed_config, write_config, write_network_copy
 from runfolder.events import FAILED, FINISHED, INTERRUPTED, RESUMED, STARTED
 from runfolder.layout import RunFolder, experiment_folder
 from runfolder.lock import ExperimentLock
 from runfolder.metrics import MetricsLog
-from training.experiment import architecture, discriminator_args, generator_args, resolve_residual
+from training.experiment import architecture, discriminator_args, generator_args, network_sources, resolve_residual, source_file
 from training.samples import write_samples
 from training.signals import EXIT_CODES, StopSignals
 from training.step import LossWeights, Nets, NonFiniteLoss, gan_step
@@ -41,6 +41,7 @@ from training.validate import validate
 from training.watchdog import Watchdog
 from compute.choice import Compute
 from compute.precision import grad_scaler
+from utils.device import to_model_input
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.fsio import remove_partials
 from utils.metrics import mean_psnr
@@ -77,6 +78,7 @@ class Run:
     nets: Nets
     compute: Compute  # precision and memory layout
     residual_note: str  # how --residual was decided
+    sources: dict  # {"generator": record, "discriminator": record} of the networks from the user's files (None: built-in)
     on_epoch_end: object = None  # called with the folder after every epoch's report (rank 0): the experiment page
 
     @property
@@ -183,8 +185,9 @@ def build_run(config, explicit, ranks, device, on_epoch_end):
     state, config = open_experiment(config, explicit, folder, ranks)
     data = load_data(config, ranks, state, folder)
     config, residual_note = resolve_residual(config, data.dataset.meta, identity_psnr(data.dataset))
-    nets, compute = build_networks(config, data.train, ranks, device, state)
-    return Run(config, folder, ranks, device, data, nets, compute, residual_note, on_epoch_end), state
+    sources = network_sources(config, state.get("sources") if state is not None else None)
+    nets, compute = build_networks(config, data.train, ranks, device, state, sources)
+    return Run(config, folder, ranks, device, data, nets, compute, residual_note, sources, on_epoch_end), state
 
 
 def train_from(run, state, defaults):
@@ -264,20 +267,26 @@ def identity_psnr(dataset, most=512):
     return mean_psnr(dataset.a[frames], dataset.b[frames]) if len(frames) else 0.0
 
 
-def build_networks(config, train, ranks, device, state):
+def build_networks(config, train, ranks, device, state, sources):
     """(Nets, Compute): the generator, the discriminator (none without an adversarial loss) and their
     optimizers, restored from `state` when resuming, in the precision and layout the run computes
-    in (timed on `train`'s first batch). Every rank seeds alike, so they start identical."""
+    in (timed on `train`'s first batch). Every rank seeds alike, so they start identical. A network
+    from the user's file is imported from `sources`' verified file."""
     torch.manual_seed(config["seed"])
-    generator = build_generator(config["network"], **generator_args(config)).to(device)
+    generator = build_generator(config["network"], source=source_file(sources, "generator"), **generator_args(config)).to(device)
     d_args = discriminator_args(config)
-    discriminator = PatchDiscriminator3D(**d_args).to(device) if d_args else None
+    discriminator = (build_discriminator(config["disc"], source=source_file(sources, "discriminator"), **d_args).to(device)
+                     if d_args is not None else None)
     for size in {train.frame_size, train.clip_size}:
         try:
-            generator.check_size(size.height, size.width)
+            check_size(generator, size.height, size.width)
         except SizeError as exc:
             raise DatasetError(config["data"], f"{exc}; rebuild the dataset with another --size, or change the network flags") from None
-    compute = choose_run_compute(config, train, generator, discriminator, ranks, device, state)
+    if sources["generator"] is not None:  # a plug-in's promise, checked once before it trains: a clip to a clip
+        problem = clip_mismatch(generator, to_model_input(train.gather(train.epoch_batches(0)[0][:1], 0, 0)[0], device))
+        if problem:
+            raise TrainingError(sources["generator"]["file"], f"{generator_spec(config['network']).class_name} {problem}")
+    compute = choose_run_compute(config, train, generator, discriminator, ranks, device, state, sources)
     nets = Nets.around(generator, discriminator, grad_scaler(device, compute.amp), lr=config["lr"])
     if state is not None:
         restore_networks(nets, state)
@@ -290,7 +299,7 @@ def build_networks(config, train, ranks, device, state):
     return nets, compute
 
 
-def choose_run_compute(config, train, generator, discriminator, ranks, device, state):
+def choose_run_compute(config, train, generator, discriminator, ranks, device, state, sources):
     """The precision and layout: a resumed run keeps those it started with; a new one takes what
     the flags ask, and measures what they leave to auto (training/autotune.py)."""
     saved = saved_compute(state) if state is not None else None
@@ -298,7 +307,7 @@ def choose_run_compute(config, train, generator, discriminator, ranks, device, s
         return Compute(*saved, "as when the run started")
     a, b = train.gather(train.epoch_batches(0)[0], 0, 0)
     weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
-    return choose_compute(config, generator, discriminator, a, b, weights, device, ranks)
+    return choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources)
 
 
 def restore_position(run, state):
@@ -329,9 +338,13 @@ def start_log(run, position, resumed, defaults):
 
 
 def prepare_folder(run):
-    """Remove what a run killed mid-write left (the lock says none is writing now), and write config.json."""
+    """Remove what a run killed mid-write left (the lock says none is writing now), write config.json,
+    and keep a copy of each plug-in's file (of each version, should it have changed) for the record."""
     remove_partials(run.folder)
     write_config(run.folder, run.config)
+    for role, record in run.sources.items():
+        if record is not None:
+            write_network_copy(run.folder, role, record)
 
 
 def open_log(run, position, resumed):
@@ -356,8 +369,7 @@ def say_what_trains(run, resumed, defaults):
     unsaid = [k for k in defaults if k not in SAID_ON_THE_START_LINES and not (config["dry_run"] and k in DRY_RUN)]
     changed = {k: config[k] for k in unsaid if config[k] != defaults[k]}
     if changed:
-        print("flags: " + " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in sorted(changed.items())),
-              flush=True)
+        print("flags: " + as_typed(dict(sorted(changed.items()))), flush=True)
 
 
 def validate_at_step_0(run, report):
@@ -478,7 +490,7 @@ def save(run, position, epoch_file=False, finished=False, scores=None):
     """Write last.pt (rank 0): everything needed to continue exactly from `position`."""
     if run.ranks.is_main:
         state = build_checkpoint(run.nets, position, run.config, generator_args(run.config), discriminator_args(run.config),
-                                 run.data, run.compute, run.device, finished, scores)
+                                 run.sources, run.data, run.compute, run.device, finished, scores)
         save_checkpoint(run.folder, state, keep_epoch=epoch_file, keep=run.config["keep"])
     position.saved_step = position.step
 

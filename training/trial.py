@@ -25,16 +25,17 @@ def timing_nets(generator, discriminator, device, amp):
     return Nets.around(generator, discriminator, grad_scaler(device, amp), lr=0.0)
 
 
-def trial_spec(network, generator_args, discriminator_args, clip_shape, weights):
-    """What the child builds and steps: JSON-ready."""
-    return {"network": network, "generator": generator_args, "discriminator": discriminator_args,
+def trial_spec(network, generator_args, discriminator_args, clip_shape, weights, disc="patch", sources=None):
+    """What the child builds and steps: JSON-ready (a plug-in by the verified file in `sources`)."""
+    files = {role: record and record["file"] for role, record in (sources or {}).items()}
+    return {"network": network, "generator": generator_args, "disc": disc, "discriminator": discriminator_args,
+            "sources": {"generator": files.get("generator"), "discriminator": files.get("discriminator")},
             "clip": list(clip_shape), "weights": [weights.gan, weights.l1, weights.mse], "threads": torch.get_num_threads()}
 
 
 def main():
     """The child: build the networks of the spec on stdin, then step them in each way."""
-    from networks import build_generator
-    from networks.discriminator import PatchDiscriminator3D
+    from networks import build_discriminator, build_generator
 
     spec = json.load(sys.stdin)
     torch.set_num_threads(spec["threads"])
@@ -45,8 +46,10 @@ def main():
 
     def step(way):
         torch.manual_seed(0)
-        generator = build_generator(spec["network"], **spec["generator"]).to(memory_format=way.memory_format)
-        discriminator = PatchDiscriminator3D(**spec["discriminator"]).to(memory_format=way.memory_format) if spec["discriminator"] else None
+        generator = build_generator(spec["network"], source=spec["sources"]["generator"], **spec["generator"])
+        discriminator = (build_discriminator(spec["disc"], source=spec["sources"]["discriminator"], **spec["discriminator"])
+                         if spec["discriminator"] is not None else None)
+        generator, discriminator = (m.to(memory_format=way.memory_format) if m is not None else None for m in (generator, discriminator))
         x, y = (to_model_input(c, device, way.channels_last) for c in clips)
         gan_step(timing_nets(generator, discriminator, device, way.amp), x, y, weights, device, way.amp)
 
