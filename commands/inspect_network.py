@@ -32,14 +32,17 @@ def main(args):
     from networks import build_generator, generator_spec
     from networks.layers import size_multiple
     from training.experiment import generator_args
-    from utils.device import pick_device
+    from compute.precision import amp_pays_here
+    from utils.device import cpu_flags, pick_device
 
     config = {**default_flags(), **{flag.dest: getattr(args, flag.dest) for flag in flags_in("generator")}}
     config["net_args"] = typed_network_arguments(generator_spec(config["network"]), config["net_args"], "--net-arg")
     config["residual"] = "off"  # the body is inspected; whether --residual starts at the identity is one of the checks
     device = pick_device(args.device)
     generator = build_generator(config["network"], **generator_args(config))
-    print(f"{config['network']} at clips of {args.pool} frames of {args.size} on {device}:")
+    model, flags = cpu_flags()
+    where = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f"cpu ({model}; {' '.join(flags)})"
+    print(f"{config['network']} at clips of {args.pool} frames of {args.size} on {where}:")
     facts, problems = inspect_generator(generator, args.pool, args.size, device)
     width = max(len(fact.name) for fact in facts)
     for fact in facts:
@@ -49,7 +52,8 @@ def main(args):
         clip = torch.rand(1, 3, args.pool, -(-args.size.height // multiple) * multiple, -(-args.size.width // multiple) * multiple,
                           device=device) * 2 - 1
         timings = time_generator(generator, clip, device)
-        print("  time per clip (median of 3, the ways taking turns; bf16 on a CPU without it in hardware is emulated):")
+        print("  time per clip (median of 3, the ways taking turns" + ("" if amp_pays_here(device) else
+                                                                    "; no bfloat16 in hardware here, so not timed") + "):")
         for name, (forward, both) in timings.items():
             print(f"    {name:<20} {forward * 1e3:9.1f} ms forward  {both * 1e3:9.1f} ms forward and backward")
     for problem in problems:

@@ -16,11 +16,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from compute.choice import Compute
-from compute.precision import autocast
+from compute.precision import amp_pays_here, autocast
 from inference.generate import ClipGenerator
 from inference.tiles import NotTileable, Tiling, forward_cost, receptive_radius, round_up, temporal_radius, tiling_halo
 from networks.layers import Residual, SizeError, check_size, clip_mismatch, count_parameters, size_multiple
-from utils.metrics import mean_psnr
+from utils.metrics import PSNR_CAP_DB, mean_psnr
 from utils.size import Size
 
 TILE_AGREEMENT_DB = 45.0  # tiles that agree with whole frames to this PSNR show no seam (uint8 rounding is ~58 dB)
@@ -122,7 +122,8 @@ def inspect_generator(generator, frames, size, device):
             problems.append(f"tiles: tiled inference differs from whole frames ({agreement:.1f} dB PSNR, under {TILE_AGREEMENT_DB:g}); "
                             f"a norm or gate over whole frames that vgan cannot share between tiles (use networks.layers.InstanceNorm3d)")
         else:
-            facts.append(Fact("tiles", f"match whole frames ({min(agreement, 99.0):.1f} dB PSNR; {halo} pixels of context a side)"))
+            agree = "exactly" if agreement >= PSNR_CAP_DB else f"to {agreement:.1f} dB PSNR"
+            facts.append(Fact("tiles", f"match whole frames {agree} ({halo} pixels of context a side)"))
     return facts, problems
 
 
@@ -141,11 +142,12 @@ def way_failure(generator, clip, way, device):
     return None
 
 
-def time_generator(generator, clip, device, ways=WAYS, rounds=TIMED_ROUNDS):
+def time_generator(generator, clip, device, rounds=TIMED_ROUNDS):
     """{way name: (forward s, forward and backward s)}: the median of `rounds` after a warm-up, the
-    ways taking turns so that a machine's drift is shared out; a way that fails is left out."""
+    ways taking turns so that a machine's drift is shared out. A way that fails is left out, and so
+    is bfloat16 where it is not in hardware (emulated, it is many times slower: no way to train)."""
     runs = {}
-    for way in ways:
+    for way in (way for way in WAYS if amp_pays_here(device) or not way.amp):
         if way_failure(generator, clip, way, device) is None:
             net = copy.deepcopy(generator).to(memory_format=way.memory_format).train()
             runs[way.name] = (net, clip.to(memory_format=way.memory_format) if way.channels_last else clip, way)

@@ -190,7 +190,8 @@ def run_tiled(forward, clips, tiling, norms):
     return out
 
 
-MAX_PROBE_SIDE = 2048  # an output pixel that still sees the border of frames this large sees the whole frame
+MAX_PROBE_SIDE = 1024  # an output pixel that still sees the border of frames this large sees the whole frame (or so
+# much of it, 511 pixels each way, that tiles would be mostly halo)
 MAX_PROBE_FRAMES = 257  # likewise for the frames of a clip
 
 
@@ -235,7 +236,7 @@ def reach(forward, device, frames, side):
     return int((in_time - frames // 2).abs().max()), int((in_space - side // 2).abs().max())
 
 
-def receptive_radius(network, device, frames=3):
+def receptive_radius(network, device, frames=1):
     """How far, in pixels, an output pixel sees into its input: measured on ever larger frames
     until the reach stops short of their border (and, for a network with dilated kernels, whose
     reach has gaps that the border can hide, until it stays the same on frames twice as large);

@@ -161,3 +161,68 @@ def test_meta_json_says_where_frames_came_from(tmp_path, clip):
     meta = json.loads((tmp_path / "d" / "meta.json").read_text())
     assert meta["segments"][0]["video"] == str(clip) and meta["fps"] == 10 and meta["pair"] == "future:2"
     assert meta["frames"] == 18
+
+
+def write_sequences(root, lengths, rng, suffix=".png", parts=None):
+    """A folder of sequences as REDS and Vimeo-90K lay them out: one subfolder of numbered frames
+    per sequence (or, with `parts`, GoPro's: one subfolder per sequence holding a folder per part)."""
+    frames = {}
+    for name, count in lengths.items():
+        for part in parts or [None]:
+            folder = root / name / part if part else root / name
+            folder.mkdir(parents=True)
+            frames[name, part] = rng.integers(0, 256, (count, 16, 16, 3), dtype=np.uint8)
+            for index, frame in enumerate(frames[name, part]):
+                cv2.imwrite(str(folder / f"{index:08d}{suffix}"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return frames
+
+
+def test_folders_of_sequences_are_matched_by_name_one_segment_each(tmp_path):
+    rng = np.random.default_rng(0)
+    a = write_sequences(tmp_path / "blur", {"000": 12, "001": 9}, rng)
+    b = write_sequences(tmp_path / "sharp", {"000": 12, "001": 9}, rng, suffix=".ppm")  # any format OpenCV reads
+    done = run_cli("build-dataset", "--a", tmp_path / "blur", "--b", tmp_path / "sharp", "-o", tmp_path / "d", "--size", "16",
+                   "--val-fraction", "0.2", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    dataset = load_dataset(tmp_path / "d")
+    assert [(s["start"], s["stop"]) for s in dataset.meta["segments"]] == [(0, 12), (12, 21)]
+    np.testing.assert_array_equal(dataset.a[:12], a["000", None])
+    np.testing.assert_array_equal(dataset.b[12:], b["001", None])
+
+
+def test_gopro_s_blur_and_sharp_folders_inside_each_sequence(tmp_path):
+    rng = np.random.default_rng(1)
+    frames = write_sequences(tmp_path / "train", {"GOPR0372_07_00": 8, "GOPR0374_11_00": 10}, rng, parts=["blur", "sharp"])
+    done = run_cli("build-dataset", "--a", tmp_path / "train", "--b", tmp_path / "train", "--parts", "blur,sharp",
+                   "-o", tmp_path / "d", "--size", "16", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    dataset = load_dataset(tmp_path / "d")
+    assert len(dataset.meta["segments"]) == 2
+    np.testing.assert_array_equal(dataset.a[:8], frames["GOPR0372_07_00", "blur"])
+    np.testing.assert_array_equal(dataset.b[:8], frames["GOPR0372_07_00", "sharp"])
+
+
+def test_sequences_that_do_not_match_are_refused_in_one_line(tmp_path):
+    from conftest import assert_user_error
+
+    rng = np.random.default_rng(2)
+    write_sequences(tmp_path / "a", {"000": 6, "001": 6}, rng)
+    write_sequences(tmp_path / "b", {"000": 6, "002": 6}, rng)
+    names = run_cli("build-dataset", "--a", tmp_path / "a", "--b", tmp_path / "b", "-o", tmp_path / "d", "--quiet", cwd=tmp_path)
+    assert_user_error(names, tmp_path / "a", "only in", "001", "002")
+    write_sequences(tmp_path / "c", {"000": 6, "001": 5}, rng)
+    counts = run_cli("build-dataset", "--a", tmp_path / "a", "--b", tmp_path / "c", "-o", tmp_path / "d", "--quiet", cwd=tmp_path)
+    assert_user_error(counts, tmp_path / "a" / "001", "has 6 frames", "has 5", "--trim")
+    assert not (tmp_path / "d").exists()
+
+
+def test_frames_that_only_ffmpeg_reads_are_read_through_it(tmp_path):
+    from media.frame_folder import load_image
+    from media.process import ffmpeg_exe
+    import subprocess
+
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=32x24:r=5:d=1", "-frames:v", "2",
+                    str(tmp_path / "f%03d.tga")], check=True)
+    png = tmp_path / "same.png"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(tmp_path / "f001.tga"), str(png)], check=True)
+    np.testing.assert_array_equal(load_image(tmp_path / "f001.tga"), load_image(png))

@@ -152,3 +152,45 @@ def test_reconstruction_losses():
     fake, target = torch.zeros(1, 3, 2, 4, 4), torch.full((1, 3, 2, 4, 4), 0.5)
     l1, mse = reconstruction_losses(fake, target)
     assert l1.item() == pytest.approx(0.5) and mse.item() == pytest.approx(0.25)
+
+
+NEW_BUILT_IN = '''
+from networks.layers import Generator
+
+
+class Tiny3D(Generator):
+    FLAGS = {"channels": ("--channels", "generator channels at the first level; they double per level"),
+             "kernel": ("--kernel", "temporal kernel width")}
+
+    def __init__(self, channels=16, kernel=5, conv="3d"):
+        super().__init__()
+'''
+
+CHECK_NEW_BUILT_IN = '''
+import networks
+networks.GENERATORS["tiny3d"] = "tiny_nets:Tiny3D"   # the registry line
+import argparse
+from cli.train_flags import TRAIN_FLAGS, add_train_flags, default_flags, unshown_flags
+from experiments.runs import summarize
+from training.experiment import architecture, generator_args
+flags = {flag.names[-1]: flag for flag in TRAIN_FLAGS}
+assert flags["--kernel"].options["default"] == 5 and flags["--kernel"].group == "generator"        # the CLI
+config = {**default_flags(), "network": "tiny3d", "kernel": 7}
+assert generator_args(config) == {"channels": 16, "kernel": 7, "conv": "3d", "residual": False}     # its arguments
+assert {"network", "kernel", "channels", "conv", "residual"} <= set(architecture(config))           # what --resume keeps
+assert "kernel" not in unshown_flags()                                                              # what runs shows
+print("ok")
+'''
+
+
+def test_a_new_built_in_network_is_one_file_and_one_registry_line(tmp_path):
+    """Its flags, its constructor's arguments, the resume rules and `runs` all follow from its declaration."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    (tmp_path / "tiny_nets.py").write_text(NEW_BUILT_IN)
+    done = subprocess.run([sys.executable, "-c", CHECK_NEW_BUILT_IN], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{REPO}"})
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

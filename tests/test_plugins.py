@@ -154,3 +154,30 @@ def test_train_help_lists_a_plug_in_s_arguments_without_importing_it(tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert "--net-arg width=16   (int)" in shown.stdout and "--net-arg dilation=2" in shown.stdout
     assert "--net-arg gate=False   (bool)" in shown.stdout
+
+
+def test_a_plug_in_trains_under_torchrun_with_its_ranks_in_step(tiny, tmp_path):
+    import os
+    import sys
+
+    from conftest import run_group
+    from runfolder.metrics import read_metrics
+
+    shutil.copy(EXAMPLE, tmp_path / "my_nets.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(REPO / "main.py"), "train",
+           "-net", "my_nets.py:Factorised", *SMALL, "--data", str(tiny), *CLIPS, "--max-steps", "2", "--name", "ddp", "--device", "cpu"]
+    done = run_group(cmd, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    finished = [r for r in read_metrics(tmp_path / "checkpoints" / "ddp") if r.get("event") == "finished"]
+    assert finished and finished[0]["world_size"] == 2 and finished[0]["ranks_agree"] is True
+
+
+def test_a_network_in_an_importable_package_works_as_a_file_does(tmp_path):
+    (tmp_path / "mypackage").mkdir()
+    (tmp_path / "mypackage" / "__init__.py").write_text("")
+    shutil.copy(EXAMPLE, tmp_path / "mypackage" / "nets.py")
+    env = {"PYTHONPATH": f"{tmp_path}:{REPO}"}
+    shown = run_cli("inspect-network", "-net", "mypackage.nets:Factorised", *SMALL, "-pool", "3", "--size", "16", "--no-timing",
+                    cwd=tmp_path, env=env)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "receptive field in time        9 frames (4 either way)" in shown.stdout  # one block: 2 x 2 frames
