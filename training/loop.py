@@ -362,7 +362,7 @@ def open_log(run, position, resumed):
 def say_what_trains(run, resumed, defaults):
     """The start lines: network, data, ranks and device; the compute choice and --residual; the flags that differ."""
     config, ranks = run.config, run.ranks.world_size
-    print(f"{'resuming' if resumed else 'training'} {config['network']} ({count_parameters(run.nets.raw_generator) / 1e6:.2f} M "
+    print(f"{'resuming' if resumed else 'training'} {config['network']} ({count_parameters(run.nets.raw_generator) / 1e6:.3g} M "
           f"parameters) on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch "
           f"per rank, {ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {run.folder}", flush=True)
     print(f"computing in {run.compute.describe()}; residual {config['residual']} ({run.residual_note})", flush=True)
