@@ -1,4 +1,5 @@
-"""Train a 3D-conv video GAN: a generator (-net unet|resnet) against a conditional 3D PatchGAN.
+"""Train a 3D-conv video GAN: a generator (-net unet|resnet, or your own FILE.py:Class) against a
+conditional 3D PatchGAN (or your own --disc FILE.py:Class).
 
     python main.py train -net unet                                   # on the built-in sample
     python main.py train -net resnet --data data/day2night --gan-loss lsgan --l1 100 --epochs 50 --amp
@@ -25,8 +26,8 @@ class HelpAction(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         parts = []
-        for flag, spec_of, text, arg_flag in (("-net", generator_spec, getattr(namespace, "network", "unet"), "--net-arg"),
-                                              ("--disc", discriminator_spec, getattr(namespace, "disc", "patch"), "--disc-arg")):
+        for spec_of, text, arg_flag in ((generator_spec, getattr(namespace, "network", "unet"), "--net-arg"),
+                                        (discriminator_spec, getattr(namespace, "disc", "patch"), "--disc-arg")):
             spec = spec_of(text)
             if not spec.builtin:
                 try:

@@ -106,20 +106,29 @@ def load_class(spec, file=None):
     from torch import nn
 
     if spec.builtin and file is None:
-        module = importlib.import_module(spec.module)
-        where = spec.module
-    elif spec.is_file or file is not None:
+        module, where = importlib.import_module(spec.module), spec.module
+    elif not spec.is_file and _is_where_the_module_is(spec, file):  # as a module, so that its relative imports work
+        module, where = _import_module(spec.module), spec.module
+    else:
         path = Path(file) if file is not None else spec.source()
         module, where = _import_file(path), path
-    else:
-        spec.source()  # a missing module is named as such before it is imported
-        module, where = _import_module(spec.module), spec.module
     cls = getattr(module, spec.class_name, None)
     if cls is None:
         raise UserError(where, f"has no class {spec.class_name}")
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise UserError(where, f"{spec.class_name} is not a torch.nn.Module")
     return cls
+
+
+def _is_where_the_module_is(spec, file):
+    """Whether the module `spec` names is found (a missing one is named as such) and is `file`, when given."""
+    if file is None:
+        spec.source()
+        return True
+    try:
+        return spec.source() == Path(file).resolve()
+    except UserError:
+        return False  # moved: imported from the file it was moved to
 
 
 def _import_file(path):

@@ -65,11 +65,25 @@ def write_blank_dataset(folder, frames, side):
 SPAWNED = []  # every process group a test started, ended when that test ends
 
 
-def spawn(command, **popen):
+def as_from_a_terminal(then=None):
+    """preexec_fn: in the child, Ctrl-C (SIGINT) does what it does for a command typed at a
+    terminal, even when the test run itself was started in the background (`pytest &`), which
+    leaves SIGINT ignored in everything it starts (and a Python started so never raises
+    KeyboardInterrupt); then `then`, a test's own preexec_fn."""
+    def prepare():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if then is not None:
+            then()
+
+    return prepare
+
+
+def spawn(command, preexec_fn=None, **popen):
     """subprocess.Popen in a process group of its own, so that `kill_group` ends it and everything it
     started (a compare's ffmpeg, a sweep's training children), not only the process itself. Whatever
     of the group still runs when the test ends is killed then."""
-    proc = subprocess.Popen([str(part) for part in command], start_new_session=True, **popen)
+    proc = subprocess.Popen([str(part) for part in command], start_new_session=True, preexec_fn=as_from_a_terminal(preexec_fn),
+                            **popen)
     SPAWNED.append(proc)
     return proc
 
