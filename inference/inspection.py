@@ -4,18 +4,16 @@ generator must pass to work everywhere in vgan. `inspect-network` prints these; 
 runs the same checks over the registry and an example plug-in.
 
     facts, problems = inspect_generator(generator, frames=9, size=Size(64, 64), device=torch.device("cpu"))
-    timings = time_generator(generator, clip=(1, 3, 9, 64, 64), device=device)   # {"fp32 contiguous": (fwd_s, bwd_s), ...}
+    timings = time_generator(generator, clip, device)   # {"fp32 contiguous": (forward s, forward and backward s), ...}
 """
 import copy
-import statistics
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from compute.choice import Compute
+from compute.choice import Compute, measure_ways, way_timer
 from compute.precision import amp_pays_here, autocast
 from inference.generate import ClipGenerator
 from inference.tiles import NotTileable, Tiling, forward_cost, receptive_radius, round_up, temporal_radius, tiling_halo
@@ -143,38 +141,27 @@ def way_failure(generator, clip, way, device):
 
 
 def time_generator(generator, clip, device, rounds=TIMED_ROUNDS):
-    """{way name: (forward s, forward and backward s)}: the median of `rounds` after a warm-up, the
-    ways taking turns so that a machine's drift is shared out. A way that fails is left out, and so
-    is bfloat16 where it is not in hardware (emulated, it is many times slower: no way to train)."""
-    runs = {}
-    for way in (way for way in WAYS if amp_pays_here(device) or not way.amp):
-        if way_failure(generator, clip, way, device) is None:
+    """{way name: (forward s, forward and backward s)}, each the median of `rounds` after a warm-up
+    with the ways taking turns (compute/'s one timer, as autotune times them). A way that fails is
+    left out, and so is bfloat16 where it is not in hardware (emulated, it is many times slower)."""
+    ways = [way for way in WAYS if (amp_pays_here(device) or not way.amp) and way_failure(generator, clip, way, device) is None]
+
+    def seconds(backward):
+        def prepare(way):
             net = copy.deepcopy(generator).to(memory_format=way.memory_format).train()
-            runs[way.name] = (net, clip.to(memory_format=way.memory_format) if way.channels_last else clip, way)
-    seconds = {name: ([], []) for name in runs}
-    for round_number in range(1 + rounds):
-        for name, (net, x, way) in runs.items():
-            forward, both = _timed(net, x, way, device)
-            if round_number:
-                seconds[name][0].append(forward)
-                seconds[name][1].append(both)
-    return {name: (statistics.median(f), statistics.median(b)) for name, (f, b) in seconds.items()}
+            x = clip.to(memory_format=way.memory_format) if way.channels_last else clip
 
+            def forward():
+                with torch.no_grad(), autocast(device, way.amp):
+                    net(x)
 
-def _timed(net, x, way, device):
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+            def forward_and_backward():
+                with autocast(device, way.amp):
+                    out = net(x)
+                out.float().sum().backward()
 
-    sync()
-    started = time.perf_counter()
-    with torch.no_grad(), autocast(device, way.amp):
-        net(x)
-    sync()
-    forward = time.perf_counter() - started
-    started = time.perf_counter()
-    with autocast(device, way.amp):
-        out = net(x)
-    out.float().sum().backward()
-    sync()
-    return forward, time.perf_counter() - started
+            return forward_and_backward if backward else forward
+
+        return measure_ways(ways, way_timer(ways, prepare, device), rounds)
+
+    return {way.name: pair for way, pair in zip(ways, zip(seconds(False), seconds(True)))}

@@ -117,3 +117,17 @@ def test_a_network_that_sees_the_whole_frame_is_not_tileable_and_compare_refuses
                       "-o", tmp_path / "out.mp4", "--quiet", cwd=tmp_path)
     assert_user_error(refused, "--tile", "cannot run in tiles", "whole frame")
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_timings_take_every_way_that_runs_here_and_bfloat16_only_in_hardware():
+    import torch
+
+    from compute.precision import amp_pays_here
+    from inference.inspection import time_generator
+    from networks import build_generator
+
+    cpu = torch.device("cpu")
+    timings = time_generator(build_generator("unet", channels=4, depth=2), torch.zeros(1, 3, 3, 16, 16), cpu, rounds=1)
+    expected = {"fp32 contiguous", "fp32 channels_last"} | ({"bf16 contiguous", "bf16 channels_last"} if amp_pays_here(cpu) else set())
+    assert set(timings) == expected
+    assert all(0 < forward < float("inf") and 0 < both < float("inf") for forward, both in timings.values())
