@@ -29,6 +29,7 @@ def main(args):
     import torch
 
     from inference.inspection import inspect_generator, time_generator
+    from inference.tiles import round_up
     from networks import build_generator, generator_spec
     from networks.layers import size_multiple
     from training.experiment import generator_args
@@ -49,7 +50,7 @@ def main(args):
         print(f"  {fact.name:<{width}}  {fact.value}")
     if args.timing and not problems:
         multiple = size_multiple(generator)
-        clip = torch.rand(1, 3, args.pool, -(-args.size.height // multiple) * multiple, -(-args.size.width // multiple) * multiple,
+        clip = torch.rand(1, 3, args.pool, round_up(args.size.height, multiple), round_up(args.size.width, multiple),
                           device=device) * 2 - 1
         timings = time_generator(generator, clip, device)
         print("  time per clip (median of 3, the ways taking turns" + ("" if amp_pays_here(device) else
