@@ -45,13 +45,17 @@ def measure(task, shots, size, work, steps, train_flags):
     return {"task": task, "steps": steps, "seconds": seconds, "warnings": warnings, "scores": result["scores"]}
 
 
+def ratio(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
 def table(rows):
-    lines = [f"{'task':<13}{'PSNR':>8}{'identity':>10}{'gain':>8}{'SSIM':>8}{'identity':>10}{'warp':>8}{'identity':>10}"
+    lines = [f"{'task':<13}{'PSNR':>8}{'identity':>10}{'gain':>8}{'SSIM':>8}{'identity':>10}{'flicker':>9}{'identity':>10}"
              f"{'steps':>7}{'train s':>9}{'warnings':>10}"]
     for row in rows:
         s = row["scores"]
         lines.append(f"{row['task']:<13}{s['psnr']:>8.2f}{s['psnr_identity']:>10.2f}{s['psnr'] - s['psnr_identity']:>+8.2f}"
-                     f"{s['ssim']:>8.3f}{s['ssim_identity']:>10.3f}{s['warp_error']:>8.4f}{s['warp_error_identity']:>10.4f}"
+                     f"{s['ssim']:>8.3f}{s['ssim_identity']:>10.3f}{ratio(s['flicker']):>9}{ratio(s['flicker_identity']):>10}"
                      f"{row['steps']:>7}{row['seconds']:>9.0f}{row['warnings']:>10}")
     return "\n".join(lines)
 

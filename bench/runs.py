@@ -57,7 +57,7 @@ def make_runs(root, count):
                           "loss/d_fake": 0.6, "lr": 2e-4, "time/clips_per_s": 7.5, "time/data_share": 0.001})
             if step % 20 == 0:
                 lines.append({"step": step, "epoch": step // 20, "val/psnr": 15 + step / 1000, "val/psnr_identity": 12.0,
-                              "val/ssim": 0.6, "val/ssim_identity": 0.4, "val/warp_error": 0.02, "val/l1": 0.1})
+                              "val/ssim": 0.6, "val/ssim_identity": 0.4, "val/masked_warp_error": 0.02, "val/flicker": 1.2, "val/l1": 0.1})
         lines.append({"step": 2000, "epoch": 100, "event": "finished"})
         folder.metrics.write_text("".join(json.dumps(line) + "\n" for line in lines))
         save_checkpoint(folder, {"generator": weights, "opt_g": {"state": {}}, "step": 2000, "epoch": 100, "finished": True,

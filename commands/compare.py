@@ -3,8 +3,10 @@
     python main.py compare --video videos/sample.mp4                       # the latest experiment
     python main.py compare --video videos/day.mp4 --target videos/night.mp4 --checkpoint checkpoints/day2night
 With no --target, a model trained on a derived pair (gray, edges, blur, ...) gets the video's
-derived version as input and the video itself as target. PSNR, SSIM and the temporal warping
-error are printed and written as JSON beside the output video.
+derived version as input and the video itself as target. PSNR, SSIM and the temporal scores
+(masked warping error, tOF, flicker and seam ratios) are printed and written as JSON beside the
+output video, with the warping error of every frame pair; NAME_compare_profile.png beside it is the
+temporal profile, an x-t slice through input, generated and target.
 """
 from pathlib import Path
 
@@ -22,7 +24,10 @@ def add_arguments(parser):
     parser.add_argument("--checkpoint", help="an experiment folder or a .pt file (default: the most recent experiment in checkpoints/)")
     parser.add_argument("-o", "--output", help="the side-by-side video (default: VIDEO's folder/NAME_compare.mp4)")
     parser.add_argument("--size", type=frame_size, help="frame size the generator runs at, SIDE or WIDTHxHEIGHT (default: the trained size)")
+    parser.add_argument("--window", type=positive_int, help="frames per inference window (default: the trained -pool)")
     parser.add_argument("--overlap", type=non_negative_int, help="frames shared by neighbouring windows (default: half of the trained -pool)")
+    parser.add_argument("--no-blend", dest="blend", action="store_false",
+                        help="take each frame from the one window centred nearest to it, instead of blending where windows overlap")
     parser.add_argument("--batch", type=positive_int, default=4, help="windows per forward pass")
     parser.add_argument("--save-generated", metavar="OUT2", help="also write the generated frames alone to this video")
     parser.add_argument("--vmaf", action="store_true", help="add VMAF through ffmpeg's libvmaf (when the binary has it)")
@@ -33,29 +38,35 @@ def add_arguments(parser):
 
 def main(args):
     from experiments.report import record_result
-    from inference.compare import Outputs, Windows, compare_model, comparison_source, dry_run
+    from inference.compare import Outputs, Windows, compare_model, comparison_source, dry_run, profile_beside
     from utils.metrics import score_table
 
     def clip_shape(model):
-        if (args.overlap or 0) >= model.pool:
-            raise UsageError(f"argument --overlap: must be below the trained -pool ({model.pool})")
+        window = args.window or model.pool
+        if overlap_of(model) >= window:
+            raise UsageError(f"argument --overlap: must be below the window of {window} frames")
         size = args.size or model.size
-        return args.batch, model.pool, size.height, size.width
+        return args.batch, window, size.height, size.width
+
+    def overlap_of(model):
+        return model.pool // 2 if args.overlap is None else args.overlap
 
     _, model, generate = trained_generator(args, clip_shape)
-    overlap = model.pool // 2 if args.overlap is None else args.overlap
+    window, overlap = args.window or model.pool, overlap_of(model)
     size = args.size or model.size
     print(f"generating {generate.plan}", flush=True)
     if args.dry_run:
-        out = dry_run(comparison_source(args.video, args.target, model.pair), generate, size, model.pool)
+        out = dry_run(comparison_source(args.video, args.target, model.pair), generate, size, window)
         print(f"dry run: generated a window of {out.shape[1]} frames at {out.shape[3]}x{out.shape[2]} from {args.video}; nothing written")
         return 0
     output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_compare.mp4")
-    outputs = Outputs(output, Path(args.save_generated) if args.save_generated else None, args.vmaf, args.overwrite, args.quiet)
-    result = compare_model(model, generate, args.video, outputs, args.target, size, Windows(model.pool, overlap, args.batch))
+    outputs = Outputs(output, Path(args.save_generated) if args.save_generated else None, profile_beside(output),
+                      args.vmaf, args.overwrite, args.quiet)
+    result = compare_model(model, generate, args.video, outputs, args.target, size, Windows(window, overlap, args.batch, args.blend))
     panels = "input | generated | target" if result["scores"] else "input | generated"
     print(f"compared {result['frames']} frames of {args.video} with {result['checkpoint']} (step {result['step']})")
-    print(f"wrote {output} ({panels})" + (f" and {args.save_generated}" if args.save_generated else ""))
+    print(f"wrote {output} ({panels})" + (f" and {args.save_generated}" if args.save_generated else "")
+          + f"; its temporal profile: {outputs.profile}")
     record_result(result, "compare", sidecar=output.with_suffix(".json") if result["scores"] else None)
     if result["scores"]:
         print(f"scores in {output.with_suffix('.json')}")

@@ -34,7 +34,7 @@ def main(args):
     from datasets.build import build_dataset, derived_sources, describe
     from datasets.sample import ensure_sample
     from experiments.report import record_result, write_report
-    from inference.compare import Outputs, compare_model
+    from inference.compare import Outputs, compare_model, profile_beside
     from inference.evaluate import evaluate_model
     from inference.generate import clip_generator
     from inference.loader import load_model
@@ -63,7 +63,7 @@ def main(args):
     print(f"4/5 compare on the whole sample video -> {COMPARISON}", flush=True)
     model = load_model(folder, device)
     generate = clip_generator(model, device, (4, model.pool, 64, 64))
-    record_result(compare_model(model, generate, sample, Outputs(COMPARISON, overwrite=True)), "compare")
+    record_result(compare_model(model, generate, sample, Outputs(COMPARISON, profile=profile_beside(COMPARISON), overwrite=True)), "compare")
     print("5/5 evaluate on the held-out frames", flush=True)
     evaluation = evaluate_model(model, generate)
     record_result(evaluation, "evaluation")

@@ -1,5 +1,6 @@
 """Score a trained generator on the held-out validation windows of a dataset, next to the identity
-baseline (the input itself taken as the answer): PSNR, SSIM, temporal warping error and L1.
+baseline (the input itself taken as the answer): PSNR, SSIM, L1, and the temporal scores
+(masked warping error, tOF and the flicker ratio; utils/temporal.py).
 
     python main.py evaluate --checkpoint checkpoints/unet_sample
     python main.py evaluate --checkpoint checkpoints/unet_sample --data data/other --json

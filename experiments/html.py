@@ -28,14 +28,15 @@ def fmt(value):
     return f"{value:.3g}" if 1e-3 <= magnitude < 1e5 else f"{value:.2e}"
 
 
-def svg_chart(series, title, width=520, height=240):
+def svg_chart(series, title, width=520, height=240, x_label="step", marks=(), mark_label=None):
     """A line chart as inline SVG, its legend below the plot, one line per series.
-    `series`: [(label, xs, ys, dashed), ...]; non-finite points are skipped."""
+    `series`: [(label, xs, ys, dashed), ...]; non-finite points are skipped. `marks`: x positions
+    drawn as faint vertical lines (named `mark_label` in the legend)."""
     clean = [(label, [(x, y) for x, y in zip(xs, ys) if isinstance(y, (int, float)) and math.isfinite(y)], dashed)
              for label, xs, ys, dashed in series]
     clean = [(label, points, dashed) for label, points, dashed in clean if points]
     left, right, top, bottom = 58, 12, 26, 40
-    legend = 14 * len(clean) + 4
+    legend = 14 * (len(clean) + bool(marks and mark_label)) + 4
     total = height + legend
     parts = [f'<svg width="{width}" height="{total}" viewBox="0 0 {width} {total}" role="img" aria-label="{html.escape(title)}">',
              f'<rect width="{width}" height="{total}" fill="#fff" stroke="#ddd"/>',
@@ -55,7 +56,14 @@ def svg_chart(series, title, width=520, height=240):
                      f'<text x="{left - 4}" y="{sy(tick) + 4:.1f}" font-size="10" text-anchor="end">{fmt(tick)}</text>')
     for tick in _ticks(x0, x1):
         parts.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{fmt(round(tick))}</text>')
-    parts.append(f'<text x="{(left + width - right) / 2}" y="{height - bottom + 28}" font-size="10" text-anchor="middle">step</text>')
+    parts.append(f'<text x="{(left + width - right) / 2}" y="{height - bottom + 28}" font-size="10" text-anchor="middle">{html.escape(x_label)}</text>')
+    for x in marks:
+        if x0 <= x <= x1:
+            parts.append(f'<line class="mark" x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{top}" y2="{height - bottom}" stroke="#e8a0a0"/>')
+    if marks and mark_label:
+        ly = height + 14 * len(clean) + 6
+        parts.append(f'<line x1="{left}" x2="{left + 16}" y1="{ly}" y2="{ly}" stroke="#e8a0a0" stroke-width="2"/>'
+                     f'<text x="{left + 20}" y="{ly + 4}" font-size="10">{html.escape(mark_label)}</text>')
     for i, (label, points, dashed) in enumerate(clean):
         colour = COLOURS[i % len(COLOURS)]
         dash = ' stroke-dasharray="5,4"' if dashed else ""

@@ -75,6 +75,8 @@ def write_comparison_page(root, runs, group_list):
                     + "<div class=charts>"
                     + svg_chart([(name, *curve(records, "val/psnr"), False) for name, records in curves.items()], "validation PSNR (dB)")
                     + svg_chart([(name, *curve(records, "val/l1"), False) for name, records in curves.items()], "validation L1")
+                    + svg_chart([(name, *curve(records, "val/flicker"), False) for name, records in curves.items()],
+                                "validation flicker ratio (1 = as steady as the target)")
                     + "</div>")
     composites = clip_composites(root, runs)
     if composites:

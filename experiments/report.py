@@ -15,6 +15,7 @@ from runfolder.events import events
 from runfolder.layout import RunFolder
 from runfolder.metrics import read_metrics
 from utils.fsio import read_json, write_json_atomic, write_text_atomic
+from utils.images import PROFILE_ROWS
 
 MAX_GRIDS = 24  # sample grids shown, newest first
 
@@ -46,10 +47,13 @@ def write_report(folder):
                 f"<p>{html.escape(str(config.get('network', '?')))} on {html.escape(str(config.get('data', '?')))}: "
                 f"step {step}, last event: {html.escape(status)}</p>"]
 
-    charts = [svg_chart([(k.removeprefix("loss/"), *curve(losses, k), False) for k in ("loss/g_l1", "loss/g_mse")], "reconstruction losses"),
+    charts = [svg_chart([(k.removeprefix("loss/"), *curve(losses, k), False) for k in ("loss/g_l1", "loss/g_mse", "loss/g_temporal")],
+                        "reconstruction and temporal losses"),
               svg_chart([(k.removeprefix("loss/"), *curve(losses, k), False) for k in ("loss/g_adv", "loss/d_real", "loss/d_fake")], "adversarial losses"),
               svg_chart([("val L1", *curve(validation, "val/l1"), False), ("identity", *curve(validation, "val/l1_identity"), True)], "validation L1"),
-              svg_chart([("val PSNR", *curve(validation, "val/psnr"), False), ("identity", *curve(validation, "val/psnr_identity"), True)], "validation PSNR (dB)")]
+              svg_chart([("val PSNR", *curve(validation, "val/psnr"), False), ("identity", *curve(validation, "val/psnr_identity"), True)], "validation PSNR (dB)"),
+              svg_chart([("generated", *curve(validation, "val/flicker"), False), ("identity", *curve(validation, "val/flicker_identity"), True)],
+                        "validation flicker ratio (1 = as steady as the target)")]
     sections.append("<h2>Curves</h2><div class=charts>" + "".join(charts) + "</div>")
 
     tables = []
@@ -65,6 +69,8 @@ def write_report(folder):
         tables.append(f"<h3>compare on {html.escape(str(comparison.get('video')))}</h3>" +
                       table(score_cells(comparison["scores"]), ("", "generated", "identity", "target")))
     sections.append("<h2>Metrics</h2>" + ("".join(tables) or "<p>no validation yet</p>"))
+
+    sections += temporal_views(folder, comparison)
 
     videos = []
     if comparison and comparison.get("output") and os.path.exists(comparison["output"]):
@@ -82,6 +88,28 @@ def write_report(folder):
     sections.append("<h2>Config</h2>" + table(sorted((k, json.dumps(v)) for k, v in config.items())))
     write_text_atomic(folder.page, page(folder.name, sections))
     return folder.page
+
+
+def temporal_views(folder, comparison):
+    """The "Flicker" section: compare's temporal profile and the warping error of each frame pair
+    (generated and target, window switches marked), and the latest validation's profile."""
+    parts = []
+    if comparison and comparison.get("profile") and os.path.exists(comparison["profile"]):
+        parts.append(f'<figure><img class=profile src="{relative(comparison["profile"], folder)}" alt="temporal profile">'
+                     f"<figcaption>compare: the middle row of every frame, time running down (input | generated | target); "
+                     f"flicker shows as horizontal streaks; red ticks mark window switches</figcaption></figure>")
+    pairs = ((comparison or {}).get("pairs") or [])[:PROFILE_ROWS]  # the frames the profile shows
+    if pairs:
+        frames = [p[0] for p in pairs]
+        parts.append(svg_chart([("generated", frames, [p[1] for p in pairs], False), ("target", frames, [p[2] for p in pairs], True)],
+                               "compare: masked warping error per frame pair", width=1000, x_label="frame",
+                               marks=[p[0] for p in pairs if p[3]], mark_label="window switch"))
+    profiles = folder.sample_profiles()
+    if profiles:
+        parts.append(f'<figure><img class=profile src="{relative(profiles[-1], folder)}" alt="validation temporal profile">'
+                     f"<figcaption>validation after {profiles[-1].stem.replace('_', ' ')}: the windows one after another "
+                     f"(input | generated | target), each switch between windows marked</figcaption></figure>")
+    return ["<h2>Flicker</h2>" + "".join(parts)] if parts else []
 
 
 def relative(path, folder):

@@ -18,7 +18,7 @@ from runfolder.metrics import metric_lines, records_in
 # (the data has a column of its own, and does group).
 NOT_SHOWN = unshown_flags() | {"data"}
 SPEED_RECORDS = 20  # clips/s is the median of the last this many loss records
-METRICS = {"psnr": max, "ssim": max, "warp_error": min, "l1": min}  # what "best" means for each
+METRICS = {"psnr": max, "ssim": max, "flicker": min, "tof": min, "masked_warp_error": min, "l1": min}  # what "best" means for each
 
 
 def summarize(folder, defaults):
@@ -129,13 +129,13 @@ def run_rows(runs):
     return [[r["name"], r["status"] + ("" if r["checkpoint"] else " (no last.pt)"), r["network"],
              _num(r["parameters"] / 1e6 if r["parameters"] else None), str(r["steps"]), str(r["epochs"]),
              f"{_num(r['psnr'])} ({_num(r['best_psnr'])})", f"{_num(r['ssim'], 3)} ({_num(r['best_ssim'], 3)})",
-             f"{_num(r['warp_error'], 4)} ({_num(r['best_warp_error'], 4)})", _num(r["psnr_identity"]),
+             f"{_num(r['flicker'])} ({_num(r['best_flicker'])})", _num(r["psnr_identity"]),
              _num(r["clips_per_s"]), as_typed(r["flags"])] for r in runs]
 
 
-RUN_HEADER = ["name", "status", "net", "M params", "steps", "epochs", "PSNR (best)", "SSIM (best)", "warp (best)",
+RUN_HEADER = ["name", "status", "net", "M params", "steps", "epochs", "PSNR (best)", "SSIM (best)", "flicker (best)",
               "identity PSNR", "clips/s", "flags"]
-GROUP_HEADER = ["group", "seeds", "PSNR", "SSIM", "warp", "vs best on its data (Welch, p < 0.05)"]
+GROUP_HEADER = ["group", "seeds", "PSNR", "SSIM", "flicker", "tOF", "vs best on its data (Welch, p < 0.05)"]
 
 
 def group_rows(group_list):
@@ -145,7 +145,7 @@ def group_rows(group_list):
     rows = []
     for g in group_list:
         verdict = g.get("vs_best", {"verdict": "-", "p": None})
-        rows.append([g["group"], str(g["n"]), spread(g, "psnr", 2), spread(g, "ssim", 3), spread(g, "warp_error", 4),
+        rows.append([g["group"], str(g["n"]), spread(g, "psnr", 2), spread(g, "ssim", 3), spread(g, "flicker", 3), spread(g, "tof", 3),
                      verdict["verdict"] + (f" (p={verdict['p']:.3g})" if verdict["p"] is not None else "")])
     return rows
 

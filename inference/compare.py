@@ -1,5 +1,6 @@
 """A trained generator over a whole video, written as one side-by-side video (input | generated |
-target) with PSNR, SSIM and temporal warping error when there is a target. It streams: frames are
+target) and a temporal profile (an x-t slice through the three), with PSNR, SSIM and the temporal
+scores (masked warping error, tOF, flicker and seam ratios, per frame pair too) when there is a target. It streams: frames are
 decoded, generated and encoded window by window, so memory does not grow with the video's length.
 Each output is a sink that takes the aligned chunks (inputs, outputs, targets) as they come.
 
@@ -21,7 +22,7 @@ from utils.errors import VideoError
 from media.encode import VideoWriter
 from media.probe import probe
 from media.vmaf import vmaf
-from utils.images import side_by_side
+from utils.images import PROFILE_ROWS, profile_row, save_png, side_by_side, temporal_profile
 from utils.metrics import VideoScores
 from utils.progress import Progress
 
@@ -31,11 +32,13 @@ COMMENT = "made by vgan compare"
 @dataclass(frozen=True)
 class Windows:
     """How the generator runs over the video: windows of `pool` frames sharing `overlap` with the
-    next, `batch` windows per forward pass."""
+    next, `batch` windows per forward pass; `blend`: frames two windows made are their weighted
+    mean (inference/sliding.py)."""
 
     pool: int
     overlap: int
     batch: int = 4
+    blend: bool = True
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,16 @@ class Outputs:
 
     side_by_side: Path
     generated: Path | None = None
+    profile: Path | None = None  # the temporal profile PNG
     vmaf: bool = False
     overwrite: bool = False
     quiet: bool = True  # no progress lines
+
+
+def profile_beside(side_by_side):
+    """Where the temporal profile of a comparison goes: NAME_profile.png beside NAME.mp4."""
+    side_by_side = Path(side_by_side)
+    return side_by_side.with_name(side_by_side.stem + "_profile.png")
 
 
 def comparison_source(video, target=None, pair=None):
@@ -85,7 +95,7 @@ class SideBySide:
     def __init__(self, path, fps, audio_from):
         self.writer = VideoWriter(path, fps, audio_from=audio_from, comment=COMMENT)
 
-    def add(self, inputs, outputs, targets):
+    def add(self, inputs, outputs, targets, switched=False):
         panels = [("input", inputs), ("generated", outputs)] + ([("target", targets)] if targets is not None else [])
         self.writer.write(side_by_side(panels))
 
@@ -94,7 +104,7 @@ class GeneratedFrames:
     def __init__(self, path, fps):
         self.writer = VideoWriter(path, fps, comment=COMMENT + " (generated)")
 
-    def add(self, inputs, outputs, targets):
+    def add(self, inputs, outputs, targets, switched=False):
         self.writer.write(outputs)
 
 
@@ -106,12 +116,33 @@ class Vmaf:
         self.writers = [VideoWriter(path, fps) for path in self.paths]
         self.score = None
 
-    def add(self, inputs, outputs, targets):
+    def add(self, inputs, outputs, targets, switched=False):
         self.writers[0].write(outputs)
         self.writers[1].write(targets)
 
     def finish(self):
         self.score = vmaf(*self.paths)
+
+
+class TemporalProfile:
+    """The middle image row of the first PROFILE_ROWS frames of input, generated and target, and
+    where the window switched: written as one x-t image at the end."""
+
+    def __init__(self, path):
+        self.path, self.rows, self.switches, self.frames = path, [], [], 0
+
+    def add(self, inputs, outputs, targets, switched=False):
+        if switched:
+            self.switches.append(self.frames)
+        if self.frames < PROFILE_ROWS:
+            keep = PROFILE_ROWS - self.frames
+            self.rows.append([profile_row(v[:keep]) for v in (inputs, outputs, targets) if v is not None])
+        self.frames += len(inputs)
+
+    def finish(self):
+        labels = ("input", "generated", "target")
+        panels = [(label, np.concatenate(parts)) for label, *parts in zip(labels, *self.rows)]
+        save_png(self.path, temporal_profile(panels, self.switches))
 
 
 def open_sinks(stack, source, outputs, fps, scratch):
@@ -125,6 +156,8 @@ def open_sinks(stack, source, outputs, fps, scratch):
         sinks.append(VideoScores())
     if outputs.vmaf and has_target:
         sinks.append(Vmaf(scratch, fps))
+    if outputs.profile:
+        sinks.append(TemporalProfile(outputs.profile))
     for sink in sinks:
         for writer in [getattr(sink, "writer", None), *getattr(sink, "writers", [])]:
             if writer is not None:
@@ -133,7 +166,9 @@ def open_sinks(stack, source, outputs, fps, scratch):
 
 
 def compare_video(source, generate, size, windows, outputs):
-    """Write the outputs for every frame of `source`; returns {"frames", "fps", "scores"}."""
+    """Write the outputs for every frame of `source`; returns {"frames", "fps", "scores", "pairs"},
+    "pairs" being [frame, generated's masked warping error, target's, whether the window switched]
+    per frame pair when there is a target."""
     check_output(outputs.side_by_side, source.paths, outputs.overwrite)
     if outputs.generated:
         check_output(outputs.generated, [*source.paths, outputs.side_by_side], outputs.overwrite)
@@ -145,32 +180,37 @@ def compare_video(source, generate, size, windows, outputs):
             sinks = open_sinks(stack, source, outputs, fps, scratch)
             # Scores, panels and encoding run on a thread of their own while the next windows are generated.
             with Behind(lambda chunk: [sink.add(*chunk) for sink in sinks]) as behind:
-                for chunk in generate_stream(source.chunks(size), generate, windows.pool, windows.overlap, windows.batch):
+                stream = generate_stream(source.chunks(size), generate, windows.pool, windows.overlap, windows.batch, windows.blend)
+                for chunk in stream:
                     behind.put(chunk)
-                    frames += len(chunk[1])
-                    progress.advance(len(chunk[1]))
+                    frames += len(chunk.outputs)
+                    progress.advance(len(chunk.outputs))
             progress.close()
             if frames == 0:
                 raise VideoError(source.paths[0], "gave no frames to compare")
-        scores = {}
+        scores, pairs = {}, []
         for sink in sinks:
             if isinstance(sink, VideoScores):
                 scores.update(sink.result())
+                pairs = [list(pair) for pair in sink.curve]
             elif isinstance(sink, Vmaf):
                 sink.finish()
                 scores["vmaf"] = sink.score
-    return {"frames": frames, "fps": fps, "scores": scores}
+            elif isinstance(sink, TemporalProfile):
+                sink.finish()
+    return {"frames": frames, "fps": fps, "scores": scores, "pairs": pairs}
 
 
 def compare_model(model, generate, video, outputs, target=None, size=None, windows=None):
-    """compare_video for a trained model: at its trained size and -pool (half a window of overlap)
-    unless told otherwise, on the pair it was trained on. Returns the summary that is kept as JSON."""
+    """compare_video for a trained model: at its trained size, in windows of its -pool overlapping by
+    half of it, blended, unless told otherwise; on the pair it was trained on. Returns the summary that is kept as JSON."""
     size = size or model.size
     windows = windows or Windows(model.pool, model.pool // 2)
     result = compare_video(comparison_source(video, target, model.pair), generate, size, windows, outputs)
     return {"video": str(video), "target": str(target) if target else None, **model.describe(), "pair": model.pair,
-            "size": list(size), "pool": windows.pool, "overlap": windows.overlap, "output": str(outputs.side_by_side),
-            "generated": str(outputs.generated) if outputs.generated else None, **result}
+            "size": list(size), "window": windows.pool, "overlap": windows.overlap, "blend": windows.blend,
+            "output": str(outputs.side_by_side), "generated": str(outputs.generated) if outputs.generated else None,
+            "profile": str(outputs.profile) if outputs.profile else None, **result}
 
 
 def dry_run(source, generate, size, pool):

@@ -11,7 +11,8 @@ from utils.progress import Progress
 
 
 def evaluate_generator(generate, dataset, pool, batch=4, quiet=True):
-    """{"windows", "frames", "scores": {psnr, ssim, warp_error, l1, each with _identity}} over the
+    """{"windows", "frames", "scores": {psnr, ssim, masked_warp_error, tof, flicker, l1, each with
+    _identity}} over the
     validation windows of `dataset` (uint8 frames), each held-out frame once."""
     try:
         slider = validation_slider(dataset, pool, batch, source=dataset.path)

@@ -1,48 +1,85 @@
 """A clip generator run over a whole video, window by window, in constant memory.
 
-Windows of `pool` frames overlap by `overlap`; each frame is generated exactly once, by the window
-whose centre is nearest to it, so there are no seams, and the first and last frames are covered
-(the last window is aligned to the video's end). A video shorter than one window is padded by
-repeating its last frame, and the padding is cut off again.
-    for inputs, outputs, targets in generate_stream(pairs, generate, pool=9, overlap=4): ...
+Windows of `pool` frames overlap by `overlap`; the last window is aligned to the video's end, so
+the first and last frames are covered, and each frame is emitted exactly once, in order. A frame
+belongs to the window whose centre is nearest to it (ties go to the earlier window): where that
+changes, the window switches. With `blend` (the default), a frame that two windows generated is
+their weighted mean, with weights that rise from zero over a window's first `overlap` frames and
+fall to zero over its last, so one window hands over to the next gradually instead of at one
+frame pair; without it, the frame is its own window's output alone. A video shorter than one
+window is padded by repeating its last frame, and the padding is cut off again.
+
+    for chunk in generate_stream(pairs, generate, pool=9, overlap=4):
+        chunk.inputs, chunk.outputs, chunk.targets, chunk.switched
 """
+from typing import NamedTuple
+
 import numpy as np
 
 
-def keep_until(start, next_start, pool):
-    """End (exclusive) of the frames the window at `start` keeps, given the next window's start:
-    up to the midpoint of the two windows' centres (ties go to the earlier window)."""
-    return (start + next_start + pool - 1) // 2 + 1
+class Chunk(NamedTuple):
+    """Consecutive frames of one window, uint8 (n, H, W, 3) each (targets may be None). `switched`:
+    the frame before these belongs to another window (the pair across the start is a switch)."""
+
+    inputs: np.ndarray
+    outputs: np.ndarray
+    targets: np.ndarray | None
+    switched: bool
 
 
-def generate_stream(pairs, generate, pool, overlap=0, batch=1):
-    """Run `generate` over a stream and yield aligned uint8 chunks (inputs, outputs, targets).
+def blend_weights(pool, overlap):
+    """A window's weight at each of its frames: 1 inside, falling linearly towards each edge over
+    `overlap` frames (so two windows that overlap by `overlap` have weights summing to 1 there)."""
+    position = np.arange(pool)
+    return np.minimum(1.0, np.minimum(position + 1, pool - position) / (overlap + 1))
+
+
+def own_window(frame, starts, pool):
+    """The start of the window, among `starts`, that `frame` belongs to: centre nearest, ties earliest."""
+    covering = [s for s in starts if s <= frame < s + pool]
+    return min(covering, key=lambda s: (abs(frame - s - (pool - 1) / 2), s))
+
+
+def generate_stream(pairs, generate, pool, overlap=0, batch=1, blend=True):
+    """Run `generate` over a stream and yield Chunks of aligned frames, in order.
 
     `pairs` yields (inputs, targets) chunks, (n, H, W, 3) each, targets possibly None.
     `generate` maps uint8 clips (B, pool, H, W, 3) to generated clips of the same shape."""
     stride = pool - overlap
+    weights = blend_weights(pool, overlap)
     inputs = targets = None  # frames from absolute index `base` on, kept until emitted
     base = total = emitted = next_start = 0
-    scheduled, generated = [], []  # window starts waiting to run; (start, outputs) waiting to be emitted
+    scheduled, generated = [], {}  # window starts waiting to run; start -> uint8 outputs, kept while needed
+    last_window = None  # the window of the last frame emitted
 
     def run(starts):
         frames = np.asarray(starts)[:, None] - base + np.arange(pool)  # (B, pool) indices into the buffer
         clips = inputs[np.minimum(frames, len(inputs) - 1)]  # the min pads a too-short video with its last frame
-        return list(zip(starts, generate(clips)))
+        generated.update(zip(starts, generate(clips)))
 
-    def emit(final):
-        nonlocal emitted
-        while generated:
-            start, outputs = generated[0]
-            following = generated[1][0] if len(generated) > 1 else (scheduled[0] if scheduled else None)
-            if following is None and not final:
-                return
-            until = total if following is None else keep_until(start, following, pool)
-            if until > emitted:
-                part = slice(emitted - base, until - base)
-                yield inputs[part], outputs[emitted - start: until - start], None if targets is None else targets[part]
-                emitted = until
-            generated.pop(0)
+    def output(frame, window):
+        covering = [s for s in generated if s <= frame < s + pool]
+        if not blend or len(covering) == 1:
+            return generated[window][frame - window]
+        w = np.array([weights[frame - s] for s in covering])
+        mixed = sum(wi * generated[s][frame - s].astype(np.float32) for wi, s in zip(w, covering)) / w.sum()
+        return np.rint(mixed).astype(np.uint8)
+
+    def emit(until):
+        """Chunks for frames [emitted, until): every window that covers them has run."""
+        nonlocal emitted, last_window
+        while emitted < until:
+            window = own_window(emitted, generated, pool)
+            end = emitted + 1
+            while end < until and own_window(end, generated, pool) == window:
+                end += 1
+            part = slice(emitted - base, end - base)
+            outputs = np.stack([output(f, window) for f in range(emitted, end)])
+            yield Chunk(inputs[part], outputs, None if targets is None else targets[part],
+                        switched=last_window is not None and window != last_window)
+            emitted, last_window = end, window
+            for start in [s for s in generated if s + pool <= emitted]:
+                del generated[start]
 
     for chunk_inputs, chunk_targets in pairs:
         inputs = chunk_inputs if inputs is None else np.concatenate([inputs, chunk_inputs])
@@ -53,19 +90,20 @@ def generate_stream(pairs, generate, pool, overlap=0, batch=1):
             scheduled.append(next_start)
             next_start += stride
         while len(scheduled) >= batch:  # `batch` windows per forward pass, never more
-            generated += run(scheduled[:batch])
+            run(scheduled[:batch])
             scheduled = scheduled[batch:]
-        yield from emit(final=False)
-        keep_from = min([emitted] + [s for s, _ in generated] + scheduled)
+        # Windows still to come start at a scheduled start, or (the one aligned to the end) at total - pool or later.
+        yield from emit(min(scheduled + [max(0, total - pool)]))
+        keep_from = min([emitted] + list(generated) + scheduled)
         inputs = inputs[keep_from - base:]
         targets = None if targets is None else targets[keep_from - base:]
         base = keep_from
     if total == 0:
         return
-    last_start = max([s for s, _ in generated] + scheduled, default=-1)
+    last_start = max(list(generated) + scheduled + [next_start - stride], default=-1)
     if last_start < 0 or last_start + pool < total:
         scheduled.append(max(0, total - pool))
     while scheduled:
-        generated += run(scheduled[:batch])
+        run(scheduled[:batch])
         scheduled = scheduled[batch:]
-    yield from emit(final=True)
+    yield from emit(total)

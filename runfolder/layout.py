@@ -74,6 +74,14 @@ class RunFolder(os.PathLike):
     def sample_video(self, epoch):
         return self.samples / f"epoch_{epoch:04d}.mp4"
 
+    def sample_profile(self, epoch):
+        """The temporal profile (utils.images.temporal_profile) of the validation windows, in order."""
+        return self.samples / f"profile_{epoch:04d}.png"
+
+    def sample_profiles(self):
+        """The per-epoch temporal profiles, oldest first."""
+        return sorted(self.samples.glob("profile_*.png"))
+
     def sample_grids(self):
         """The per-epoch sample grids, newest first."""
         return sorted(self.samples.glob("epoch_*.png"), reverse=True)

@@ -15,6 +15,7 @@ from datasets.store import load_dataset
 from inference.loader import latest_experiment
 from media.probe import probe
 from media.process import ffmpeg_exe, has_filter
+from utils.images import load_png
 from utils.metrics import mean_psnr, ssim
 
 
@@ -45,8 +46,16 @@ def test_derived_pair_model_compares_against_the_video_itself(tiny_run, clip2s, 
     assert scores["psnr_identity"] == pytest.approx(mean_psnr(gray, target), abs=0.05)
     assert scores["ssim_identity"] == pytest.approx(ssim(gray, target).mean(), abs=0.01)
     assert scores["psnr"] == pytest.approx(mean_psnr(read_frames(tmp_path / "gen.mp4"), target), abs=0.5)  # H.264 at CRF 18
-    assert 0 < scores["warp_error"] < 1 and scores["warp_error_target"] > 0
-    assert "PSNR (dB)" in result.stdout and "warping error" in result.stdout and not generated.exists()
+    assert 0 < scores["masked_warp_error"] < 3 and scores["masked_warp_error_target"] > 0
+    assert scores["flicker"] == pytest.approx(scores["masked_warp_error"] / scores["masked_warp_error_target"])
+    assert "PSNR (dB)" in result.stdout and "flicker ratio" in result.stdout and not generated.exists()
+    # Windows of 4 frames every 2 (-pool 4, half of it shared): a frame belongs to the window centred
+    # nearest, so the window switches at every odd frame from 3 on; each pair is scored once.
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert [pair[0] for pair in summary["pairs"]] == list(range(1, 50))
+    assert [pair[0] for pair in summary["pairs"] if pair[3]] == list(range(3, 48, 2)) and scores["seam"] > 0
+    profile = load_png(summary["profile"])  # an x-t slice: one image row per frame, enlarged
+    assert profile is not None and (profile.shape[0] - 18) % 50 == 0 and profile.shape[0] > 50
     experiment = tiny_run[1]
     assert json.loads((experiment / "compare.json").read_text())["output"] == str(out)
     assert "compare on" in (experiment / "index.html").read_text()
@@ -156,9 +165,9 @@ def test_unwritable_output_is_refused(tiny_run, clip2s, tmp_path):
     assert_user_error(compare(tiny_run, "--video", clip2s, "-o", target), target)
 
 
-def test_overlap_must_be_below_the_pool(tiny_run, clip2s, tmp_path):
+def test_overlap_must_be_below_the_window(tiny_run, clip2s, tmp_path):
     result = compare(tiny_run, "--video", clip2s, "-o", tmp_path / "x.mp4", "--overlap", "4")
-    assert result.returncode == 2 and "--overlap: must be below the trained -pool (4)" in result.stderr
+    assert result.returncode == 2 and "--overlap: must be below the window of 4 frames" in result.stderr
 
 
 def test_memory_does_not_grow_with_the_video_length(tiny_run, tmp_path):
@@ -190,7 +199,8 @@ def test_evaluate_scores_validation_windows_next_to_identity(tiny_run, tiny):
     windows = slider.starts[:, None] + np.arange(4)
     assert report["windows"] == len(slider.starts) and report["frames"] == windows.size
     assert report["scores"]["psnr_identity"] == pytest.approx(mean_psnr(ds.a[windows.ravel()], ds.b[windows.ravel()]))
-    assert {"psnr", "ssim", "warp_error", "l1"} <= set(report["scores"])
+    assert {"psnr", "ssim", "masked_warp_error", "tof", "flicker", "l1"} <= set(report["scores"])
+    assert "seam" not in report["scores"]  # windows are scored on their own: no switches
     assert json.loads((experiment / "evaluation.json").read_text()) == report
     table = run_cli("evaluate", "--checkpoint", experiment, cwd=work)
     assert "generated" in table.stdout and "identity" in table.stdout and "SSIM" in table.stdout

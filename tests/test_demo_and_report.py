@@ -1,5 +1,6 @@
 """The demo end to end at a small budget, and its experiment report opened in headless Chromium."""
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -41,7 +42,11 @@ def test_report_opens_from_disk_with_every_image_and_video_loaded(demo):
     images = [m for m in media if m["tag"] == "IMG"]
     videos = [m for m in media if m["tag"] == "VIDEO"]
     grids = list((page.parent / "samples").glob("epoch_*.png"))
-    assert grids and len(images) == min(len(grids), MAX_GRIDS)  # the run's sample grids, latest first
+    profiles = [m for m in images if "profile" in m["src"]]  # compare's temporal profile and the latest validation's
+    assert grids and len(images) - len(profiles) == min(len(grids), MAX_GRIDS)  # the run's sample grids, latest first
+    assert {Path(m["src"]).name for m in profiles} == {"sample_demo_profile.png", sorted(
+        p.name for p in (page.parent / "samples").glob("profile_*.png"))[-1]}
+    assert "masked warping error per frame pair" in text and text.count('class="mark"') > 10  # window switches marked
     assert len(videos) == 2  # the comparison and the latest epoch's video
     assert all(m["ok"] for m in media), media
     pixels = cv2.imdecode(np.frombuffer(screenshot, np.uint8), cv2.IMREAD_COLOR)

@@ -62,9 +62,11 @@ def fake_run(root, name, config, records, lock_owner=None, checkpoint=True):
 HELD = []  # locks held for fake live runs until the test session ends
 
 
-def val(step, psnr, ssim=0.5, warp=0.02, l1=0.1):
+def val(step, psnr, ssim=0.5, flicker=1.2, l1=0.1):
     return {"step": step, "epoch": step // 10, "val/psnr": psnr, "val/psnr_identity": 12.0, "val/ssim": ssim,
-            "val/ssim_identity": 0.4, "val/warp_error": warp, "val/warp_error_identity": 0.03, "val/l1": l1, "val/l1_identity": 0.2}
+            "val/ssim_identity": 0.4, "val/masked_warp_error": 0.012 * flicker, "val/masked_warp_error_identity": 0.03,
+            "val/masked_warp_error_target": 0.012, "val/tof": 0.3, "val/tof_identity": 0.5, "val/flicker": flicker,
+            "val/flicker_identity": 2.5, "val/l1": l1, "val/l1_identity": 0.2}
 
 
 def config(**flags):

@@ -1,6 +1,7 @@
 """Per-epoch pictures of the validation clips in an experiment's samples/ folder: a PNG grid of one
-clip (input / generated / target rows), the same clip as strips for the comparison page, and a
-short side-by-side video of the whole validation part.
+clip (input / generated / target rows), the same clip as strips for the comparison page, a
+temporal profile of the validation windows one after another (each switch between windows marked),
+and a short side-by-side video of the whole validation part.
 
     write_samples("checkpoints/unet_sample", epoch=3, clips=(inputs, outputs, targets), fps=25, log=log)
 """
@@ -8,7 +9,7 @@ from runfolder.layout import CLIP_ROLES, RunFolder
 from utils.errors import VideoError, warn
 from utils.fsio import make_folder
 from media.encode import write_video
-from utils.images import clip_grid, frame_strip, save_png, side_by_side
+from utils.images import PROFILE_ROWS, clip_grid, frame_strip, profile_row, save_png, side_by_side, temporal_profile
 
 
 def write_samples(folder, epoch, clips, fps, log):
@@ -24,6 +25,9 @@ def write_samples(folder, epoch, clips, fps, log):
     for role, frames in zip(CLIP_ROLES, (inputs[0], outputs[0], targets[0])):
         save_png(folder.clip_strip(role), frame_strip(frames))
     flat = lambda clip: clip.reshape((-1,) + clip.shape[2:])  # noqa: E731 - windows in time order
+    pool = inputs.shape[1]
+    rows = [(role, profile_row(flat(v[: -(-PROFILE_ROWS // pool)]))) for role, v in zip(CLIP_ROLES, (inputs, outputs, targets))]
+    save_png(folder.sample_profile(epoch), temporal_profile(rows, switches=range(pool, len(rows[0][1]), pool)))
     frames = side_by_side([("input", flat(inputs)), ("generated", flat(outputs)), ("target", flat(targets))])
     try:
         write_video(frames, folder.sample_video(epoch), fps=fps)

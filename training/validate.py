@@ -8,8 +8,8 @@ from utils.metrics import score_windows
 
 
 def validate(generator, slider, device, amp, channels_last=False):
-    """({"val/l1", "val/psnr", "val/ssim", "val/warp_error", each with _identity, and
-    "val/warp_error_target"}, (inputs, outputs, targets) uint8 windows)."""
+    """({"val/l1", "val/psnr", "val/ssim", "val/masked_warp_error", "val/tof", "val/flicker", each
+    with _identity, and "val/masked_warp_error_target"}, (inputs, outputs, targets) uint8 windows)."""
     was_training = generator.training
     generator.eval()
     clips = generate_windows(ClipGenerator(generator, device, amp, channels_last), slider)

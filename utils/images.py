@@ -79,3 +79,31 @@ def stack_labelled(rows, gap=2):
 def clip_grid(rows, min_side=96, gap=2):
     """[(label, frames (T, H, W, 3)), ...] -> one image: a row per clip, a column per frame."""
     return stack_labelled([(label, frame_strip(frames, min_side, gap)) for label, frames in rows], gap)
+
+
+PROFILE_ROWS = 600  # frames a temporal profile shows at most (the first ones): a few hundred are enough to see flicker
+
+
+def temporal_profile(panels, switches=(), min_width=160, min_height=160, gap=4, header=18):
+    """An x-t slice through videos: [(label, rows (T, W, 3))], each the same image row of T frames
+    (see profile_row), -> one image with the panels side by side, time running down. Steady video
+    gives smooth vertical lines; flicker shows as horizontal streaks, and a seam between sliding
+    windows as a line across. A red tick in the left margin marks each time in `switches` (the
+    frame where a window switch lands)."""
+    t, w = panels[0][1].shape[:2]
+    across, down = max(1, -(-min_width // w)), max(1, -(-min_height // t))
+    margin = 6
+    image = np.full((header + t * down, margin + len(panels) * (w * across + gap), 3), 255, dtype=np.uint8)
+    for frame in switches:
+        if frame < t:
+            image[header + frame * down: header + (frame + 1) * down, : margin - 2] = (220, 30, 30)
+    for i, (label, rows) in enumerate(panels):
+        left = margin + i * (w * across + gap)
+        image[header:, left: left + w * across] = np.repeat(np.repeat(rows, down, axis=0), across, axis=1)
+        cv2.putText(image, label, (left + 2, header - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def profile_row(frames):
+    """The row a temporal profile slices through: the middle one of (..., H, W, 3) frames."""
+    return frames[..., frames.shape[-3] // 2, :, :]

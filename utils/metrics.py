@@ -1,4 +1,5 @@
-"""Image quality metrics on uint8 frames, following their standard definitions.
+"""Quality metrics on uint8 frames, following their standard definitions; the temporal ones are
+utils/temporal.py's.
 
     psnr(generated, target)            # per frame, dB; frames are (..., H, W, 3) uint8
 """
@@ -6,6 +7,8 @@ import itertools
 
 import cv2
 import numpy as np
+
+from utils.temporal import SeamCount, pair_flow, pair_tof, pair_warp_error, ratio
 
 PSNR_CAP_DB = 100.0  # identical frames have infinite PSNR; averages cap each frame here
 
@@ -58,84 +61,82 @@ def ssim(generated, target):
     return scores
 
 
-def backward_flow(current, previous):
-    """Farneback optical flow from `current` to `previous` (uint8 RGB frames): for each pixel of
-    `current`, where it was in `previous`. OpenCV's documented default parameters."""
-    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in (current, previous)]
-    return cv2.calcOpticalFlowFarneback(gray[0], gray[1], None, 0.5, 3, 15, 3, 5, 1.2, 0)
-
-
-def warp(frame, flow):
-    """`frame` resampled along `flow` (bilinear; pixels from outside the frame take the nearest edge)."""
-    h, w = flow.shape[:2]
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(frame, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def warping_errors(targets, *videos):
-    """Temporal warping error per frame pair of each video in `videos`, and of `targets` itself: the
-    previous frame warped by the target video's optical flow, against the current frame; mean
-    absolute difference, 255 = 1. Lower is steadier; the target's own number is the reference for
-    real motion. Returns one array per video in `videos`, then the target's."""
-    errors = [[] for _ in range(len(videos) + 1)]
-    for t in range(1, len(targets)):
-        flow = backward_flow(targets[t], targets[t - 1])  # computed once, used for every video
-        for errs, video in zip(errors, (*videos, targets)):
-            errs.append(mean_l1(warp(video[t - 1], flow), video[t]))
-    return [np.array(e) for e in errors]
-
-
 class VideoScores:
-    """Running means of PSNR, SSIM and temporal warping error over a stream of frames, next to the
-    identity baseline (the input itself taken as the answer). Memory does not grow with the stream.
+    """Running scores of a stream of frames next to the identity baseline (the input itself taken as
+    the answer): means of PSNR and SSIM per frame, and of the masked warping error and tOF per frame
+    pair (utils/temporal.py), with the flicker ratio; when the stream says where a sliding window
+    switches, the seam ratio, and `curve`, the warping error of each pair. Memory does not grow
+    with the stream beyond a few numbers per frame pair.
         scores = VideoScores(); scores.add(inputs, outputs, targets); scores.result()
     """
 
     def __init__(self):
         self.sums = {}
         self.counts = {}
-        self.previous = None  # (input, output, target) of the last frame seen, for the warping error
+        self.previous = None  # (input, output, target) of the last frame seen, for the pair across chunks
+        self.seams = SeamCount()
+        self.switches = 0
+        self.frames = 0
+        self.curve = []  # (frame, output's warping error, target's, whether the window switched there) per pair
 
     def _add(self, name, values):
         values = np.minimum(np.asarray(values, dtype=np.float64), PSNR_CAP_DB)
         self.sums[name] = self.sums.get(name, 0.0) + float(values.sum())
         self.counts[name] = self.counts.get(name, 0) + values.size
 
-    def add(self, inputs, outputs, targets):
-        """uint8 (n, H, W, 3) chunks of the same frames, in time order."""
+    def add(self, inputs, outputs, targets, switched=False):
+        """uint8 (n, H, W, 3) chunks of the same frames, in time order; `switched`: the pair from the
+        last frame seen to this chunk's first joins two windows."""
         self._add("psnr", psnr(outputs, targets))
         self._add("psnr_identity", psnr(inputs, targets))
         self._add("ssim", ssim(outputs, targets))
         self._add("ssim_identity", ssim(inputs, targets))
+        first = self.frames - (self.previous is not None)  # the frame number of the first frame below
+        self.frames += len(targets)
         if self.previous is not None:  # lists of frames: the pair across the chunk boundary, without copying the chunk
             inputs, outputs, targets = ([p, *c] for p, c in zip(self.previous, (inputs, outputs, targets)))
-        if len(targets) > 1:
-            out_errors, identity_errors, target_errors = warping_errors(targets, outputs, inputs)
-            self._add("warp_error", out_errors)
-            self._add("warp_error_identity", identity_errors)
-            self._add("warp_error_target", target_errors)
+        for t in range(1, len(targets)):
+            flow = pair_flow(targets[t], targets[t - 1])  # the target's motion, once for every video scored on it
+            errors = [pair_warp_error(video[t], video[t - 1], flow) for video in (outputs, inputs, targets)]
+            for name, value in zip(("masked_warp_error", "masked_warp_error_identity", "masked_warp_error_target"), errors):
+                self._add(name, [value])
+            self._add("tof", [pair_tof(outputs[t], outputs[t - 1], flow)])
+            self._add("tof_identity", [pair_tof(inputs[t], inputs[t - 1], flow)])
+            switch = switched and t == 1 and self.previous is not None
+            self.switches += switch
+            self.seams.add(errors[0], errors[2], switch)
+            self.curve.append((first + t, errors[0], errors[2], switch))
         self.previous = (inputs[-1], outputs[-1], targets[-1])
 
     def cut(self):
-        """A break in time (the next frames do not follow the last ones): no warping error across it."""
+        """A break in time (the next frames do not follow the last ones): no frame pair across it."""
         self.previous = None
 
     def result(self):
-        """{"psnr", "ssim", "warp_error", and the same with _identity, and warp_error_target}."""
-        return {name: self.sums[name] / self.counts[name] for name in self.sums}
+        """{"psnr", "ssim", "masked_warp_error", "tof", each with _identity, "masked_warp_error_target",
+        "flicker" and "flicker_identity"; "seam" when windows switched}."""
+        scores = {name: self.sums[name] / self.counts[name] for name in self.sums}
+        if "masked_warp_error" in self.sums:
+            target = self.sums["masked_warp_error_target"]
+            scores["flicker"] = ratio(self.sums["masked_warp_error"], target)
+            scores["flicker_identity"] = ratio(self.sums["masked_warp_error_identity"], target)
+        if self.switches:
+            scores["seam"] = self.seams.seam_ratio()
+        return scores
 
 
 def score_windows(inputs, outputs, targets):
-    """PSNR, SSIM, temporal warping error and L1 of uint8 windows (N, T, H, W, 3), each next to the
-    identity baseline; the warping error stays within each window."""
+    """PSNR, SSIM, masked warping error, tOF, flicker ratio and L1 of uint8 windows (N, T, H, W, 3),
+    each next to the identity baseline; frame pairs stay within each window."""
     scores = VideoScores()
     for window in zip(inputs, outputs, targets):
         scores.add(*window)
-        scores.cut()  # windows are scored on their own: no warping error from one to the next
+        scores.cut()  # windows are scored on their own: no frame pair from one to the next
     return {**scores.result(), "l1": mean_l1(outputs, targets), "l1_identity": mean_l1(inputs, targets)}
 
 
-SCORE_ROWS = (("l1", "L1 (255 = 1)"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("warp_error", "warping error"), ("vmaf", "VMAF"))
+SCORE_ROWS = (("l1", "L1 (255 = 1)"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("masked_warp_error", "masked warping error"),
+              ("tof", "tOF (pixels)"), ("flicker", "flicker ratio"), ("seam", "seam ratio"), ("vmaf", "VMAF"))
 
 
 def score_rows(scores):
@@ -148,7 +149,7 @@ def score_rows(scores):
 
 def score_table(scores):
     """A plain-text table: a row per metric, columns generated / identity (input as the answer) / target."""
-    lines = [f"{'':<16}{'generated':>11}{'identity':>11}{'target':>9}"]
+    lines = [f"{'':<22}{'generated':>11}{'identity':>11}{'target':>9}"]
     for label, *cells in score_rows(scores):
-        lines.append(f"{label:<16}" + "".join(f"{c:>{w}.4f}" if c is not None else " " * w for c, w in zip(cells, (11, 11, 9))))
+        lines.append(f"{label:<22}" + "".join(f"{c:>{w}.4f}" if c is not None else " " * w for c, w in zip(cells, (11, 11, 9))))
     return "\n".join(lines)
