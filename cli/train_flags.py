@@ -9,7 +9,7 @@ from the user's own file takes its arguments as --net-arg NAME=VALUE (--disc-arg
 import argparse
 from dataclasses import dataclass, field
 
-from cli.argtypes import frame_size, non_negative_float, non_negative_int, positive_float, positive_int
+from cli.argtypes import fraction, frame_size, non_negative_float, non_negative_int, positive_float, positive_int
 from datasets.sample import SAMPLE_DATA
 from networks import DISCRIMINATORS, GENERATORS, discriminator_spec, generator_spec
 from networks.declared import declared, dest_of
@@ -146,6 +146,13 @@ TRAIN_FLAGS = (
           help="adversarial loss; none trains a plain regression baseline"),
     _flag("losses and optimisation", "--l1", type=non_negative_float, default=100.0, help="weight of the L1 loss to the target"),
     _flag("losses and optimisation", "--mse", type=non_negative_float, default=0.0, help="weight of the squared-error loss to the target"),
+    _flag("losses and optimisation", "--temporal", type=non_negative_float, default=0.0,
+          help="weight of the short-term temporal loss (Lai et al. 2018): each generated frame against the one before "
+               "it warped by the target's optical flow, L1 where the target's motion is visible in both (the dataset "
+               "must hold the flow: build-dataset stores it)"),
+    _flag("losses and optimisation", "--ema", type=fraction, default=0.0, metavar="DECAY",
+          help="keep an exponential moving average of the generator's weights with this decay (e.g. 0.999; 0: none); "
+               "validation, compare and evaluate use the average"),
     _flag("losses and optimisation", "-lr", "--lr", type=positive_float, default=1e-3, help="Adam learning rate (betas 0.5, 0.999)"),
     _flag("losses and optimisation", "-epoch", "--epochs", type=positive_int, default=20, help="epochs to train"),
     _flag("losses and optimisation", "--decay-epochs", type=non_negative_int, default=0,

@@ -6,6 +6,7 @@ From two folders of sequences, one subfolder of frames per sequence matched by n
 DAVIS), or one folder whose sequences each hold two folders of frames (GoPro's blur/ and sharp/):
     python main.py build-dataset --a REDS/train_blur --b REDS/train_sharp -o data/reds --size 128
     python main.py build-dataset --a GOPRO_Large/train --b GOPRO_Large/train --parts blur,sharp -o data/gopro
+Add --flow to store the target's optical flow for train --temporal (or add it later: --add-flow DATA).
 From one video with a derived input (gray, edges, blur, lowres, noise, compress:CRF) or target (future:K):
     python main.py build-dataset --video videos/in.mp4 --pair gray -o data/in_gray
 or from several, each one segment:
@@ -46,6 +47,10 @@ def add_arguments(parser):
     parser.add_argument("--trim", action="store_true", help="when A and B differ in length, use the shorter length")
     parser.add_argument("--mmap", action="store_true", help="build even if it will not fit in memory (train it with --mmap)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the noise pair")
+    parser.add_argument("--flow", action="store_true",
+                        help="also store the target's optical flow and occlusion mask, which train --temporal needs "
+                             "(float16 flow and a uint8 mask: about 80%% more disk than the frames)")
+    parser.add_argument("--add-flow", metavar="DATA", help="store the optical flow in the existing dataset folder DATA, and nothing else")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     parser.add_argument("--quiet", action="store_true", help="no progress while decoding")
 
@@ -65,8 +70,16 @@ def matched_pairs(args):
 
 def main(args):
     from datasets.build import build_dataset, derived_sources, describe, paired_sources
+    from datasets.flow import write_flow
     from datasets.pairs import parse_pair
+    from datasets.store import read_meta
 
+    if args.add_flow:
+        if args.video or args.a or args.b:
+            raise UsageError("--add-flow works on a built dataset alone; give no videos with it")
+        write_flow(args.add_flow, quiet=args.quiet)
+        print(f"stored the optical flow of {args.add_flow}'s targets: " + describe(read_meta(args.add_flow), Path(args.add_flow)))
+        return 0
     if args.video and (args.a or args.b):
         raise UsageError("give either --a/--b pairs or --video with --pair, not both")
     if args.video:
@@ -91,6 +104,6 @@ def main(args):
         raise UsageError("--parts goes with --a/--b folders of sequences")
     output = Path(args.output) if args.output else Path("data") / name
     meta = build_dataset(output, sources, args.size, fps=args.fps, val_fraction=args.val_fraction, mmap=args.mmap,
-                         overwrite=args.overwrite, quiet=args.quiet)
+                         overwrite=args.overwrite, quiet=args.quiet, flow=args.flow)
     print("built " + describe(meta, output))
     return 0

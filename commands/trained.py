@@ -13,7 +13,8 @@ def trained_generator(args, clip_shape):
     from utils.device import pick_device
 
     device = pick_device(args.device)
-    model = load_model(args.checkpoint or latest_experiment(), device, args.network_source, args.allow_changed_network)
+    model = load_model(args.checkpoint or latest_experiment(), device, args.network_source, args.allow_changed_network,
+                       average=args.weights == "average")
     generate = clip_generator(model, device, clip_shape(model), args.amp, args.memory_format, args.max_memory, args.tile,
                               args.tile_overlap)
     return device, model, generate

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets.flow import has_flow, write_flow
 from datasets.pairs import parse_pair
 from datasets.sources import DerivedSource, PairedSource
 from media.frame_folder import is_frame_file, natural_key
@@ -72,10 +73,11 @@ def check_room(out, expected, size, mmap):
         raise DatasetError(out, f"needs {human_bytes(nbytes)} on disk but {parent} has {human_bytes(shutil.disk_usage(parent).free)} free")
 
 
-def build_dataset(out, sources, size, fps=None, val_fraction=0.1, mmap=False, overwrite=False, quiet=True):
+def build_dataset(out, sources, size, fps=None, val_fraction=0.1, mmap=False, overwrite=False, quiet=True, flow=False):
     """Decode `sources` into the dataset folder `out` and return its meta dict. Each source becomes
     one segment, and the last `val_fraction` of each is held out for validation. meta.json also
-    records the identity PSNR (the input taken as the answer) of the training and validation parts."""
+    records the identity PSNR (the input taken as the answer) of the training and validation parts.
+    With `flow`, the target's optical flow is stored too (datasets/flow.py), for train --temporal."""
     expected = sum(source.expected_frames(fps) for source in sources)
     check_room(out, expected, size, mmap)
     segments, identity = [], {"train": [], "val": []}
@@ -105,6 +107,8 @@ def build_dataset(out, sources, size, fps=None, val_fraction=0.1, mmap=False, ov
             "identity_psnr": {part: _mean(values) for part, values in identity.items()},
         }
         write_meta(tmp, meta)
+        if flow:
+            write_flow(tmp, quiet)
     return meta
 
 
@@ -120,4 +124,4 @@ def describe(meta, path):
     nbytes = sum(f.stat().st_size for f in path.iterdir())
     return (f"{path}: {meta['frames']} frames of {meta['width']}x{meta['height']} ({meta['pair']}), "
             f"{n_seg} segment{'s' if n_seg != 1 else ''}, {meta['frames'] - n_val} train / {n_val} validation frames, "
-            f"{human_bytes(nbytes)} on disk")
+            f"{'with the optical flow of its targets, ' if has_flow(path) else ''}{human_bytes(nbytes)} on disk")

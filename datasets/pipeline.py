@@ -5,7 +5,7 @@ own while the current step runs, so the GPU never waits on the host; on a CPU, w
 already uses every core, in turn (bench/prefetch.py: ahead was 0.88x there). What it yields is
 what the step would have gathered itself, bit for bit.
 
-    pipeline = InputPipeline(slider, device); for x, y in pipeline.epoch(3, first=0): step(x, y)
+    pipeline = InputPipeline(slider, device); for x, y, motion in pipeline.epoch(3, first=0): step(x, y, motion)
 """
 import torch
 
@@ -27,8 +27,9 @@ class InputPipeline:
         self.copied = [None] * len(self.buffers)  # on CUDA: an event that says a buffer's copy to the GPU is done
 
     def epoch(self, epoch, first=0):
-        """(x, y) float (N, C, T, H, W) in [-1, 1] on the device for batches `first`, `first` + 1, ...
-        of this rank's share of `epoch`."""
+        """(x, y, motion) for batches `first`, `first` + 1, ... of this rank's share of `epoch`: x and
+        y float (N, C, T, H, W) in [-1, 1] on the device; motion, when the slider serves the target's
+        flow, (flow (N, 2, T, H, W) in pixels, mask (N, 1, T, H, W) of 0 and 1), else None."""
         batches = self._batches(epoch, first)
         return ahead(batches, depth=AHEAD) if self.prefetch else batches
 
@@ -43,4 +44,11 @@ class InputPipeline:
             if self.device.type == "cuda":
                 self.copied[slot] = torch.cuda.Event()
                 self.copied[slot].record()
-            yield x, y
+            yield x, y, self.motion(windows[number], epoch, number)
+
+    def motion(self, windows, epoch, number):
+        """The stored flow and mask of the batch on the device, or None (small next to the frames: not prefetched into buffers)."""
+        if self.slider.motion is None:
+            return None
+        flow, mask = (torch.from_numpy(array).to(self.device) for array in self.slider.gather_motion(windows, epoch, number))
+        return flow.permute(0, 4, 1, 2, 3).float(), mask.unsqueeze(1).float()

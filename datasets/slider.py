@@ -29,8 +29,9 @@ class ClipSlider:
     resumed run sees exactly the batches an uninterrupted one would."""
 
     def __init__(self, a, b, ranges, pool, stride=1, batch_size=1, shuffle=True, seed=0, rank=0, world_size=1,
-                 crop=None, flip=False, source="dataset"):
+                 crop=None, flip=False, source="dataset", motion=None):
         self.a, self.b = a, b
+        self.motion = motion  # (flow, mask) of B, for the temporal loss, or None
         self.pool, self.stride, self.batch_size = pool, stride, batch_size
         self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
         self.crop, self.flip = crop, flip
@@ -84,18 +85,36 @@ class ClipSlider:
             for view, target in zip((self.a_view, self.b_view), targets):
                 torch.index_select(view, 0, flat, out=target)
             return tuple(buffer[:len(windows)].numpy() for buffer in out)
-        rng = np.random.default_rng([self.seed, epoch, self.rank, batch])
-        (width, height), (cw, ch) = self.frame_size, self.clip_size
-        rows = rng.integers(0, height - ch + 1, size=len(windows))[:, None] + np.arange(ch)  # (B, ch)
-        cols = rng.integers(0, width - cw + 1, size=len(windows))[:, None] + np.arange(cw)  # (B, cw)
-        if self.flip:
-            cols = np.where(rng.random(len(windows))[:, None] < 0.5, cols[:, ::-1], cols)
-        index = (frames[:, :, None, None], rows[:, None, :, None], cols[:, None, None, :])
+        index, _ = self.cropped(windows, epoch, batch)
         if out is None:
             return self.a[index], self.b[index]
         clips = [buffer[:len(windows)].numpy() for buffer in out]
         clips[0][...], clips[1][...] = self.a[index], self.b[index]
         return tuple(clips)
+
+    def cropped(self, windows, epoch, batch):
+        """(index, flipped): the array index of the windows' random crops and flips (from (seed,
+        epoch, rank, batch)), (B, T, h, w) over the frames, and which clips are flipped."""
+        frames = self.starts[windows][:, None] + self.offsets  # (B, T) frame numbers
+        rng = np.random.default_rng([self.seed, epoch, self.rank, batch])
+        (width, height), (cw, ch) = self.frame_size, self.clip_size
+        rows = rng.integers(0, height - ch + 1, size=len(windows))[:, None] + np.arange(ch)  # (B, ch)
+        cols = rng.integers(0, width - cw + 1, size=len(windows))[:, None] + np.arange(cw)  # (B, cw)
+        flipped = np.zeros(len(windows), bool)
+        if self.flip:
+            flipped = rng.random(len(windows)) < 0.5
+            cols = np.where(flipped[:, None], cols[:, ::-1], cols)
+        return (frames[:, :, None, None], rows[:, None, :, None], cols[:, None, None, :]), flipped
+
+    def gather_motion(self, windows, epoch=0, batch=0):
+        """The target's stored flow and mask for the clips `gather` serves, cropped and flipped as
+        they are: float16 (B, T, h, w, 2) in pixels (frame t to t-1; a flipped clip's x flow negated)
+        and uint8 (B, T, h, w). Needs the slider's `motion` (datasets/flow.py's arrays)."""
+        flow, mask = self.motion
+        index, flipped = self.cropped(windows, epoch, batch)
+        flows = flow[index]
+        flows[flipped, ..., 0] *= -1
+        return flows, mask[index]
 
     def batches(self, epoch):
         """Yield this rank's (A, B) batches of `epoch`, in order."""

@@ -30,31 +30,31 @@ def check_fits_in_memory(nbytes, path, what="this dataset"):
                                  f"pass --mmap to keep it on disk, or use a smaller --size")
 
 
-def _npy_header(shape):
+def _npy_header(shape, dtype):
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    np.lib.format.write_array_header_1_0(header, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": tuple(shape)})
     return header.getvalue()
 
 
 class NpyAppender:
-    """A .npy file of uint8 frames written chunk by chunk; the header gets the final count on close.
-    numpy pads the header of any 4-d uint8 array to 128 bytes, so the final one fits the space
-    written first (checked, not assumed)."""
+    """A .npy file of frames (uint8 unless told) written chunk by chunk; the header gets the final
+    count on close. numpy pads the header of a small array's to 128 bytes, so the final one fits
+    the space written first (checked, not assumed)."""
 
-    def __init__(self, path, frame_shape):
-        self.path, self.frame_shape, self.count = Path(path), tuple(frame_shape), 0
+    def __init__(self, path, frame_shape, dtype=np.uint8):
+        self.path, self.frame_shape, self.dtype, self.count = Path(path), tuple(frame_shape), np.dtype(dtype), 0
         self.file = open(self.path, "wb")
-        self.header_bytes = len(_npy_header((0, *self.frame_shape)))
+        self.header_bytes = len(_npy_header((0, *self.frame_shape), self.dtype))
         self.file.write(b"\0" * self.header_bytes)
 
     def append(self, frames):
-        if frames.shape[1:] != self.frame_shape or frames.dtype != np.uint8:
-            raise ValueError(f"{self.path}: frames of {frames.dtype} {frames.shape[1:]}, expected uint8 {self.frame_shape}")
+        if frames.shape[1:] != self.frame_shape or frames.dtype != self.dtype:
+            raise ValueError(f"{self.path}: frames of {frames.dtype} {frames.shape[1:]}, expected {self.dtype} {self.frame_shape}")
         self.file.write(np.ascontiguousarray(frames).data)
         self.count += len(frames)
 
     def close(self):
-        header = _npy_header((self.count, *self.frame_shape))
+        header = _npy_header((self.count, *self.frame_shape), self.dtype)
         if len(header) != self.header_bytes:
             raise ValueError(f"{self.path}: a header of {len(header)} bytes does not fit the {self.header_bytes} written")
         self.file.seek(0)

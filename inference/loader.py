@@ -19,6 +19,7 @@ class TrainedModel:
     generator: object
     state: dict
     path: str
+    averaged: bool = False  # the generator holds the run's average of the weights (--ema)
 
     @property
     def step(self):
@@ -51,7 +52,7 @@ class TrainedModel:
         return {"network": self.state["network"], "generator": self.state["model_args"], "source": record and record["sha256"]}
 
     def describe(self):
-        return {"checkpoint": self.path, "step": self.step}
+        return {"checkpoint": self.path, "step": self.step, "weights": "average (--ema)" if self.averaged else "trained"}
 
 
 def latest_experiment(root="checkpoints"):
@@ -62,9 +63,10 @@ def latest_experiment(root="checkpoints"):
     return latest.path
 
 
-def load_model(checkpoint, device, network_source=None, allow_changed_network=False):
-    """The TrainedModel of a checkpoint (a .pt file or an experiment folder), on `device`. Weights
-    that do not fit are refused. A generator from the user's file is imported from the file the
+def load_model(checkpoint, device, network_source=None, allow_changed_network=False, average=True):
+    """The TrainedModel of a checkpoint (a .pt file or an experiment folder), on `device`: with the
+    average of its weights when the run kept one (--ema) and `average`, else the trained weights.
+    Weights that do not fit are refused. A generator from the user's file is imported from the file the
     run recorded (or `network_source`, where it moved) only while its SHA-256 is the recorded one,
     unless `allow_changed_network`."""
     path = resolve_checkpoint(checkpoint)
@@ -79,8 +81,9 @@ def load_model(checkpoint, device, network_source=None, allow_changed_network=Fa
     source = verified_source(record, network_source, allow_changed_network) if record else None
     try:
         generator = build_generator(state["network"], source=source, **state["model_args"])
-        generator.load_state_dict(state["generator"])
+        averaged = average and state.get("ema") is not None
+        generator.load_state_dict(state["ema"] if averaged else state["generator"])
     except (TypeError, RuntimeError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:160]
         raise CheckpointError(path, f"its weights do not fit a {state['network']} with {state['model_args']} ({reason})") from None
-    return TrainedModel(generator.to(device).eval(), state, str(path))
+    return TrainedModel(generator.to(device).eval(), state, str(path), averaged)

@@ -36,3 +36,24 @@ def reconstruction_losses(fake, target):
     """(L1, MSE) between generated and target clips, in the [-1, 1] value range."""
     fake = fake.float()
     return F.l1_loss(fake, target), F.mse_loss(fake, target)
+
+
+def temporal_loss(fake, flow, mask):
+    """The short-term temporal loss of Lai et al. 2018: each generated frame t against generated
+    frame t-1 warped by the target's flow, L1 (in the [-1, 1] range) averaged over the pixels the
+    target shows in both frames (`mask`) whose flow stays inside the clip. fake (N, C, T, H, W);
+    flow (N, 2, T, H, W), frame t to t-1 in pixels (x, y); mask (N, 1, T, H, W) of 0 and 1. A
+    clip's first frame has no frame before it in the clip: its flow is not used."""
+    fake = fake.float()
+    n, c, t, h, w = fake.shape
+    frames = lambda v, k: v.transpose(1, 2)[:, k].reshape(-1, v.shape[1], h, w)  # noqa: E731 - (N * (T-1), channels, H, W)
+    current, previous = frames(fake, slice(1, None)), frames(fake, slice(None, -1))
+    motion, visible = frames(flow, slice(1, None)), frames(mask, slice(1, None))
+    ys, xs = torch.meshgrid(torch.arange(h, device=fake.device, dtype=torch.float32),
+                            torch.arange(w, device=fake.device, dtype=torch.float32), indexing="ij")
+    x, y = xs + motion[:, 0], ys + motion[:, 1]  # where each pixel of frame t was in frame t-1
+    inside = ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).unsqueeze(1)
+    grid = torch.stack([2 * x / max(w - 1, 1) - 1, 2 * y / max(h - 1, 1) - 1], dim=-1)
+    warped = F.grid_sample(previous, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    weight = visible * inside
+    return (weight * (current - warped).abs()).sum() / (c * weight.sum()).clamp_min(1.0)

@@ -26,7 +26,7 @@ from utils.fsio import temp_name, writing
 
 VERSION = 1
 # What runs from before a flag existed did, for every flag added since: full 3D convolutions, no global skip.
-OLD_RUN_DEFAULTS = {"conv": "3d", "residual": "off", "net_args": {}, "disc": "patch", "disc_args": {}}
+OLD_RUN_DEFAULTS = {"conv": "3d", "residual": "off", "net_args": {}, "disc": "patch", "disc_args": {}, "temporal": 0.0, "ema": 0.0}
 OLD_RUN_DATASET = {"pair": None, "width": 64, "height": 64, "fps": None}  # before checkpoints recorded their data
 DATASET_KEYS = tuple(OLD_RUN_DATASET)
 NO_PLUGINS = {"generator": None, "discriminator": None}
@@ -66,6 +66,7 @@ def build_checkpoint(nets, position, config, model_args, disc_args, sources, dat
         rng["cuda"] = torch.cuda.get_rng_state(device)
     return {
         "generator": nets.raw_generator.state_dict(), "opt_g": nets.opt_g.state_dict(), "scaler": nets.scaler.state_dict(),
+        "ema": nets.ema.module.state_dict() if nets.ema is not None else None,
         "discriminator": nets.raw_discriminator.state_dict() if nets.raw_discriminator else None,
         "opt_d": nets.opt_d.state_dict() if nets.opt_d else None,
         "epoch": position.epoch, "epoch_step": position.epoch_step, "step": position.step, "network": config["network"],
@@ -176,6 +177,8 @@ def restore_networks(nets, state):
         nets.raw_discriminator.load_state_dict(state["discriminator"])
         nets.opt_d.load_state_dict(state["opt_d"])
     nets.scaler.load_state_dict(state["scaler"])
+    if nets.ema is not None and state.get("ema") is not None:  # else (--ema added on a resume) it starts from the weights
+        nets.ema.module.load_state_dict(state["ema"])
 
 
 def restore_random_state(state, device):

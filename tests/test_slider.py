@@ -103,7 +103,7 @@ def test_resumed_epoch_serves_the_same_remaining_batches():
     a = coded_frames(40)
     make = lambda: ClipSlider(a, a, [(0, 40)], pool=4, stride=2, batch_size=3, seed=5, crop=Size(4, 4), flip=True)  # noqa: E731
     full = [to_model_input(x, torch.device("cpu")) for x, _ in make().batches(2)]
-    tail = [x for x, _ in InputPipeline(make(), torch.device("cpu"), prefetch=False).epoch(2, first=3)]
+    tail = [x for x, _, _ in InputPipeline(make(), torch.device("cpu"), prefetch=False).epoch(2, first=3)]
     assert len(tail) == len(full) - 3
     for x, y in zip(full[3:], tail):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
@@ -136,8 +136,34 @@ def test_input_pipeline_gives_bit_for_bit_what_the_slider_gathers_from_any_batch
             expected = list(slider.batches(epoch))[first:]
             got = list(pipeline.epoch(epoch, first))
             assert len(got) == len(expected) == len(slider) - first
-            for (x, y), (ea, eb) in zip(got, expected):
+            for (x, y, motion), (ea, eb) in zip(got, expected):
                 assert torch.equal(x, to_model_input(ea, torch.device("cpu"))) and torch.equal(y, to_model_input(eb, torch.device("cpu")))
+                assert motion is None  # no flow given
+
+
+def test_the_stored_flow_is_cropped_and_flipped_with_its_clips():
+    """A target whose every pixel moves one column right per frame, with flow that says so: after
+    any crop and flip the clip's flow must still warp frame t-1 onto frame t."""
+    n, h, w = 12, 6, 10
+    b = np.zeros((n, h, w, 3), np.uint8)
+    for t in range(n):
+        b[t] = (np.arange(w)[None, :, None] - t) % w * 20 + np.arange(h)[:, None, None]  # frame t = frame t-1 moved right
+    flow = np.zeros((n, h, w, 2), np.float16)
+    flow[..., 0] = -1  # each pixel of frame t was one column left in frame t-1
+    mask = np.ones((n, h, w), np.uint8)
+    mask[..., 0] = 0  # the column that came in on the left
+    slider = ClipSlider(b, b, [(0, n)], pool=4, stride=2, batch_size=4, seed=3, crop=Size(5, 4), flip=True, motion=(flow, mask))
+    flipped_any = False
+    for number, windows in enumerate(slider.epoch_batches(0)):
+        _, clips = slider.gather(windows, 0, number)
+        flows, masks = slider.gather_motion(windows, 0, number)
+        flipped_any |= bool((flows[..., 0] > 0).any())
+        for clip, clip_flow, clip_mask in zip(clips, flows, masks):
+            for t in range(1, len(clip)):
+                xs = np.arange(clip.shape[2]) + clip_flow[t, 0, :, 0].astype(int)  # where each pixel was
+                inside = (xs >= 0) & (xs < clip.shape[2]) & (clip_mask[t, 0] == 1)
+                assert np.array_equal(clip[t][:, inside], clip[t - 1][:, xs[inside]])
+    assert flipped_any
 
 
 def test_input_pipeline_prefetching_prepares_the_next_batch_while_the_step_runs():

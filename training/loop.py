@@ -7,6 +7,7 @@ each stage below is a plain function of them.
     python main.py train -net unet --data data/sample_gray --epochs 20
 """
 import contextlib
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from cli.train_flags import as_typed
 from datasets.build import build_dataset, derived_sources
+from datasets.flow import load_flow
 from datasets.pipeline import InputPipeline
 from datasets.sample import SAMPLE_DATA, ensure_sample
 from datasets.slider import ClipSlider, validation_slider
@@ -36,6 +38,7 @@ from runfolder.metrics import MetricsLog
 from training.experiment import architecture, discriminator_args, generator_args, network_sources, resolve_residual, source_file
 from training.samples import write_samples
 from training.signals import EXIT_CODES, StopSignals
+from training.ema import WeightAverage
 from training.step import LossWeights, Nets, NonFiniteLoss, gan_step
 from training.validate import validate
 from training.watchdog import Watchdog
@@ -243,9 +246,10 @@ def load_data(config, ranks, state, folder):
         raise CheckpointError(folder.last, f"was trained on other data than {config['data']}; pass --allow-new-data "
                                                   f"to go on with this dataset, or resume with the original --data")
     crop = Size(*config["crop"]) if config["crop"] else None
+    motion = load_flow(dataset, mmap=config["mmap"]) if config["temporal"] else None
     train = ClipSlider(dataset.a, dataset.b, dataset.ranges("train"), config["pool"], config["step"], config["batch"],
                        seed=config["seed"], rank=ranks.rank, world_size=ranks.world_size, crop=crop, flip=config["flip"],
-                       source=config["data"])
+                       source=config["data"], motion=motion)
     try:
         val = validation_slider(dataset, config["pool"], config["batch"], source=config["data"])
     except DatasetError:
@@ -287,10 +291,13 @@ def build_networks(config, train, ranks, device, state, sources):
         if problem:
             raise TrainingError(sources["generator"]["file"], f"{generator_spec(config['network']).class_name} {problem}")
     compute = choose_run_compute(config, train, generator, discriminator, ranks, device, state, sources)
-    nets = Nets.around(generator, discriminator, grad_scaler(device, compute.amp), lr=config["lr"])
+    nets = Nets.around(generator, discriminator, grad_scaler(device, compute.amp), lr=config["lr"], ema_decay=config["ema"])
     if state is not None:
         restore_networks(nets, state)
-    for module in (generator, discriminator):
+        if nets.ema is not None and state.get("ema") is None:  # --ema added on a resume: the average starts here
+            nets = dataclasses.replace(nets, ema=WeightAverage(generator, config["ema"]))
+    average = nets.ema.module if nets.ema is not None else None
+    for module in (generator, discriminator, average):
         if module is not None and compute.channels_last:
             module.to(memory_format=torch.channels_last_3d)  # in place: the optimizers keep their parameters
     if ranks.distributed:
@@ -306,6 +313,7 @@ def choose_run_compute(config, train, generator, discriminator, ranks, device, s
     if saved is not None:
         return Compute(*saved, "as when the run started")
     a, b = train.gather(train.epoch_batches(0)[0], 0, 0)
+    # Timed without the temporal loss: it needs the batch's flow, and is cheap next to the networks' passes.
     weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
     return choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources)
 
@@ -374,7 +382,7 @@ def say_what_trains(run, resumed, defaults):
 
 def validate_at_step_0(run, report):
     """Where the curves start: a residual generator starts at the identity."""
-    scores, _ = validate(run.nets.raw_generator, run.data.val, run.device, run.amp, run.channels_last)
+    scores, _ = validate(run.nets.inference_generator, run.data.val, run.device, run.amp, run.channels_last)
     report.log.write({"step": 0, "epoch": 0, **scores})
     report.progress.write(validation_line("step 0", scores))
 
@@ -408,19 +416,21 @@ def run_epoch(run, inputs, position, report, clock, signals):
     """The steps of the current epoch from where it stands, until its end or the budget. Returns the
     exit code when a signal stopped it (after saving), else None."""
     config, nets = run.config, run.nets
-    weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
+    weights = LossWeights(config["gan_loss"], config["l1"], config["mse"], config["temporal"])
     decay_steps = config["decay_epochs"] * run.steps_per_epoch
     clips_per_step = config["batch"] * run.ranks.world_size
     batches = inputs.epoch(position.epoch, first=position.epoch_step)  # prepared a batch ahead, during each step
     sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
     while position.epoch_step < run.steps_per_epoch and budget_left(run, position, clock):
         started = time.perf_counter()
-        x, y = next(batches)  # (N, C, T, H, W) on the device
+        x, y, motion = next(batches)  # (N, C, T, H, W) on the device, and the target's flow for --temporal
         data_time += time.perf_counter() - started  # time the step waited for its data
         lr = lr_at(position.step, config["lr"], run.total_steps, decay_steps)
         for group in nets.opt_g.param_groups + (nets.opt_d.param_groups if nets.opt_d else []):
             group["lr"] = lr
-        losses = gan_step(nets, x, y, weights, run.device, run.amp, run.ranks)
+        losses = gan_step(nets, x, y, weights, run.device, run.amp, run.ranks, motion)
+        if nets.ema is not None:
+            nets.ema.update(nets.raw_generator, position.step)
         position.step, position.epoch_step = position.step + 1, position.epoch_step + 1
         for name, value in losses.items():
             sums[name] = sums.get(name, 0.0) + value
@@ -469,7 +479,7 @@ def end_epoch(run, position, report, epoch_number, finished):
     scores = {}
     if report is not None:
         if run.data.val is not None and (finished or epoch_number % run.config["sample_every"] == 0):
-            scores, clips = validate(run.nets.raw_generator, run.data.val, run.device, run.amp, run.channels_last)
+            scores, clips = validate(run.nets.inference_generator, run.data.val, run.device, run.amp, run.channels_last)
             report.log.write({"step": position.step, "epoch": epoch_number, **scores})
             write_samples(run.folder, epoch_number, clips, run.data.dataset.meta.get("fps") or 25, report.log)
             report.progress.write(validation_line(f"epoch {epoch_number}", scores))

@@ -11,8 +11,9 @@ import torch
 
 from compute.choice import NotFinite
 from compute.precision import autocast
-from networks.losses import discriminator_loss, generator_loss, reconstruction_losses
+from networks.losses import discriminator_loss, generator_loss, reconstruction_losses, temporal_loss
 from training.distributed import Ranks, any_rank
+from training.ema import WeightAverage
 
 
 class NonFiniteLoss(NotFinite):
@@ -32,13 +33,21 @@ class Nets:
     discriminator: torch.nn.Module | None = None
     raw_discriminator: torch.nn.Module | None = None
     opt_d: torch.optim.Optimizer | None = None
+    ema: WeightAverage | None = None  # the average of the generator's weights (--ema), or None
+
+    @property
+    def inference_generator(self):
+        """What validation (and later compare and evaluate) run: the weight average when kept."""
+        return self.ema.module if self.ema is not None else self.raw_generator
 
     @classmethod
-    def around(cls, generator, discriminator, scaler, lr):
-        """Unwrapped `generator` and `discriminator` (or None) with Adam optimizers (betas 0.5, 0.999)."""
+    def around(cls, generator, discriminator, scaler, lr, ema_decay=0.0):
+        """Unwrapped `generator` and `discriminator` (or None) with Adam optimizers (betas 0.5, 0.999),
+        and a weight average of the generator when `ema_decay` is above 0."""
         adam = {"lr": lr, "betas": (0.5, 0.999)}
         opt_d = torch.optim.Adam(discriminator.parameters(), **adam) if discriminator is not None else None
-        return cls(generator, generator, torch.optim.Adam(generator.parameters(), **adam), scaler, discriminator, discriminator, opt_d)
+        ema = WeightAverage(generator, ema_decay) if ema_decay else None
+        return cls(generator, generator, torch.optim.Adam(generator.parameters(), **adam), scaler, discriminator, discriminator, opt_d, ema)
 
     def wrapped(self, wrap):
         """These Nets with the trained modules wrapped by `wrap` (DistributedDataParallel); the raw ones stay."""
@@ -51,6 +60,7 @@ class LossWeights:
     gan: str = "dcgan"
     l1: float = 100.0
     mse: float = 0.0
+    temporal: float = 0.0  # Lai et al.'s short-term temporal loss; needs the target's flow
 
 
 def set_requires_grad(module, flag):
@@ -68,8 +78,9 @@ def as_floats(losses, ranks, device):
     return values
 
 
-def gan_step(nets, x, y, weights, device, amp, ranks=Ranks()):
-    """x, y: (N, C, T, H, W) input and target in [-1, 1]. Returns the step's losses as floats."""
+def gan_step(nets, x, y, weights, device, amp, ranks=Ranks(), motion=None):
+    """x, y: (N, C, T, H, W) input and target in [-1, 1]; `motion`: the target's (flow, mask) for the
+    temporal loss (datasets/pipeline.py). Returns the step's losses as floats."""
     with autocast(device, amp):
         fake = nets.generator(x)
     values = {}
@@ -93,6 +104,9 @@ def gan_step(nets, x, y, weights, device, amp, ranks=Ranks()):
             losses["g_adv"] = generator_loss(weights.gan, nets.raw_discriminator(x, fake).float())
     losses["g_l1"], losses["g_mse"] = reconstruction_losses(fake, y)
     total = losses.get("g_adv", 0.0) + weights.l1 * losses["g_l1"] + weights.mse * losses["g_mse"]
+    if weights.temporal:
+        losses["g_temporal"] = temporal_loss(fake, *motion)
+        total = total + weights.temporal * losses["g_temporal"]
     losses["g_total"] = total
     values.update(as_floats(losses, ranks, device))
     nets.opt_g.zero_grad(set_to_none=True)
