@@ -40,6 +40,17 @@ def own_window(frame, starts, pool):
     return min(covering, key=lambda s: (abs(frame - s - (pool - 1) / 2), s))
 
 
+def frame_output(frame, window, generated, weights):
+    """uint8 frame `frame`: `window`'s output, or with `weights` (blend_weights) the weighted mean of
+    every window in `generated` ({start: outputs}) that covers it."""
+    covering = [s for s in generated if s <= frame < s + len(generated[s])]
+    if weights is None or len(covering) == 1:
+        return generated[window][frame - window]
+    w = np.array([weights[frame - s] for s in covering])
+    mixed = sum(wi * generated[s][frame - s].astype(np.float32) for wi, s in zip(w, covering)) / w.sum()
+    return np.rint(mixed).astype(np.uint8)
+
+
 def generate_stream(pairs, generate, pool, overlap=0, batch=1, blend=True):
     """Run `generate` over a stream and yield Chunks of aligned frames, in order.
 
@@ -57,14 +68,6 @@ def generate_stream(pairs, generate, pool, overlap=0, batch=1, blend=True):
         clips = inputs[np.minimum(frames, len(inputs) - 1)]  # the min pads a too-short video with its last frame
         generated.update(zip(starts, generate(clips)))
 
-    def output(frame, window):
-        covering = [s for s in generated if s <= frame < s + pool]
-        if not blend or len(covering) == 1:
-            return generated[window][frame - window]
-        w = np.array([weights[frame - s] for s in covering])
-        mixed = sum(wi * generated[s][frame - s].astype(np.float32) for wi, s in zip(w, covering)) / w.sum()
-        return np.rint(mixed).astype(np.uint8)
-
     def emit(until):
         """Chunks for frames [emitted, until): every window that covers them has run."""
         nonlocal emitted, last_window
@@ -74,7 +77,7 @@ def generate_stream(pairs, generate, pool, overlap=0, batch=1, blend=True):
             while end < until and own_window(end, generated, pool) == window:
                 end += 1
             part = slice(emitted - base, end - base)
-            outputs = np.stack([output(f, window) for f in range(emitted, end)])
+            outputs = np.stack([frame_output(f, window, generated, weights if blend else None) for f in range(emitted, end)])
             yield Chunk(inputs[part], outputs, None if targets is None else targets[part],
                         switched=last_window is not None and window != last_window)
             emitted, last_window = end, window

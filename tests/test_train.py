@@ -54,7 +54,7 @@ def test_amp_without_native_bfloat16_says_so_and_runs_float32(tmp_path, tiny):
 
 
 def test_resume_gives_bitwise_the_same_parameters(tmp_path, tiny):
-    common = ["--data", tiny, *TINY, "--seed", "3", "--flip", "--crop", "8"]
+    common = ["--data", tiny, *TINY, "--seed", "3", "--flip", "--crop", "8", "--ema", "0.9"]
     assert run_cli("train", *common, "--epochs", "2", "--name", "straight", cwd=tmp_path).returncode == 0
     assert run_cli("train", *common, "--epochs", "1", "--name", "split", cwd=tmp_path).returncode == 0
     resumed = run_cli("train", "--name", "split", "--resume", "--epochs", "2", cwd=tmp_path)  # other flags come from the run
@@ -62,7 +62,7 @@ def test_resume_gives_bitwise_the_same_parameters(tmp_path, tiny):
     a = torch.load(tmp_path / "checkpoints" / "straight" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "checkpoints" / "split" / "last.pt", weights_only=True)
     assert a["step"] == b["step"] == 12 and b["finished"]
-    for part in ("generator", "discriminator", "opt_g"):
+    for part in ("generator", "discriminator", "opt_g", "ema"):  # the weight average too
         flat_a, flat_b = torch.utils._pytree.tree_flatten(a[part])[0], torch.utils._pytree.tree_flatten(b[part])[0]
         assert all(torch.equal(x, y) if torch.is_tensor(x) else x == y for x, y in zip(flat_a, flat_b))
     assert validation_records(tmp_path / "checkpoints" / "straight")[-1] == validation_records(tmp_path / "checkpoints" / "split")[-1]
