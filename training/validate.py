@@ -14,4 +14,5 @@ def validate(generator, slider, device, amp, channels_last=False):
     generator.eval()
     clips = generate_windows(ClipGenerator(generator, device, amp, channels_last), slider)
     generator.train(was_training)
-    return {f"val/{name}": value for name, value in score_windows(*clips).items()}, clips
+    # A ratio with no reference (a still target has no motion to compare flicker with) is left out, not logged as null.
+    return {f"val/{name}": value for name, value in score_windows(*clips).items() if value is not None}, clips
