@@ -99,7 +99,7 @@ def test_run_folder_explains_itself(tmp_path, tiny):
     assert config["network"] == "unet" and config["depth"] == 2 and config["keep"] == 1
     assert sorted(p.name for p in folder.glob("*.pt")) == ["epoch_0002.pt", "last.pt"]
     assert sorted(p.name for p in (folder / "samples").iterdir()) == ["clip_generated.png", "clip_input.png", "clip_target.png",
-                                                                       "epoch_0001.mp4", "epoch_0001.png", "epoch_0002.mp4", "epoch_0002.png"]
+                                                                       "epoch_0001.mp4", "epoch_0001.png", "epoch_0002.mp4", "epoch_0002.png", "profile_0001.png", "profile_0002.png"]
     losses = [r for r in read_metrics(folder) if "loss/g_l1" in r]
     assert losses and {"step", "epoch", "loss/g_adv", "loss/d_real", "loss/d_fake", "loss/g_l1", "time/clips_per_s"} <= set(losses[0])
     state = torch.load(folder / "last.pt", weights_only=True)
