@@ -60,11 +60,17 @@ def table(rows):
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def task_arguments(description):
+    """The parser of a bench over the tasks: --tasks, --steps, --size (bench/temporal.py has them too)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--size", type=int, default=48, help="frame side in pixels")
+    return parser
+
+
+def main():
+    parser = task_arguments(__doc__)
     parser.add_argument("--train-flags", default="", help="more train flags, e.g. \"--conv 2plus1d\" (default: none, the defaults)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()

@@ -18,14 +18,13 @@ where the window switches over the error inside windows, each relative to the ta
     python -m bench.temporal                              # every task
     python -m bench.temporal --tasks edges,noise --temporal 5 --ema 0.99 --steps 150
 """
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
 from bench.footage import natural_shots
-from bench.quality import TASKS, run_main
+from bench.quality import run_main, task_arguments
 from datasets.build import build_dataset, derived_sources
 from utils.device import machine_summary
 from utils.size import Size
@@ -77,10 +76,7 @@ def table(results):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default=",".join(TASKS))
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--size", type=int, default=48, help="frame side in pixels")
+    parser = task_arguments(__doc__)
     parser.add_argument("--temporal", type=float, default=5.0, help="the --temporal weight to measure")
     parser.add_argument("--ema", type=float, default=0.99, help="the --ema decay to measure")
     parser.add_argument("--windows", default="18", help="longer compare windows to measure, comma-separated")

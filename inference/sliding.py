@@ -103,7 +103,7 @@ def generate_stream(pairs, generate, pool, overlap=0, batch=1, blend=True):
         base = keep_from
     if total == 0:
         return
-    last_start = max(list(generated) + scheduled + [next_start - stride], default=-1)
+    last_start = next_start - stride  # the last window scheduled (negative when none was)
     if last_start < 0 or last_start + pool < total:
         scheduled.append(max(0, total - pool))
     while scheduled:
