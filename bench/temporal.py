@@ -3,20 +3,22 @@ time as well as in space.
 
 Five shots of the footage make each task's dataset (with the target's optical flow; the last
 quarter of each shot held out); the sixth shot is never trained on, and is the video `compare`
-runs over. Each task trains twice for the same steps: with --ema (the average is a shadow copy and
-does not change what trains, so that run's trained weights are the defaults' run) and with
---temporal. Rows, on the held-out windows (`evaluate`):
+runs over. Each task trains, for each seed, with --ema (the average is a shadow copy and does not
+change what trains, so that run's trained weights are the defaults' run) and once more for each
+--temporal weight, all for the same steps. Rows, on the held-out windows (`evaluate`):
   defaults        the defaults' trained weights
   --ema D         the same run's average of the weights
-  --temporal W    the run with the temporal loss
+  --temporal W    the run with the temporal loss at weight W
 and on the unseen shot (`compare`, the defaults' weights), the ways to run windows over a video:
   pool, hard      windows of -pool frames, each frame from the window centred nearest (before blending)
   pool, blended   the same windows, blended where they overlap (compare's default)
   window N        longer windows than -pool, blended
 The flicker ratio is the masked warping error over the target's own; the seam ratio is the error
-where the window switches over the error inside windows, each relative to the target's.
-    python -m bench.temporal                              # every task
-    python -m bench.temporal --tasks edges,noise --temporal 5 --ema 0.99 --steps 150
+where the window switches over the error inside windows, each relative to the target's. With two
+seeds or more each cell is the mean ± the standard deviation over seeds, and the last columns are
+Welch's p for PSNR and the flicker ratio against the defaults (the compare rows: against hard switches).
+    python -m bench.temporal                              # every task, one seed
+    python -m bench.temporal --tasks edges,noise --temporal 2,5 --ema 0.99 --steps 150 --seeds 3
 """
 import json
 import tempfile
@@ -26,6 +28,7 @@ from pathlib import Path
 from bench.footage import natural_shots
 from bench.quality import run_main, task_arguments
 from datasets.build import build_dataset, derived_sources
+from experiments.stats import mean_std, welch_t_test
 from utils.device import machine_summary
 from utils.size import Size
 
@@ -43,18 +46,20 @@ def compared(work, name, video, *flags):
     return json.loads(out.with_suffix(".json").read_text())["scores"]
 
 
-def measure(task, shots, size, work, args):
-    """[(row label, scores)] for one task, and the seconds its two trainings took."""
+def measure(task, shots, size, work, args, seed):
+    """[(row label, scores)] for one task and seed, and the seconds its trainings took."""
     data = work / "data" / task.replace(":", "")
-    build_dataset(data, derived_sources(shots[:-1], task), size, val_fraction=0.25, overwrite=True, quiet=True, flow=True)
-    name = task.replace(":", "")
-    common = ["--data", data, "--max-steps", args.steps, "--epochs", 10 ** 6, "--sample-every", 10 ** 6, "--seed", args.seed]
+    if not data.exists():
+        build_dataset(data, derived_sources(shots[:-1], task), size, val_fraction=0.25, overwrite=True, quiet=True, flow=True)
+    name = f"{task.replace(':', '')}_seed{seed}"
+    common = ["--data", data, "--max-steps", args.steps, "--epochs", 10 ** 6, "--sample-every", 10 ** 6, "--seed", seed]
     started = time.perf_counter()
     run_main("train", *common, "--ema", args.ema, "--name", name, cwd=work)
-    run_main("train", *common, "--temporal", args.temporal, "--name", name + "_temporal", cwd=work)
+    for weight in args.temporal:
+        run_main("train", *common, "--temporal", weight, "--name", f"{name}_temporal{weight:g}", cwd=work)
     seconds = time.perf_counter() - started
-    rows = [("defaults", evaluated(work, name, "--weights", "trained")), (f"--ema {args.ema:g}", evaluated(work, name)),
-            (f"--temporal {args.temporal:g}", evaluated(work, name + "_temporal"))]
+    rows = [("defaults", evaluated(work, name, "--weights", "trained")), (f"--ema {args.ema:g}", evaluated(work, name))]
+    rows += [(f"--temporal {weight:g}", evaluated(work, f"{name}_temporal{weight:g}")) for weight in args.temporal]
     pool = 9  # train's default -pool
     rows += [(f"compare: pool {pool}, hard", compared(work, name, shots[-1], "--no-blend")),
              (f"compare: pool {pool}, blended", compared(work, name, shots[-1]))]
@@ -62,40 +67,72 @@ def measure(task, shots, size, work, args):
     return rows, seconds
 
 
-def cell(value, width, digits):
-    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+def summarised(runs):
+    """{label: {metric: [value per seed]}} from the rows of each seed's run."""
+    found = {}
+    for rows in runs:
+        for label, scores in rows:
+            for key, value in scores.items():
+                if value is not None:
+                    found.setdefault(label, {}).setdefault(key, []).append(value)
+    return found
+
+
+def against_defaults(values, label, key):
+    """Welch's p of this row's `key` against the defaults' (or their compare row's), '-' with one seed."""
+    base = "compare: pool 9, hard" if label.startswith("compare") else "defaults"
+    mine, theirs = values[label].get(key, []), values[base].get(key, [])
+    if label == base or len(mine) < 2 or len(theirs) < 2:
+        return "-"
+    return f"{welch_t_test(mine, theirs)[2]:.2f}"
 
 
 def table(results):
-    lines = [f"{'task':<13}{'way':<26}" + "".join(f"{label:>{width}}" for _, label, width, _ in COLUMNS) + f"{'identity PSNR':>15}"]
-    for task, rows, _ in results:
-        for label, scores in rows:
-            lines.append(f"{task:<13}{label:<26}" + "".join(cell(scores.get(key), width, digits) for key, _, width, digits in COLUMNS)
-                         + cell(scores.get("psnr_identity"), 15, 2))
+    """One line per task and way: each metric's mean (± its standard deviation over seeds, with
+    more than one), and Welch's p for PSNR and the flicker ratio against the defaults."""
+    lines = [f"{'task':<13}{'way':<26}" + "".join(f"{label:>{width + 7}}" for _, label, width, _ in COLUMNS)
+             + f"{'identity PSNR':>15}{'p PSNR':>8}{'p flicker':>10}"]
+    for task, runs, _ in results:
+        values = summarised(runs)
+        for label in values:
+            cells = "".join(spread(values[label].get(key), width, digits) for key, _, width, digits in COLUMNS)
+            lines.append(f"{task:<13}{label:<26}{cells}{spread(values[label].get('psnr_identity'), 8, 2)}"
+                         f"{against_defaults(values, label, 'psnr'):>8}{against_defaults(values, label, 'flicker'):>10}")
     return "\n".join(lines)
+
+
+def spread(values, width, digits):
+    if not values:
+        return f"{'-':>{width + 7}}"
+    mean, std = mean_std(values)
+    return f"{mean:>{width}.{digits}f}" + (f" ±{std:<5.{digits}f}" if len(values) > 1 else " " * 7)
 
 
 def main():
     parser = task_arguments(__doc__)
-    parser.add_argument("--temporal", type=float, default=5.0, help="the --temporal weight to measure")
+    parser.add_argument("--temporal", default="5", help="--temporal weights to measure, comma-separated")
     parser.add_argument("--ema", type=float, default=0.99, help="the --ema decay to measure")
     parser.add_argument("--windows", default="18", help="longer compare windows to measure, comma-separated")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per way (0, 1, ...): with 2 or more, mean ± deviation and Welch's p")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     args.windows = [int(w) for w in args.windows.split(",") if w]
+    args.temporal = [float(w) for w in args.temporal.split(",") if w]
     started = time.perf_counter()
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         size = Size(args.size, args.size)
         shots = natural_shots(work / "footage", frames=48, size=size)
-        results = [(task, *measure(task, shots, size, work, args)) for task in args.tasks.split(",")]
+        for task in args.tasks.split(","):
+            measured = [measure(task, shots, size, work, args, seed) for seed in range(args.seeds)]
+            results.append((task, [rows for rows, _ in measured], sum(seconds for _, seconds in measured)))
+            if args.json:  # as it goes: a long run leaves what it has measured
+                Path(args.json).write_text(json.dumps([{"task": t, "runs": runs, "train_seconds": s} for t, runs, s in results], indent=2))
     print(machine_summary())
     print(f"5 shots of 48 frames at {args.size}x{args.size} (the last quarter of each held out) to train on, a sixth to compare on; "
-          f"{args.steps} steps, seed {args.seed}; {time.perf_counter() - started:.0f} s in all")
+          f"{args.steps} steps, seeds 0 to {args.seeds - 1}; {time.perf_counter() - started:.0f} s in all")
     print(table(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps([{"task": t, "rows": rows, "train_seconds": s} for t, rows, s in results], indent=2))
 
 
 if __name__ == "__main__":
