@@ -17,7 +17,7 @@ from datasets.pipeline import InputPipeline
 from datasets.slider import ClipSlider
 from networks import build_generator
 from networks.discriminator import PatchDiscriminator3D
-from training.step import LossWeights, Nets, gan_step
+from training.step import LossWeights, Nets, NonFiniteGuard, gan_step
 from utils.device import machine_summary, pick_device
 
 
@@ -33,8 +33,9 @@ def steps_per_second(pipeline, nets, device, epoch, steps):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     started = time.perf_counter()
-    for _, (x, y) in zip(range(steps), batches):
-        gan_step(nets, x, y, LossWeights(), device, False)
+    guard = NonFiniteGuard(device)
+    for _, (x, y, _motion) in zip(range(steps), batches):
+        gan_step(nets, x, y, LossWeights(), device, False, guard)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     batches.close()

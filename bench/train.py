@@ -8,6 +8,7 @@ GFLOP per step (counted by torch.utils.flop_counter) and achieved GFLOP/s. bfloa
 only where the CPU computes it natively. It also prints which way `--memory-format auto --amp auto`
 would choose from these numbers, and a 3x3x3 conv3d layer alone as the machine's peak.
     python -m bench.train
+    python -m bench.train --device cuda      # a GPU (bench/gpu.py checks the rest of what runs there)
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python -m bench.train    # an AVX2-only CPU, approximately
 """
 import argparse
@@ -21,17 +22,16 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cli.train_flags import default_flags
 from compute.choice import Compute, fastest
-from compute.precision import grad_scaler
+from compute.precision import amp_pays_here, grad_scaler
 from datasets.slider import ClipSlider
 from networks import build_generator
 from networks.discriminator import PatchDiscriminator3D
 from networks.layers import InstanceNorm3d
 from training.experiment import discriminator_args
-from training.step import LossWeights, Nets, gan_step
-from utils.device import machine_summary, native_bf16_cpu, to_model_input
+from training.step import LossWeights, Nets, NonFiniteGuard, gan_step
+from utils.device import machine_summary, pick_device, to_model_input
 
 NETWORKS = {"unet": {"channels": 16, "depth": 4}, "resnet": {"channels": 16, "blocks": 6, "downsample": 2}}
-CPU = torch.device("cpu")
 
 
 def with_torch_instance_norm(module):
@@ -49,7 +49,7 @@ def with_torch_instance_norm(module):
 class Way:
     """A generator, a discriminator and their optimizers, computing one way."""
 
-    def __init__(self, network, conv, compute, before=False):
+    def __init__(self, network, conv, compute, device, before=False):
         torch.manual_seed(0)
         layout = torch.channels_last_3d if compute.channels_last else torch.contiguous_format
         g = build_generator(network, conv=conv, **NETWORKS[network])
@@ -57,61 +57,71 @@ class Way:
         d = PatchDiscriminator3D(**{**discriminator_args(default_flags()), "conv": conv, "spectral_norm": not before})
         if before:
             g, d = with_torch_instance_norm(g), with_torch_instance_norm(d)
-        g, d = g.to(memory_format=layout), d.to(memory_format=layout)
-        self.nets = Nets.around(g, d, grad_scaler(CPU, compute.amp), lr=2e-4)
-        self.compute, self.conv, self.before = compute, conv, before
+        g, d = g.to(device, memory_format=layout), d.to(device, memory_format=layout)
+        self.nets = Nets.around(g, d, grad_scaler(device, compute.amp), lr=2e-4)
+        self.guard = NonFiniteGuard(device)
+        self.compute, self.conv, self.before, self.device = compute, conv, before, device
         self.name = f"{conv} {compute.name}" + (", torch InstanceNorm3d (before)" if before else "")
 
     def step(self, slider, number, epoch):
         a, b = slider.gather(slider.epoch_batches(epoch)[number % len(slider)], epoch, number)
-        x, y = to_model_input(a, CPU, self.compute.channels_last), to_model_input(b, CPU, self.compute.channels_last)
-        gan_step(self.nets, x, y, LossWeights(), CPU, self.compute.amp)
+        x, y = (to_model_input(clips, self.device, self.compute.channels_last) for clips in (a, b))
+        gan_step(self.nets, x, y, LossWeights(), self.device, self.compute.amp, self.guard)
 
 
 def step_flops(way, slider):
     a, b = slider.gather(slider.epoch_batches(0)[0])
     with FlopCounterMode(display=False) as counter:
-        gan_step(way.nets, to_model_input(a, CPU), to_model_input(b, CPU), LossWeights(), CPU, False)
+        gan_step(way.nets, to_model_input(a, way.device), to_model_input(b, way.device), LossWeights(), way.device, False, way.guard)
     return counter.get_total_flops()
 
 
-def conv_peak(repeats=5):
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def conv_peak(device, repeats=5):
     """GFLOP/s of one 32 -> 32 channel 3x3x3 conv3d (forward and backward) on (5, 32, 9, 32, 32),
     the shape of a U-Net's second level, in each dtype; the best layout counts."""
     flops = 3 * 2 * 32 * 32 * 27 * 5 * 9 * 32 * 32  # forward, and backward for input and weight
     results = {}
-    for dtype in (torch.float32,) + ((torch.bfloat16,) if native_bf16_cpu() else ()):
+    for dtype in (torch.float32,) + ((torch.bfloat16,) if amp_pays_here(device) else ()):
         best = 0.0
         for layout in (torch.contiguous_format, torch.channels_last_3d):
-            conv = torch.nn.Conv3d(32, 32, 3, padding=1).to(dtype=dtype, memory_format=layout)
-            x = torch.randn(5, 32, 9, 32, 32, dtype=dtype).contiguous(memory_format=layout).requires_grad_()
+            conv = torch.nn.Conv3d(32, 32, 3, padding=1).to(device, dtype=dtype, memory_format=layout)
+            x = torch.randn(5, 32, 9, 32, 32, dtype=dtype, device=device).contiguous(memory_format=layout).requires_grad_()
             times = []
             for _ in range(repeats + 1):
+                synchronize(device)
                 started = time.perf_counter()
                 conv(x).sum().backward()
+                synchronize(device)
                 times.append(time.perf_counter() - started)
             best = max(best, flops / statistics.median(times[1:]) / 1e9)
         results[str(dtype).replace("torch.", "")] = best
     return results
 
 
-def ways_for(network, convs):
-    amps = [False, True] if native_bf16_cpu() else [False]
+def ways_for(network, convs, device):
+    amps = [False, True] if amp_pays_here(device) else [False]
     computes = [Compute(amp, channels_last) for amp in amps for channels_last in (False, True)]
-    return [Way(network, "3d", computes[0], before=True)] + [Way(network, conv, c) for conv in convs for c in computes]
+    return [Way(network, "3d", computes[0], device, before=True)] + [Way(network, conv, c, device) for conv in convs for c in computes]
 
 
-def bench_network(network, convs, slider, rounds, steps):
-    ways = ways_for(network, convs)
-    flops = {conv: step_flops(Way(network, conv, Compute(False, False)), slider) for conv in convs}
+def bench_network(network, convs, slider, rounds, steps, device):
+    ways = ways_for(network, convs, device)
+    flops = {conv: step_flops(Way(network, conv, Compute(False, False), device), slider) for conv in convs}
     for way in ways:  # warm-up: oneDNN picks and caches its kernels on first use
         way.step(slider, 0, 0)
     times = {way.name: [] for way in ways}
     for round_number in range(rounds):
         for way in ways:
+            synchronize(device)
             started = time.perf_counter()
             for number in range(steps):
                 way.step(slider, number, round_number + 1)
+            synchronize(device)
             times[way.name].append((time.perf_counter() - started) / steps)
     seconds = {name: statistics.median(values) for name, values in times.items()}
     before = seconds[ways[0].name]
@@ -136,15 +146,17 @@ def main():
     parser.add_argument("--steps", type=int, default=2, help="timed steps per way per round (after one warm-up step)")
     parser.add_argument("--networks", default="unet,resnet")
     parser.add_argument("--convs", default="3d,2plus1d")
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     args = parser.parse_args()
+    device = pick_device(args.device)
     frames = np.random.default_rng(0).integers(0, 256, (400, 64, 64, 3), dtype=np.uint8)
     slider = ClipSlider(frames, frames[::-1].copy(), [(0, 400)], pool=9, stride=3, batch_size=5, seed=0)
     print(machine_summary())
     print(f"64x64, pool 9, batch 5, dcgan + L1; median of {args.rounds} alternating rounds of {args.steps} steps")
-    peak = conv_peak()
+    peak = conv_peak(device)
     print("conv3d layer peak (fwd+bwd): " + ", ".join(f"{dtype} {rate:.0f} GFLOP/s" for dtype, rate in peak.items()) + "\n")
     for network in args.networks.split(","):
-        bench_network(network, args.convs.split(","), slider, args.rounds, args.steps)
+        bench_network(network, args.convs.split(","), slider, args.rounds, args.steps, device)
 
 
 if __name__ == "__main__":

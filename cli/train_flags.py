@@ -178,6 +178,16 @@ TRAIN_FLAGS = (
     _flag("run", "--device", choices=["auto", "cpu", "cuda"], default="auto", steers=True, help="auto picks CUDA when present"),
     _flag("run", "--amp", **AMP_OPTIONS),
     _flag("run", "--memory-format", **MEMORY_FORMAT_OPTIONS),
+    _flag("run", "--deterministic", action="store_true", steers=True,
+          help="on CUDA, deterministic algorithms only and no TF32, so that two runs give the same weights bit for bit "
+               "(slower; the start says which operations have no deterministic version there). On a CPU runs are "
+               "bit for bit anyway"),
+    _flag("run", "--prefetch", choices=["auto", "on", "off"], default="auto", steers=True,
+          help="prepare the next batch on a thread of its own while a step runs; auto: on CUDA (on a CPU the step "
+               "already uses every core)"),
+    _flag("run", "--dist-timeout", type=positive_float, default=60.0, metavar="MINUTES", steers=True,
+          help="under torchrun: how long the other ranks wait in a collective for the slowest one (rank 0 validates, "
+               "writes samples and saves alone)"),
     _flag("run", "--sample-every", type=positive_int, default=1, steers=True, help="validate and write samples every N epochs"),
     _flag("run", "--log-every", type=positive_int, default=10, steers=True, help="write losses to metrics.jsonl every N steps"),
     _flag("run", "--save-every", type=non_negative_int, default=0, steers=True, help="also save last.pt every N steps (0: at epoch ends only)"),

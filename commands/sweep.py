@@ -61,7 +61,8 @@ def for_its_networks(values):
 def add_arguments(parser):
     own = parser.add_argument_group("sweep")
     own.add_argument("--seeds", type=positive_int, default=1, help="seeds per point (0, 1, ...), for mean, deviation and significance")
-    own.add_argument("--jobs", type=positive_int, default=1, help="points trained at once (each gets an equal share of the CPU threads)")
+    own.add_argument("--jobs", type=positive_int, default=1,
+                     help="points trained at once (each gets an equal share of the CPU threads, and a GPU of its own while there are enough)")
     own.add_argument("--checkpoints", default="checkpoints", help="folder for the experiment folders")
     own.add_argument("--dry-run", action="store_true", help="list the runs and what would happen to each, start nothing")
     own.add_argument("--config", metavar="FILE", help="the grid from a TOML file: flag names as keys, a list of values "
@@ -81,6 +82,8 @@ def main(args):
     from cli.train_flags import default_flags
     from experiments.page import refresh_comparison_page
     from experiments.sweep import Point, expand_grid, point_plan, run_points
+    from utils.errors import warn
+    from utils.gpus import visible_gpus
 
     grid = {flag.dest: getattr(args, flag.dest) for flag in GRID_FLAGS if getattr(args, flag.dest) is not None}
     for flag in GRID_FLAGS:
@@ -118,7 +121,11 @@ def main(args):
         codes = run_points_on_dask(jobs, repo, root.resolve(), args.dask, on_done, workers=args.jobs,
                                    runs_per_worker=args.runs_per_worker, resources=args.resources)
     else:
-        codes = run_points(jobs, repo / "main.py", root, args.jobs, on_done)
+        gpus = visible_gpus() if args.device != ["cpu"] else []  # --device is a grid flag: a list of values, or None
+        if 0 < len(gpus) < args.jobs:
+            warn("--jobs", f"{args.jobs} points at a time share {len(gpus)} GPU{'s' if len(gpus) > 1 else ''}: each is slower, and "
+                           f"what autotune measures there is measured beside the others (fix --amp and --memory-format to avoid it)")
+        codes = run_points(jobs, repo / "main.py", root, args.jobs, on_done, gpus)
     failed = sorted(name for name, code in codes.items() if code != 0)
     if failed:
         print(f"sweep: {len(failed)} run(s) did not finish: {', '.join(failed)}; start the sweep again to resume them")

@@ -9,7 +9,7 @@ way, bit for bit, every time on one machine.
 
     ways = candidate_ways("auto", "auto", device)
     compute = choose(ways, job_key(device, job="train", ...), way_timer(ways, prepare, device))
-    print(f"computing in {compute.describe()}")     # -> computing in float32, contiguous (auto: ...)
+    print(f"computing in {compute.describe(device)}")     # -> computing in float32, contiguous (auto: ...)
 """
 import math
 import statistics
@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import torch
 
 from compute.cache import remembered
-from compute.precision import amp_pays_here, resolve_amp
+from compute.precision import amp_dtype, amp_pays_here, resolve_amp
 
 TIMED_ROUNDS = 2  # per way, after a warm-up round in which kernels are picked and cached
+CUDA_SECONDS = 0.25  # on a GPU, where a step takes milliseconds, a way's time is that of repeated runs this long at least
 MARGIN = 0.03  # another way must be at least this much faster than the first (float32 contiguous) to be chosen
 
 
@@ -39,9 +40,10 @@ class Compute:
     def memory_format(self):
         return torch.channels_last_3d if self.channels_last else torch.contiguous_format
 
-    def describe(self):
+    def describe(self, device):
         """The choice in the words every command prints: 'bfloat16, channels_last_3d (as asked)'."""
-        return f"{'bfloat16' if self.amp else 'float32'}, {'channels_last_3d' if self.channels_last else 'contiguous'} ({self.note})"
+        precision = str(amp_dtype(device)).removeprefix("torch.") if self.amp else "float32"
+        return f"{precision}, {'channels_last_3d' if self.channels_last else 'contiguous'} ({self.note})"
 
 
 class NotFinite(Exception):
@@ -68,7 +70,8 @@ def measure_ways(ways, time_one, rounds=TIMED_ROUNDS):
 
 
 def way_timer(ways, prepare, device):
-    """time_one(index) for `choose`: seconds of one run of `prepare(way)()` for ways[index]. The
+    """time_one(index) for `choose`: seconds of one run of `prepare(way)()` for ways[index] (on a
+    GPU the mean of as many runs as fill CUDA_SECONDS, with the GPU waited for). The
     runs are prepared (networks copied into each way's layout, say) on the first call, so nothing
     is prepared when the choice is in the cache; a way whose run raises NotFinite takes forever."""
     runs = []
@@ -78,14 +81,19 @@ def way_timer(ways, prepare, device):
             runs.extend(prepare(way) for way in ways)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        try:
-            runs[index]()
-        except NotFinite:
-            return math.inf
-        if device.type == "cuda":
+        started, done = time.perf_counter(), 0
+        while True:
+            try:
+                runs[index]()
+            except NotFinite:
+                return math.inf
+            done += 1
+            if device.type != "cuda":
+                break
             torch.cuda.synchronize(device)
-        return time.perf_counter() - started
+            if time.perf_counter() - started >= CUDA_SECONDS:
+                break
+        return (time.perf_counter() - started) / done
 
     return time_one
 

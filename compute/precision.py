@@ -1,6 +1,7 @@
 """Mixed precision: whether `--amp` computes in bfloat16 here, and the autocast and grad scaler
 that go with it. bfloat16 only where the hardware has it: on a CPU without it, autocast is
-emulated and many times slower than float32.
+emulated and many times slower than float32; a GPU before compute capability 8.0 (V100, T4)
+computes float16 in hardware instead, with a gradient scaler.
 
     with autocast(device, resolve_amp("auto", device)): y = model(x)
 """
@@ -12,9 +13,15 @@ from utils.device import native_bf16_cpu
 from utils.errors import warn
 
 
+def cuda_bf16_in_hardware(device):
+    """Whether this GPU computes bfloat16 in hardware: compute capability 8.0 (Ampere) or later.
+    torch.cuda.is_bf16_supported() says yes on older GPUs too, where bfloat16 is emulated and slow."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def amp_pays_here(device):
     """Whether mixed precision can speed this device up: bfloat16 in hardware (CPU or GPU)."""
-    return torch.cuda.is_bf16_supported() if device.type == "cuda" else native_bf16_cpu()
+    return cuda_bf16_in_hardware(device) if device.type == "cuda" else native_bf16_cpu()
 
 
 def resolve_amp(choice, device, quiet=False):
@@ -26,7 +33,7 @@ def resolve_amp(choice, device, quiet=False):
     if choice == "off":
         return False
     if device.type == "cuda":
-        return choice == "on" or torch.cuda.is_bf16_supported()
+        return choice == "on" or cuda_bf16_in_hardware(device)
     if native_bf16_cpu():
         return True
     if choice == "on" and not quiet:
@@ -37,7 +44,7 @@ def resolve_amp(choice, device, quiet=False):
 
 def amp_dtype(device):
     """bfloat16 on CPU and on GPUs that support it; float16 (with a grad scaler) on older GPUs."""
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if device.type == "cuda" and not cuda_bf16_in_hardware(device):
         return torch.float16
     return torch.bfloat16
 

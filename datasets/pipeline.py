@@ -31,7 +31,12 @@ class InputPipeline:
         y float (N, C, T, H, W) in [-1, 1] on the device; motion, when the slider serves the target's
         flow, (flow (N, 2, T, H, W) in pixels, mask (N, 1, T, H, W) of 0 and 1), else None."""
         batches = self._batches(epoch, first)
-        return ahead(batches, depth=AHEAD) if self.prefetch else batches
+        if not self.prefetch:
+            return batches
+        # The thread's current CUDA device is its own (GPU 0 until set): this rank's, so that its
+        # copies and events are on this rank's GPU, and no context is opened on GPU 0.
+        on_start = (lambda: torch.cuda.set_device(self.device)) if self.device.type == "cuda" else None
+        return ahead(batches, depth=AHEAD, on_start=on_start)
 
     def _batches(self, epoch, first):
         windows = self.slider.epoch_batches(epoch)
@@ -41,14 +46,17 @@ class InputPipeline:
                 self.copied[slot].synchronize()
             a, b = self.slider.gather(windows[number], epoch, number, out=self.buffers[slot])  # uint8 (B, T, H, W, 3)
             x, y = (to_model_input(clips, self.device, self.channels_last) for clips in (a, b))  # (N, C, T, H, W)
-            if self.device.type == "cuda":
+            if self.device.type == "cuda":  # the buffer is free again once the copies queued on this stream are done
                 self.copied[slot] = torch.cuda.Event()
-                self.copied[slot].record()
+                self.copied[slot].record(torch.cuda.current_stream(self.device))
             yield x, y, self.motion(windows[number], epoch, number)
 
     def motion(self, windows, epoch, number):
         """The stored flow and mask of the batch on the device, or None (small next to the frames: not prefetched into buffers)."""
         if self.slider.motion is None:
             return None
-        flow, mask = (torch.from_numpy(array).to(self.device) for array in self.slider.gather_motion(windows, epoch, number))
+        # Pinned (from torch's cache of pinned blocks) on CUDA: a copy from pageable memory would wait for the GPU.
+        pinned = (torch.from_numpy(a).pin_memory() if self.device.type == "cuda" else torch.from_numpy(a)
+                  for a in self.slider.gather_motion(windows, epoch, number))
+        flow, mask = (tensor.to(self.device, non_blocking=True) for tensor in pinned)
         return flow.permute(0, 4, 1, 2, 3).float(), mask.unsqueeze(1).float()

@@ -31,10 +31,11 @@ def import_distributed():
     return distributed
 
 
-def train_point(repo, cwd, argv, folder, stop_name):
+def train_point(repo, cwd, argv, folder, stop_name, gpus=0):
     """On a worker: run one point's training to its end, or on from its last.pt; its exit code.
     A finished point is not run again. The training child shares the worker's CPU cores with the
-    worker's other running points, and is stopped (saving) when the driver sets `stop_name`."""
+    worker's other running points, sees `gpus` of the worker's GPUs that no other point of it
+    holds, and is stopped (saving) when the driver sets `stop_name`."""
     if repo not in sys.path:  # workers started elsewhere than the repository still find it
         sys.path.insert(0, repo)
     from distributed import Event, get_worker
@@ -48,14 +49,28 @@ def train_point(repo, cwd, argv, folder, stop_name):
     if plan == "done":
         return 0
     argv = [*argv, *(["--resume"] if plan == "resume" else [])]
-    child = start_training(Path(repo) / "main.py", argv, sharing_cores_with=get_worker().state.nthreads, log_for=folder,
-                           cwd=cwd if Path(cwd).is_dir() else None)
-    stop = Event(stop_name)
-    while child.poll() is None:
-        if stop.wait(timeout=0.5):
-            child.send_signal(signal.SIGINT)  # save and exit, as a Ctrl-C'd train does
-            break
-    return child.wait()
+    worker = get_worker()
+    pool = worker_gpus(worker)
+    held = pool.take(gpus) if gpus else []
+    try:
+        child = start_training(Path(repo) / "main.py", argv, sharing_cores_with=worker.state.nthreads, log_for=folder,
+                               cwd=cwd if Path(cwd).is_dir() else None, gpus=held)
+        stop = Event(stop_name)
+        while child.poll() is None:
+            if stop.wait(timeout=0.5):
+                child.send_signal(signal.SIGINT)  # save and exit, as a Ctrl-C'd train does
+                break
+        return child.wait()
+    finally:
+        pool.give_back(held)
+
+
+def worker_gpus(worker):
+    """The GpuPool of a Dask worker's GPUs, one per worker process. Dask's resources (--resources
+    GPU=N) count how many GPUs a worker's points hold at once, not which: the pool picks them."""
+    from utils.gpus import GpuPool, visible_gpus
+
+    return vars(worker).setdefault("vgan_gpus", GpuPool(visible_gpus()))  # setdefault: one pool, whichever thread comes first
 
 
 def connect(distributed, address, workers, runs_per_worker):
@@ -88,7 +103,7 @@ def run_points_on_dask(jobs, repo, checkpoints, address, on_done, workers=1, run
     try:
         for name, argv in jobs:
             future = client.submit(train_point, str(repo), os.getcwd(), argv, str(Path(checkpoints) / name), stop.name,
-                                   key=f"vgan-{name}-{session}", resources=resources, pure=False)
+                                   int((resources or {}).get("GPU", 0)), key=f"vgan-{name}-{session}", resources=resources, pure=False)
             futures[future] = name
         return collect(futures, on_done, distributed)
     except KeyboardInterrupt:

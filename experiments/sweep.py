@@ -20,6 +20,7 @@ from datasets.sample import SAMPLE_DATA
 from runfolder.events import FINISHED, RUNNING, run_status
 from runfolder.layout import CheckpointsRoot, RunFolder
 from utils.fsio import make_folder
+from utils.gpus import GpuPool
 
 MAX_NAME = 120
 PR_SET_PDEATHSIG = 1
@@ -101,11 +102,14 @@ def die_with_parent():
         pass
 
 
-def start_training(main_py, argv, sharing_cores_with=1, log_for=None, cwd=None):
+def start_training(main_py, argv, sharing_cores_with=1, log_for=None, cwd=None, gpus=None):
     """`main.py train ARGV` started as a child with an equal share of this machine's CPU threads
-    among `sharing_cores_with` runs, stopping (with a save) if its parent dies; its output appended
-    to the checkpoints root's sweep log of the point when `log_for` names its folder."""
+    among `sharing_cores_with` runs, and only the GPUs `gpus` (when given) in sight, stopping (with
+    a save) if its parent dies; its output appended to the checkpoints root's sweep log of the
+    point when `log_for` names its folder."""
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // sharing_cores_with))}
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     command = [sys.executable, str(main_py), "train", *argv]
     if log_for is None:
         return subprocess.Popen(command, cwd=cwd, env=env, preexec_fn=die_with_parent)
@@ -115,20 +119,24 @@ def start_training(main_py, argv, sharing_cores_with=1, log_for=None, cwd=None):
         return subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
 
 
-def run_points(jobs, main_py, checkpoints, parallel, on_done):
+def run_points(jobs, main_py, checkpoints, parallel, on_done, gpus=()):
     """Run [(name, argv)] training commands, `parallel` at a time; call on_done(name, returncode)
-    after each. Children get an equal share of the CPU threads and stop with the sweep."""
+    after each. Children get an equal share of the CPU threads and one of `gpus` each (the least
+    used), and stop with the sweep."""
     pending, active, codes = list(jobs), {}, {}
+    pool, held = GpuPool(gpus), {}
     try:
         while pending or active:
             while pending and len(active) < parallel:
                 name, argv = pending.pop(0)
                 log = Path(checkpoints) / name if parallel > 1 else None  # one point at a time: its output here
-                active[name] = start_training(main_py, argv, sharing_cores_with=parallel, log_for=log)
+                held[name] = pool.take(1)
+                active[name] = start_training(main_py, argv, sharing_cores_with=parallel, log_for=log, gpus=held[name])
             for name, proc in list(active.items()):
                 if proc.poll() is not None:
                     codes[name] = proc.returncode
                     del active[name]
+                    pool.give_back(held.pop(name))
                     on_done(name, proc.returncode)
             time.sleep(0.2)
     except BaseException:

@@ -17,7 +17,7 @@ import numpy as np
 from datasets.pairs import parse_pair
 from datasets.sources import DerivedSource, InputSource, PairedSource
 from inference.sliding import generate_stream
-from utils.background import Behind
+from utils.background import Behind, ahead
 from utils.errors import VideoError
 from media.encode import VideoWriter
 from media.probe import probe
@@ -180,7 +180,9 @@ def compare_video(source, generate, size, windows, outputs):
             sinks = open_sinks(stack, source, outputs, fps, scratch)
             # Scores, panels and encoding run on a thread of their own while the next windows are generated.
             with Behind(lambda chunk: [sink.add(*chunk) for sink in sinks]) as behind:
-                stream = generate_stream(source.chunks(size), generate, windows.pool, windows.overlap, windows.batch, windows.blend)
+                # Decoded on a thread of its own too, so that the device never waits for the decoder between windows.
+                decoded = ahead(source.chunks(size), depth=2)
+                stream = generate_stream(decoded, generate, windows.pool, windows.overlap, windows.batch, windows.blend)
                 for chunk in stream:
                     behind.put(chunk)
                     frames += len(chunk.outputs)

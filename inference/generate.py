@@ -18,18 +18,24 @@ from compute.precision import autocast
 from networks.layers import size_multiple
 from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, run_tiled, tiling_halo, smallest_tile, spans
 from utils.device import to_model_input, to_uint8_frames
-from utils.errors import UsageError
+from utils.errors import UsageError, UserError, warn
 from utils.memory import available_memory, human_bytes
 
-TIMED_SIDE = 128  # the precision and layout are chosen on windows cropped to this
+TIMED_SIDE = {"cpu": 128}  # the precision and layout are chosen on windows cropped to this (on a GPU: as they run)
+HOST_COPIES = 2  # on a GPU, the windows stay in RAM beside it: the decoded input and the generated output, in uint8
 BUDGET_SHARE = 0.5  # of the memory free now, for the generator's forward pass (decoding, scoring and encoding need the rest)
 
 
 class ClipGenerator:
-    def __init__(self, network, device, amp=False, channels_last=False, note="as asked", tiling=None, plan="whole frames"):
+    """`smaller_plan()`, when given, is asked for (tiling, plan in words) of about half the memory
+    whenever the GPU runs out of memory; without it such an error stands."""
+
+    def __init__(self, network, device, amp=False, channels_last=False, note="as asked", tiling=None, plan="whole frames",
+                 smaller_plan=None):
         self.network, self.device, self.amp, self.channels_last, self.note = network, device, amp, channels_last, note
         self.tiling = tiling  # None: whole frames
         self.plan = plan  # how it runs, in words, for the user
+        self.smaller_plan = smaller_plan
         if channels_last:
             network.to(memory_format=torch.channels_last_3d)
 
@@ -47,11 +53,22 @@ class ClipGenerator:
         multiple = size_multiple(self.network)
         if h % multiple or w % multiple:  # edge pixels repeated, cropped back after
             clips = np.pad(clips, ((0, 0), (0, 0), (0, -h % multiple), (0, -w % multiple), (0, 0)), mode="edge")
-        if self.tiling is None:
-            frames = self.generate(clips)
-        else:
-            frames = run_tiled(self.generate, clips, self.tiling, norm_layers(self.network))
+        while True:
+            try:
+                frames = self.run(clips)
+                break
+            except torch.cuda.OutOfMemoryError:
+                if self.smaller_plan is None:
+                    raise
+                torch.cuda.empty_cache()
+                self.tiling, self.plan = self.smaller_plan()  # a UserError once even the smallest tiles do not fit
+                warn("--max-memory", f"the GPU ran out of memory; running {self.plan} from here")
         return np.ascontiguousarray(frames[:, :, :h, :w])
+
+    def run(self, clips):
+        if self.tiling is None:
+            return self.generate(clips)
+        return run_tiled(self.generate, clips, self.tiling, norm_layers(self.network))
 
 
 def forward_pass_in(network, clip_shape, device):
@@ -79,7 +96,7 @@ def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", 
     halo = None if overlap is None else overlap // 2
     if tile is not None:
         multiple = size_multiple(model.generator)
-        radius = tiling_halo(model.generator, device) if halo is None else halo
+        radius = tiling_halo(model.generator) if halo is None else halo
         tiling = Tiling.aligned(tile, radius, multiple, tiles_per_pass=batch)  # a tile covering the frame: untiled, bit for bit
         if not tiling.covers(height, width) and min(tiling.tile) < smallest_tile(tiling.halo, multiple):
             raise UsageError(f"argument --tile: {tile} leaves no room inside {2 * tiling.halo} pixels of tile overlap "
@@ -90,16 +107,35 @@ def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", 
         # The probe passes take a second or more (most of a short compare): once per machine and network.
         key = job_key(device, job="forward cost", frames=frames, **model.identity)
         cost = remembered(key, lambda: forward_cost(model.generator, frames, device))
-        tiling, _ = fit_tiling(model.generator, clip_shape, budget, device, halo=halo, cost=cost)
-    # Timed on one pass's windows, cropped to at most TIMED_SIDE: timing HD frames four ways would take minutes.
-    one_pass = (min(batch, tiling.tiles_per_pass), frames, min(tiling.tile.height, height, TIMED_SIDE), min(tiling.tile.width, width, TIMED_SIDE))
+        tiling, expected = fit_tiling(model.generator, clip_shape, budget, device, halo=halo, cost=cost)
+    if device.type == "cuda":
+        check_host_memory(clip_shape)
+    # Timed on one pass's windows; on a CPU cropped to at most CPU_TIMED_SIDE: timing HD frames four ways there would take minutes.
+    side = TIMED_SIDE.get(device.type)
+    one_pass = (min(batch, tiling.tiles_per_pass), frames, min(tiling.tile.height, height, side or height), min(tiling.tile.width, width, side or width))
     ways = candidate_ways(amp, memory_format, device)
     key = job_key(device, job="generate", **model.identity,
                   clip=list(one_pass), asked=[amp, memory_format])
     compute = choose(ways, key, way_timer(ways, forward_pass_in(model.generator, one_pass, device), device))
     untiled = tiling.covers(height, width) and tiling.tiles_per_pass >= batch
-    words = f"{plan(tiling, clip_shape, budget)}; {compute.describe()}"
-    return ClipGenerator(model.generator, device, compute.amp, compute.channels_last, compute.note, None if untiled else tiling, words)
+    words = f"{plan(tiling, clip_shape, budget)}; {compute.describe(device)}"
+    smaller = HalvedPlans(model.generator, clip_shape, expected, device, halo, cost) if device.type == "cuda" and budget else None
+    return ClipGenerator(model.generator, device, compute.amp, compute.channels_last, compute.note, None if untiled else tiling,
+                         words, smaller)
+
+
+class HalvedPlans:
+    """After the GPU ran out of memory: the tiling of half the memory the last plan expected to
+    take, and it in words. The probe's prediction can miss what a GPU's kernels take besides
+    (cuDNN's workspaces): the windows then go on in smaller passes rather than fail."""
+
+    def __init__(self, network, clip_shape, expected, device, halo, cost):
+        self.network, self.clip_shape, self.budget, self.device, self.halo, self.cost = network, clip_shape, expected, device, halo, cost
+
+    def __call__(self):
+        self.budget /= 2
+        halved, _ = fit_tiling(self.network, self.clip_shape, self.budget, self.device, halo=self.halo, cost=self.cost)
+        return halved, plan(halved, self.clip_shape, self.budget)
 
 
 def plan(tiling, clip_shape, budget):
@@ -114,11 +150,21 @@ def plan(tiling, clip_shape, budget):
             f"({tiling.halo} pixels of context on each side){within}")
 
 
+def check_host_memory(clip_shape):
+    """On a GPU the budget is the GPU's, but the windows still pass through RAM: one line when they do not fit there."""
+    need = HOST_COPIES * 3 * int(np.prod(clip_shape))
+    if need > available_memory():
+        batch, frames, height, width = clip_shape
+        raise UserError("--batch", f"{batch} windows of {frames} frames of {width}x{height} need {human_bytes(need)} of RAM "
+                                   f"beside the GPU, over the {human_bytes(available_memory())} free; lower --batch")
+
+
 def default_budget(device):
-    """Bytes a forward pass may take: half the memory free now (RAM, or the GPU's)."""
+    """Bytes a forward pass may take: half the memory free now (RAM, or the GPU's, counting as free
+    what torch's allocator holds cached but unused, as after training in the same process)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return BUDGET_SHARE * free
+        return BUDGET_SHARE * (free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
     return BUDGET_SHARE * available_memory()
 
 

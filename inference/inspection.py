@@ -89,8 +89,8 @@ def inspect_generator(generator, frames, size, device):
     forward_gflop, backward_gflop = flops(generator, clip)
     facts.append(Fact("GFLOP per clip", f"{forward_gflop:.3f} forward, {backward_gflop:.3f} backward "
                                         f"({frames} frames of {width}x{height}; convolutions and matrix products)"))
-    in_time = temporal_radius(generator, device)
-    in_space = receptive_radius(generator, device)
+    in_time = temporal_radius(generator)
+    in_space = receptive_radius(generator)
     facts.append(Fact("receptive field in time", "the whole clip, however long" if in_time is None else
                       f"{2 * in_time + 1} frames ({in_time} either way)"
                       + ("" if in_time is None or 2 * in_time + 1 < frames else f"; a clip of {frames} frames is all within it")))
@@ -111,7 +111,7 @@ def inspect_generator(generator, frames, size, device):
     facts.append(Fact("bfloat16 and channels_last_3d", "forward and backward run in each"
                       if not any(p.startswith(("bf16", "fp32 channels")) for p in problems) else "see the problems below"))
     try:
-        halo = tiling_halo(generator, device)
+        halo = tiling_halo(generator)
     except NotTileable as exc:
         problems.append(f"tiles: {exc.message}")
     else:

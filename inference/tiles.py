@@ -200,11 +200,16 @@ class NotTileable(UserError):
     between tiles): tiles would not give what whole frames give."""
 
 
-def gradient_probe(network, device):
-    """A copy of `network` for measuring reach: every weight positive (so no ReLU hides a path,
-    whatever the trained weights), and forward(x) -> output with its whole-frame statistics held
-    fixed (they would otherwise reach everywhere)."""
-    probe = copy.deepcopy(network).float().to(device)
+# Reach is measured on the CPU, in float32, wherever the network runs: a path that is there has a
+# gradient that is exactly nonzero only where no TF32 or FFT kernel leaves rounding noise in the rest.
+PROBE_DEVICE = torch.device("cpu")
+
+
+def gradient_probe(network):
+    """A copy of `network` on the CPU for measuring reach: every weight positive (so no ReLU hides
+    a path, whatever the trained weights), and forward(x) -> output with its whole-frame statistics
+    held fixed (they would otherwise reach everywhere)."""
+    probe = copy.deepcopy(network).float().to(PROBE_DEVICE)
     for module in probe.modules():
         if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
             nn.init.constant_(module.weight, 1.0 / module.weight[0].numel())
@@ -216,18 +221,17 @@ def gradient_probe(network, device):
     norms = norm_layers(probe)
 
     def forward(x):
-        statistics = {norm: (torch.zeros(1, norm_channels(norm), 1, 1, 1, device=device),
-                             torch.ones(1, norm_channels(norm), 1, 1, 1, device=device)) for norm in norms}
+        statistics = {norm: (torch.zeros(1, norm_channels(norm), 1, 1, 1), torch.ones(1, norm_channels(norm), 1, 1, 1)) for norm in norms}
         with sharing(norms, statistics):
             return probe(x)
 
     return forward
 
 
-def reach(forward, device, frames, side):
+def reach(forward, frames, side):
     """(frames, pixels): how far the input that one output voxel, in the middle of a clip of
     `frames` frames of side x side pixels, depends on reaches from it, in time and in space."""
-    x = torch.rand(1, 3, frames, side, side, device=device, requires_grad=True)
+    x = torch.rand(1, 3, frames, side, side, device=PROBE_DEVICE, requires_grad=True)
     with torch.enable_grad():
         forward(x)[..., frames // 2, side // 2, side // 2].sum().backward()
     support = x.grad.abs().sum(dim=(0, 1)) > 0  # (T, H, W)
@@ -236,28 +240,30 @@ def reach(forward, device, frames, side):
     return int((in_time - frames // 2).abs().max()), int((in_space - side // 2).abs().max())
 
 
-def receptive_radius(network, device, frames=1):
+@torch.inference_mode(False)  # gradients, also when asked from inside an inference pass (a fallback to tiles)
+def receptive_radius(network, frames=1):
     """How far, in pixels, an output pixel sees into its input: measured on ever larger frames
     until the reach stops short of their border (and, for a network with dilated kernels, whose
     reach has gaps that the border can hide, until it stays the same on frames twice as large);
     None when it still reaches the border of MAX_PROBE_SIDE frames (the pixel sees the whole frame)."""
-    forward = gradient_probe(network, device)
+    forward = gradient_probe(network)
     gaps = any(getattr(m, "dilation", (1,))[-1] > 1 for m in network.modules() if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)))
     sides = itertools.takewhile(lambda side: side <= MAX_PROBE_SIDE, (8 * size_multiple(network) * 2 ** k for k in range(32)))
-    measures = ((side // 2 - 1, reach(forward, device, frames, side)[1]) for side in sides)  # (limit, radius), lazily
+    measures = ((side // 2 - 1, reach(forward, frames, side)[1]) for side in sides)  # (limit, radius), lazily
     if gaps:
         return _settled(measures)
     return next((radius for limit, radius in measures if radius < limit), None)
 
 
-def temporal_radius(network, device):
+@torch.inference_mode(False)
+def temporal_radius(network):
     """How far, in frames, an output frame sees into its input clip, measured as the receptive
     radius is, on ever longer clips until it stays the same on one twice as long (None: the whole
     clip, up to MAX_PROBE_FRAMES)."""
-    forward = gradient_probe(network, device)
+    forward = gradient_probe(network)
     side = 2 * size_multiple(network)
     lengths = itertools.takewhile(lambda n: n <= MAX_PROBE_FRAMES, (8 * 2 ** k + 1 for k in range(32)))
-    return _settled((n // 2, reach(forward, device, n, side)[0]) for n in lengths)
+    return _settled((n // 2, reach(forward, n, side)[0]) for n in lengths)
 
 
 def _settled(measures):
@@ -270,10 +276,10 @@ def _settled(measures):
     return None
 
 
-def tiling_halo(network, device):
+def tiling_halo(network):
     """The context a tile needs on each side: the receptive radius. A network that sees the whole
     frame cannot run in tiles; that is one line that says why."""
-    radius = receptive_radius(network, device)
+    radius = receptive_radius(network)
     if radius is None:
         raise NotTileable("--tile", f"{name_of(network)} cannot run in tiles: an output pixel depends on the whole frame (it "
                                     f"still reaches the border of {MAX_PROBE_SIDE}x{MAX_PROBE_SIDE} frames), so tiles would "
@@ -317,14 +323,17 @@ class LiveTensorBytes(TorchDispatchMode):
 
 def peak_bytes(network, x, device):
     """Memory the float32 forward pass of `x` takes at its peak, above what was in use before it
-    (an upper bound for bfloat16, which is measured later): on CUDA as the allocator counts it; on
-    a CPU the tensors it creates, counted as they come and go, times a margin for what the kernels
-    use besides (oneDNN's buffers, the allocator's slack)."""
+    (an upper bound for bfloat16, which is measured later): on CUDA as the allocator counts it, after
+    a first pass of the same shape (in which cuDNN's benchmark mode tries its kernels, each with a
+    workspace of its own: none of that is what the pass then takes); on a CPU the tensors it
+    creates, counted as they come and go, times a margin for what the kernels use besides (oneDNN's
+    buffers, the allocator's slack)."""
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
         with torch.inference_mode():
+            network(x)  # the warm-up: cuDNN's search for this shape, and the caching allocator's first blocks
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
             network(x)
         return torch.cuda.max_memory_allocated(device) - before
     counter = LiveTensorBytes()
@@ -333,12 +342,21 @@ def peak_bytes(network, x, device):
     return int(CPU_MARGIN * counter.peak)
 
 
+class ProbeError(UserError):
+    """The two probe passes gave costs that do not grow with the frame: no plan can be made from them."""
+
+
 def forward_cost(network, frames, device):
     """(fixed bytes, bytes per pixel) of the forward pass of one window of `frames` frames: a line
-    through the peaks of two probe passes, at PROBE_SIDES rounded up to the network's multiple."""
+    through the peaks of two probe passes, at PROBE_SIDES rounded up to the network's multiple.
+    Costs that do not grow with the frame are refused (and so never kept in the compute cache)."""
     sides = [round_up(side, size_multiple(network)) for side in PROBE_SIDES]
     costs = [peak_bytes(network, torch.zeros(1, 3, frames, side, side, device=device), device) for side in sides]
-    per_pixel = max(1.0, (costs[1] - costs[0]) / (sides[1] ** 2 - sides[0] ** 2))
+    if not costs[1] > costs[0] > 0:
+        raise ProbeError("--max-memory", f"the memory probe of {name_of(network)} measured {human_bytes(costs[0])} at "
+                                         f"{sides[0]}x{sides[0]} and {human_bytes(costs[1])} at {sides[1]}x{sides[1]} pixels, which "
+                                         f"says nothing of larger frames; give the tile size yourself with --tile")
+    per_pixel = (costs[1] - costs[0]) / (sides[1] ** 2 - sides[0] ** 2)
     return max(0.0, costs[0] - per_pixel * sides[0] ** 2), per_pixel
 
 
@@ -354,8 +372,9 @@ def fit_tiling(network, clip_shape, budget, device, halo=None, cost=None):
     clips = min(batch, int((budget - fixed) // (per_pixel * height * width)))
     if clips >= 1:
         return Tiling(Size(width, height), 0, tiles_per_pass=clips), fixed + per_pixel * height * width * clips
-    halo = round_up(tiling_halo(network, device) if halo is None else halo, multiple)
-    gathered = OUTPUT_BYTES * 3 * frames * batch * height * width
+    halo = round_up(tiling_halo(network) if halo is None else halo, multiple)
+    # The tiles' output is gathered in uint8 on the host: it takes of this budget on a CPU, not of a GPU's.
+    gathered = OUTPUT_BYTES * 3 * frames * batch * height * width if device.type == "cpu" else 0
     side = int(math.sqrt(max(0.0, budget - fixed - gathered) / per_pixel)) // multiple * multiple
     smallest = smallest_tile(halo, multiple)
     if side < smallest:

@@ -96,11 +96,57 @@ class Residual(Generator):
         return (x + self.body(x)).clamp(-1.0, 1.0)
 
 
+STATISTICS_DIMS = (2, 3, 4)  # an instance norm's statistics: per clip and channel, over (T, H, W)
+
+
+def wide(x):
+    """x in float32, or as it is when it is wider."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def normalised(x, mean, rstd, weight, bias):
+    """(x - mean) * rstd * weight + bias in x's dtype, with the arithmetic in float32. Elementwise
+    only, so a channels_last_3d x stays channels_last_3d."""
+    scale = rstd * weight.view(1, -1, 1, 1, 1)
+    return ((x - mean) * scale + bias.view(1, -1, 1, 1, 1)).to(x.dtype)
+
+
+class _InstanceNorm(torch.autograd.Function):
+    """Instance norm by elementwise arithmetic and reductions, forward and backward, so that it keeps
+    its input's layout and dtype. On CUDA, F.group_norm copies a channels_last_3d input to contiguous
+    (and back, at the next convolution: twice per norm layer), and autocast runs it in float32 and
+    returns float32. Saves only the input and the per-channel statistics for the backward pass."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        var, mean = torch.var_mean(wide(x), dim=STATISTICS_DIMS, keepdim=True, correction=0)
+        rstd = torch.rsqrt(var + eps)
+        ctx.save_for_backward(x, mean, rstd, weight)
+        return normalised(x, mean, rstd, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, mean, rstd, weight = ctx.saved_tensors
+        grad = wide(grad)
+        xhat = (x - mean) * rstd  # float32 (or wider)
+        g = grad * weight.view(1, -1, 1, 1, 1)
+        dx = rstd * (g - g.mean(STATISTICS_DIMS, keepdim=True) - xhat * (g * xhat).mean(STATISTICS_DIMS, keepdim=True))
+        dweight = (grad * xhat).sum((0, *STATISTICS_DIMS))
+        return dx.to(x.dtype), dweight.to(weight.dtype), grad.sum((0, *STATISTICS_DIMS)).to(weight.dtype), None
+
+
+def group_norm_keeps_layout(x):
+    """Whether F.group_norm keeps a channels_last_3d input in that layout and autocast's dtype:
+    on a CPU it does (and is faster there); on CUDA it does neither."""
+    return x.device.type == "cpu"
+
+
 class InstanceNorm3d(nn.Module):
     """Instance norm with a learned scale and shift per channel: no batch statistics, so train and
-    eval behave alike and DDP needs no syncing. Computed as a group norm with one group per channel,
-    which keeps a channels_last_3d input in that layout (nn.InstanceNorm3d copies it to contiguous
-    and back) and is faster in either layout on CPU. Its state dict is nn.InstanceNorm3d(affine=True)'s.
+    eval behave alike and DDP needs no syncing. On a CPU computed as a group norm with one group per
+    channel, which keeps a channels_last_3d input in that layout (nn.InstanceNorm3d copies it to
+    contiguous and back) and is faster in either layout; elsewhere as _InstanceNorm, which keeps both
+    layout and dtype. Its state dict is nn.InstanceNorm3d(affine=True)'s.
 
     For inference in tiles, whose own statistics are not the whole frame's: with `shared` set to
     (mean, var), broadcastable to (N, C, 1, 1, 1), those normalise instead of the input's own."""
@@ -115,9 +161,10 @@ class InstanceNorm3d(nn.Module):
     def forward(self, x):  # (N, C, T, H, W)
         if self.shared is not None:
             mean, var = self.shared
-            scale = torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1, 1)
-            return ((x - mean) * scale + self.bias.view(1, -1, 1, 1, 1)).to(x.dtype)
-        return F.group_norm(x, x.shape[1], self.weight, self.bias, self.eps)
+            return normalised(x, mean, torch.rsqrt(var + self.eps), self.weight, self.bias)
+        if group_norm_keeps_layout(x):
+            return F.group_norm(x, x.shape[1], self.weight, self.bias, self.eps)
+        return _InstanceNorm.apply(x, self.weight, self.bias, self.eps)
 
 
 def norm3d(channels):

@@ -26,7 +26,8 @@ from utils.fsio import temp_name, writing
 
 VERSION = 1
 # What runs from before a flag existed did, for every flag added since: full 3D convolutions, no global skip.
-OLD_RUN_DEFAULTS = {"conv": "3d", "residual": "off", "net_args": {}, "disc": "patch", "disc_args": {}, "temporal": 0.0, "ema": 0.0}
+OLD_RUN_DEFAULTS = {"conv": "3d", "residual": "off", "net_args": {}, "disc": "patch", "disc_args": {}, "temporal": 0.0, "ema": 0.0,
+                    "deterministic": False, "prefetch": "auto", "dist_timeout": 60.0}
 OLD_RUN_DATASET = {"pair": None, "width": 64, "height": 64, "fps": None}  # before checkpoints recorded their data
 DATASET_KEYS = tuple(OLD_RUN_DATASET)
 NO_PLUGINS = {"generator": None, "discriminator": None}

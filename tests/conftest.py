@@ -21,6 +21,10 @@ from utils.size import Size
 REPO = Path(__file__).resolve().parent.parent
 # Where train keeps what it measured of this machine: one cache for the test session, none left in ~/.cache.
 os.environ.setdefault("VGAN_CACHE_DIR", tempfile.mkdtemp(prefix="vgan-test-cache-"))
+# The suite checks what vgan does on a CPU (bitwise resumes, gloo under torchrun, memory plans), so
+# every command it runs, and this process, see no GPU: on a GPU host `--device auto` is the CPU
+# here too. What it does on a GPU: tests/test_gpu_ready.py with torch.cuda stood in for, and bench/gpu.py.
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 def build(folder, video, pair, side, fps=None, **options):

@@ -60,7 +60,7 @@ def test_real_tiles_agree_with_untiled_inference_within_45_db(networks, name):
     network, clips = networks[name], natural_clips()
     untiled = ClipGenerator(network, CPU)(clips)
     assert untiled.std() > 10  # a picture, not a flat field that any tiling reproduces
-    radius = receptive_radius(network, CPU)
+    radius = receptive_radius(network)
     tiling = Tiling.aligned(Size(2 * radius + 16, 2 * radius + 16), radius, network.size_multiple, tiles_per_pass=3)
     assert tiling.tile.width < 96 and tiling.tile.height < 80  # several tiles per frame
     assert agreement(ClipGenerator(network, CPU, tiling=tiling)(clips), untiled) >= 45.0
@@ -71,7 +71,7 @@ def test_real_tiles_agree_with_untiled_inference_within_45_db(networks, name):
 
 def test_the_receptive_radius_is_measured_from_the_network(networks):
     deeper = build_generator("unet", channels=4, depth=3).eval()
-    assert receptive_radius(deeper, CPU) > receptive_radius(networks["unet"], CPU) > 0
+    assert receptive_radius(deeper) > receptive_radius(networks["unet"]) > 0
 
 
 def test_tiles_are_chosen_to_fit_the_budget_and_whole_frames_when_they_fit(networks):

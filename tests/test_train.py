@@ -42,7 +42,7 @@ AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}  # wha
 
 
 def test_amp_without_native_bfloat16_says_so_and_runs_float32(tmp_path, tiny):
-    args = ["train", "--data", tiny, *TINY, "--max-steps", "2", "--memory-format", "contiguous", "--amp"]
+    args = ["train", "--data", tiny, *TINY, "--max-steps", "2", "--memory-format", "contiguous", "--device", "cpu", "--amp"]
     emulated = run_cli(*args, "--name", "emulated", cwd=tmp_path, env=AVX2_ONLY)
     assert emulated.returncode == 0, emulated.stderr
     notice = [line for line in emulated.stderr.splitlines() if "no native bfloat16" in line]
@@ -54,7 +54,7 @@ def test_amp_without_native_bfloat16_says_so_and_runs_float32(tmp_path, tiny):
 
 
 def test_resume_gives_bitwise_the_same_parameters(tmp_path, tiny):
-    common = ["--data", tiny, *TINY, "--seed", "3", "--flip", "--crop", "8", "--ema", "0.9"]
+    common = ["--data", tiny, *TINY, "--seed", "3", "--flip", "--crop", "8", "--ema", "0.9", "--device", "cpu"]
     assert run_cli("train", *common, "--epochs", "2", "--name", "straight", cwd=tmp_path).returncode == 0
     assert run_cli("train", *common, "--epochs", "1", "--name", "split", cwd=tmp_path).returncode == 0
     resumed = run_cli("train", "--name", "split", "--resume", "--epochs", "2", cwd=tmp_path)  # other flags come from the run
@@ -150,26 +150,19 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero():
 def test_watchdog_warns_once_when_the_gan_fails_and_the_l1_stalls_with_it():
     dog = Watchdog()
     for epoch in range(9):
-        for _ in range(5):
-            dog.step(0.01, 1.0 + epoch, 0.2)  # D near zero all along, G's adversarial loss climbing, L1 flat
-        messages = dog.end_epoch()
+        messages = dog.end_epoch(0.01, 1.0 + epoch, 0.2)  # D near zero all along, G's adversarial loss climbing, L1 flat
         if epoch == 5:  # the first epoch with two windows of three epochs' L1 to compare
             assert len(messages) == 2 and "discriminator has won" in messages[0] and "stopped falling" in messages[0]
             assert "keeps climbing" in messages[1] and "--spectral-norm" in messages[1]
         else:
             assert messages == []  # not yet known, or already said and not cleared since
-    calm = Watchdog()
-    for _ in range(5):
-        calm.step(0.7, 0.7, 0.2)
-    assert calm.end_epoch() == []
+    assert Watchdog().end_epoch(0.7, 0.7, 0.2) == []
 
 
 def test_watchdog_stays_quiet_while_the_l1_falls_however_the_gan_looks():
     dog = Watchdog()
     for epoch in range(8):  # pix2pix as it usually looks: D winning, G's adversarial loss rising, L1 falling
-        for _ in range(5):
-            dog.step(0.01, 1.0 + epoch, 0.3 * 0.9 ** epoch)
-        assert dog.end_epoch() == []
+        assert dog.end_epoch(0.01, 1.0 + epoch, 0.3 * 0.9 ** epoch) == []
 
 
 def test_watchdog_takes_one_flat_epoch_for_noise_not_a_stall():
@@ -179,8 +172,7 @@ def test_watchdog_takes_one_flat_epoch_for_noise_not_a_stall():
     adversarial = [1.11, 1.73, 2.30, 2.01, 1.52, 1.74, 1.32, 2.47, 0.82, 1.13, 1.53, 2.47, 0.93]
     dog = Watchdog()
     for value, adv in zip(l1, adversarial):
-        dog.step(0.6, adv, value)
-        assert dog.end_epoch() == []
+        assert dog.end_epoch(0.6, adv, value) == []
 
 
 def metrics_of(folder):

@@ -13,7 +13,7 @@ from compute.choice import Compute, candidate_ways, choose, way_timer
 from compute.trial import ways_that_run
 from training.distributed import any_rank
 from training.experiment import discriminator_args, generator_args
-from training.step import gan_step
+from training.step import NonFiniteGuard, gan_step
 from training.trial import CHILD, timing_nets, trial_spec
 from utils.device import cpu_flags, to_model_input
 from utils.errors import warn
@@ -21,12 +21,18 @@ from utils.errors import warn
 
 def training_step_in(generator, discriminator, a, b, weights, device):
     """prepare(way) for the way timer: one training step of copies of the networks computing in
-    `way` (a step that is not finite raises NonFiniteLoss, so that way is never chosen)."""
+    `way` (a step that is not finite raises NonFiniteLoss when it ends, so that way is never chosen)."""
     def prepare(way):
         g, d = (copy.deepcopy(m).to(memory_format=way.memory_format) if m is not None else None for m in (generator, discriminator))
         copies = timing_nets(g, d, device, way.amp)
         x, y = to_model_input(a, device, way.channels_last), to_model_input(b, device, way.channels_last)
-        return lambda: gan_step(copies, x, y, weights, device, way.amp)
+        guard = NonFiniteGuard(device)
+
+        def step():
+            gan_step(copies, x, y, weights, device, way.amp, guard)
+            guard.raise_if_tripped()
+
+        return step
 
     return prepare
 
@@ -46,7 +52,7 @@ def choose_compute(config, generator, discriminator, a, b, weights, device, rank
         if broken:
             compute = dataclasses.replace(compute, note=f"{failures(broken)} in a trial step here; {compute.note}")
     if ranks.distributed:  # every rank takes rank 0's way
-        amp, channels_last = any_rank([ranks.is_main and compute.amp, ranks.is_main and compute.channels_last], ranks, device)
+        amp, channels_last = any_rank([ranks.is_main and compute.amp, ranks.is_main and compute.channels_last], ranks)
         compute = compute if ranks.is_main else Compute(amp, channels_last, "as rank 0 chose")
     return compute
 

@@ -2,11 +2,14 @@
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them training runs as a single process.
 With --max-restarts, torchrun restarts every rank when one dies; train then resumes by itself.
+Flags the host decides (a stop signal, the time budget) travel over gloo on the CPU even when the
+training's own collectives run over nccl, so that agreeing on them never waits for the GPU.
     torchrun --nproc-per-node 2 --max-restarts 3 main.py train -net unet
 """
 import gc
+import inspect
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import torch
@@ -23,6 +26,7 @@ class Ranks:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    control: object = field(default=None, compare=False, repr=False)  # the gloo group of host flags (None: the default group)
 
     @property
     def is_main(self):
@@ -33,8 +37,10 @@ class Ranks:
         return self.world_size > 1
 
 
-def init_distributed(device_choice):
-    """(Ranks, device): joins the process group when launched by torchrun."""
+def init_distributed(device_choice, timeout_minutes):
+    """(Ranks, device): joins the process group when launched by torchrun. Collectives wait up to
+    `timeout_minutes` for the slowest rank: the others wait in one while rank 0 alone validates
+    (scores, optical flow, sample videos) and saves, which nccl's 10-minute default cuts short."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Ranks(), pick_device(device_choice)
@@ -43,11 +49,15 @@ def init_distributed(device_choice):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
+    options = {"timeout": timedelta(minutes=timeout_minutes)}
+    if device.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters:
+        options["device_id"] = device  # nccl binds its communicators to this rank's GPU, never GPU 0's
     if elastic_restart():
-        dist.init_process_group(backend, store=restart_store(ranks), rank=ranks.rank, world_size=world_size)
+        dist.init_process_group(backend, store=restart_store(ranks), rank=ranks.rank, world_size=world_size, **options)
     else:
-        dist.init_process_group(backend)
-    return ranks, device
+        dist.init_process_group(backend, **options)
+    control = dist.new_group(backend="gloo", timeout=options["timeout"]) if backend == "nccl" else None
+    return Ranks(ranks.rank, ranks.world_size, ranks.local_rank, control), device
 
 
 def restart_store(ranks):
@@ -66,13 +76,21 @@ def elastic_restart():
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
 
 
-def any_rank(flags, ranks, device):
-    """Element-wise OR of boolean flags across ranks, so every rank takes the same branch."""
+def any_rank(flags, ranks):
+    """Element-wise OR of the host's boolean flags across ranks, so every rank takes the same branch
+    (over gloo on the CPU: the GPU's queue is not waited for)."""
     if not ranks.distributed:
         return flags
-    tensor = torch.tensor([int(f) for f in flags], device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    tensor = torch.tensor([int(f) for f in flags])
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=ranks.control)
     return [bool(v) for v in tensor.tolist()]
+
+
+def device_max(tensor, ranks):
+    """The largest value of `tensor` on any rank, left on the device (nccl queues it on the GPU: no host sync)."""
+    if ranks.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
 
 
 def ranks_agree(modules, ranks, device):

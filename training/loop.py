@@ -39,10 +39,12 @@ from training.experiment import architecture, discriminator_args, generator_args
 from training.samples import write_samples
 from training.signals import EXIT_CODES, StopSignals
 from training.ema import WeightAverage
-from training.step import LossWeights, Nets, NonFiniteLoss, gan_step
+from training.step import LossWeights, Nets, NonFiniteGuard, NonFiniteLoss, gan_step
+from training.tally import LossTally
 from training.validate import validate
 from training.watchdog import Watchdog
 from compute.choice import Compute
+from compute.determinism import deterministic_algorithms, noting_nondeterministic
 from compute.precision import grad_scaler
 from utils.device import to_model_input
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
@@ -146,7 +148,7 @@ def train(config, explicit=(), defaults=None, on_epoch_end=None):
     """Train as the flags in `config` say; returns the exit code (0, or 130/143 when interrupted).
     `explicit` names the flags the user typed (they override a resumed config); `defaults` are the
     flags' defaults (the start line shows what differs)."""
-    ranks, device = init_distributed(config["device"])
+    ranks, device = init_distributed(config["device"], config["dist_timeout"])
     try:
         with dry_run_folder(config) as config:
             folder = experiment_folder(config)
@@ -174,11 +176,21 @@ def dry_run_folder(config):
 
 
 def run_training(config, explicit, defaults, ranks, device, on_epoch_end):
-    run, state = build_run(config, explicit, ranks, device, on_epoch_end)
     try:
-        return train_from(run, state, defaults)
-    finally:
-        run.nets = None  # the DDP wrappers hold the process group: it must be free to go before shutdown() (see there)
+        run, state = build_run(config, explicit, ranks, device, on_epoch_end)
+        try:
+            return train_from(run, state, defaults)
+        finally:
+            run.nets = None  # the DDP wrappers hold the process group: it must be free to go before shutdown() (see there)
+    except torch.cuda.OutOfMemoryError:
+        raise TrainingError(experiment_folder(config), out_of_memory(config, device)) from None
+
+
+def out_of_memory(config, device):
+    """What to lower when a training step does not fit in the GPU's memory, in one line."""
+    size = f"{config['crop'][0]}x{config['crop'][1]} crops" if config["crop"] else "whole frames"
+    return (f"{device} ran out of memory training {config['network']} on batches of {config['batch']} clips of {config['pool']} "
+            f"frames ({size} of {config['data']}); lower -batch, -pool or --crop, make the network smaller, or try --amp on")
 
 
 def build_run(config, explicit, ranks, device, on_epoch_end):
@@ -186,6 +198,8 @@ def build_run(config, explicit, ranks, device, on_epoch_end):
     decided, the networks built and the compute chosen."""
     folder = experiment_folder(config)
     state, config = open_experiment(config, explicit, folder, ranks)
+    if config["deterministic"]:
+        deterministic_algorithms()
     data = load_data(config, ranks, state, folder)
     config, residual_note = resolve_residual(config, data.dataset.meta, identity_psnr(data.dataset))
     sources = network_sources(config, state.get("sources") if state is not None else None)
@@ -206,10 +220,10 @@ def train_from(run, state, defaults):
             report = start_log(run, position, resumed=state is not None, defaults=defaults)
         with StopSignals() as signals:
             return train_epochs(run, position, report, signals)
-    except NonFiniteLoss as exc:
+    except NonFiniteLoss as exc:  # every update from exc.step on was skipped: the weights are those of the step before
         if report is not None:
-            report.log.write({"step": position.step, "epoch": position.epoch + 1, "event": FAILED, "reason": str(exc)})
-        raise TrainingError(run.folder, f"{exc} at step {position.step + 1}: training stopped; {run.folder.last.name} keeps step "
+            report.log.write({"step": exc.step - 1, "epoch": position.epoch + 1, "event": FAILED, "reason": str(exc)})
+        raise TrainingError(run.folder, f"{exc} at step {exc.step}: training stopped; {run.folder.last.name} keeps step "
                                         f"{position.saved_step}. Lower --lr (now {run.config['lr']:g}), keep --spectral-norm on, "
                                         f"or try --gan-loss lsgan") from None
     finally:
@@ -373,7 +387,7 @@ def say_what_trains(run, resumed, defaults):
     print(f"{'resuming' if resumed else 'training'} {config['network']} ({count_parameters(run.nets.raw_generator) / 1e6:.3g} M "
           f"parameters) on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch "
           f"per rank, {ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {run.folder}", flush=True)
-    print(f"computing in {run.compute.describe()}; residual {config['residual']} ({run.residual_note})", flush=True)
+    print(f"computing in {run.compute.describe(run.device)}; residual {config['residual']} ({run.residual_note})", flush=True)
     unsaid = [k for k in defaults if k not in SAID_ON_THE_START_LINES and not (config["dry_run"] and k in DRY_RUN)]
     changed = {k: config[k] for k in unsaid if config[k] != defaults[k]}
     if changed:
@@ -397,30 +411,33 @@ def tensorboard(folder, purge_step):
 def train_epochs(run, position, report, signals):
     """Epoch after epoch until the step or time budget; returns the exit code. `report` is rank 0's
     Report (None on the other ranks)."""
-    inputs = InputPipeline(run.data.train, run.device, run.channels_last)
+    inputs = InputPipeline(run.data.train, run.device, run.channels_last,
+                           prefetch={"auto": None, "on": True, "off": False}[run.config["prefetch"]])
     clock = Clock.start(run.config["max_seconds"])
+    tally = LossTally(NonFiniteGuard(run.device, run.ranks, steps_before=position.step))
     while budget_left(run, position, clock):
-        stopped = run_epoch(run, inputs, position, report, clock, signals)
+        stopped = run_epoch(run, inputs, position, report, clock, signals, tally)
         if stopped:
             return stopped
         if position.epoch_step == run.steps_per_epoch:
             position.epoch, position.epoch_step = position.epoch + 1, 0
-            end_epoch(run, position, report, epoch_number=position.epoch, finished=not budget_left(run, position, clock))
+            end_epoch(run, position, report, tally, epoch_number=position.epoch, finished=not budget_left(run, position, clock))
     if position.epoch_step:  # the step budget ended inside an epoch: report it, and keep the position for --resume
-        end_epoch(run, position, report, epoch_number=position.epoch + 1, finished=True)
+        end_epoch(run, position, report, tally, epoch_number=position.epoch + 1, finished=True)
     finish(run, position, report, clock)
     return 0
 
 
-def run_epoch(run, inputs, position, report, clock, signals):
+def run_epoch(run, inputs, position, report, clock, signals, tally):
     """The steps of the current epoch from where it stands, until its end or the budget. Returns the
-    exit code when a signal stopped it (after saving), else None."""
+    exit code when a signal stopped it (after saving), else None. The losses stay on the device in
+    `tally` and are read every --log-every steps, on every rank alike (a loss gone NaN stops them all)."""
     config, nets = run.config, run.nets
     weights = LossWeights(config["gan_loss"], config["l1"], config["mse"], config["temporal"])
     decay_steps = config["decay_epochs"] * run.steps_per_epoch
     clips_per_step = config["batch"] * run.ranks.world_size
     batches = inputs.epoch(position.epoch, first=position.epoch_step)  # prepared a batch ahead, during each step
-    sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
+    count, data_time, timer = 0, 0.0, time.perf_counter()
     while position.epoch_step < run.steps_per_epoch and budget_left(run, position, clock):
         started = time.perf_counter()
         x, y, motion = next(batches)  # (N, C, T, H, W) on the device, and the target's flow for --temporal
@@ -428,25 +445,25 @@ def run_epoch(run, inputs, position, report, clock, signals):
         lr = lr_at(position.step, config["lr"], run.total_steps, decay_steps)
         for group in nets.opt_g.param_groups + (nets.opt_d.param_groups if nets.opt_d else []):
             group["lr"] = lr
-        losses = gan_step(nets, x, y, weights, run.device, run.amp, run.ranks, motion)
+        with naming_nondeterministic(run, first=position.step == tally.guard.steps_before):
+            tally.add(gan_step(nets, x, y, weights, run.device, run.amp, tally.guard, run.ranks, motion))
         if nets.ema is not None:
             nets.ema.update(nets.raw_generator, position.step)
         position.step, position.epoch_step = position.step + 1, position.epoch_step + 1
-        for name, value in losses.items():
-            sums[name] = sums.get(name, 0.0) + value
         count += 1
-        stopped, clock.out_of_time = any_rank([signals.signum is not None, clock.late()], run.ranks, run.device)  # every rank alike
-        if report is not None:
-            elapsed = time.perf_counter() - timer
-            speed = clips_per_step * count / elapsed
-            log_now = position.step % config["log_every"] == 0 or not budget_left(run, position, clock)
-            if log_now:
-                report.log.write({"step": position.step, "epoch": position.epoch + 1, **{f"loss/{k}": v / count for k, v in sums.items()},
-                                  "lr": lr, "time/clips_per_s": speed, "time/data_share": data_time / elapsed})
-                sums, count, data_time, timer = {}, 0, 0.0, time.perf_counter()
-            report_step(report, position, losses, speed, log_now)
+        stopped, clock.out_of_time = any_rank([signals.signum is not None, clock.late()], run.ranks)  # every rank alike
+        if position.step % config["log_every"] == 0 or not budget_left(run, position, clock):
+            means = tally.read_log()
+            if report is not None:
+                elapsed = time.perf_counter() - timer
+                report.log.write({"step": position.step, "epoch": position.epoch + 1, **{f"loss/{k}": v for k, v in means.items()},
+                                  "lr": lr, "time/clips_per_s": clips_per_step * count / elapsed, "time/data_share": data_time / elapsed})
+                report.progress.update(position.step, progress_text(position, means, clips_per_step * count / elapsed), line=True)
+            count, data_time, timer = 0, 0.0, time.perf_counter()
+        elif report is not None:
+            report.progress.update(position.step, None, line=False)
         if stopped or (config["save_every"] and position.step % config["save_every"] == 0):
-            save(run, position)
+            save(run, position, tally)
         if stopped:
             batches.close()
             return stop(run, position, report, signals.signum)
@@ -454,15 +471,26 @@ def run_epoch(run, inputs, position, report, clock, signals):
     return None
 
 
-def report_step(report, position, losses, speed, log_now):
-    """Rank 0 after a step: the watchdog's count and the progress line."""
-    if "d_real" in losses:
-        report.watchdog.step(0.5 * (losses["d_real"] + losses["d_fake"]), losses["g_adv"], losses["g_l1"])
-    text = (f"epoch {position.epoch + 1} g {losses['g_total']:.3f}"
-            + (f" (adv {losses['g_adv']:.3f})" if "g_adv" in losses else "")
-            + (f" d {0.5 * (losses['d_real'] + losses['d_fake']):.3f}" if "d_real" in losses else "")
-            + f" l1 {losses['g_l1']:.4f} | {speed:.2f} clips/s")
-    report.progress.update(position.step, text, line=log_now)
+@contextlib.contextmanager
+def naming_nondeterministic(run, first):
+    """Around the first step of a --deterministic run: one line naming the operations it ran that
+    have no deterministic version on this device (on CUDA: pooling's backward passes, say)."""
+    if not (first and run.config["deterministic"]):
+        yield
+        return
+    found = []
+    with noting_nondeterministic(found):
+        yield
+    if found and run.ranks.is_main:
+        warn("--deterministic", f"on {run.device} these operations have no deterministic version, so two runs may still "
+                                f"differ: {', '.join(found)}")
+
+
+def progress_text(position, means, speed):
+    """The progress line's losses: the means since the last log step."""
+    d = 0.5 * (means["d_real"] + means["d_fake"]) if "d_real" in means else None
+    return (f"epoch {position.epoch + 1} g {means['g_total']:.3f}" + (f" (adv {means['g_adv']:.3f})" if "g_adv" in means else "")
+            + (f" d {d:.3f}" if d is not None else "") + f" l1 {means['g_l1']:.4f} | {speed:.2f} clips/s")
 
 
 def stop(run, position, report, signum):
@@ -473,21 +501,23 @@ def stop(run, position, report, signum):
     return EXIT_CODES.get(signum, 130)
 
 
-def end_epoch(run, position, report, epoch_number, finished):
+def end_epoch(run, position, report, tally, epoch_number, finished):
     """Validation and samples every --sample-every epochs and at the end, the watchdog, the
     experiment page, and a checkpoint (kept as epoch_NNNN.pt at an epoch's end)."""
     scores = {}
+    losses = tally.read_epoch()  # on every rank: a loss gone NaN stops them all here
     if report is not None:
         if run.data.val is not None and (finished or epoch_number % run.config["sample_every"] == 0):
             scores, clips = validate(run.nets.inference_generator, run.data.val, run.device, run.amp, run.channels_last)
             report.log.write({"step": position.step, "epoch": epoch_number, **scores})
             write_samples(run.folder, epoch_number, clips, run.data.dataset.meta.get("fps") or 25, report.log)
             report.progress.write(validation_line(f"epoch {epoch_number}", scores))
-        for message in report.watchdog.end_epoch():
-            warn(run.folder, message)
+        if "d_real" in losses.means:  # the watchdog watches the adversarial game
+            for message in report.watchdog.end_epoch(losses.d_max, losses.means["g_adv"], losses.means["g_l1"]):
+                warn(run.folder, message)
         if run.on_epoch_end is not None:
             run.on_epoch_end(run.folder)
-    save(run, position, epoch_file=position.epoch_step == 0, finished=finished, scores=scores)
+    save(run, position, tally, epoch_file=position.epoch_step == 0, finished=finished, scores=scores)
     barrier(run.ranks)
 
 
@@ -496,8 +526,11 @@ def validation_line(when, scores):
             f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB)")
 
 
-def save(run, position, epoch_file=False, finished=False, scores=None):
-    """Write last.pt (rank 0): everything needed to continue exactly from `position`."""
+def save(run, position, tally=None, epoch_file=False, finished=False, scores=None):
+    """Write last.pt (rank 0): everything needed to continue exactly from `position`; never once a
+    loss of the steps in `tally` went NaN (the weights then stopped at an earlier step)."""
+    if tally is not None:
+        tally.guard.raise_if_tripped()
     if run.ranks.is_main:
         state = build_checkpoint(run.nets, position, run.config, generator_args(run.config), discriminator_args(run.config),
                                  run.sources, run.data, run.compute, run.device, finished, scores)

@@ -1,10 +1,15 @@
 """One GAN training step: (1) update D on real and generated pairs, (2) update G to fool D and to
 match the target (the mixed losses). Used by the training loop and by bench/train.py.
 
-    losses = gan_step(nets, x, y, LossWeights("dcgan", l1=100), device, amp=False)   # {"g_l1": 0.21, ...}
+Nothing in a step waits for the device: the losses stay there (training/tally.py reads them once
+per --log-every), and a loss that is NaN or infinite trips a flag on the device that makes every
+later update a no-op, so it never reaches the weights; the host sees the flag when it next reads.
+
+    guard = NonFiniteGuard(device)
+    losses = gan_step(nets, x, y, LossWeights("dcgan", l1=100), device, amp=False, guard=guard)   # {"g_l1": tensor, ...}
+    guard.raise_if_tripped()      # one host sync: NonFiniteLoss if a loss was not finite
 """
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import torch
@@ -12,12 +17,23 @@ import torch
 from compute.choice import NotFinite
 from compute.precision import autocast
 from networks.losses import discriminator_loss, generator_loss, reconstruction_losses, temporal_loss
-from training.distributed import Ranks, any_rank
+from training.distributed import Ranks, device_max
 from training.ema import WeightAverage
 
 
 class NonFiniteLoss(NotFinite):
-    """A loss became NaN or infinite; raised before it reaches the weights."""
+    """A loss became NaN or infinite; its update, and every later one, never reached the weights.
+    `step` is the step (counted from 1) at which it first happened, when known."""
+
+    def __init__(self, message, step=None):
+        super().__init__(message)
+        self.step = step
+
+
+def adam(parameters, lr):
+    """Adam (betas 0.5, 0.999), fused: one kernel for all parameters, and it can skip an update on a
+    flag that stays on the device (found_inf), which NonFiniteGuard uses."""
+    return torch.optim.Adam(parameters, lr=lr, betas=(0.5, 0.999), fused=True)
 
 
 @dataclass(frozen=True)
@@ -42,12 +58,11 @@ class Nets:
 
     @classmethod
     def around(cls, generator, discriminator, scaler, lr, ema_decay=0.0):
-        """Unwrapped `generator` and `discriminator` (or None) with Adam optimizers (betas 0.5, 0.999),
-        and a weight average of the generator when `ema_decay` is above 0."""
-        adam = {"lr": lr, "betas": (0.5, 0.999)}
-        opt_d = torch.optim.Adam(discriminator.parameters(), **adam) if discriminator is not None else None
+        """Unwrapped `generator` and `discriminator` (or None) with their optimizers, and a weight
+        average of the generator when `ema_decay` is above 0."""
+        opt_d = adam(discriminator.parameters(), lr) if discriminator is not None else None
         ema = WeightAverage(generator, ema_decay) if ema_decay else None
-        return cls(generator, generator, torch.optim.Adam(generator.parameters(), **adam), scaler, discriminator, discriminator, opt_d, ema)
+        return cls(generator, generator, adam(generator.parameters(), lr), scaler, discriminator, discriminator, opt_d, ema)
 
     def wrapped(self, wrap):
         """These Nets with the trained modules wrapped by `wrap` (DistributedDataParallel); the raw ones stay."""
@@ -63,24 +78,54 @@ class LossWeights:
     temporal: float = 0.0  # Lai et al.'s short-term temporal loss; needs the target's flow
 
 
-def set_requires_grad(module, flag):
-    for p in module.parameters():
-        p.requires_grad_(flag)
+class NonFiniteGuard:
+    """A flag on the device, 0 until a loss is NaN or infinite (on any rank: DDP ranks must skip
+    alike), then 1 for good; while it is 1 every update is skipped. It counts the steps it saw end
+    with the flag still 0, so the host learns at which step a loss first went bad when it reads."""
+
+    def __init__(self, device, ranks=Ranks(), steps_before=0):
+        self.ranks, self.steps_before = ranks, steps_before  # the steps done before this guard began counting
+        self.tripped = torch.zeros((), device=device)  # float32, as fused Adam's found_inf
+        self.good_steps = torch.zeros((), dtype=torch.int64, device=device)
+
+    def check(self, losses):
+        """Trip the flag if any of `losses` (0-dim tensors) is not finite here or on another rank."""
+        bad = (~torch.isfinite(torch.stack([v.detach().float() for v in losses]))).any().float()
+        self.tripped = torch.maximum(self.tripped, device_max(bad, self.ranks))
+
+    def end_step(self):
+        self.good_steps += (self.tripped == 0).long()
+
+    def update(self, optimizer, scaler, loss):
+        """Backward `loss` and step `optimizer`, or skip the update once the flag is up: fused Adam
+        skips on its found_inf; under a float16 gradient scaler the loss is made NaN instead, so
+        that the scaler (which sets found_inf itself, from the gradients) skips it."""
+        optimizer.zero_grad(set_to_none=True)
+        if scaler.is_enabled():
+            poisoned = loss * torch.where(self.tripped > 0, float("nan"), 1.0)
+            scaler.scale(poisoned).backward()
+            scaler.step(optimizer)
+            return
+        loss.backward()
+        optimizer.found_inf = self.tripped
+        try:
+            optimizer.step()
+        finally:
+            del optimizer.found_inf
+
+    def raise_if_tripped(self, names=()):
+        """NonFiniteLoss when the flag is up (one host sync), with the step it first went up at and
+        `names`, the losses seen to be non-finite."""
+        tripped, good = torch.stack([self.tripped.double(), self.good_steps.double()]).tolist()
+        if tripped:
+            step = self.steps_before + int(good) + 1
+            raise NonFiniteLoss(f"{', '.join(names) or 'a loss'} became NaN or infinite", step)
 
 
-def as_floats(losses, ranks, device):
-    """The losses as floats (one device sync); raises NonFiniteLoss when one is NaN or infinite on
-    any rank, so that every rank stops together."""
-    values = dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
-    bad = [f"loss/{name} became {value}" for name, value in values.items() if not math.isfinite(value)]
-    if any_rank([bool(bad)], ranks, device)[0]:
-        raise NonFiniteLoss(", ".join(bad) or "a loss on another rank became non-finite")
-    return values
-
-
-def gan_step(nets, x, y, weights, device, amp, ranks=Ranks(), motion=None):
+def gan_step(nets, x, y, weights, device, amp, guard, ranks=Ranks(), motion=None):
     """x, y: (N, C, T, H, W) input and target in [-1, 1]; `motion`: the target's (flow, mask) for the
-    temporal loss (datasets/pipeline.py). Returns the step's losses as floats."""
+    temporal loss (datasets/pipeline.py). Returns the step's losses as 0-dim tensors on the device,
+    detached; `guard` (a NonFiniteGuard) keeps a non-finite one from the weights."""
     with autocast(device, amp):
         fake = nets.generator(x)
     values = {}
@@ -91,10 +136,9 @@ def gan_step(nets, x, y, weights, device, amp, ranks=Ranks(), motion=None):
         with autocast(device, amp):  # one pass over both halves, so DDP syncs once
             logits = nets.discriminator(torch.cat([x, x]), torch.cat([y, fake.detach()])).float()
         d_real, d_fake = discriminator_loss(weights.gan, *logits.chunk(2))
-        values.update(as_floats({"d_real": d_real, "d_fake": d_fake}, ranks, device))
-        nets.opt_d.zero_grad(set_to_none=True)
-        nets.scaler.scale(0.5 * (d_real + d_fake)).backward()
-        nets.scaler.step(nets.opt_d)
+        guard.check([d_real, d_fake])
+        guard.update(nets.opt_d, nets.scaler, 0.5 * (d_real + d_fake))
+        values.update(d_real=d_real.detach(), d_fake=d_fake.detach())
         set_requires_grad(nets.raw_discriminator, False)
 
     # (2) Update G: fool the updated D, and stay close to the target.
@@ -108,9 +152,13 @@ def gan_step(nets, x, y, weights, device, amp, ranks=Ranks(), motion=None):
         losses["g_temporal"] = temporal_loss(fake, *motion)
         total = total + weights.temporal * losses["g_temporal"]
     losses["g_total"] = total
-    values.update(as_floats(losses, ranks, device))
-    nets.opt_g.zero_grad(set_to_none=True)
-    nets.scaler.scale(total).backward()
-    nets.scaler.step(nets.opt_g)
+    guard.check(list(losses.values()))
+    guard.update(nets.opt_g, nets.scaler, total)
     nets.scaler.update()
-    return values
+    guard.end_step()
+    return {**values, **{name: value.detach() for name, value in losses.items()}}
+
+
+def set_requires_grad(module, flag):
+    for p in module.parameters():
+        p.requires_grad_(flag)

@@ -13,7 +13,7 @@ import torch
 
 from compute.precision import grad_scaler
 from compute.trial import step_each_way
-from training.step import LossWeights, Nets, gan_step
+from training.step import LossWeights, Nets, NonFiniteGuard, gan_step
 from utils.device import to_model_input
 
 CHILD = [sys.executable, "-m", "training.trial"]
@@ -51,7 +51,7 @@ def main():
                          if spec["discriminator"] is not None else None)
         generator, discriminator = (m.to(memory_format=way.memory_format) if m is not None else None for m in (generator, discriminator))
         x, y = (to_model_input(c, device, way.channels_last) for c in clips)
-        gan_step(timing_nets(generator, discriminator, device, way.amp), x, y, weights, device, way.amp)
+        gan_step(timing_nets(generator, discriminator, device, way.amp), x, y, weights, device, way.amp, NonFiniteGuard(device))
 
     step_each_way(spec, step)
 

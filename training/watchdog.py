@@ -4,10 +4,8 @@ loss that climbs, is normal in pix2pix-style training while the L1 to the target
 worth a warning only when the L1 stalls too. Each warning is given once when its condition starts,
 and again only after it has cleared.
 
-    dog = Watchdog(); dog.step(d_loss, g_adv, g_l1); warnings = dog.end_epoch()
+    dog = Watchdog(); warnings = dog.end_epoch(d_max, g_adv, g_l1)   # the epoch's largest D loss, G's mean losses
 """
-import math
-
 D_WON_BELOW = 0.05  # discriminator loss (mean of real and fake terms) this close to zero all epoch
 CLIMB_EPOCHS = 3  # generator adversarial loss rising for this many epochs in a row
 CLIMB_FACTOR = 1.05  # each epoch at least 5% above the one before
@@ -20,16 +18,8 @@ STALL_FACTOR = 0.99
 
 class Watchdog:
     def __init__(self):
-        self.d_max = -math.inf
-        self.g_sum, self.l1_sum, self.steps = 0.0, 0.0, 0
         self.g_means, self.l1_means = [], []
         self.active = set()  # conditions already warned about and not yet cleared
-
-    def step(self, d_loss, g_adv, g_l1):
-        self.d_max = max(self.d_max, d_loss)
-        self.g_sum += g_adv
-        self.l1_sum += g_l1
-        self.steps += 1
 
     def l1_stalled(self):
         if len(self.l1_means) < 2 * STALL_EPOCHS:
@@ -37,16 +27,16 @@ class Watchdog:
         recent, before = self.l1_means[-STALL_EPOCHS:], self.l1_means[-2 * STALL_EPOCHS:-STALL_EPOCHS]
         return sum(recent) > STALL_FACTOR * sum(before)
 
-    def end_epoch(self):
-        """Messages for this epoch (possibly none); then start counting the next one."""
-        if self.steps == 0:
-            return []
-        self.g_means.append(self.g_sum / self.steps)
-        self.l1_means.append(self.l1_sum / self.steps)
+    def end_epoch(self, d_max, g_adv, l1):
+        """Messages for an epoch (possibly none) whose steps' discriminator loss (the mean of its real
+        and fake terms) was at most `d_max`, and whose adversarial and L1 losses of G averaged
+        `g_adv` and `l1`."""
+        self.g_means.append(g_adv)
+        self.l1_means.append(l1)
         found = {}
         stalled = self.l1_stalled()
         trail = " -> ".join(f"{v:.3g}" for v in self.l1_means[-2 * STALL_EPOCHS:])
-        if stalled and self.d_max < D_WON_BELOW:
+        if stalled and d_max < D_WON_BELOW:
             found["d_won"] = (f"the discriminator has won (its loss stayed below {D_WON_BELOW} all epoch) and the L1 has "
                               f"stopped falling ({trail}); keep --spectral-norm on, try fewer --d-layers or --d-channels, a "
                               f"higher --l1, or --gan-loss lsgan")
@@ -57,5 +47,4 @@ class Watchdog:
                                  f"--l1, or --gan-loss lsgan")
         messages = [message for key, message in found.items() if key not in self.active]
         self.active = set(found)
-        self.d_max, self.g_sum, self.l1_sum, self.steps = -math.inf, 0.0, 0.0, 0
         return messages

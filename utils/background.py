@@ -16,8 +16,10 @@ class _Failure:
         self.error = error
 
 
-def ahead(iterable, depth=2):
-    """Iterate `iterable` on a background thread, up to `depth` items ahead of the consumer."""
+def ahead(iterable, depth=2, on_start=None):
+    """Iterate `iterable` on a background thread, up to `depth` items ahead of the consumer;
+    `on_start()` runs first on that thread (a thread's state, such as torch's current CUDA device,
+    is its own)."""
     items = queue.Queue(maxsize=depth)
     stop = threading.Event()  # the consumer has left: every put gives up rather than wait for it
 
@@ -32,6 +34,8 @@ def ahead(iterable, depth=2):
 
     def produce():
         try:
+            if on_start is not None:
+                on_start()
             for item in iterable:
                 if not put(item):
                     return

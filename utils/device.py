@@ -33,12 +33,19 @@ def machine_summary():
 
 
 def pick_device(choice, local_rank=0):
-    """'auto' -> cuda:LOCAL_RANK when CUDA works, else cpu; 'cuda' without CUDA is an error."""
+    """'auto' -> this process's GPU when CUDA works, else cpu; 'cuda' without CUDA is an error. The
+    GPU is cuda:LOCAL_RANK, or cuda:0 when the process sees only one (a scheduler such as Slurm, or
+    a sweep, gives each process its own through CUDA_VISIBLE_DEVICES, whatever its local rank)."""
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise UserError("--device", "cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
-        torch.backends.cudnn.benchmark = True  # fixed clip shapes: let cuDNN pick its fastest kernels once
-        return torch.device("cuda", local_rank)
+        count = torch.cuda.device_count()
+        if local_rank >= count > 1:
+            raise UserError("--device", f"this is local rank {local_rank} but it sees only {count} GPUs "
+                                        f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); start at "
+                                        f"most one process per GPU on each machine, or give each process one GPU")
+        torch.backends.cudnn.benchmark = True  # fixed clip shapes: let cuDNN pick its fastest kernels once (--deterministic: off)
+        return torch.device("cuda", local_rank if local_rank < count else 0)
     return torch.device("cpu")
 
 
@@ -62,9 +69,9 @@ def to_model_input(clips, device, channels_last=False):
     """uint8 (B, T, H, W, 3) -> float (N, C, T, H, W) in [-1, 1] on `device`; the conversion runs there.
 
     The permuted view already has channels_last_3d strides; `channels_last=False` makes it contiguous."""
-    tensor = torch.from_numpy(np.ascontiguousarray(clips))
-    if device.type == "cuda":
-        tensor = (tensor if tensor.is_pinned() else tensor.pin_memory()).to(device, non_blocking=True)
+    tensor = torch.from_numpy(np.ascontiguousarray(clips)) if isinstance(clips, np.ndarray) else clips
+    if device.type == "cuda":  # asynchronous from the training pipeline's pinned buffers; pinning anything else is one more copy
+        tensor = tensor.to(device, non_blocking=tensor.is_pinned())
     tensor = tensor.permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)  # (N, C, T, H, W)
     return tensor if channels_last else tensor.contiguous()
 
