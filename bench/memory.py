@@ -7,6 +7,13 @@ do not change the speed or the memory) runs over a moving test pattern with a so
 size. Peak memory is the process's peak resident set, as the kernel counts it.
     python -m bench.memory
     python -m bench.memory --sizes 64x64 640x360 1280x720 3840x2160 --frames 600 48 24 9
+
+Then tiles against whole frames, per output pixel, in this process: one window of the same network
+over 9 frames of --tiled-size, whole, and in tiles of --tile-side pixels (halo included) computed
+layer by layer (inference/layered.py), with the earlier way (a pass over the tiles per norm layer,
+inference/tiles.py's run_tiled) as the baseline; the ways alternate, medians of --rounds, with the
+PSNR of each against whole frames.
+    python -m bench.memory --only-tiles --tiled-size 1280x720 --tile-side 512
 """
 import argparse
 import json
@@ -59,12 +66,65 @@ def whole_frames_need(checkpoint, size):
     return fixed + 4 * per_pixel * width * height
 
 
+def tiles_against_whole(size, tile_side, rounds, frames=9):
+    """Seconds for one window of `frames` frames of `size` (WxH) whole, in tiles layer by layer, and
+    in tiles a pass per norm layer; printed per output pixel against whole frames, with each one's PSNR."""
+    import statistics
+
+    import numpy as np
+    import torch
+
+    from inference.generate import ClipGenerator
+    from inference.loader import load_model
+    from inference.tiles import Tiling, norm_layers, run_tiled, tiling_halo
+    from networks.layers import size_multiple
+    from utils.metrics import mean_psnr
+    from utils.size import Size
+
+    with tempfile.TemporaryDirectory() as work:
+        write_checkpoint(Path(work) / "demo")
+        network = load_model(Path(work) / "demo", torch.device("cpu")).generator
+    width, height = map(int, size.split("x"))
+    clips = np.random.default_rng(0).integers(0, 256, (1, frames, height, width, 3), dtype=np.uint8)
+    tiling = Tiling.aligned(Size(tile_side, tile_side), tiling_halo(network), size_multiple(network))
+    generate = ClipGenerator(network, torch.device("cpu"))
+    tiled = ClipGenerator(network, torch.device("cpu"), tiling=tiling)
+    ways = {"whole frames": lambda: generate(clips),
+            f"tiles of {tile_side}, layer by layer": lambda: tiled(clips),
+            f"tiles of {tile_side}, a pass per norm layer": lambda: run_tiled(generate.generate, clips, tiling, norm_layers(network))}
+    seconds, outputs = {name: [] for name in ways}, {}
+    for _ in range(rounds):
+        for name, way in ways.items():
+            started = time.perf_counter()
+            with torch.inference_mode():
+                outputs[name] = way()
+            seconds[name].append(time.perf_counter() - started)
+    print(f"\ntiles against whole frames: the demo's U-Net, one window of {frames} frames of {size}, {tiling.halo} pixels of "
+          f"context on each side of a tile; median of {rounds} rounds, the ways alternating")
+    print(f"  {'way':<42}{'seconds':>9}{'per output pixel':>18}{'PSNR vs whole':>15}")
+    whole = statistics.median(seconds["whole frames"])
+    for name in ways:
+        median = statistics.median(seconds[name])
+        psnr = "-" if name == "whole frames" else f"{mean_psnr(outputs[name][0], outputs['whole frames'][0]):.1f} dB"
+        print(f"  {name:<42}{median:>9.2f}{median / whole:>17.2f}x{psnr:>15}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["64x64", "640x360", "1280x720"])
     parser.add_argument("--frames", nargs="+", type=int, default=[600, 48, 24])
+    parser.add_argument("--tiled-size", default="1280x720", help="the frame size of the tiles-against-whole-frames rows")
+    parser.add_argument("--tile-side", type=int, default=512, help="the tiles' side there, halo included")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the tiles-against-whole-frames rows")
+    parser.add_argument("--only-tiles", action="store_true", help="only the tiles-against-whole-frames rows")
     args = parser.parse_args()
     print(machine_summary())
+    if not args.only_tiles:
+        compare_at_sizes(args)
+    tiles_against_whole(args.tiled_size, args.tile_side, args.rounds)
+
+
+def compare_at_sizes(args):
     print(f"memory free now {human_bytes(available_memory())}; the default budget is half of it")
     rows = []
     with tempfile.TemporaryDirectory() as work:

@@ -8,6 +8,7 @@ as asked, or the fastest measured here (compute/); no gradients.
     fake = generate(clips)            # uint8 (B, T, H, W, 3) -> uint8 (B, T, H, W, 3)
 """
 import copy
+import functools
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from compute.cache import job_key, remembered
 from compute.choice import candidate_ways, choose, way_timer
 from compute.precision import autocast
 from networks.layers import size_multiple
+from inference.layered import LayerPlan, run_by_layer
 from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, run_tiled, tiling_halo, smallest_tile, spans
 from utils.device import to_model_input, to_uint8_frames
 from utils.errors import UsageError, UserError, warn
@@ -68,7 +70,16 @@ class ClipGenerator:
     def run(self, clips):
         if self.tiling is None:
             return self.generate(clips)
-        return run_tiled(self.generate, clips, self.tiling, norm_layers(self.network))
+        if self.tiling.covers(*clips.shape[2:4]) or self.layer_plan is None:  # whole frames a few clips at a time; or,
+            return run_tiled(self.generate, clips, self.tiling, norm_layers(self.network))  # untraceable, a pass per norm layer
+        with autocast(self.device, self.amp):
+            return run_by_layer(self.layer_plan, lambda windows: to_model_input(windows, self.device, self.channels_last),
+                                to_uint8_frames, clips, self.tiling)
+
+    @functools.cached_property
+    def layer_plan(self):
+        """The network cut at its norm layers, for tiles computed layer by layer (inference/layered.py); None when it cannot be traced."""
+        return LayerPlan.of(self.network)
 
 
 def forward_pass_in(network, clip_shape, device):
@@ -145,7 +156,7 @@ def plan(tiling, clip_shape, budget):
     if tiling.covers(height, width):
         windows = min(batch, tiling.tiles_per_pass)
         return f"whole {width}x{height} frames, {windows} window{'s' if windows > 1 else ''} of {frames} at a time{within}"
-    across, down = (len(spans(side, min(tile, side), tiling.halo)) for side, tile in ((width, tiling.tile.width), (height, tiling.tile.height)))
+    across, down = (len(spans(side, tile, tiling.halo, tiling.multiple)) for side, tile in ((width, tiling.tile.width), (height, tiling.tile.height)))
     return (f"{width}x{height} frames in {across * down} tiles of {tiling.tile.width}x{tiling.tile.height} "
             f"({tiling.halo} pixels of context on each side){within}")
 

@@ -35,15 +35,17 @@ OUTPUT_BYTES = 1  # a tiled batch is gathered in uint8
 
 @dataclass(frozen=True)
 class Tiling:
-    tile: Size  # a tile, halo included
+    tile: Size  # the largest tile, halo included
     halo: int  # context on each side of a tile's core
     tiles_per_pass: int = 1
+    multiple: int = 1  # what the network pools by: cores are multiples of it
 
     @classmethod
     def aligned(cls, tile, halo, multiple, tiles_per_pass=1):
         """Tile sides and halo rounded up to multiples of what the network pools by, so that every
         window and core starts on the pooling grid of the whole frame."""
-        return cls(Size(round_up(tile.width, multiple), round_up(tile.height, multiple)), round_up(halo, multiple), tiles_per_pass)
+        return cls(Size(round_up(tile.width, multiple), round_up(tile.height, multiple)), round_up(halo, multiple), tiles_per_pass,
+                   multiple)
 
     def covers(self, height, width):
         return self.tile.width >= width and self.tile.height >= height
@@ -58,17 +60,19 @@ def smallest_tile(halo, multiple):
     return 2 * halo + multiple
 
 
-def spans(length, tile, halo):
-    """[(window start, core start, core stop)] along one side: the cores partition [0, length); each
-    window of `tile` pixels holds its core and `halo` pixels around it (less at the frame's edges,
-    where the window is moved inward). With `tile`, `halo` and `length` multiples of what the
-    network pools by, windows and cores start on its pooling grid, as in the whole frame."""
+def spans(length, tile, halo, multiple=1):
+    """[(window start, window stop, core start, core stop)] along one side: cores of equal length (a
+    multiple of `multiple`), as few as windows of at most `tile` pixels allow, partitioning [0,
+    length); each window is its core and `halo` pixels on either side, cut at the frame's edges,
+    where the whole frame ends too. With `halo` and `length` multiples of what the network pools
+    by, windows and cores start on its pooling grid, as in the whole frame."""
     if tile >= length:
-        return [(0, 0, length)]
-    core = tile - 2 * halo
-    if core <= 0:
+        return [(0, length, 0, length)]
+    widest = tile - 2 * halo
+    if widest <= 0:
         raise ValueError(f"tiles of {tile} pixels leave no core inside a halo of {halo} on each side")
-    return [(min(max(0, start - halo), length - tile), start, min(start + core, length)) for start in range(0, length, core)]
+    core = round_up(-(-length // -(-length // widest)), multiple)  # the length split evenly between as few cores as fit
+    return [(max(0, start - halo), min(length, start + core + halo), start, min(start + core, length)) for start in range(0, length, core)]
 
 
 def norm_layers(network):
@@ -79,36 +83,56 @@ def norm_layers(network):
 @dataclass(frozen=True)
 class Tile:
     clip: int
-    rows: tuple  # (window start, core start, core stop)
+    rows: tuple  # (window start, window stop, core start, core stop)
     columns: tuple
 
-    def crop(self, clips, size):
-        """This tile's window of uint8 clips (N, T, H, W, 3)."""
-        (top, _, _), (left, _, _) = self.rows, self.columns
-        return clips[self.clip:self.clip + 1, :, top:top + size.height, left:left + size.width]
+    @property
+    def shape(self):
+        """(height, width) of its window."""
+        return self.rows[1] - self.rows[0], self.columns[1] - self.columns[0]
 
-    def core(self, y, size, axes=(-2, -1)):
+    def crop(self, clips):
+        """This tile's window of uint8 clips (N, T, H, W, 3)."""
+        (top, bottom, _, _), (left, right, _, _) = self.rows, self.columns
+        return clips[self.clip:self.clip + 1, :, top:bottom, left:right]
+
+    def core(self, y, axes=(-2, -1)):
         """The core of this tile's window in `y`, computed from the window at any scale; `axes`: its height and width."""
-        (top, y0, y1), (left, x0, x1) = self.rows, self.columns
+        (top, bottom, y0, y1), (left, right, x0, x1) = self.rows, self.columns
         h, w = y.shape[axes[0]], y.shape[axes[1]]
         box = [slice(None)] * y.ndim
-        box[axes[0]] = slice((y0 - top) * h // size.height, (y1 - top) * h // size.height)
-        box[axes[1]] = slice((x0 - left) * w // size.width, (x1 - left) * w // size.width)
+        box[axes[0]] = slice((y0 - top) * h // (bottom - top), (y1 - top) * h // (bottom - top))
+        box[axes[1]] = slice((x0 - left) * w // (right - left), (x1 - left) * w // (right - left))
         return y[tuple(box)]
 
 
-def pass_input(part, clips, size):
+def pass_input(part, clips):
     """(the uint8 windows of the tiles in `part`, the clip index of each) for one forward pass."""
-    return np.concatenate([tile.crop(clips, size) for tile in part]), torch.tensor([tile.clip for tile in part])
+    return np.concatenate([tile.crop(clips) for tile in part]), torch.tensor([tile.clip for tile in part])
 
 
 def passes_over(clips, tiling):
-    """The tiles of all clips, in groups of `tiling.tiles_per_pass`, and the size of a tile."""
+    """The tiles of all clips, in groups of at most `tiling.tiles_per_pass` of one window shape."""
     n, _, height, width, _ = clips.shape
-    size = Size(min(tiling.tile.width, width), min(tiling.tile.height, height))
-    tiles = [Tile(clip, rows, columns) for clip in range(n)
-             for rows in spans(height, size.height, tiling.halo) for columns in spans(width, size.width, tiling.halo)]
-    return [tiles[i:i + tiling.tiles_per_pass] for i in range(0, len(tiles), tiling.tiles_per_pass)], size
+    tiles = [Tile(clip, rows, columns) for clip in range(n) for rows in spans(height, tiling.tile.height, tiling.halo, tiling.multiple)
+             for columns in spans(width, tiling.tile.width, tiling.halo, tiling.multiple)]
+    passes = []
+    for tile in sorted(tiles, key=lambda tile: tile.shape):  # stable: in order within a shape
+        if passes and len(passes[-1]) < tiling.tiles_per_pass and passes[-1][0].shape == tile.shape:
+            passes[-1].append(tile)
+        else:
+            passes.append([tile])
+    return passes
+
+
+def core_sums(part, y):
+    """[(clip, sum, sum of squares, count)] per tile of a pass over the cores of `y` (n, C, T, h, w),
+    the input of a norm layer: the cores partition the frames, so their sums are the frame's."""
+    sums = []
+    for tile, value in zip(part, y):
+        core = tile.core(value).float()  # (C, T, h, w)
+        sums.append((tile.clip, core.sum(dim=(1, 2, 3)), core.square().sum(dim=(1, 2, 3)), core[0].numel()))
+    return sums
 
 
 @contextlib.contextmanager
@@ -128,12 +152,12 @@ class Reached(Exception):
     """A statistics pass got what it came for: the input of the next norm layer."""
 
 
-def frame_statistics(forward, passes, size, norms, clips):
+def frame_statistics(forward, passes, norms, clips):
     """{norm layer: (mean, var) per clip and channel, (N, C, 1, 1, 1)} over whole frames, as the
     untiled forward pass would compute them. One pass over the tiles per norm layer, in the order
     the network runs them, each with the layers before it normalised with their frame statistics
-    and stopped at the layer it measures: the cores of the tiles partition the frames, so their
-    sums are the frame's."""
+    and stopped at the layer it measures (inference/layered.py computes each layer once instead,
+    for a network torch.fx can trace)."""
     known = {}
     while len(known) < len(norms):
         sums, measured, part = [], [], None
@@ -141,16 +165,14 @@ def frame_statistics(forward, passes, size, norms, clips):
         def measure(norm, inputs):
             if norm in known:
                 return
-            for tile, y in zip(part, inputs[0]):
-                core = tile.core(y, size).float()  # (C, T, h, w)
-                sums.append((tile.clip, core.sum(dim=(1, 2, 3)), core.square().sum(dim=(1, 2, 3)), core[0].numel()))
+            sums.extend(core_sums(part, inputs[0]))
             measured.append(norm)
             raise Reached
 
         hooks = [norm.register_forward_pre_hook(measure) for norm in norms]
         try:
             for part in passes:
-                windows, index = pass_input(part, clips, size)
+                windows, index = pass_input(part, clips)
                 with sharing(list(known), known, index), contextlib.suppress(Reached):
                     forward(windows)
         finally:
@@ -177,17 +199,21 @@ def run_tiled(forward, clips, tiling, norms):
     n, _, height, width, _ = clips.shape
     if tiling.covers(height, width):
         return np.concatenate([forward(clips[i:i + tiling.tiles_per_pass]) for i in range(0, n, tiling.tiles_per_pass)])
-    passes, size = passes_over(clips, tiling)
-    statistics = frame_statistics(forward, passes, size, norms, clips) if norms else {}
+    passes = passes_over(clips, tiling)
+    statistics = frame_statistics(forward, passes, norms, clips) if norms else {}
     out = np.empty_like(clips)
     for part in passes:
-        windows, index = pass_input(part, clips, size)
+        windows, index = pass_input(part, clips)
         with sharing(norms, statistics, index):
-            results = forward(windows)
-        for result, tile in zip(results, part):
-            (_, y0, y1), (_, x0, x1) = tile.rows, tile.columns
-            out[tile.clip, :, y0:y1, x0:x1] = tile.core(result, size, axes=(1, 2))
+            keep_cores(out, forward(windows), part)
     return out
+
+
+def keep_cores(out, results, part):
+    """Each tile's core of a pass's uint8 results (n, T, h, w, 3) into its place in `out`."""
+    for result, tile in zip(results, part):
+        (_, _, y0, y1), (_, _, x0, x1) = tile.rows, tile.columns
+        out[tile.clip, :, y0:y1, x0:x1] = tile.core(result, axes=(1, 2))
 
 
 MAX_PROBE_SIDE = 1024  # an output pixel that still sees the border of frames this large sees the whole frame (or so
@@ -383,4 +409,4 @@ def fit_tiling(network, clip_shape, budget, device, halo=None, cost=None):
                                         f"about {human_bytes(need)} for {batch} windows of {frames} frames of {width}x{height}, "
                                         f"over the budget of {human_bytes(budget)}; raise --max-memory, or lower --batch or --size")
     tile = Size(min(side, width), min(side, height))
-    return Tiling(tile, halo), fixed + gathered + per_pixel * tile.width * tile.height
+    return Tiling(tile, halo, multiple=multiple), fixed + gathered + per_pixel * tile.width * tile.height

@@ -54,5 +54,5 @@ class ResNet3D(Generator):
         return f"resnet with {self.downsample} downsampling levels"
 
     def forward(self, x):  # (N, C, T, H, W) in [-1, 1]
-        self.check_size(*x.shape[-2:])
+        self.check_clip(x)
         return self.net(x)

@@ -38,7 +38,7 @@ class UNet3D(Generator):
         return f"unet of depth {self.depth}"
 
     def forward(self, x):  # (N, C, T, H, W) in [-1, 1]
-        self.check_size(*x.shape[-2:])
+        self.check_clip(x)
         skips = []
         for block in self.encoder[:-1]:
             x = block(x)

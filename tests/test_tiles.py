@@ -11,8 +11,9 @@ import torch
 from conftest import REPO, assert_user_error, make_video, run_cli, run_group
 from inference.generate import ClipGenerator
 from inference.loader import load_model
-from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, peak_bytes, receptive_radius, run_tiled
+from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, passes_over, peak_bytes, receptive_radius, run_tiled, spans
 from networks import build_generator
+from networks.layers import Residual, size_multiple
 from utils.errors import UserError
 from media.probe import probe
 from utils.metrics import psnr
@@ -67,6 +68,68 @@ def test_real_tiles_agree_with_untiled_inference_within_45_db(networks, name):
     # The halo and the frame's norm statistics are what make it agree: without them it falls short.
     thin = Tiling.aligned(tiling.tile, 0, network.size_multiple)
     assert agreement(ClipGenerator(network, CPU, tiling=thin)(clips), untiled) < 45.0
+
+
+def layer_calls(network):
+    """A counter of how often each convolution of `network` runs."""
+    calls = []
+    for module in network.modules():
+        if isinstance(module, torch.nn.Conv3d):
+            module.register_forward_hook(lambda module, inputs, output: calls.append(module))
+    return calls
+
+
+@pytest.mark.parametrize("name, channels_last", [("unet", False), ("resnet_se", True), ("residual_unet", False)])
+def test_tiles_layer_by_layer_give_what_a_pass_per_norm_layer_gives_computing_each_layer_once(name, channels_last):
+    torch.manual_seed(0)
+    network = {"unet": lambda: build_generator("unet", channels=4, depth=2),
+               "resnet_se": lambda: build_generator("resnet", channels=4, blocks=2, squeeze_excite=True),
+               "residual_unet": lambda: Residual(build_generator("unet", channels=4, depth=2))}[name]().eval()
+    for parameter in network.parameters():
+        parameter.data.normal_(0, 0.3)
+    clips = natural_clips(frames=3)
+    radius = receptive_radius(network)
+    tiling = Tiling.aligned(Size(2 * radius + 16, 2 * radius + 16), radius, size_multiple(network), tiles_per_pass=2)
+    assert tiling.tile.width < 96 and tiling.tile.height < 80  # several tiles per frame
+    generator = ClipGenerator(network, CPU, channels_last=channels_last, tiling=tiling)
+    assert generator.layer_plan is not None and len(generator.layer_plan.norms) == len(norm_layers(network))
+    calls = layer_calls(network)
+    with torch.inference_mode():
+        by_layer = generator(clips)
+        once = len(calls)
+        per_norm_layer = run_tiled(generator.generate, clips, tiling, norm_layers(network))
+    assert np.array_equal(by_layer, per_norm_layer)  # the same tiles, the same statistics, the same numbers
+    convolutions = sum(isinstance(m, torch.nn.Conv3d) for m in network.modules())
+    assert once == convolutions * len(passes_over(clips, tiling))  # every convolution once per pass over the tiles
+    assert len(calls) - once > 2 * once  # where a pass per norm layer computes the early layers again and again
+
+
+def test_a_network_torch_fx_cannot_trace_runs_in_tiles_all_the_same():
+    class Branching(torch.nn.Module):  # Python control flow on the input's values: no trace
+        def __init__(self):
+            super().__init__()
+            self.body = build_generator("unet", channels=4, depth=2)
+
+        def forward(self, x):
+            return self.body(x) if x.mean() > -2 else x
+
+    network, clips = Branching().eval(), natural_clips(clips=1, frames=3)
+    radius = receptive_radius(network)
+    tiling = Tiling.aligned(Size(2 * radius + 16, 2 * radius + 16), radius, 4)
+    generator = ClipGenerator(network, CPU, tiling=tiling)
+    assert generator.layer_plan is None
+    assert agreement(generator(clips), ClipGenerator(network, CPU)(clips)) >= 45.0
+
+
+def test_tile_cores_are_even_partition_the_frame_and_sit_on_the_pooling_grid():
+    for length, tile, halo, multiple in [(1280, 512, 48, 8), (720, 512, 48, 8), (200, 64, 12, 4), (96, 96, 12, 4)]:
+        parts = spans(length, tile, halo, multiple)
+        cores = [(c0, c1) for _, _, c0, c1 in parts]
+        assert cores[0][0] == 0 and cores[-1][1] == length and all(a[1] == b[0] for a, b in zip(cores, cores[1:]))
+        assert all(w1 - w0 <= tile and w0 == max(0, c0 - halo) and w1 == min(length, c1 + halo) for w0, w1, c0, c1 in parts)
+        assert all(c0 % multiple == 0 and w0 % multiple == 0 for w0, _, c0, _ in parts)
+        assert len({c1 - c0 for c0, c1 in cores[:-1]}) <= 1  # equal cores (the last takes what is left)
+    assert [w for w in spans(1280, 512, 48, 8)] == [(0, 368, 0, 320), (272, 688, 320, 640), (592, 1008, 640, 960), (912, 1280, 960, 1280)]
 
 
 def test_the_receptive_radius_is_measured_from_the_network(networks):
