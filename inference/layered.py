@@ -68,7 +68,8 @@ class LayerPlan:
 
 class Scratch:
     """Tensors kept on disk between segments, under (pass, node name); other values in memory.
-    Read back to the device they came from, in their dtype and memory layout."""
+    Read back to the device they came from, in their dtype and memory layout. Read memory-mapped:
+    on a CPU a tensor is used where it lies (in the page cache, while memory lasts), not copied."""
 
     def __init__(self, folder):
         self.folder, self.meta, self.values = Path(folder), {}, {}
@@ -87,7 +88,7 @@ class Scratch:
         if key in self.values:
             return self.values[key]
         path, dtype, shape, device, layout = self.meta[key]
-        raw = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
+        raw = torch.from_numpy(np.memmap(path, dtype=np.uint8, mode="r+"))  # r+: torch wants a writable array; it is not written
         return raw.view(dtype).reshape(shape).to(device).contiguous(memory_format=layout)
 
     def drop(self, key):

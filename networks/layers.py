@@ -108,10 +108,12 @@ def wide(x):
 
 
 def normalised(x, mean, rstd, weight, bias):
-    """(x - mean) * rstd * weight + bias in x's dtype, with the arithmetic in float32. Elementwise
-    only, so a channels_last_3d x stays channels_last_3d."""
+    """(x - mean) * rstd * weight + bias in x's dtype, with the arithmetic in float32, as one pass
+    over x: x * scale + shift, with scale and shift per clip and channel (as F.group_norm computes it
+    on a CPU). Elementwise, so a channels_last_3d x stays channels_last_3d."""
     scale = rstd * weight.view(1, -1, 1, 1, 1)
-    return ((x - mean) * scale + bias.view(1, -1, 1, 1, 1)).to(x.dtype)
+    shift = bias.view(1, -1, 1, 1, 1) - mean * scale
+    return torch.addcmul(shift, x, scale).to(x.dtype)
 
 
 class _InstanceNorm(torch.autograd.Function):
