@@ -10,7 +10,8 @@ size. Peak memory is the process's peak resident set, as the kernel counts it.
 
 Then tiles against whole frames, per output pixel, in this process: one window of the same network
 over 9 frames of --tiled-size, whole, and in tiles of --tile-side pixels (halo included) computed
-layer by layer (inference/layered.py), with the earlier way (a pass over the tiles per norm layer,
+layer by layer (inference/layered.py), what waits between layers in RAM (compare's default) and on
+disk (under --max-memory), with the earlier way (a pass over the tiles per norm layer,
 inference/tiles.py's run_tiled) as the baseline; the ways alternate, medians of --rounds, with the
 PSNR of each against whole frames.
     python -m bench.memory --only-tiles --tiled-size 1280x720 --tile-side 512
@@ -74,7 +75,7 @@ def tiles_against_whole(size, tile_side, rounds, frames=9):
     import numpy as np
     import torch
 
-    from inference.generate import ClipGenerator
+    from inference.generate import SCRATCH_SHARE, ClipGenerator
     from inference.loader import load_model
     from inference.tiles import Tiling, norm_layers, run_tiled, tiling_halo
     from networks.layers import size_multiple
@@ -88,9 +89,11 @@ def tiles_against_whole(size, tile_side, rounds, frames=9):
     clips = np.random.default_rng(0).integers(0, 256, (1, frames, height, width, 3), dtype=np.uint8)
     tiling = Tiling.aligned(Size(tile_side, tile_side), tiling_halo(network), size_multiple(network))
     generate = ClipGenerator(network, torch.device("cpu"))
-    tiled = ClipGenerator(network, torch.device("cpu"), tiling=tiling)
+    in_ram = ClipGenerator(network, torch.device("cpu"), tiling=tiling, scratch_memory=SCRATCH_SHARE * available_memory())
+    on_disk = ClipGenerator(network, torch.device("cpu"), tiling=tiling)
     ways = {"whole frames": lambda: generate(clips),
-            f"tiles of {tile_side}, layer by layer": lambda: tiled(clips),
+            f"tiles of {tile_side}, layer by layer": lambda: in_ram(clips),
+            f"tiles of {tile_side}, layer by layer, on disk": lambda: on_disk(clips),
             f"tiles of {tile_side}, a pass per norm layer": lambda: run_tiled(generate.generate, clips, tiling, norm_layers(network))}
     seconds, outputs = {name: [] for name in ways}, {}
     for _ in range(rounds):

@@ -26,6 +26,7 @@ from utils.memory import available_memory, human_bytes
 TIMED_SIDE = {"cpu": 128}  # the precision and layout are chosen on windows cropped to this (on a GPU: as they run)
 HOST_COPIES = 2  # on a GPU, the windows stay in RAM beside it: the decoded input and the generated output, in uint8
 BUDGET_SHARE = 0.5  # of the memory free now, for the generator's forward pass (decoding, scoring and encoding need the rest)
+SCRATCH_SHARE = 0.25  # of the RAM free now, for the values tiles keep between layers when no --max-memory was given
 
 
 class ClipGenerator:
@@ -33,11 +34,12 @@ class ClipGenerator:
     whenever the GPU runs out of memory; without it such an error stands."""
 
     def __init__(self, network, device, amp=False, channels_last=False, note="as asked", tiling=None, plan="whole frames",
-                 smaller_plan=None):
+                 smaller_plan=None, scratch_memory=0):
         self.network, self.device, self.amp, self.channels_last, self.note = network, device, amp, channels_last, note
         self.tiling = tiling  # None: whole frames
         self.plan = plan  # how it runs, in words, for the user
         self.smaller_plan = smaller_plan
+        self.scratch_memory = scratch_memory  # RAM the tiles' values may wait in between layers (inference/layered.py)
         if channels_last:
             network.to(memory_format=torch.channels_last_3d)
 
@@ -74,7 +76,7 @@ class ClipGenerator:
             return run_tiled(self.generate, clips, self.tiling, norm_layers(self.network))  # untraceable, a pass per norm layer
         with autocast(self.device, self.amp):
             return run_by_layer(self.layer_plan, lambda windows: to_model_input(windows, self.device, self.channels_last),
-                                to_uint8_frames, clips, self.tiling)
+                                to_uint8_frames, clips, self.tiling, self.scratch_memory)
 
     @functools.cached_property
     def layer_plan(self):
@@ -131,8 +133,10 @@ def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", 
     untiled = tiling.covers(height, width) and tiling.tiles_per_pass >= batch
     words = f"{plan(tiling, clip_shape, budget)}; {compute.describe(device)}"
     smaller = HalvedPlans(model.generator, clip_shape, expected, device, halo, cost) if device.type == "cuda" and budget else None
+    # Tiles' values wait between layers in RAM no budget keeps free (--max-memory: none; on disk instead).
+    scratch = 0 if max_memory else SCRATCH_SHARE * available_memory()
     return ClipGenerator(model.generator, device, compute.amp, compute.channels_last, compute.note, None if untiled else tiling,
-                         words, smaller)
+                         words, smaller, scratch)
 
 
 class HalvedPlans:

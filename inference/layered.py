@@ -4,8 +4,8 @@ which no tile has until every tile has reached that layer. So the network's forw
 with torch.fx (norm layers kept whole), is cut at its norm layers into segments; each segment runs
 over every tile in turn, the statistics of the norm layer that ends it are summed over the tiles'
 cores, and the values a later segment needs (the activation, a U-Net's skips, a residual's input)
-wait in scratch files on disk. inference/tiles.py's run_tiled gets the same statistics by running
-the tiles again from the input for every norm layer, about L/2 + 1 passes for L norm layers; this
+wait in RAM that no budget asked to keep free, or in scratch files on disk. inference/tiles.py's
+run_tiled gets the same statistics by running the tiles again from the input for every norm layer, about L/2 + 1 passes for L norm layers; this
 gives the same output, computed once. A network torch.fx cannot trace (Python control flow on its
 input's values, say) runs that way instead.
 
@@ -67,45 +67,58 @@ class LayerPlan:
 
 
 class Scratch:
-    """Tensors kept on disk between segments, under (pass, node name); other values in memory.
-    Read back to the device they came from, in their dtype and memory layout. Read memory-mapped:
-    on a CPU a tensor is used where it lies (in the page cache, while memory lasts), not copied."""
+    """The values kept between segments, under (pass, node name): in RAM (on a GPU, copied to the
+    host) while they fit in `memory` bytes, on disk after that, read back memory-mapped (used where
+    it lies in the page cache, not copied); values that are not tensors, in memory. Tensors come
+    back to the device they came from, in their dtype and memory layout."""
 
-    def __init__(self, folder):
-        self.folder, self.meta, self.values = Path(folder), {}, {}
+    def __init__(self, folder, memory=0):
+        self.folder, self.memory, self.held = Path(folder), memory, 0
+        self.meta, self.values = {}, {}
 
     def put(self, key, value):
         if not isinstance(value, torch.Tensor):
             self.values[key] = value
             return
-        path = self.folder / f"{key[0]}_{key[1]}"
         layout = torch.channels_last_3d if value.dim() == 5 and not value.is_contiguous() and value.is_contiguous(
             memory_format=torch.channels_last_3d) else torch.contiguous_format
+        size = value.numel() * value.element_size()
+        if self.held + size <= self.memory:
+            self.held += size
+            self.meta[key] = (None, value.dtype, value.shape, value.device, layout, size)
+            self.values[key] = value.detach().cpu()
+            return
+        path = self.folder / f"{key[0]}_{key[1]}"
         value.detach().contiguous().cpu().view(torch.uint8).numpy().tofile(path)
-        self.meta[key] = (path, value.dtype, value.shape, value.device, layout)
+        self.meta[key] = (path, value.dtype, value.shape, value.device, layout, 0)
 
     def get(self, key):
-        if key in self.values:
-            return self.values[key]
-        path, dtype, shape, device, layout = self.meta[key]
+        path, dtype, shape, device, layout, _ = self.meta.get(key, (None,) * 6)
+        if path is None:
+            value = self.values[key]
+            return value.to(device) if isinstance(value, torch.Tensor) else value
         raw = torch.from_numpy(np.memmap(path, dtype=np.uint8, mode="r+"))  # r+: torch wants a writable array; it is not written
         return raw.view(dtype).reshape(shape).to(device).contiguous(memory_format=layout)
 
     def drop(self, key):
         self.values.pop(key, None)
         if key in self.meta:
-            self.meta.pop(key)[0].unlink()
+            path, *_, size = self.meta.pop(key)
+            self.held -= size
+            if path is not None:
+                path.unlink()
 
 
-def run_by_layer(plan, prepare, finish, clips, tiling):
+def run_by_layer(plan, prepare, finish, clips, tiling, scratch_memory=0):
     """The network of `plan` over uint8 clips (N, T, H, W, 3) in `tiling`'s tiles, each layer once:
     `prepare(windows)` makes a pass's input tensor of its uint8 windows, `finish(output)` a uint8
-    (n, T, h, w, 3) of its output. Returns uint8 (N, T, H, W, 3)."""
+    (n, T, h, w, 3) of its output; what waits between layers takes up to `scratch_memory` bytes of
+    RAM, then disk. Returns uint8 (N, T, H, W, 3)."""
     passes = passes_over(clips, tiling)
     interpreter = torch.fx.Interpreter(plan.graph_module)
     out, statistics = np.empty_like(clips), {}
     with tempfile.TemporaryDirectory(prefix="vgan-tiles-") as folder:
-        scratch = Scratch(folder)
+        scratch = Scratch(folder, scratch_memory)
         for s, segment in enumerate(plan.segments):
             sums = []
             for number, part in enumerate(passes):

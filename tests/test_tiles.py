@@ -99,6 +99,9 @@ def test_tiles_layer_by_layer_give_what_a_pass_per_norm_layer_gives_computing_ea
         once = len(calls)
         per_norm_layer = run_tiled(generator.generate, clips, tiling, norm_layers(network))
     assert np.array_equal(by_layer, per_norm_layer)  # the same tiles, the same statistics, the same numbers
+    generator.scratch_memory = 2 ** 30  # what waits between layers in RAM rather than in files on disk
+    with torch.inference_mode():
+        assert np.array_equal(generator(clips), by_layer)
     convolutions = sum(isinstance(m, torch.nn.Conv3d) for m in network.modules())
     assert once == convolutions * len(passes_over(clips, tiling))  # every convolution once per pass over the tiles
     assert len(calls) - once > 2 * once  # where a pass per norm layer computes the early layers again and again
