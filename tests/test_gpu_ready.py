@@ -3,6 +3,7 @@ each rank takes, the precision each GPU generation gets, the thread that feeds a
 memory probe and budget, the GPUs a sweep hands out, a training step that never waits for the
 device, and running out of GPU memory. (bench/gpu.py measures the rest on a real GPU.)"""
 import contextlib
+import math
 import os
 import threading
 import time
@@ -150,13 +151,20 @@ def test_on_a_gpu_the_windows_are_checked_against_the_ram_beside_it(monkeypatch)
 
 
 def test_a_gpu_way_is_timed_over_repeated_runs_long_enough_to_mean_something(monkeypatch):
+    clock = [0.0]  # a run takes 10 ms of a clock the test moves, so no figure depends on this machine
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(choice.time, "perf_counter", lambda: clock[0])
     runs = []
-    time_one = choice.way_timer([choice.Compute(False, False)], lambda way: lambda: runs.append(time.sleep(0.01)), CUDA)
-    seconds = time_one(0)
-    assert len(runs) * 0.01 >= choice.CUDA_SECONDS and 0.01 <= seconds < 0.05  # a mean over the runs, not one launch
+
+    def run():
+        runs.append(1)
+        clock[0] += 0.01
+
+    seconds = choice.way_timer([choice.Compute(False, False)], lambda way: run, CUDA)(0)
+    assert len(runs) == math.ceil(choice.CUDA_SECONDS / 0.01 - 1e-9)  # runs until they fill CUDA_SECONDS
+    assert seconds == pytest.approx(0.01)  # a mean over the runs, not one launch
     runs.clear()
-    choice.way_timer([choice.Compute(False, False)], lambda way: lambda: runs.append(1), torch.device("cpu"))(0)
+    choice.way_timer([choice.Compute(False, False)], lambda way: run, torch.device("cpu"))(0)
     assert runs == [1]  # a CPU step is long already
 
 

@@ -17,7 +17,7 @@ import sys, time, torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from training.distributed import barrier, init_distributed, shutdown
 
-ranks, device = init_distributed("cpu")
+ranks, device = init_distributed("cpu", 30)
 model = DDP(torch.nn.Conv3d(3, 4, 3, padding=1))
 optimizer = torch.optim.Adam(model.parameters())
 optimizer.zero_grad()
