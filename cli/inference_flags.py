@@ -1,7 +1,7 @@
 """The flags of the commands that run a trained generator over frames (compare, evaluate): where and
 how it computes, and the memory it may take.
 
-    add_inference_flags(parser)     # --device --amp --memory-format --tile --tile-overlap --max-memory --quiet --weights,
+    add_inference_flags(parser)     # --device --amp --memory-format --tile --tile-overlap --max-memory --quiet --weights --direction,
                                     # --network-source --allow-changed-network
 """
 from cli.argtypes import byte_size, frame_size, non_negative_int
@@ -23,6 +23,9 @@ def add_inference_flags(parser):
     group.add_argument("--quiet", action="store_true", help="no progress while it works")
     group.add_argument("--weights", choices=["average", "trained"], default="average",
                        help="for a run trained with --ema: its average of the weights, or the trained weights themselves")
+    group.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB",
+                       help="for a model trained unpaired (--mode cycle or recycle): which way it translates; the "
+                            "generator the other way brings the translation back, to score the round trip")
     plugin = parser.add_argument_group("a generator from your own file")
     plugin.add_argument("--network-source", metavar="PATH",
                         help="where the generator's file is now, if it moved since training (its SHA-256 must still match)")

@@ -15,6 +15,7 @@ from networks import DISCRIMINATORS, GENERATORS, discriminator_spec, generator_s
 from networks.declared import declared, dest_of
 
 GAN_LOSSES = ("dcgan", "hinge", "lsgan", "none")  # networks.losses.GAN_LOSSES, likewise
+MODES = ("paired", "cycle", "recycle")  # training.modes.MODES, likewise (the flags import no torch)
 CONVS = ("3d", "2plus1d")  # networks.CONVS, likewise
 
 
@@ -142,10 +143,23 @@ TRAIN_FLAGS = (
           help="an argument of your own discriminator's constructor; repeat for each"),
     *_declared_flags("discriminator", DISCRIMINATORS, discriminator_spec),
 
+    _flag("losses and optimisation", "--mode", choices=MODES, default="paired",
+          help="paired: input -> target pairs (pix2pix); cycle: CycleGAN on an unpaired dataset (two generators, two "
+               "unconditional discriminators, cycle and identity losses); recycle: cycle plus Recycle-GAN's temporal "
+               "predictors and recurrent and recycle losses"),
     _flag("losses and optimisation", "--gan-loss", choices=GAN_LOSSES, default="dcgan",
-          help="adversarial loss; none trains a plain regression baseline"),
+          help="adversarial loss; none trains a plain regression baseline (the unpaired modes take lsgan unless told, "
+               "as CycleGAN does)"),
     _flag("losses and optimisation", "--l1", type=non_negative_float, default=100.0, help="weight of the L1 loss to the target"),
     _flag("losses and optimisation", "--mse", type=non_negative_float, default=0.0, help="weight of the squared-error loss to the target"),
+    _flag("losses and optimisation", "--cycle", type=non_negative_float, default=10.0,
+          help="cycle and recycle modes: weight of the cycle-consistency L1 (A -> B -> A and B -> A -> B), and of "
+               "recycle's recurrent and recycle L1 terms"),
+    _flag("losses and optimisation", "--identity", type=non_negative_float, default=0.5,
+          help="cycle and recycle modes: weight of the identity L1 (each generator given a clip of its own output "
+               "domain), as a share of --cycle"),
+    _flag("losses and optimisation", "--pool-size", type=non_negative_int, default=50,
+          help="cycle and recycle modes: generated clips kept to show the discriminators (Shrivastava et al. 2017; 0: none)"),
     _flag("losses and optimisation", "--temporal", type=non_negative_float, default=0.0,
           help="weight of the short-term temporal loss (Lai et al. 2018): each generated frame against the one before "
                "it warped by the target's optical flow, L1 where the target's motion is visible in both (the dataset "

@@ -1,4 +1,4 @@
-"""Build a paired dataset (input clip A -> target clip B) as uint8 arrays plus meta.json.
+"""Build a dataset as uint8 arrays plus meta.json: paired (input clip A -> target clip B), or unpaired.
 
 From two aligned videos (repeat --a/--b for several clips, each one segment):
     python main.py build-dataset --a videos/a.mp4 --b videos/b.mp4 -o data/ab --size 64
@@ -7,6 +7,9 @@ DAVIS), or one folder whose sequences each hold two folders of frames (GoPro's b
     python main.py build-dataset --a REDS/train_blur --b REDS/train_sharp -o data/reds --size 128
     python main.py build-dataset --a GOPRO_Large/train --b GOPRO_Large/train --parts blur,sharp -o data/gopro
 Add --flow to store the target's optical flow for train --temporal (or add it later: --add-flow DATA).
+From footage with no aligned counterpart (each video, frame folder or sequence a segment of its side;
+the sides need not match in length or content), for train --mode cycle or recycle:
+    python main.py build-dataset --unpaired --a videos/day*.mp4 --b videos/night*.mp4 -o data/day_night
 From one video with a derived input (gray, edges, blur, lowres, noise, compress:CRF) or target (future:K):
     python main.py build-dataset --video videos/in.mp4 --pair gray -o data/in_gray
 or from several, each one segment:
@@ -18,7 +21,7 @@ from pathlib import Path
 from cli.argtypes import fraction, frame_size, non_negative_int, positive_float
 from utils.errors import UsageError
 
-HELP = "turn videos or frame folders into a paired training set"
+HELP = "turn videos or frame folders into a paired (or --unpaired) training set"
 PAIRS_HELP = ("how A is made from the video: gray, edges, blur, lowres, noise, compress:CRF (re-encoded with libx264 "
               "at that CRF, e.g. compress:40), or future:K (A = frame t, B = frame t+K)")
 
@@ -31,8 +34,13 @@ def parts_pair(text):
 
 
 def add_arguments(parser):
-    parser.add_argument("--a", action="append", default=[], metavar="A", help="input video or frame folder (repeat with --b for more clips)")
-    parser.add_argument("--b", action="append", default=[], metavar="B", help="target video or frame folder, aligned with the --a before it")
+    parser.add_argument("--a", action="extend", nargs="+", default=[], metavar="A",
+                        help="input videos or frame folders (repeat with --b for more clips; with --unpaired, side A's footage)")
+    parser.add_argument("--b", action="extend", nargs="+", default=[], metavar="B",
+                        help="target videos or frame folders, aligned with the --a in the same place (with --unpaired, "
+                             "side B's footage, of any length)")
+    parser.add_argument("--unpaired", action="store_true",
+                        help="--a and --b are two domains with no aligned pairs (train it with --mode cycle or recycle)")
     parser.add_argument("--parts", type=parts_pair, metavar="A_NAME,B_NAME",
                         help="with --a/--b folders of sequences: each sequence holds its A frames in A_NAME/ and its B "
                              "frames in B_NAME/ (GoPro: blur,sharp)")
@@ -68,8 +76,23 @@ def matched_pairs(args):
     return pairs
 
 
+def side_footage(paths):
+    """The segments of one side of an unpaired dataset: each video or frame folder, and each
+    sequence of a folder of sequences."""
+    from datasets.build import is_sequence_folder
+    from media.frame_folder import natural_key
+
+    footage = []
+    for path in paths:
+        if is_sequence_folder(path):
+            footage += sorted((p for p in Path(path).iterdir() if p.is_dir()), key=lambda p: natural_key(p.name))
+        else:
+            footage.append(path)
+    return footage
+
+
 def main(args):
-    from datasets.build import build_dataset, derived_sources, describe, paired_sources
+    from datasets.build import build_dataset, build_unpaired, derived_sources, describe, paired_sources
     from datasets.flow import write_flow
     from datasets.pairs import parse_pair
     from datasets.store import read_meta
@@ -82,6 +105,18 @@ def main(args):
         return 0
     if args.video and (args.a or args.b):
         raise UsageError("give either --a/--b pairs or --video with --pair, not both")
+    if args.unpaired:
+        if not (args.a and args.b) or args.video:
+            raise UsageError("--unpaired takes the footage of each side: --a VIDEO [VIDEO ...] --b VIDEO [VIDEO ...]")
+        for flag, given in (("--pair", args.pair), ("--parts", args.parts), ("--trim", args.trim), ("--flow", args.flow)):
+            if given:
+                raise UsageError(f"{flag} is for paired data; an unpaired dataset has no pairs" +
+                                 ("" if flag != "--flow" else " and no target whose flow --temporal could follow"))
+        output = Path(args.output) if args.output else Path("data") / f"{Path(args.a[0]).stem}_{Path(args.b[0]).stem}_unpaired"
+        meta = build_unpaired(output, side_footage(args.a), side_footage(args.b), args.size, fps=args.fps,
+                              val_fraction=args.val_fraction, mmap=args.mmap, overwrite=args.overwrite, quiet=args.quiet)
+        print("built " + describe(meta, output))
+        return 0
     if args.video:
         if not args.pair:
             raise UsageError(f"--video needs --pair ({PAIRS_HELP.split(': ', 1)[1]})")

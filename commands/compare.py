@@ -1,4 +1,5 @@
-"""Run a trained generator over a whole video and write input | generated | target side by side.
+"""Run a trained generator over a whole video and write input | generated | target side by side
+(a model trained unpaired: input | translated | back, --direction AtoB or BtoA).
 
     python main.py compare --video videos/sample.mp4                       # the latest experiment
     python main.py compare --video videos/day.mp4 --target videos/night.mp4 --checkpoint checkpoints/day2night
@@ -6,7 +7,10 @@ With no --target, a model trained on a derived pair (gray, edges, blur, ...) get
 derived version as input and the video itself as target. PSNR, SSIM and the temporal scores
 (masked warping error, tOF, flicker and seam ratios) are printed and written as JSON beside the
 output video, with the warping error of every frame pair; NAME_compare_profile.png beside it is the
-temporal profile, an x-t slice through input, generated and target.
+temporal profile, an x-t slice through input, generated and target. An unpaired model's
+translation has no target: it is scored by the round trip back (PSNR, SSIM) and by its steadiness
+under the input's own motion; --target adds PSNR and SSIM against an aligned answer.
+    python main.py compare --video videos/day.mp4 --checkpoint checkpoints/unet_day_night --direction AtoB
 """
 from pathlib import Path
 
@@ -51,7 +55,7 @@ def main(args):
     def overlap_of(model):
         return model.pool // 2 if args.overlap is None else args.overlap
 
-    _, model, generate = trained_generator(args, clip_shape)
+    _, model, generate, back = trained_generator(args, clip_shape)
     window, overlap = args.window or model.pool, overlap_of(model)
     size = args.size or model.size
     print(f"generating {generate.plan}", flush=True)
@@ -62,9 +66,12 @@ def main(args):
     output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_compare.mp4")
     outputs = Outputs(output, Path(args.save_generated) if args.save_generated else None, profile_beside(output),
                       args.vmaf, args.overwrite, args.quiet)
-    result = compare_model(model, generate, args.video, outputs, args.target, size, Windows(window, overlap, args.batch, args.blend))
-    panels = "input | generated | target" if result["scores"] else "input | generated"
-    print(f"compared {result['frames']} frames of {args.video} with {result['checkpoint']} (step {result['step']})")
+    result = compare_model(model, generate, args.video, outputs, args.target, size, Windows(window, overlap, args.batch, args.blend),
+                           back)
+    panels = " | ".join(["input", *(["translated", "back"] if model.unpaired else ["generated"]), *(["target"] if args.target or (
+        not model.unpaired and result["scores"]) else [])])
+    way = f", {model.direction[0]} to {model.direction[-1]}" if model.unpaired else ""
+    print(f"compared {result['frames']} frames of {args.video} with {result['checkpoint']} (step {result['step']}{way})")
     print(f"wrote {output} ({panels})" + (f" and {args.save_generated}" if args.save_generated else "")
           + f"; its temporal profile: {outputs.profile}")
     record_result(result, "compare", sidecar=output.with_suffix(".json") if result["scores"] else None)

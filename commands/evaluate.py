@@ -4,6 +4,8 @@ baseline (the input itself taken as the answer): PSNR, SSIM, L1, and the tempora
 
     python main.py evaluate --checkpoint checkpoints/unet_sample
     python main.py evaluate --checkpoint checkpoints/unet_sample --data data/other --json
+A model trained unpaired is scored on the held-out windows of --direction's side of an unpaired
+dataset by the round trip and its steadiness, or on a paired dataset (a known answer) as usual.
 """
 import json
 
@@ -31,10 +33,10 @@ def main(args):
         meta = read_meta(args.data or model.data)
         return EVALUATE_BATCH, model.pool, meta["height"], meta["width"]
 
-    _, model, generate = trained_generator(args, clip_shape)
+    _, model, generate, back = trained_generator(args, clip_shape)
     if not args.json:
         print(f"generating {generate.plan}", flush=True)
-    result = evaluate_model(model, generate, args.data, EVALUATE_BATCH, quiet=args.quiet)
+    result = evaluate_model(model, generate, args.data, EVALUATE_BATCH, quiet=args.quiet, back=back)
     record_result(result, "evaluation")
     if args.json:
         print(json.dumps(result, indent=2))

@@ -4,6 +4,7 @@ conditional 3D PatchGAN (or your own --disc FILE.py:Class).
     python main.py train -net unet                                   # on the built-in sample
     python main.py train -net resnet --data data/day2night --gan-loss lsgan --l1 100 --epochs 50 --amp
     python main.py train --name unet_sample --resume                 # continue where it stopped
+    python main.py train --mode cycle --data data/day_night          # CycleGAN on an unpaired dataset
     torchrun --nproc-per-node 4 main.py train -net unet --data data/day2night   # data-parallel
 """
 import argparse
@@ -62,11 +63,12 @@ def typed_network_arguments(spec, texts, flag):
 
 def check_clip_flags(args):
     """-pool and --step against the dataset's training segments, before anything is loaded."""
-    from datasets.store import read_meta
+    from datasets.store import read_meta, segments_of
 
     if not Path(args.data, "meta.json").exists():
         return  # missing data is reported where it is loaded (or the sample data is built)
-    longest = max(s["val_start"] - s["start"] for s in read_meta(args.data)["segments"])
+    meta = read_meta(args.data)
+    longest = min(max(s["val_start"] - s["start"] for s in segments_of(meta, side)) for side in "ab")
     if args.pool > longest:
         raise UsageError(f"argument -pool/--pool: {args.pool} frames is longer than every training segment of {args.data} "
                          f"(the longest has {longest} frames)")
@@ -85,6 +87,8 @@ def main(args):
     config = {dest: getattr(args, dest) for dest in defaults}
     config["net_args"] = typed_network_arguments(generator_spec(config["network"]), config["net_args"], "--net-arg")
     config["disc_args"] = typed_network_arguments(discriminator_spec(config["disc"]), config["disc_args"], "--disc-arg")
+    if config["mode"] != "paired" and "gan_loss" not in typed_flags(args) and not args.resume:
+        config["gan_loss"] = "lsgan"  # as CycleGAN trains
     if config["name"] is None:
         config["name"] = f"{generator_spec(config['network']).short_name}_{Path(config['data']).name}"
     from experiments.report import write_report

@@ -2,6 +2,7 @@
 arrays on disk, so building needs little memory whatever the length; the folder appears whole or not at all.
 
     build_dataset("data/sample_gray", [DerivedSource("videos/sample.mp4", parse_pair("gray"))], Size(64, 64))
+    build_unpaired("data/day_night", ["videos/day.mp4"], ["videos/night1.mp4", "videos/night2.mp4"], Size(64, 64))
 """
 import shutil
 from pathlib import Path
@@ -10,9 +11,9 @@ import numpy as np
 
 from datasets.flow import has_flow, write_flow
 from datasets.pairs import parse_pair
-from datasets.sources import DerivedSource, PairedSource
+from datasets.sources import DerivedSource, InputSource, PairedSource
 from media.frame_folder import is_frame_file, natural_key
-from datasets.store import FORMAT_VERSION, NpyAppender, check_fits_in_memory, write_meta
+from datasets.store import FORMAT_VERSION, NpyAppender, check_fits_in_memory, frame_counts, is_unpaired, segments_of, write_meta
 from utils.errors import DatasetError
 from utils.fsio import ensure_parent, staged_dir
 from utils.memory import human_bytes
@@ -63,9 +64,10 @@ def pair_name(sources):
     return str(sources[0].pair) if isinstance(sources[0], DerivedSource) else "paired"
 
 
-def check_room(out, expected, size, mmap):
-    """Refuse, before decoding, a dataset that will not fit in memory (unless `mmap`) or on disk."""
-    nbytes = 2 * expected * size.height * size.width * 3
+def check_room(out, expected, size, mmap, sides=2):
+    """Refuse, before decoding, a dataset that will not fit in memory (unless `mmap`) or on disk:
+    `expected` frames on each of `sides` arrays (an unpaired dataset's sides sum to one, on average)."""
+    nbytes = int(sides * expected * size.height * size.width * 3)
     if not mmap:
         check_fits_in_memory(nbytes, out, what=f"training on this dataset ({expected} frames of {size})")
     parent = ensure_parent(out)
@@ -112,6 +114,38 @@ def build_dataset(out, sources, size, fps=None, val_fraction=0.1, mmap=False, ov
     return meta
 
 
+def build_unpaired(out, a_videos, b_videos, size, fps=None, val_fraction=0.1, mmap=False, overwrite=False, quiet=True):
+    """An unpaired dataset: the frames of `a_videos` in a.npy and those of `b_videos` in b.npy, each
+    video a segment of its side with its last `val_fraction` held out; the sides need not match in
+    length or content. Returns its meta dict (`"unpaired": true`, B's own frame count and segments)."""
+    sides = [[InputSource(video) for video in videos] for videos in (a_videos, b_videos)]
+    counts = [sum(source.expected_frames(fps) for source in side) for side in sides]
+    check_room(out, sum(counts), size, mmap, sides=1)
+    progress = Progress(sum(counts), unit="frame", what=f"building {out}", enabled=not quiet)
+    with staged_dir(out, overwrite=overwrite, what="dataset folder") as tmp:
+        segments, frames = [], []
+        for name, side in zip(("a.npy", "b.npy"), sides):
+            array = NpyAppender(tmp / name, (size.height, size.width, 3))
+            segments.append([])
+            for source in side:
+                start = array.count
+                for chunk, _ in source.chunks(size, fps):
+                    array.append(chunk)
+                    progress.advance(len(chunk))
+                n_val = int(round((array.count - start) * val_fraction))
+                segments[-1].append({**source.meta(), "start": start, "stop": array.count, "val_start": array.count - n_val})
+            array.close()
+            frames.append(array.count)
+        progress.close()
+        meta = {
+            "version": FORMAT_VERSION, "unpaired": True, "frames": frames[0], "frames_b": frames[1], "width": size.width,
+            "height": size.height, "fps": fps if fps is not None else sides[0][0].info(sides[0][0].paths[0]).fps, "pair": "unpaired",
+            "val_fraction": val_fraction, "segments": segments[0], "segments_b": segments[1],
+        }
+        write_meta(tmp, meta)
+    return meta
+
+
 def _mean(arrays):
     values = np.concatenate(arrays) if arrays else np.zeros(0)
     return float(values.mean()) if len(values) else None
@@ -119,9 +153,15 @@ def _mean(arrays):
 
 def describe(meta, path):
     """One line for the user: frames, size, segments, train/validation split, bytes on disk."""
+    nbytes = sum(f.stat().st_size for f in path.iterdir())
+    if is_unpaired(meta):
+        sides = [(frames, segments_of(meta, side)) for frames, side in zip(frame_counts(meta), "ab")]
+        return (f"{path}: unpaired, {meta['width']}x{meta['height']}; " + "; ".join(
+            f"{side} {frames} frames in {len(segments)} segment{'s' if len(segments) != 1 else ''} "
+            f"({sum(s['stop'] - s['val_start'] for s in segments)} for validation)"
+            for side, (frames, segments) in zip("AB", sides)) + f"; {human_bytes(nbytes)} on disk")
     n_val = sum(s["stop"] - s["val_start"] for s in meta["segments"])
     n_seg = len(meta["segments"])
-    nbytes = sum(f.stat().st_size for f in path.iterdir())
     return (f"{path}: {meta['frames']} frames of {meta['width']}x{meta['height']} ({meta['pair']}), "
             f"{n_seg} segment{'s' if n_seg != 1 else ''}, {meta['frames'] - n_val} train / {n_val} validation frames, "
             f"{'with the optical flow of its targets, ' if has_flow(path) else ''}{human_bytes(nbytes)} on disk")

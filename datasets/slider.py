@@ -64,10 +64,11 @@ class ClipSlider:
         """Batches per epoch on each rank (the same on every rank, so DDP stays in step)."""
         return math.ceil((self.windows // self.world_size) / self.batch_size)
 
-    def epoch_batches(self, epoch):
+    def epoch_batches(self, epoch, draw=()):
         """This rank's window numbers for `epoch`, split into batches. Across ranks every window
-        appears exactly once; a rank with one window more than the others puts it in its last batch."""
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.windows) if self.shuffle else np.arange(self.windows)
+        appears exactly once; a rank with one window more than the others puts it in its last batch.
+        `draw` numbers further orders of the same epoch (an unpaired side that goes round again)."""
+        order = np.random.default_rng([self.seed, epoch, *draw]).permutation(self.windows) if self.shuffle else np.arange(self.windows)
         mine = order[self.rank::self.world_size]
         cuts = np.arange(1, len(self)) * self.batch_size
         return np.split(mine, cuts)
@@ -122,7 +123,68 @@ class ClipSlider:
             yield self.gather(windows, epoch, number)
 
 
-def validation_slider(dataset, pool, batch_size, source):
-    """The windows of `dataset`'s validation part side by side, in order: each held-out frame once."""
-    return ClipSlider(dataset.a, dataset.b, dataset.ranges("val"), pool, stride=pool, batch_size=batch_size, shuffle=False,
+class UnpairedSlider:
+    """Serves (A, B) batches of an unpaired dataset: clips of A and clips of B drawn apart, each side
+    with its own windows, order, crops and flips. An epoch is as many batches as the longer side
+    has; the shorter side goes round again in a fresh order as often as it needs to."""
+
+    motion = None  # no target, so no target's flow
+
+    def __init__(self, a, b, ranges_a, ranges_b, pool, stride=1, batch_size=1, seed=0, rank=0, world_size=1, crop=None,
+                 flip=False, source="dataset"):
+        self.sides = [ClipSlider(frames, frames, ranges, pool, stride, batch_size, seed=seed + n, rank=rank, world_size=world_size,
+                                 crop=crop, flip=flip, source=f"{source} (side {'AB'[n]})")
+                      for n, (frames, ranges) in enumerate(((a, ranges_a), (b, ranges_b)))]
+        self.pool, self.batch_size = pool, batch_size
+
+    frame_size = property(lambda self: self.sides[0].frame_size)
+    clip_size = property(lambda self: self.sides[0].clip_size)
+
+    @property
+    def windows(self):
+        return sum(side.windows for side in self.sides)
+
+    def __len__(self):
+        return max(len(side) for side in self.sides)
+
+    def epoch_batches(self, epoch):
+        """This rank's [(A window numbers, B window numbers)] per batch of `epoch`: the side with more
+        windows visits each once, and the other fills batches of the same sizes, round after round."""
+        longer = max(range(2), key=lambda n: self.sides[n].windows)
+        sizes = [len(batch) for batch in self.sides[longer].epoch_batches(epoch)]
+        per_side = []
+        for n, side in enumerate(self.sides):
+            stream, draw = np.concatenate(side.epoch_batches(epoch)), 0
+            while len(stream) < sum(sizes):
+                draw += 1
+                stream = np.concatenate([stream, *side.epoch_batches(epoch, draw=(draw,))])
+            per_side.append(np.split(stream[:sum(sizes)], np.cumsum(sizes)[:-1]))
+        return list(zip(*per_side))
+
+    def gather(self, windows, epoch=0, batch=0, out=None):
+        """(A clips, B clips), uint8 (B, T, H, W, 3) each; `out` as ClipSlider.gather's (one buffer per side)."""
+        return tuple(side.gather(numbers, epoch, batch, out=None if out is None else (buffer, buffer))[0]
+                     for side, numbers, buffer in zip(self.sides, windows, out or (None, None)))
+
+    def batches(self, epoch):
+        for number, windows in enumerate(self.epoch_batches(epoch)):
+            yield self.gather(windows, epoch, number)
+
+
+def training_slider(dataset, pool, stride, batch_size, seed=0, rank=0, world_size=1, crop=None, flip=False, source="dataset",
+                    motion=None):
+    """The training windows of `dataset`: paired clips, or an unpaired dataset's clips of each side."""
+    if dataset.unpaired:
+        return UnpairedSlider(dataset.a, dataset.b, dataset.ranges("train", "a"), dataset.ranges("train", "b"), pool, stride,
+                              batch_size, seed=seed, rank=rank, world_size=world_size, crop=crop, flip=flip, source=source)
+    return ClipSlider(dataset.a, dataset.b, dataset.ranges("train"), pool, stride, batch_size, seed=seed, rank=rank,
+                      world_size=world_size, crop=crop, flip=flip, source=source, motion=motion)
+
+
+def validation_slider(dataset, pool, batch_size, source, side="a"):
+    """The windows of `dataset`'s validation part side by side, in order: each held-out frame once
+    (of an unpaired dataset: of `side`'s, served as (clip, clip))."""
+    frames = dataset.b if side == "b" and dataset.unpaired else dataset.a
+    targets = frames if dataset.unpaired else dataset.b
+    return ClipSlider(frames, targets, dataset.ranges("val", side), pool, stride=pool, batch_size=batch_size, shuffle=False,
                       source=source)

@@ -150,3 +150,6 @@ class InputSource(Source):
     def chunks(self, size, fps=None):
         for chunk in self.frames(self.video, size, fps):
             yield chunk, None
+
+    def meta(self):
+        return {"video": str(self.video)}

@@ -1,8 +1,10 @@
 """The on-disk dataset: `a.npy` and `b.npy` (uint8, N x H x W x 3) and `meta.json`, which says where
 every frame came from, the segments and the validation ranges. Written chunk by chunk, read whole
-or memory-mapped.
+or memory-mapped. A paired dataset's B frame i is the target of A frame i; an unpaired one
+(`"unpaired": true`) holds two sides of their own lengths, each with its own segments.
 
     ds = load_dataset("data/sample_gray"); ds.a.shape == (N, H, W, 3); ds.ranges("train") == [(0, 270)]
+    ds = load_dataset("data/day_night"); ds.ranges("val", side="b")    # an unpaired dataset's B side
 """
 import hashlib
 import io
@@ -75,11 +77,34 @@ class Dataset:
     b: np.ndarray
     meta: dict
 
-    def ranges(self, split):
-        """[(start, stop), ...] frame ranges of the 'train' or 'val' part of every segment."""
-        if split == "train":
-            return [(s["start"], s["val_start"]) for s in self.meta["segments"]]
-        return [(s["val_start"], s["stop"]) for s in self.meta["segments"]]
+    @property
+    def unpaired(self):
+        return is_unpaired(self.meta)
+
+    def ranges(self, split, side="a"):
+        """[(start, stop), ...] frame ranges of the 'train' or 'val' part of every segment (of an
+        unpaired dataset's `side`, "a" or "b"; a paired dataset's sides share their segments)."""
+        return split_ranges(segments_of(self.meta, side), split)
+
+
+def is_unpaired(meta):
+    return bool(meta.get("unpaired"))
+
+
+def segments_of(meta, side="a"):
+    """The segments of one side: an unpaired dataset's B side has its own; a paired one's are shared."""
+    return meta["segments_b"] if side == "b" and is_unpaired(meta) else meta["segments"]
+
+
+def split_ranges(segments, split):
+    if split == "train":
+        return [(s["start"], s["val_start"]) for s in segments]
+    return [(s["val_start"], s["stop"]) for s in segments]
+
+
+def frame_counts(meta):
+    """(A frames, B frames): equal for a paired dataset."""
+    return meta["frames"], meta["frames_b"] if is_unpaired(meta) else meta["frames"]
 
 
 def read_meta(path):
@@ -88,7 +113,8 @@ def read_meta(path):
         raise DatasetError(path, "no such dataset folder; build one with `python main.py build-dataset`")
     try:
         meta = json.loads((path / META_NAME).read_text(encoding="utf-8"))
-        if not all(key in meta for key in ("frames", "width", "height", "segments")):
+        needed = ("frames", "width", "height", "segments") + (("frames_b", "segments_b") if is_unpaired(meta) else ())
+        if not all(key in meta for key in needed):
             raise ValueError("missing keys")
     except (OSError, ValueError) as exc:
         raise DatasetError(path / META_NAME, f"missing or damaged ({exc}); rebuild the dataset with build-dataset") from None
@@ -99,11 +125,12 @@ def load_dataset(path, mmap=False):
     """Load a dataset folder; refuse one that would not fit in memory (suggesting --mmap)."""
     path = Path(path)
     meta = read_meta(path)
-    shape = (meta["frames"], meta["height"], meta["width"], 3)
+    frame = (meta["height"], meta["width"], 3)
     if not mmap:
-        check_fits_in_memory(2 * int(np.prod(shape)), path)
+        check_fits_in_memory(sum(frame_counts(meta)) * int(np.prod(frame)), path)
     arrays = []
-    for name in ARRAY_NAMES:
+    for name, frames in zip(ARRAY_NAMES, frame_counts(meta)):
+        shape = (frames, *frame)
         try:
             # Copy-on-write mapping: the file is never changed, and the array stays writable for torch.from_numpy.
             array = np.load(path / name, mmap_mode="c" if mmap else None, allow_pickle=False)

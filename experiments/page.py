@@ -70,13 +70,17 @@ def write_comparison_page(root, runs, group_list):
                      table(group_rows(group_list), GROUP_HEADER)]
     shown = runs[:MAX_CURVES]
     labels = short_names([run["name"] for run in shown])
-    curves = {labels[run["name"]]: [r for r in read_metrics(root.folder(run["name"]), having="val/l1")] for run in shown}
+    curves = {labels[run["name"]]: read_metrics(root.folder(run["name"]), having="val/l1")
+              or read_metrics(root.folder(run["name"]), having="val/cycle_psnr") for run in shown}  # paired, or unpaired, validation
     sections.append("<h2>Validation curves</h2>" + (f"<p>the first {MAX_CURVES} runs</p>" if len(runs) > MAX_CURVES else "")
                     + "<div class=charts>"
                     + svg_chart([(name, *curve(records, "val/psnr"), False) for name, records in curves.items()], "validation PSNR (dB)")
                     + svg_chart([(name, *curve(records, "val/l1"), False) for name, records in curves.items()], "validation L1")
                     + svg_chart([(name, *curve(records, "val/flicker"), False) for name, records in curves.items()],
                                 "validation flicker ratio (1 = as steady as the target)")
+                    + (svg_chart([(name, *curve(records, "val/cycle_psnr"), False) for name, records in curves.items()],
+                                 "unpaired runs: validation cycle PSNR (dB)")
+                       if any("val/cycle_psnr" in r for records in curves.values() for r in records) else "")
                     + "</div>")
     composites = clip_composites(root, runs)
     if composites:

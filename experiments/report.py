@@ -39,7 +39,7 @@ def write_report(folder):
     config = read_config(folder)
     records = read_metrics(folder)
     losses = [r for r in records if any(k.startswith("loss/") for k in r)]
-    validation = [r for r in records if "val/l1" in r]
+    validation = [r for r in records if "val/l1" in r or "val/cycle_psnr" in r]  # paired, or unpaired, validation
     logged = events(folder)
     step = max([r["step"] for r in records], default=0)
     status = logged[-1]["event"] if logged else "no steps yet"
@@ -47,13 +47,20 @@ def write_report(folder):
                 f"<p>{html.escape(str(config.get('network', '?')))} on {html.escape(str(config.get('data', '?')))}: "
                 f"step {step}, last event: {html.escape(status)}</p>"]
 
-    charts = [svg_chart([(k.removeprefix("loss/"), *curve(losses, k), False) for k in ("loss/g_l1", "loss/g_mse", "loss/g_temporal")],
-                        "reconstruction and temporal losses"),
-              svg_chart([(k.removeprefix("loss/"), *curve(losses, k), False) for k in ("loss/g_adv", "loss/d_real", "loss/d_fake")], "adversarial losses"),
-              svg_chart([("val L1", *curve(validation, "val/l1"), False), ("identity", *curve(validation, "val/l1_identity"), True)], "validation L1"),
-              svg_chart([("val PSNR", *curve(validation, "val/psnr"), False), ("identity", *curve(validation, "val/psnr_identity"), True)], "validation PSNR (dB)"),
-              svg_chart([("generated", *curve(validation, "val/flicker"), False), ("identity", *curve(validation, "val/flicker_identity"), True)],
-                        "validation flicker ratio (1 = as steady as the target)")]
+    unpaired = any("val/cycle_psnr" in r for r in validation)
+    charts = [svg_chart([(k.removeprefix("loss/"), *curve(losses, k), False) for k in ("loss/g_l1", "loss/g_mse", "loss/g_temporal",
+                         "loss/g_cycle", "loss/g_identity", "loss/g_recurrent", "loss/g_recycle")], "reconstruction and temporal losses"),
+              svg_chart([(k.removeprefix("loss/"), *curve(losses, k), False) for k in ("loss/g_adv", "loss/d_real", "loss/d_fake")], "adversarial losses")]
+    if unpaired:  # no target: how well each way comes back, and how steady a translation is under the input's motion
+        charts += [svg_chart([("A to B to A", *curve(validation, "val/cycle_psnr_ab"), False),
+                              ("B to A to B", *curve(validation, "val/cycle_psnr_ba"), False)], "validation cycle PSNR (dB)"),
+                   svg_chart([("A to B", *curve(validation, "val/flicker_ab"), False), ("B to A", *curve(validation, "val/flicker_ba"), False)],
+                             "validation flicker ratio (1 = as steady as the input)")]
+    else:
+        charts += [svg_chart([("val L1", *curve(validation, "val/l1"), False), ("identity", *curve(validation, "val/l1_identity"), True)], "validation L1"),
+                   svg_chart([("val PSNR", *curve(validation, "val/psnr"), False), ("identity", *curve(validation, "val/psnr_identity"), True)], "validation PSNR (dB)"),
+                   svg_chart([("generated", *curve(validation, "val/flicker"), False), ("identity", *curve(validation, "val/flicker_identity"), True)],
+                             "validation flicker ratio (1 = as steady as the target)")]
     sections.append("<h2>Curves</h2><div class=charts>" + "".join(charts) + "</div>")
 
     tables = []

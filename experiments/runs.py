@@ -18,7 +18,8 @@ from runfolder.metrics import metric_lines, records_in
 # (the data has a column of its own, and does group).
 NOT_SHOWN = unshown_flags() | {"data"}
 SPEED_RECORDS = 20  # clips/s is the median of the last this many loss records
-METRICS = {"psnr": max, "ssim": max, "flicker": min, "tof": min, "masked_warp_error": min, "l1": min}  # what "best" means for each
+METRICS = {"psnr": max, "ssim": max, "flicker": min, "tof": min, "masked_warp_error": min, "l1": min,  # what "best" means for each
+           "cycle_psnr": max, "cycle_ssim": max}  # (these two: runs trained unpaired, which have no target)
 
 
 def summarize(folder, defaults):
@@ -27,7 +28,7 @@ def summarize(folder, defaults):
     folder = RunFolder(folder)
     config = read_config(folder)
     lines = metric_lines(folder)  # read once, picked from four times
-    validation = records_in(lines, having="val/l1")
+    validation = records_in(lines, having="val/l1") or records_in(lines, having="val/cycle_psnr")  # paired, or unpaired
     logged = records_in(lines, having="event")
     speeds = records_in(lines, having="time/clips_per_s", last=SPEED_RECORDS)
     steps = max([r["step"] for r in validation + logged + speeds + records_in(lines, last=1)], default=0)

@@ -6,11 +6,17 @@ Each output is a sink that takes the aligned chunks (inputs, outputs, targets) a
 
     model = load_model("checkpoints/unet_sample", device)
     result = compare_model(model, ClipGenerator(model.generator, device), "videos/in.mp4", Outputs("videos/in_compare.mp4"))
+
+An unpaired model's translation has no target: it is brought back by the generator the other way
+(a second pass of windows over the translated stream) and written as input | translated | back,
+scored by the round trip's PSNR and SSIM, and by its warping error under the input's own motion
+(flicker ratio 1: as steady as the input); an aligned --target adds PSNR and SSIM against it.
 """
 import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,7 +29,7 @@ from media.encode import VideoWriter
 from media.probe import probe
 from media.vmaf import vmaf
 from utils.images import PROFILE_ROWS, profile_row, save_png, side_by_side, temporal_profile
-from utils.metrics import VideoScores
+from utils.metrics import PSNR_CAP_DB, VideoScores, psnr, ssim
 from utils.progress import Progress
 
 COMMENT = "made by vgan compare"
@@ -72,7 +78,7 @@ def comparison_source(video, target=None, pair=None):
             raise VideoError(target, f"is {target_info.width}x{target_info.height} but {video} is {info.width}x{info.height}; "
                                      f"give the aligned target")
         return source
-    if pair not in (None, "paired"):
+    if pair not in (None, "paired", "unpaired"):
         return DerivedSource(video, parse_pair(pair))
     return InputSource(video)
 
@@ -91,70 +97,138 @@ def check_output(path, inputs, overwrite):
             raise VideoError(path, "exists and was not written by vgan compare; pass --overwrite to replace it")
 
 
+class RoundTrip(NamedTuple):
+    """Frames of an unpaired model's comparison, uint8 (n, H, W, 3) each: the input, its translation,
+    the translation brought back, and the aligned target (or None)."""
+
+    inputs: np.ndarray
+    outputs: np.ndarray
+    targets: np.ndarray | None
+    switched: bool
+    back: np.ndarray
+
+
+def panels_of(chunk):
+    """[(label, frames)] of a chunk, in the order the side-by-side video and the profile show them."""
+    if isinstance(chunk, RoundTrip):
+        named = [("input", chunk.inputs), ("translated", chunk.outputs), ("back", chunk.back), ("target", chunk.targets)]
+    else:
+        named = [("input", chunk.inputs), ("generated", chunk.outputs), ("target", chunk.targets)]
+    return [(label, frames) for label, frames in named if frames is not None]
+
+
 class SideBySide:
     def __init__(self, path, fps, audio_from):
         self.writer = VideoWriter(path, fps, audio_from=audio_from, comment=COMMENT)
 
-    def add(self, inputs, outputs, targets, switched=False):
-        panels = [("input", inputs), ("generated", outputs)] + ([("target", targets)] if targets is not None else [])
-        self.writer.write(side_by_side(panels))
+    def add(self, chunk):
+        self.writer.write(side_by_side(panels_of(chunk)))
 
 
 class GeneratedFrames:
     def __init__(self, path, fps):
         self.writer = VideoWriter(path, fps, comment=COMMENT + " (generated)")
 
-    def add(self, inputs, outputs, targets, switched=False):
-        self.writer.write(outputs)
+    def add(self, chunk):
+        self.writer.write(chunk.outputs)
 
 
 class Vmaf:
-    """The generated and target frames, encoded to scratch files and scored by libvmaf at the end."""
+    """The generated and target frames (of a round trip: the frames brought back, and the input),
+    encoded to scratch files and scored by libvmaf at the end."""
 
     def __init__(self, scratch, fps):
         self.paths = Path(scratch) / "generated.mp4", Path(scratch) / "target.mp4"
         self.writers = [VideoWriter(path, fps) for path in self.paths]
         self.score = None
 
-    def add(self, inputs, outputs, targets, switched=False):
-        self.writers[0].write(outputs)
-        self.writers[1].write(targets)
+    def add(self, chunk):
+        made, reference = (chunk.back, chunk.inputs) if isinstance(chunk, RoundTrip) else (chunk.outputs, chunk.targets)
+        self.writers[0].write(made)
+        self.writers[1].write(reference)
 
     def finish(self):
         self.score = vmaf(*self.paths)
 
 
 class TemporalProfile:
-    """The middle image row of the first PROFILE_ROWS frames of input, generated and target, and
-    where the window switched: written as one x-t image at the end."""
+    """The middle image row of the first PROFILE_ROWS frames of each panel (input, generated and
+    target), and where the window switched: written as one x-t image at the end."""
 
     def __init__(self, path):
-        self.path, self.rows, self.switches, self.frames = path, [], [], 0
+        self.path, self.rows, self.switches, self.frames, self.labels = path, [], [], 0, None
 
-    def add(self, inputs, outputs, targets, switched=False):
-        if switched:
+    def add(self, chunk):
+        if chunk.switched:
             self.switches.append(self.frames)
         if self.frames < PROFILE_ROWS:
             keep = PROFILE_ROWS - self.frames
-            self.rows.append([profile_row(v[:keep]) for v in (inputs, outputs, targets) if v is not None])
-        self.frames += len(inputs)
+            panels = panels_of(chunk)
+            self.labels = [label for label, _ in panels]
+            self.rows.append([profile_row(frames[:keep]) for _, frames in panels])
+        self.frames += len(chunk.inputs)
 
     def finish(self):
-        labels = ("input", "generated", "target")
-        panels = [(label, np.concatenate(parts)) for label, *parts in zip(labels, *self.rows)]
+        panels = [(label, np.concatenate(parts)) for label, *parts in zip(self.labels, *self.rows)]
         save_png(self.path, temporal_profile(panels, self.switches))
 
 
-def open_sinks(stack, source, outputs, fps, scratch):
+class Scores:
+    """A paired model's scores against the target (utils/metrics.py's VideoScores)."""
+
+    def __init__(self):
+        self.scores = VideoScores()
+
+    def add(self, chunk):
+        self.scores.add(chunk.inputs, chunk.outputs, chunk.targets, chunk.switched)
+
+    def result(self):
+        return self.scores.result(), self.scores.curve
+
+
+class RoundTripScores:
+    """An unpaired model's scores: PSNR and SSIM of the frames brought back against the input; the
+    translation's masked warping error and tOF under the input's motion, next to the input's own
+    (flicker ratio), with the seam ratio; and with a target, PSNR and SSIM against it, next to the
+    input's (the identity)."""
+
+    def __init__(self, has_target):
+        self.steadiness = VideoScores()  # the input stands as the target: its flow is the motion the output should follow
+        self.sums, self.frames, self.has_target = {}, 0, has_target
+
+    def _add(self, name, values):
+        self.sums[name] = self.sums.get(name, 0.0) + float(np.minimum(values, PSNR_CAP_DB).sum())
+
+    def add(self, chunk):
+        self.steadiness.add(chunk.inputs, chunk.outputs, chunk.inputs, chunk.switched)
+        self._add("cycle_psnr", psnr(chunk.back, chunk.inputs))
+        self._add("cycle_ssim", ssim(chunk.back, chunk.inputs))
+        if self.has_target:
+            for name, made in (("", chunk.outputs), ("_identity", chunk.inputs)):
+                self._add("psnr" + name, psnr(made, chunk.targets))
+                self._add("ssim" + name, ssim(made, chunk.targets))
+        self.frames += len(chunk.inputs)
+
+    def result(self):
+        temporal = self.steadiness.result()
+        scores = {name: total / self.frames for name, total in self.sums.items()}
+        scores.update({name: temporal[name] for name in ("masked_warp_error", "tof", "flicker", "seam") if name in temporal})
+        scores["masked_warp_error_input"] = temporal["masked_warp_error_target"]
+        return scores, self.steadiness.curve
+
+
+def open_sinks(stack, source, outputs, fps, scratch, round_trip=False):
     """The sinks compare feeds, each writer closed (or, on failure, aborted) by `stack`."""
     audio_from = source.paths[0] if source.info(source.paths[0]).has_audio else None
     sinks = [SideBySide(outputs.side_by_side, fps, audio_from)]
     if outputs.generated:
         sinks.append(GeneratedFrames(outputs.generated, fps))
     has_target = not isinstance(source, InputSource)
-    if has_target:
-        sinks.append(VideoScores())
-    if outputs.vmaf and has_target:
+    if round_trip:
+        sinks.append(RoundTripScores(has_target))
+    elif has_target:
+        sinks.append(Scores())
+    if outputs.vmaf and (has_target or round_trip):
         sinks.append(Vmaf(scratch, fps))
     if outputs.profile:
         sinks.append(TemporalProfile(outputs.profile))
@@ -165,10 +239,24 @@ def open_sinks(stack, source, outputs, fps, scratch):
     return sinks
 
 
-def compare_video(source, generate, size, windows, outputs):
+def round_trip(stream, back, windows):
+    """Chunks of `stream` with the translation brought back by `back`, a second pass of windows at
+    the same places over the translated frames: RoundTrip chunks, in order."""
+    def translated():  # the input (and target) ride along as the second pass's "target", a frame each
+        for chunk in stream:
+            riders = [chunk.inputs] + ([chunk.targets] if chunk.targets is not None else [])
+            yield chunk.outputs, np.concatenate(riders, axis=-1)
+
+    for chunk in generate_stream(translated(), back, windows.pool, windows.overlap, windows.batch, windows.blend):
+        inputs, targets = chunk.targets[..., :3], chunk.targets[..., 3:] if chunk.targets.shape[-1] > 3 else None
+        yield RoundTrip(inputs, chunk.inputs, targets, chunk.switched, chunk.outputs)
+
+
+def compare_video(source, generate, size, windows, outputs, back=None):
     """Write the outputs for every frame of `source`; returns {"frames", "fps", "scores", "pairs"},
-    "pairs" being [frame, generated's masked warping error, target's, whether the window switched]
-    per frame pair when there is a target."""
+    "pairs" being [frame, generated's masked warping error, target's (the input's, for a round
+    trip), whether the window switched] per frame pair when there is a target. `back`: an unpaired
+    model's generator the other way, which brings each translation back."""
     check_output(outputs.side_by_side, source.paths, outputs.overwrite)
     if outputs.generated:
         check_output(outputs.generated, [*source.paths, outputs.side_by_side], outputs.overwrite)
@@ -177,12 +265,14 @@ def compare_video(source, generate, size, windows, outputs):
     progress = Progress(source.expected_frames(), unit="frame", what=f"compare {outputs.side_by_side}", enabled=not outputs.quiet)
     with tempfile.TemporaryDirectory() as scratch:
         with contextlib.ExitStack() as stack:
-            sinks = open_sinks(stack, source, outputs, fps, scratch)
+            sinks = open_sinks(stack, source, outputs, fps, scratch, round_trip=back is not None)
             # Scores, panels and encoding run on a thread of their own while the next windows are generated.
-            with Behind(lambda chunk: [sink.add(*chunk) for sink in sinks]) as behind:
+            with Behind(lambda chunk: [sink.add(chunk) for sink in sinks]) as behind:
                 # Decoded on a thread of its own too, so that the device never waits for the decoder between windows.
                 decoded = ahead(source.chunks(size), depth=2)
                 stream = generate_stream(decoded, generate, windows.pool, windows.overlap, windows.batch, windows.blend)
+                if back is not None:
+                    stream = round_trip(stream, back, windows)
                 for chunk in stream:
                     behind.put(chunk)
                     frames += len(chunk.outputs)
@@ -192,9 +282,10 @@ def compare_video(source, generate, size, windows, outputs):
                 raise VideoError(source.paths[0], "gave no frames to compare")
         scores, pairs = {}, []
         for sink in sinks:
-            if isinstance(sink, VideoScores):
-                scores.update(sink.result())
-                pairs = [list(pair) for pair in sink.curve]
+            if isinstance(sink, (Scores, RoundTripScores)):
+                found, curve = sink.result()
+                scores.update(found)
+                pairs = [list(pair) for pair in curve]
             elif isinstance(sink, Vmaf):
                 sink.finish()
                 scores["vmaf"] = sink.score
@@ -203,12 +294,13 @@ def compare_video(source, generate, size, windows, outputs):
     return {"frames": frames, "fps": fps, "scores": scores, "pairs": pairs}
 
 
-def compare_model(model, generate, video, outputs, target=None, size=None, windows=None):
+def compare_model(model, generate, video, outputs, target=None, size=None, windows=None, back=None):
     """compare_video for a trained model: at its trained size, in windows of its -pool overlapping by
-    half of it, blended, unless told otherwise; on the pair it was trained on. Returns the summary that is kept as JSON."""
+    half of it, blended, unless told otherwise; on the pair it was trained on (an unpaired model's
+    translation brought back by `back`). Returns the summary that is kept as JSON."""
     size = size or model.size
     windows = windows or Windows(model.pool, model.pool // 2)
-    result = compare_video(comparison_source(video, target, model.pair), generate, size, windows, outputs)
+    result = compare_video(comparison_source(video, target, model.pair), generate, size, windows, outputs, back)
     return {"video": str(video), "target": str(target) if target else None, **model.describe(), "pair": model.pair,
             "size": list(size), "window": windows.pool, "overlap": windows.overlap, "blend": windows.blend,
             "output": str(outputs.side_by_side), "generated": str(outputs.generated) if outputs.generated else None,

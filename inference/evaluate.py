@@ -1,33 +1,44 @@
-"""Scores of a trained generator on a dataset's held-out windows, next to the identity baseline.
+"""Scores of a trained generator on a dataset's held-out windows, next to the identity baseline. An
+unpaired model on an unpaired dataset translates the held-out windows of its direction's side and
+is scored by the round trip back and its steadiness (utils/metrics.py's score_translation); on a
+paired dataset (a known answer) it is scored against the target like any generator.
 
     result = evaluate_model(model, ClipGenerator(model.generator, device))      # on the data it was trained on
 """
+import numpy as np
+
 from datasets.slider import validation_slider
 from datasets.store import load_dataset
 from inference.generate import generate_windows
 from utils.errors import DatasetError
-from utils.metrics import score_windows
+from utils.metrics import score_translation, score_windows
 from utils.progress import Progress
 
 
-def evaluate_generator(generate, dataset, pool, batch=4, quiet=True):
+def evaluate_generator(generate, dataset, pool, batch=4, quiet=True, back=None, side="a"):
     """{"windows", "frames", "scores": {psnr, ssim, masked_warp_error, tof, flicker, l1, each with
-    _identity}} over the
-    validation windows of `dataset` (uint8 frames), each held-out frame once."""
+    _identity}} over the validation windows of `dataset` (uint8 frames), each held-out frame once.
+    On an unpaired dataset, `side`'s windows, brought back by `back`: the round trip's scores."""
     try:
-        slider = validation_slider(dataset, pool, batch, source=dataset.path)
+        slider = validation_slider(dataset, pool, batch, source=dataset.path, side=side)
     except DatasetError:
         raise DatasetError(dataset.path, f"has no validation window of -pool {pool} frames; rebuild it with a larger --val-fraction") from None
     progress = Progress(slider.windows * pool, unit="frame", what=f"evaluate {dataset.path}", enabled=not quiet)
     inputs, outputs, targets = generate_windows(generate, slider, progress)
     progress.close()
-    return {"windows": len(inputs), "frames": int(inputs.shape[0] * inputs.shape[1]),
-            "scores": score_windows(inputs, outputs, targets)}
+    if dataset.unpaired:
+        scores = score_translation(inputs, outputs, np.concatenate([back(part) for part in np.array_split(outputs, -(-len(outputs) // batch))]))
+    else:
+        scores = score_windows(inputs, outputs, targets)
+    return {"windows": len(inputs), "frames": int(inputs.shape[0] * inputs.shape[1]), "scores": scores}
 
 
-def evaluate_model(model, generate, data=None, batch=4, quiet=True):
+def evaluate_model(model, generate, data=None, batch=4, quiet=True, back=None):
     """evaluate_generator for a trained model on `data` (default: the dataset it was trained on),
     as the summary that is kept as JSON."""
     data = data or model.data
     dataset = load_dataset(data, mmap=True)
-    return {**model.describe(), "data": str(data), **evaluate_generator(generate, dataset, model.pool, batch, quiet)}
+    if dataset.unpaired and not model.unpaired:
+        raise DatasetError(data, "is unpaired (no targets), so a paired model cannot be scored on it; evaluate it on a paired dataset")
+    side = "b" if model.direction == "BtoA" else "a"
+    return {**model.describe(), "data": str(data), **evaluate_generator(generate, dataset, model.pool, batch, quiet, back, side)}

@@ -1,10 +1,15 @@
-"""Trained generators out of checkpoints, for compare and evaluate.
+"""Trained generators out of checkpoints, for compare and evaluate. An unpaired run (--mode cycle or
+recycle) holds a generator each way: the one of the `direction` asked translates, and the other
+brings its output back.
 
     model = load_model("checkpoints/unet_sample", torch.device("cpu")); model.pool, model.size, model.pair
+    model = load_model("checkpoints/unet_day_night", device, direction="BtoA"); model.generator, model.back
 """
+import dataclasses
 from dataclasses import dataclass
 
 from networks import GENERATORS, build_generator, generator_spec
+from networks.cycle import CycleGenerators
 from networks.plugin import verified_source
 from runfolder.checkpoint import load_checkpoint, resolve_checkpoint
 from runfolder.layout import CheckpointsRoot
@@ -20,6 +25,16 @@ class TrainedModel:
     state: dict
     path: str
     averaged: bool = False  # the generator holds the run's average of the weights (--ema)
+    back: object = None  # an unpaired run's generator the other way, which brings the output back
+    direction: str | None = None  # an unpaired run's: "AtoB" or "BtoA"
+
+    @property
+    def unpaired(self):
+        return self.back is not None
+
+    def going_back(self):
+        """This model as its generator back (for an unpaired run): to plan and time that one too."""
+        return dataclasses.replace(self, generator=self.back, back=self.generator)
 
     @property
     def step(self):
@@ -52,7 +67,8 @@ class TrainedModel:
         return {"network": self.state["network"], "generator": self.state["model_args"], "source": record and record["sha256"]}
 
     def describe(self):
-        return {"checkpoint": self.path, "step": self.step, "weights": "average (--ema)" if self.averaged else "trained"}
+        return {"checkpoint": self.path, "step": self.step, "weights": "average (--ema)" if self.averaged else "trained",
+                **({"direction": self.direction} if self.unpaired else {})}
 
 
 def latest_experiment(root="checkpoints"):
@@ -63,12 +79,12 @@ def latest_experiment(root="checkpoints"):
     return latest.path
 
 
-def load_model(checkpoint, device, network_source=None, allow_changed_network=False, average=True):
+def load_model(checkpoint, device, network_source=None, allow_changed_network=False, average=True, direction="AtoB"):
     """The TrainedModel of a checkpoint (a .pt file or an experiment folder), on `device`: with the
     average of its weights when the run kept one (--ema) and `average`, else the trained weights.
     Weights that do not fit are refused. A generator from the user's file is imported from the file the
     run recorded (or `network_source`, where it moved) only while its SHA-256 is the recorded one,
-    unless `allow_changed_network`."""
+    unless `allow_changed_network`. An unpaired run's translates in `direction` ("AtoB" or "BtoA")."""
     path = resolve_checkpoint(checkpoint)
     state = load_checkpoint(path)
     try:
@@ -79,11 +95,16 @@ def load_model(checkpoint, device, network_source=None, allow_changed_network=Fa
     if not spec.builtin and record is None:
         raise CheckpointError(path, f"holds a network from {spec.module} but no record of that file's hash; train it again")
     source = verified_source(record, network_source, allow_changed_network) if record else None
+    mode = state["config"]["mode"]
     try:
-        generator = build_generator(state["network"], source=source, **state["model_args"])
+        build = lambda: build_generator(state["network"], source=source, **state["model_args"])  # noqa: E731
+        generator = build() if mode == "paired" else CycleGenerators(build(), build(), *((build(), build()) if mode == "recycle" else ()))
         averaged = average and state.get("ema") is not None
         generator.load_state_dict(state["ema"] if averaged else state["generator"])
     except (TypeError, RuntimeError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:160]
         raise CheckpointError(path, f"its weights do not fit a {state['network']} with {state['model_args']} ({reason})") from None
-    return TrainedModel(generator.to(device).eval(), state, str(path), averaged)
+    if mode == "paired":
+        return TrainedModel(generator.to(device).eval(), state, str(path), averaged)
+    forward, back = generator.direction(direction)
+    return TrainedModel(forward.to(device).eval(), state, str(path), averaged, back.to(device).eval(), direction)

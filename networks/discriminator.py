@@ -1,4 +1,5 @@
-"""Conditional 3D PatchGAN: judges (input, output) clip pairs patch by patch, one logit per patch.
+"""3D PatchGAN: judges (input, output) clip pairs patch by patch, one logit per patch; with
+in_channels=3 (the unpaired modes), unconditional: it judges clips alone.
 
 Channels double per strided layer; LeakyReLU; instance norm, or spectral norm on every conv.
     PatchDiscriminator3D(channels=32, layers=3)(a, b).shape == (N, 1, T, H / 8 - 1, W / 8 - 1)
@@ -32,5 +33,5 @@ class PatchDiscriminator3D(nn.Module):
         self.net = nn.Sequential(*modules)
         dcgan_init(self)
 
-    def forward(self, a, b):  # a: condition, b: real or generated clip, both (N, 3, T, H, W)
-        return self.net(torch.cat([a, b], dim=1))  # (N, 1, T, h, w) logits
+    def forward(self, a, b=None):  # a: condition, b: real or generated clip, both (N, 3, T, H, W); or a alone
+        return self.net(a if b is None else torch.cat([a, b], dim=1))  # (N, 1, T, h, w) logits

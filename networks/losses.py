@@ -57,3 +57,19 @@ def temporal_loss(fake, flow, mask):
     warped = F.grid_sample(previous, grid, mode="bilinear", padding_mode="border", align_corners=True)
     weight = visible * inside
     return (weight * (current - warped).abs()).sum() / (c * weight.sum()).clamp_min(1.0)
+
+
+def cycle_losses(a, b, out):
+    """The reconstruction terms of unpaired translation, L1 in the [-1, 1] range, from real clips a,
+    b (N, C, T, H, W) and what the generators made of them (networks/cycle.py's CycleOutputs):
+    cycle (CycleGAN: each clip back from the other domain, both ways summed), identity (each
+    generator given a clip of its output domain), and with predictors Recycle-GAN's recurrent
+    (each predictor's next frame within its domain) and recycle (the next frame predicted in the
+    other domain and brought back) terms, both ways summed."""
+    l1 = lambda made, real: F.l1_loss(made.float(), real)  # noqa: E731
+    losses = {"g_cycle": l1(out.rec_a, a) + l1(out.rec_b, b), "g_identity": l1(out.same_a, a) + l1(out.same_b, b)}
+    if out.next_a is not None:
+        last_a, last_b = a[:, :, -1:], b[:, :, -1:]
+        losses["g_recurrent"] = l1(out.next_a, last_a) + l1(out.next_b, last_b)
+        losses["g_recycle"] = l1(out.recycled_a, last_a) + l1(out.recycled_b, last_b)
+    return losses

@@ -27,7 +27,8 @@ from utils.fsio import temp_name, writing
 VERSION = 1
 # What runs from before a flag existed did, for every flag added since: full 3D convolutions, no global skip.
 OLD_RUN_DEFAULTS = {"conv": "3d", "residual": "off", "net_args": {}, "disc": "patch", "disc_args": {}, "temporal": 0.0, "ema": 0.0,
-                    "deterministic": False, "prefetch": "auto", "dist_timeout": 60.0}
+                    "deterministic": False, "prefetch": "auto", "dist_timeout": 60.0, "mode": "paired", "cycle": 10.0,
+                    "identity": 0.5, "pool_size": 50}
 OLD_RUN_DATASET = {"pair": None, "width": 64, "height": 64, "fps": None}  # before checkpoints recorded their data
 DATASET_KEYS = tuple(OLD_RUN_DATASET)
 NO_PLUGINS = {"generator": None, "discriminator": None}
@@ -57,9 +58,11 @@ class _HeldWrites:
         return getattr(self.file, name)
 
 
-def build_checkpoint(nets, position, config, model_args, disc_args, sources, data, compute, device, finished=False, scores=None):
+def build_checkpoint(nets, position, config, model_args, disc_args, sources, data, compute, device, finished=False, scores=None,
+                     step_state=None):
     """The checkpoint of a run at `position` (step, epoch, epoch_step), as plain data: the unwrapped
-    networks' and optimizers' state, counters, random state, the config, the plug-in files the
+    networks' and optimizers' state, the step's own state (`step_state`: the unpaired modes'
+    history pools), counters, random state, the config, the plug-in files the
     networks came from (`sources`: spec, file and SHA-256, never their code), the data it was
     trained on (`data`: its fingerprint and meta.json) and how it computed (`compute`: amp, channels_last)."""
     rng = {"torch": torch.get_rng_state()}
@@ -74,7 +77,7 @@ def build_checkpoint(nets, position, config, model_args, disc_args, sources, dat
         "model_args": model_args, "disc_args": disc_args, "sources": sources, "config": plain(config), "rng": rng,
         "dataset_fingerprint": data.fingerprint, "scores": scores or {}, "finished": finished, "version": VERSION,
         "compute": {"amp": compute.amp, "channels_last": compute.channels_last},
-        "dataset": {key: data.dataset.meta.get(key) for key in DATASET_KEYS},
+        "dataset": {key: data.dataset.meta.get(key) for key in DATASET_KEYS}, "step_state": step_state,
     }
 
 

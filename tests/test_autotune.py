@@ -87,7 +87,7 @@ def test_a_way_whose_step_is_not_finite_is_never_chosen(monkeypatch):
     ways = [Compute(False, False), Compute(False, True), Compute(True, False), Compute(True, True)]
     networks = build_generator("unet", channels=4, depth=2), PatchDiscriminator3D(channels=4, layers=2)
     clips = np.zeros((1, 4, 16, 16, 3), np.uint8)
-    time_one = way_timer(ways, autotune.training_step_in(*networks, clips, clips, LossWeights(), torch.device("cpu")), torch.device("cpu"))
+    time_one = way_timer(ways, autotune.training_step_in(*networks, clips, clips, LossWeights(), torch.device("cpu"), gan_step), torch.device("cpu"))
     seconds = [time_one(index) for index in range(len(ways))]
     assert [s == float("inf") for s in seconds] == [False, False, True, True]
     assert not ways[fastest(ways, seconds)].amp

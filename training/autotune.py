@@ -3,7 +3,7 @@ real training steps on the first batch, on copies of the networks so that the ru
 untouched. On a CPU with AMX, a bfloat16 way is first tried in a child process (compute/trial.py,
 stepping training/trial.py): one that dies there is never chosen. Rank 0 decides and every rank follows.
 
-    compute = choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources)   # -> Compute(...)
+    compute = choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources, step)   # -> Compute(...)
 """
 import copy
 import dataclasses
@@ -13,15 +13,16 @@ from compute.choice import Compute, candidate_ways, choose, way_timer
 from compute.trial import ways_that_run
 from training.distributed import any_rank
 from training.experiment import discriminator_args, generator_args
-from training.step import NonFiniteGuard, gan_step
+from training.step import NonFiniteGuard
 from training.trial import CHILD, timing_nets, trial_spec
 from utils.device import cpu_flags, to_model_input
 from utils.errors import warn
 
 
-def training_step_in(generator, discriminator, a, b, weights, device):
-    """prepare(way) for the way timer: one training step of copies of the networks computing in
-    `way` (a step that is not finite raises NonFiniteLoss when it ends, so that way is never chosen)."""
+def training_step_in(generator, discriminator, a, b, weights, device, train_step):
+    """prepare(way) for the way timer: one training step (`train_step`, the mode's) of copies of the
+    networks computing in `way` (a step that is not finite raises NonFiniteLoss when it ends, so
+    that way is never chosen)."""
     def prepare(way):
         g, d = (copy.deepcopy(m).to(memory_format=way.memory_format) if m is not None else None for m in (generator, discriminator))
         copies = timing_nets(g, d, device, way.amp)
@@ -29,7 +30,7 @@ def training_step_in(generator, discriminator, a, b, weights, device):
         guard = NonFiniteGuard(device)
 
         def step():
-            gan_step(copies, x, y, weights, device, way.amp, guard)
+            train_step(copies, x, y, weights, device, way.amp, guard)
             guard.raise_if_tripped()
 
         return step
@@ -37,18 +38,19 @@ def training_step_in(generator, discriminator, a, b, weights, device):
     return prepare
 
 
-def choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources):
+def choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources, train_step):
     """The Compute a run trains with: the networks' (`discriminator` may be None; `sources`, the
-    plug-in files they came from) timed on `a`, `b`, a uint8 batch (B, T, H, W, 3)."""
+    plug-in files they came from) timed in steps of the mode (`train_step`) on `a`, `b`, a uint8
+    batch (B, T, H, W, 3)."""
     ways = candidate_ways(config["amp"], config["memory_format"], device, quiet=not ranks.is_main)
     compute = None
     if ranks.is_main:
-        job = {"network": config["network"], "generator": generator_args(config), "clip": list(a.shape),
+        job = {"mode": config["mode"], "network": config["network"], "generator": generator_args(config), "clip": list(a.shape),
                "discriminator": [config["gan_loss"], config["disc"], discriminator_args(config)],
                "sources": [record["sha256"] for record in sources.values() if record]}  # an edited plug-in is timed again
         ways, broken = ways_that_train(ways, config, a.shape[:4], weights, device, job, sources)
         compute = choose(ways, job_key(device, job="train", asked=[config["amp"], config["memory_format"]], **job),
-                         way_timer(ways, training_step_in(generator, discriminator, a, b, weights, device), device))
+                         way_timer(ways, training_step_in(generator, discriminator, a, b, weights, device, train_step), device))
         if broken:
             compute = dataclasses.replace(compute, note=f"{failures(broken)} in a trial step here; {compute.note}")
     if ranks.distributed:  # every rank takes rank 0's way
@@ -64,7 +66,7 @@ def ways_that_train(ways, config, clip_shape, weights, device, job, sources):
     if device.type != "cpu" or "amx_bf16" not in cpu_flags()[1] or not any(way.amp for way in ways):
         return ways, {}
     spec = trial_spec(config["network"], generator_args(config), discriminator_args(config), clip_shape, weights,
-                      disc=config["disc"], sources=sources)
+                      disc=config["disc"], sources=sources, mode=config["mode"])
     both_layouts = [Compute(True, False), Compute(True, True)]  # whatever was asked, so that the record serves every run
     broken = remembered(job_key(device, job="bf16 trial", **job), lambda: ways_that_run(both_layouts, spec, CHILD)[1])
     broken = {way.name: broken[way.name] for way in ways if way.name in broken}

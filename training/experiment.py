@@ -47,6 +47,8 @@ def resolve_residual(config, meta, identity_psnr):
     (the gray of saturated synthetic colours, or edges, do not)."""
     if config.get("residual", "auto") != "auto":
         return config, "as asked"
+    if meta.get("unpaired"):  # at the identity the cycle and identity L1 terms are at their (non-smooth) minimum: it stays there
+        return {**config, "residual": "off"}, "auto: a residual generator starts at the identity, where the cycle and identity losses hold it"
     pair = meta.get("pair", "paired")
     if pair != "paired" and parse_pair(pair).same_domain:
         return {**config, "residual": "on"}, f"auto: the {pair} pair's input is a degraded or shifted target"
@@ -70,7 +72,7 @@ def discriminator_args(config):
 
 def architecture(config):
     """{flag: value} of every flag that shapes this config's networks."""
-    names = ["network", "gan_loss", *generator_flags(config["network"])]
+    names = ["mode", "network", "gan_loss", *generator_flags(config["network"])]
     if config["gan_loss"] != "none":
         names += discriminator_flags(config)
     return {name: config.get(name) for name in dict.fromkeys(names)}

@@ -22,9 +22,11 @@ from datasets.build import build_dataset, derived_sources
 from datasets.flow import load_flow
 from datasets.pipeline import InputPipeline
 from datasets.sample import SAMPLE_DATA, ensure_sample
-from datasets.slider import ClipSlider, validation_slider
+from datasets.slider import training_slider, validation_slider
 from datasets.store import fingerprint, load_dataset
-from networks import build_discriminator, build_generator, generator_spec
+from networks import build_discriminator, build_generator, discriminator_spec, generator_spec
+from networks.cycle import CycleGenerators
+from networks.declared import constructor_defaults
 from networks.layers import SizeError, check_size, clip_mismatch, count_parameters
 from training.autotune import choose_compute
 from training.distributed import Ranks, any_rank, barrier, elastic_restart, init_distributed, ranks_agree, shutdown
@@ -39,9 +41,10 @@ from training.experiment import architecture, discriminator_args, generator_args
 from training.samples import write_samples
 from training.signals import EXIT_CODES, StopSignals
 from training.ema import WeightAverage
-from training.step import LossWeights, Nets, NonFiniteGuard, NonFiniteLoss, gan_step
+from training.modes import UNPAIRED_MODES, mode_networks, step_for
+from training.step import LossWeights, Nets, NonFiniteGuard, NonFiniteLoss
 from training.tally import LossTally
-from training.validate import validate
+from training.validate import validate, validate_unpaired
 from training.watchdog import Watchdog
 from compute.choice import Compute
 from compute.determinism import deterministic_algorithms, noting_nondeterministic
@@ -66,8 +69,9 @@ class Position:
 class Data:
     dataset: object
     fingerprint: str
-    train: ClipSlider
-    val: ClipSlider | None
+    train: object  # datasets/slider.py: a ClipSlider, or an UnpairedSlider
+    val: object  # the validation windows (ClipSlider), or None; of an unpaired dataset, A's
+    val_b: object = None  # an unpaired dataset's B validation windows
 
 
 @dataclass
@@ -84,6 +88,7 @@ class Run:
     compute: Compute  # precision and memory layout
     residual_note: str  # how --residual was decided
     sources: dict  # {"generator": record, "discriminator": record} of the networks from the user's files (None: built-in)
+    step: object  # the mode's step function (training/modes.py), which may hold state (the history pools)
     on_epoch_end: object = None  # called with the folder after every epoch's report (rank 0): the experiment page
 
     @property
@@ -203,8 +208,11 @@ def build_run(config, explicit, ranks, device, on_epoch_end):
     data = load_data(config, ranks, state, folder)
     config, residual_note = resolve_residual(config, data.dataset.meta, identity_psnr(data.dataset))
     sources = network_sources(config, state.get("sources") if state is not None else None)
-    nets, compute = build_networks(config, data.train, ranks, device, state, sources)
-    return Run(config, folder, ranks, device, data, nets, compute, residual_note, sources, on_epoch_end), state
+    step = step_for(config["mode"], config["pool_size"], config["seed"], ranks.rank)
+    nets, compute = build_networks(config, data.train, ranks, device, state, sources, step)
+    if state is not None and state.get("step_state") is not None:
+        step.load_state_dict(state["step_state"], device)
+    return Run(config, folder, ranks, device, data, nets, compute, residual_note, sources, step, on_epoch_end), state
 
 
 def train_from(run, state, defaults):
@@ -255,56 +263,70 @@ def load_data(config, ranks, state, folder):
         build_dataset(SAMPLE_DATA, derived_sources([ensure_sample()], "gray"), Size(64, 64))
     barrier(ranks)
     dataset = load_dataset(config["data"], mmap=config["mmap"])
+    check_mode(config, dataset)
     data_print = fingerprint(config["data"])
     if state is not None and state["dataset_fingerprint"] != data_print and not config["allow_new_data"]:
         raise CheckpointError(folder.last, f"was trained on other data than {config['data']}; pass --allow-new-data "
                                                   f"to go on with this dataset, or resume with the original --data")
     crop = Size(*config["crop"]) if config["crop"] else None
     motion = load_flow(dataset, mmap=config["mmap"]) if config["temporal"] else None
-    train = ClipSlider(dataset.a, dataset.b, dataset.ranges("train"), config["pool"], config["step"], config["batch"],
-                       seed=config["seed"], rank=ranks.rank, world_size=ranks.world_size, crop=crop, flip=config["flip"],
-                       source=config["data"], motion=motion)
+    train = training_slider(dataset, config["pool"], config["step"], config["batch"], seed=config["seed"], rank=ranks.rank,
+                            world_size=ranks.world_size, crop=crop, flip=config["flip"], source=config["data"], motion=motion)
     try:
-        val = validation_slider(dataset, config["pool"], config["batch"], source=config["data"])
+        val = [validation_slider(dataset, config["pool"], config["batch"], config["data"], side)
+               for side in ("ab" if dataset.unpaired else "a")]
     except DatasetError:
-        val = None
+        val = [None, None]
         if ranks.is_main:
             warn(config["data"], f"its validation part is shorter than -pool {config['pool']}: no validation; "
                                  f"rebuild with a larger --val-fraction")
-    return Data(dataset, data_print, train, val)
+    return Data(dataset, data_print, train, *val)
+
+
+def check_mode(config, dataset):
+    """A paired mode needs pairs, and the unpaired modes an unpaired dataset; --temporal needs a target."""
+    unpaired_mode = config["mode"] in UNPAIRED_MODES
+    if dataset.unpaired and not unpaired_mode:
+        raise DatasetError(config["data"], f"is unpaired (no target for each input), so --mode {config['mode']} cannot train "
+                                           f"on it; use --mode cycle or --mode recycle")
+    if unpaired_mode and not dataset.unpaired:
+        raise DatasetError(config["data"], f"is paired, but --mode {config['mode']} trains on unpaired data; build it with "
+                                           f"`build-dataset --unpaired --a ... --b ...`, or train it with --mode paired")
+    if unpaired_mode and config["temporal"]:
+        raise DatasetError(config["data"], f"--temporal needs a target's motion, which --mode {config['mode']} has not; "
+                                           f"--mode recycle keeps translations steady in time instead")
 
 
 def identity_psnr(dataset, most=512):
     """PSNR (dB) of the training part's input taken as the answer: from meta.json, or measured on at
     most `most` frames spread over it (datasets built before build-dataset recorded it)."""
     recorded = (dataset.meta.get("identity_psnr") or {}).get("train")
-    if recorded is not None:
+    if recorded is not None or dataset.unpaired:  # no pairs, no identity score
         return recorded
     frames = np.concatenate([np.arange(start, stop) for start, stop in dataset.ranges("train")])
     frames = frames[np.linspace(0, len(frames) - 1, min(most, len(frames))).astype(int)] if len(frames) else frames
     return mean_psnr(dataset.a[frames], dataset.b[frames]) if len(frames) else 0.0
 
 
-def build_networks(config, train, ranks, device, state, sources):
-    """(Nets, Compute): the generator, the discriminator (none without an adversarial loss) and their
-    optimizers, restored from `state` when resuming, in the precision and layout the run computes
-    in (timed on `train`'s first batch). Every rank seeds alike, so they start identical. A network
-    from the user's file is imported from `sources`' verified file."""
+def build_networks(config, train, ranks, device, state, sources, step):
+    """(Nets, Compute): the mode's generator, discriminator (none without an adversarial loss) and
+    their optimizers, restored from `state` when resuming, in the precision and layout the run
+    computes in (timed with the mode's `step` on `train`'s first batch). Every rank seeds alike, so
+    they start identical. A network from the user's file is imported from `sources`' verified file."""
     torch.manual_seed(config["seed"])
-    generator = build_generator(config["network"], source=source_file(sources, "generator"), **generator_args(config)).to(device)
-    d_args = discriminator_args(config)
-    discriminator = (build_discriminator(config["disc"], source=source_file(sources, "discriminator"), **d_args).to(device)
-                     if d_args is not None else None)
+    generator, discriminator = mode_networks(config["mode"], lambda: new_generator(config, sources, device),
+                                             lambda in_channels: new_discriminator(config, sources, device, in_channels))
+    first = generator.ab if isinstance(generator, CycleGenerators) else generator  # the unpaired modes' are built alike
     for size in {train.frame_size, train.clip_size}:
         try:
-            check_size(generator, size.height, size.width)
+            check_size(first, size.height, size.width)
         except SizeError as exc:
             raise DatasetError(config["data"], f"{exc}; rebuild the dataset with another --size, or change the network flags") from None
     if sources["generator"] is not None:  # a plug-in's promise, checked once before it trains: a clip to a clip
-        problem = clip_mismatch(generator, to_model_input(train.gather(train.epoch_batches(0)[0][:1], 0, 0)[0], device))
+        problem = clip_mismatch(first, to_model_input(train.gather(train.epoch_batches(0)[0], 0, 0)[0][:1], device))
         if problem:
             raise TrainingError(sources["generator"]["file"], f"{generator_spec(config['network']).class_name} {problem}")
-    compute = choose_run_compute(config, train, generator, discriminator, ranks, device, state, sources)
+    compute = choose_run_compute(config, train, generator, discriminator, ranks, device, state, sources, step)
     nets = Nets.around(generator, discriminator, grad_scaler(device, compute.amp), lr=config["lr"], ema_decay=config["ema"])
     if state is not None:
         restore_networks(nets, state)
@@ -320,7 +342,22 @@ def build_networks(config, train, ranks, device, state, sources):
     return nets, compute
 
 
-def choose_run_compute(config, train, generator, discriminator, ranks, device, state, sources):
+def new_generator(config, sources, device):
+    return build_generator(config["network"], source=source_file(sources, "generator"), **generator_args(config)).to(device)
+
+
+def new_discriminator(config, sources, device, in_channels):
+    """A discriminator of clips with `in_channels` channels (a conditional one sees input and clip
+    together), or None without an adversarial loss."""
+    d_args = discriminator_args(config)
+    if d_args is None:
+        return None
+    if "in_channels" in constructor_defaults(discriminator_spec(config["disc"])):
+        d_args = {**d_args, "in_channels": in_channels}
+    return build_discriminator(config["disc"], source=source_file(sources, "discriminator"), **d_args).to(device)
+
+
+def choose_run_compute(config, train, generator, discriminator, ranks, device, state, sources, step):
     """The precision and layout: a resumed run keeps those it started with; a new one takes what
     the flags ask, and measures what they leave to auto (training/autotune.py)."""
     saved = saved_compute(state) if state is not None else None
@@ -328,8 +365,18 @@ def choose_run_compute(config, train, generator, discriminator, ranks, device, s
         return Compute(*saved, "as when the run started")
     a, b = train.gather(train.epoch_batches(0)[0], 0, 0)
     # Timed without the temporal loss: it needs the batch's flow, and is cheap next to the networks' passes.
-    weights = LossWeights(config["gan_loss"], config["l1"], config["mse"])
-    return choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources)
+    weights = loss_weights(config, temporal=False)
+    return choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources, timing_step(config))
+
+
+def loss_weights(config, temporal=True):
+    return LossWeights(config["gan_loss"], config["l1"], config["mse"], config["temporal"] if temporal else 0.0,
+                       config["cycle"], config["identity"])
+
+
+def timing_step(config):
+    """A step of the run's mode for timing ways on copies of its networks: its own (empty) history pools."""
+    return step_for(config["mode"], config["pool_size"], config["seed"])
 
 
 def restore_position(run, state):
@@ -384,7 +431,9 @@ def open_log(run, position, resumed):
 def say_what_trains(run, resumed, defaults):
     """The start lines: network, data, ranks and device; the compute choice and --residual; the flags that differ."""
     config, ranks = run.config, run.ranks.world_size
-    print(f"{'resuming' if resumed else 'training'} {config['network']} ({count_parameters(run.nets.raw_generator) / 1e6:.3g} M "
+    networks = {"paired": config["network"], "cycle": f"cycle: two {config['network']} generators",
+                "recycle": f"recycle: two {config['network']} generators and two predictors"}[config["mode"]]
+    print(f"{'resuming' if resumed else 'training'} {networks} ({count_parameters(run.nets.raw_generator) / 1e6:.3g} M "
           f"parameters) on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch "
           f"per rank, {ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {run.folder}", flush=True)
     print(f"computing in {run.compute.describe(run.device)}; residual {config['residual']} ({run.residual_note})", flush=True)
@@ -396,7 +445,7 @@ def say_what_trains(run, resumed, defaults):
 
 def validate_at_step_0(run, report):
     """Where the curves start: a residual generator starts at the identity."""
-    scores, _ = validate(run.nets.inference_generator, run.data.val, run.device, run.amp, run.channels_last)
+    scores, _ = validation(run)
     report.log.write({"step": 0, "epoch": 0, **scores})
     report.progress.write(validation_line("step 0", scores))
 
@@ -433,7 +482,7 @@ def run_epoch(run, inputs, position, report, clock, signals, tally):
     exit code when a signal stopped it (after saving), else None. The losses stay on the device in
     `tally` and are read every --log-every steps, on every rank alike (a loss gone NaN stops them all)."""
     config, nets = run.config, run.nets
-    weights = LossWeights(config["gan_loss"], config["l1"], config["mse"], config["temporal"])
+    weights = loss_weights(config)
     decay_steps = config["decay_epochs"] * run.steps_per_epoch
     clips_per_step = config["batch"] * run.ranks.world_size
     batches = inputs.epoch(position.epoch, first=position.epoch_step)  # prepared a batch ahead, during each step
@@ -446,7 +495,7 @@ def run_epoch(run, inputs, position, report, clock, signals, tally):
         for group in nets.opt_g.param_groups + (nets.opt_d.param_groups if nets.opt_d else []):
             group["lr"] = lr
         with naming_nondeterministic(run, first=position.step == tally.guard.steps_before):
-            tally.add(gan_step(nets, x, y, weights, run.device, run.amp, tally.guard, run.ranks, motion))
+            tally.add(run.step(nets, x, y, weights, run.device, run.amp, tally.guard, run.ranks, motion))
         if nets.ema is not None:
             nets.ema.update(nets.raw_generator, position.step)
         position.step, position.epoch_step = position.step + 1, position.epoch_step + 1
@@ -486,11 +535,17 @@ def naming_nondeterministic(run, first):
                                 f"differ: {', '.join(found)}")
 
 
+def reconstruction_loss(means):
+    """The loss that says how close the generator comes: L1 to the target, or the unpaired modes' cycle L1."""
+    return "g_l1" if "g_l1" in means else "g_cycle"
+
+
 def progress_text(position, means, speed):
     """The progress line's losses: the means since the last log step."""
     d = 0.5 * (means["d_real"] + means["d_fake"]) if "d_real" in means else None
+    name = reconstruction_loss(means)
     return (f"epoch {position.epoch + 1} g {means['g_total']:.3f}" + (f" (adv {means['g_adv']:.3f})" if "g_adv" in means else "")
-            + (f" d {d:.3f}" if d is not None else "") + f" l1 {means['g_l1']:.4f} | {speed:.2f} clips/s")
+            + (f" d {d:.3f}" if d is not None else "") + f" {name[2:]} {means[name]:.4f} | {speed:.2f} clips/s")
 
 
 def stop(run, position, report, signum):
@@ -508,12 +563,17 @@ def end_epoch(run, position, report, tally, epoch_number, finished):
     losses = tally.read_epoch()  # on every rank: a loss gone NaN stops them all here
     if report is not None:
         if run.data.val is not None and (finished or epoch_number % run.config["sample_every"] == 0):
-            scores, clips = validate(run.nets.inference_generator, run.data.val, run.device, run.amp, run.channels_last)
+            scores, clips = validation(run)
             report.log.write({"step": position.step, "epoch": epoch_number, **scores})
-            write_samples(run.folder, epoch_number, clips, run.data.dataset.meta.get("fps") or 25, report.log)
+            fps = run.data.dataset.meta.get("fps") or 25
+            if run.data.val_b is None:
+                write_samples(run.folder, epoch_number, clips, fps, report.log)
+            else:  # A -> B -> A as the clips, B -> A -> B beside them in the grid
+                write_samples(run.folder, epoch_number, clips["AtoB"], fps, report.log, labels=("A", "A to B", "back to A"),
+                              more=zip(("B", "B to A", "back to B"), (windows[0] for windows in clips["BtoA"])))
             report.progress.write(validation_line(f"epoch {epoch_number}", scores))
         if "d_real" in losses.means:  # the watchdog watches the adversarial game
-            for message in report.watchdog.end_epoch(losses.d_max, losses.means["g_adv"], losses.means["g_l1"]):
+            for message in report.watchdog.end_epoch(losses.d_max, losses.means["g_adv"], losses.means[reconstruction_loss(losses.means)]):
                 warn(run.folder, message)
         if run.on_epoch_end is not None:
             run.on_epoch_end(run.folder)
@@ -521,7 +581,18 @@ def end_epoch(run, position, report, tally, epoch_number, finished):
     barrier(run.ranks)
 
 
+def validation(run):
+    """(scores, clips) of the inference generator (the weight average when kept) on the held-out windows."""
+    if run.data.val_b is not None:
+        return validate_unpaired(run.nets.inference_generator, run.data.val, run.data.val_b, run.device, run.amp, run.channels_last)
+    return validate(run.nets.inference_generator, run.data.val, run.device, run.amp, run.channels_last)
+
+
 def validation_line(when, scores):
+    if "val/cycle_psnr" in scores:
+        flicker = f", flicker {scores['val/flicker']:.3f} of the input's" if "val/flicker" in scores else ""
+        return (f"{when}: validation cycle PSNR {scores['val/cycle_psnr_ab']:.2f} dB (A to B to A), "
+                f"{scores['val/cycle_psnr_ba']:.2f} dB (B to A to B){flicker}")
     return (f"{when}: validation L1 {scores['val/l1']:.4f} (identity {scores['val/l1_identity']:.4f}), "
             f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB)")
 
@@ -533,7 +604,8 @@ def save(run, position, tally=None, epoch_file=False, finished=False, scores=Non
         tally.guard.raise_if_tripped()
     if run.ranks.is_main:
         state = build_checkpoint(run.nets, position, run.config, generator_args(run.config), discriminator_args(run.config),
-                                 run.sources, run.data, run.compute, run.device, finished, scores)
+                                 run.sources, run.data, run.compute, run.device, finished, scores,
+                                 step_state=run.step.state_dict() if hasattr(run.step, "state_dict") else None)
         save_checkpoint(run.folder, state, keep_epoch=epoch_file, keep=run.config["keep"])
     position.saved_step = position.step
 

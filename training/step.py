@@ -76,6 +76,8 @@ class LossWeights:
     l1: float = 100.0
     mse: float = 0.0
     temporal: float = 0.0  # Lai et al.'s short-term temporal loss; needs the target's flow
+    cycle: float = 10.0  # the unpaired modes' cycle (and Recycle-GAN's recurrent and recycle) L1 terms
+    identity: float = 0.5  # the identity term, as a share of `cycle`, as CycleGAN weighs it
 
 
 class NonFiniteGuard:
@@ -151,9 +153,14 @@ def gan_step(nets, x, y, weights, device, amp, guard, ranks=Ranks(), motion=None
     if weights.temporal:
         losses["g_temporal"] = temporal_loss(fake, *motion)
         total = total + weights.temporal * losses["g_temporal"]
-    losses["g_total"] = total
+    return update_generator(nets, guard, {**losses, "g_total": total}, values)
+
+
+def update_generator(nets, guard, losses, values):
+    """The end of every mode's step: G's update on losses["g_total"] (none once a loss is not
+    finite), then the step's losses (`values`, D's, and G's `losses`) detached."""
     guard.check(list(losses.values()))
-    guard.update(nets.opt_g, nets.scaler, total)
+    guard.update(nets.opt_g, nets.scaler, losses["g_total"])
     nets.scaler.update()
     guard.end_step()
     return {**values, **{name: value.detach() for name, value in losses.items()}}

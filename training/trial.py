@@ -13,7 +13,7 @@ import torch
 
 from compute.precision import grad_scaler
 from compute.trial import step_each_way
-from training.step import LossWeights, Nets, NonFiniteGuard, gan_step
+from training.step import LossWeights, Nets, NonFiniteGuard
 from utils.device import to_model_input
 
 CHILD = [sys.executable, "-m", "training.trial"]
@@ -25,17 +25,21 @@ def timing_nets(generator, discriminator, device, amp):
     return Nets.around(generator, discriminator, grad_scaler(device, amp), lr=0.0)
 
 
-def trial_spec(network, generator_args, discriminator_args, clip_shape, weights, disc="patch", sources=None):
-    """What the child builds and steps: JSON-ready (a plug-in by the verified file in `sources`)."""
+def trial_spec(network, generator_args, discriminator_args, clip_shape, weights, disc="patch", sources=None, mode="paired"):
+    """What the child builds and steps, in training mode `mode`: JSON-ready (a plug-in by the
+    verified file in `sources`)."""
     files = {role: record and record["file"] for role, record in (sources or {}).items()}
     return {"network": network, "generator": generator_args, "disc": disc, "discriminator": discriminator_args,
             "sources": {"generator": files.get("generator"), "discriminator": files.get("discriminator")},
-            "clip": list(clip_shape), "weights": [weights.gan, weights.l1, weights.mse], "threads": torch.get_num_threads()}
+            "clip": list(clip_shape), "weights": [weights.gan, weights.l1, weights.mse], "threads": torch.get_num_threads(),
+            "mode": mode}
 
 
 def main():
     """The child: build the networks of the spec on stdin, then step them in each way."""
-    from networks import build_discriminator, build_generator
+    from networks import build_discriminator, build_generator, discriminator_spec
+    from networks.declared import constructor_defaults
+    from training.modes import mode_networks, step_for
 
     spec = json.load(sys.stdin)
     torch.set_num_threads(spec["threads"])
@@ -46,12 +50,16 @@ def main():
 
     def step(way):
         torch.manual_seed(0)
-        generator = build_generator(spec["network"], source=spec["sources"]["generator"], **spec["generator"])
-        discriminator = (build_discriminator(spec["disc"], source=spec["sources"]["discriminator"], **spec["discriminator"])
-                         if spec["discriminator"] is not None else None)
+        takes_channels = "in_channels" in constructor_defaults(discriminator_spec(spec["disc"]))
+        generator, discriminator = mode_networks(
+            spec.get("mode", "paired"), lambda: build_generator(spec["network"], source=spec["sources"]["generator"], **spec["generator"]),
+            lambda channels: build_discriminator(spec["disc"], source=spec["sources"]["discriminator"],
+                                                 **spec["discriminator"], **({"in_channels": channels} if takes_channels else {}))
+            if spec["discriminator"] is not None else None)
         generator, discriminator = (m.to(memory_format=way.memory_format) if m is not None else None for m in (generator, discriminator))
         x, y = (to_model_input(c, device, way.channels_last) for c in clips)
-        gan_step(timing_nets(generator, discriminator, device, way.amp), x, y, weights, device, way.amp, NonFiniteGuard(device))
+        step_for(spec.get("mode", "paired"))(timing_nets(generator, discriminator, device, way.amp), x, y, weights, device, way.amp,
+                                             NonFiniteGuard(device))
 
     step_each_way(spec, step)
 

@@ -1,10 +1,17 @@
 """The validation pass: the generator over every held-out window, scored against the target and
-next to the identity baseline (the input itself taken as the answer).
+next to the identity baseline (the input itself taken as the answer). An unpaired run has no
+target: each side's held-out windows are translated and brought back, and scored by the cycle's
+reconstruction and by how steady the translation is under the input's motion.
 
     scores, clips = validate(generator, val_slider, device, amp=False)
+    scores, clips = validate_unpaired(cycle_generators, val_a, val_b, device, amp=False)
 """
+import numpy as np
+
 from inference.generate import ClipGenerator, generate_windows
-from utils.metrics import score_windows
+from utils.metrics import score_translation, score_windows
+
+DIRECTIONS = {"AtoB": "ab", "BtoA": "ba"}  # a direction and the suffix of its scores
 
 
 def validate(generator, slider, device, amp, channels_last=False):
@@ -16,3 +23,28 @@ def validate(generator, slider, device, amp, channels_last=False):
     generator.train(was_training)
     # A ratio with no reference (a still target has no motion to compare flicker with) is left out, not logged as null.
     return {f"val/{name}": value for name, value in score_windows(*clips).items() if value is not None}, clips
+
+
+def validate_unpaired(generators, slider_a, slider_b, device, amp, channels_last=False):
+    """({"val/cycle_psnr", "val/cycle_ssim", "val/flicker", ... each the mean of both directions, and
+    each direction's as "val/cycle_psnr_ab" ...}, {direction: (inputs, translated, reconstructed)
+    uint8 windows}) of CycleGenerators over A's and B's held-out windows."""
+    was_training = generators.training
+    generators.eval()
+    scores, clips = {}, {}
+    for (direction, suffix), slider in zip(DIRECTIONS.items(), (slider_a, slider_b)):
+        forward, back = (ClipGenerator(network, device, amp, channels_last) for network in generators.direction(direction))
+        inputs, outputs, recovered = [], [], []
+        for windows, _ in slider.batches(0):
+            inputs.append(np.asarray(windows))
+            outputs.append(forward(windows))
+            recovered.append(back(outputs[-1]))
+        clips[direction] = tuple(np.concatenate(part) for part in (inputs, outputs, recovered))
+        for name, value in score_translation(*clips[direction]).items():
+            scores[f"val/{name}_{suffix}"] = value
+    generators.train(was_training)
+    for name in {key.rsplit("_", 1)[0] for key in scores}:
+        both = [scores[f"{name}_{suffix}"] for suffix in DIRECTIONS.values()]
+        if all(value is not None for value in both):
+            scores[name] = float(np.mean(both))
+    return {key: value for key, value in scores.items() if value is not None}, clips

@@ -135,21 +135,38 @@ def score_windows(inputs, outputs, targets):
     return {**scores.result(), "l1": mean_l1(outputs, targets), "l1_identity": mean_l1(inputs, targets)}
 
 
-SCORE_ROWS = (("l1", "L1 (255 = 1)"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("masked_warp_error", "masked warping error"),
+def score_translation(inputs, outputs, reconstructed):
+    """Scores of an unpaired translation of uint8 windows (N, T, H, W, 3), which has no target: the
+    cycle reconstruction's PSNR and SSIM against the input, and the translation's masked warping
+    error and tOF under the input's motion, next to the input's own warping error, with their
+    ratio (the flicker ratio against the input); frame pairs stay within each window."""
+    steadiness = VideoScores()
+    for window_in, window_out in zip(inputs, outputs):
+        steadiness.add(window_in, window_out, window_in)
+        steadiness.cut()
+    temporal = steadiness.result()
+    flat = lambda clips: clips.reshape((-1,) + clips.shape[2:])  # noqa: E731
+    return {"cycle_psnr": mean_psnr(reconstructed, inputs), "cycle_ssim": float(np.mean(ssim(flat(reconstructed), flat(inputs)))),
+            "masked_warp_error": temporal["masked_warp_error"], "masked_warp_error_input": temporal["masked_warp_error_target"],
+            "tof": temporal["tof"], "flicker": temporal["flicker"]}
+
+
+SCORE_ROWS = (("l1", "L1 (255 = 1)"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("cycle_psnr", "cycle PSNR (dB)"), ("cycle_ssim", "cycle SSIM"), ("masked_warp_error", "masked warping error"),
               ("tof", "tOF (pixels)"), ("flicker", "flicker ratio"), ("seam", "seam ratio"), ("vmaf", "VMAF"))
 
 
 def score_rows(scores):
-    """(label, generated, identity, target) per metric in `scores` (a dict with _identity and
-    _target keys), in SCORE_ROWS order; a score that is missing is None. The text table and the
-    pages both show these rows."""
-    return [(label, *(scores.get(key) for key in (name, f"{name}_identity", f"{name}_target")))
+    """(label, generated, identity, reference) per metric in `scores` (a dict with _identity and
+    _target keys; an unpaired translation's reference is the input's own, _input), in SCORE_ROWS
+    order; a score that is missing is None. The text table and the pages both show these rows."""
+    return [(label, *(scores.get(key) for key in (name, f"{name}_identity")), scores.get(f"{name}_target", scores.get(f"{name}_input")))
             for name, label in SCORE_ROWS if name in scores]
 
 
 def score_table(scores):
     """A plain-text table: a row per metric, columns generated / identity (input as the answer) / target."""
-    lines = [f"{'':<22}{'generated':>11}{'identity':>11}{'target':>9}"]
+    reference = "input" if "masked_warp_error_input" in scores else "target"
+    lines = [f"{'':<22}{'generated':>11}{'identity':>11}{reference:>9}"]
     for label, *cells in score_rows(scores):
         lines.append(f"{label:<22}" + "".join(f"{c:>{w}.4f}" if c is not None else " " * w for c, w in zip(cells, (11, 11, 9))))
     return "\n".join(lines)
