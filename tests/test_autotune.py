@@ -71,7 +71,7 @@ def test_auto_is_measured_once_reported_and_kept_on_resume(tmp_path):
     assert len(train_entries(tmp_path / "cache")) == 1  # nothing measured for it
 
 
-def test_a_way_whose_step_is_not_finite_is_never_chosen(monkeypatch):
+def test_a_way_whose_step_is_not_finite_is_never_chosen():
     import numpy as np
 
     from networks import build_generator
@@ -83,11 +83,11 @@ def test_a_way_whose_step_is_not_finite_is_never_chosen(monkeypatch):
         if amp:  # a loss overflowed: the step's guard trips, and the timer learns it when the step ends
             guard.check([torch.tensor(float("nan"))])
 
-    monkeypatch.setattr(autotune, "gan_step", step_overflowing_in_bf16)
     ways = [Compute(False, False), Compute(False, True), Compute(True, False), Compute(True, True)]
     networks = build_generator("unet", channels=4, depth=2), PatchDiscriminator3D(channels=4, layers=2)
     clips = np.zeros((1, 4, 16, 16, 3), np.uint8)
-    time_one = way_timer(ways, autotune.training_step_in(*networks, clips, clips, LossWeights(), torch.device("cpu"), gan_step), torch.device("cpu"))
+    time_one = way_timer(ways, autotune.training_step_in(*networks, clips, clips, LossWeights(), torch.device("cpu"),
+                                                          step_overflowing_in_bf16), torch.device("cpu"))
     seconds = [time_one(index) for index in range(len(ways))]
     assert [s == float("inf") for s in seconds] == [False, False, True, True]
     assert not ways[fastest(ways, seconds)].amp

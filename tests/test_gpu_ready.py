@@ -25,6 +25,7 @@ from inference import generate, tiles
 from networks import build_generator
 from networks.layers import InstanceNorm3d, group_norm_keeps_layout
 from training import distributed, loop
+from training.step import gan_step
 from utils import device as device_module
 from utils.errors import TrainingError, UserError
 from utils.gpus import GpuPool, visible_gpus
@@ -254,7 +255,7 @@ def test_a_training_step_never_waits_for_the_device_between_log_steps(tiny, tmp_
             return result
         return wrapped
 
-    monkeypatch.setattr(loop, "gan_step", spying(loop.gan_step))
+    monkeypatch.setattr(loop, "step_for", lambda *args: spying(gan_step))  # the paired mode's step
     monkeypatch.setattr(loop.LossTally, "add", spying(loop.LossTally.add))
     monkeypatch.setattr(loop.WeightAverage, "update", spying(loop.WeightAverage.update))
     monkeypatch.setattr(loop, "any_rank", spying(loop.any_rank))
@@ -271,7 +272,7 @@ def test_running_out_of_gpu_memory_in_training_is_one_line_naming_what_to_lower(
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(loop, "gan_step", out_of_memory)
+    monkeypatch.setattr(loop, "step_for", lambda *args: out_of_memory)
     config = {**default_flags(), "data": str(tiny), "depth": 2, "channels": 4, "d_channels": 4, "d_layers": 2, "pool": 4,
               "step": 2, "max_steps": 2, "amp": "off", "memory_format": "contiguous", "device": "cpu", "name": "oom",
               "checkpoints": str(tmp_path)}
@@ -337,13 +338,11 @@ def test_deterministic_names_the_operations_that_have_no_deterministic_version(t
         finally:
             torch.use_deterministic_algorithms(False)
     assert found == ["put_"]
-    real_step = loop.gan_step
-
     def step_with_put(*args, **kwargs):
         torch.zeros(4).put_(torch.tensor([1, 1]), torch.tensor([1.0, 2.0]))
-        return real_step(*args, **kwargs)
+        return gan_step(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "gan_step", step_with_put)
+    monkeypatch.setattr(loop, "step_for", lambda *args: step_with_put)
     config = {**default_flags(), "data": str(tiny), "depth": 2, "channels": 4, "d_channels": 4, "d_layers": 2, "pool": 4,
               "step": 2, "max_steps": 3, "amp": "off", "memory_format": "contiguous", "device": "cpu", "deterministic": True,
               "name": "det", "checkpoints": str(tmp_path)}
