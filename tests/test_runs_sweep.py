@@ -225,9 +225,9 @@ def test_sweep_jobs_trains_points_at_once_each_with_its_log(tmp_path, tiny):
 
 
 def test_sweep_resumes_after_a_kill_without_repeating_finished_points(tmp_path, tiny):
-    """The sweep is SIGKILLed once its second point has logged a training step (of 60), so that point
+    """The sweep is SIGKILLed once its second point has logged a training step (of 30), so that point
     is mid-run and the first one has finished."""
-    args = ["sweep", "--gan-loss", "dcgan,none", "--seeds", "2", "--data", tiny, *TINY, "--max-steps", "60", "--log-every", "1"]
+    args = ["sweep", "--gan-loss", "dcgan,none", "--seeds", "2", "--data", tiny, *TINY, "--max-steps", "30", "--log-every", "1"]
     root = tmp_path / "checkpoints"
     output = tmp_path / "sweep.log"  # a file, not a pipe: a pipe nobody drains would stall the training child
     with open(output, "w") as log:
@@ -258,7 +258,7 @@ def test_sweep_resumes_after_a_kill_without_repeating_finished_points(tmp_path, 
     assert events(second) == ["started", "interrupted", "resumed", "finished"]
     table = run_cli("runs", "--checkpoints", root, "--json", cwd=tmp_path)
     report = json.loads(table.stdout)
-    assert {r["status"] for r in report["runs"]} == {"finished"} and {r["steps"] for r in report["runs"]} == {60}
+    assert {r["status"] for r in report["runs"]} == {"finished"} and {r["steps"] for r in report["runs"]} == {30}
     assert sorted(g["n"] for g in report["groups"]) == [2, 2]
 
     page = root / "index.html"
