@@ -5,11 +5,9 @@ paired dataset (a known answer) it is scored against the target like any generat
 
     result = evaluate_model(model, ClipGenerator(model.generator, device))      # on the data it was trained on
 """
-import numpy as np
-
 from datasets.slider import validation_slider
 from datasets.store import load_dataset
-from inference.generate import generate_windows
+from inference.generate import generate_windows, round_trip_windows
 from utils.errors import DatasetError
 from utils.metrics import score_translation, score_windows
 from utils.progress import Progress
@@ -24,12 +22,13 @@ def evaluate_generator(generate, dataset, pool, batch=4, quiet=True, back=None, 
     except DatasetError:
         raise DatasetError(dataset.path, f"has no validation window of -pool {pool} frames; rebuild it with a larger --val-fraction") from None
     progress = Progress(slider.windows * pool, unit="frame", what=f"evaluate {dataset.path}", enabled=not quiet)
-    inputs, outputs, targets = generate_windows(generate, slider, progress)
-    progress.close()
     if dataset.unpaired:
-        scores = score_translation(inputs, outputs, np.concatenate([back(part) for part in np.array_split(outputs, -(-len(outputs) // batch))]))
+        inputs, outputs, recovered = round_trip_windows(generate, back, slider, progress)
+        scores = score_translation(inputs, outputs, recovered)
     else:
+        inputs, outputs, targets = generate_windows(generate, slider, progress)
         scores = score_windows(inputs, outputs, targets)
+    progress.close()
     return {"windows": len(inputs), "frames": int(inputs.shape[0] * inputs.shape[1]), "scores": scores}
 
 

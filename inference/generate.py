@@ -183,6 +183,19 @@ def default_budget(device):
     return BUDGET_SHARE * available_memory()
 
 
+def round_trip_windows(forward, back, slider, progress=None):
+    """An unpaired model's translation of the slider's windows and the way back, in order: uint8
+    (inputs, translated, brought back), each (N, T, H, W, 3)."""
+    inputs, outputs, recovered = [], [], []
+    for clips, _ in slider.batches(0):
+        inputs.append(np.asarray(clips))
+        outputs.append(forward(clips))
+        recovered.append(back(outputs[-1]))
+        if progress is not None:
+            progress.advance(clips.shape[0] * clips.shape[1])
+    return np.concatenate(inputs), np.concatenate(outputs), np.concatenate(recovered)
+
+
 def generate_windows(generate, slider, progress=None):
     """`generate` over the slider's windows in order: uint8 (inputs, outputs, targets), each (N, T, H, W, 3)."""
     inputs, outputs, targets = [], [], []

@@ -8,7 +8,7 @@ reconstruction and by how steady the translation is under the input's motion.
 """
 import numpy as np
 
-from inference.generate import ClipGenerator, generate_windows
+from inference.generate import ClipGenerator, generate_windows, round_trip_windows
 from utils.metrics import score_translation, score_windows
 
 DIRECTIONS = {"AtoB": "ab", "BtoA": "ba"}  # a direction and the suffix of its scores
@@ -34,12 +34,7 @@ def validate_unpaired(generators, slider_a, slider_b, device, amp, channels_last
     scores, clips = {}, {}
     for (direction, suffix), slider in zip(DIRECTIONS.items(), (slider_a, slider_b)):
         forward, back = (ClipGenerator(network, device, amp, channels_last) for network in generators.direction(direction))
-        inputs, outputs, recovered = [], [], []
-        for windows, _ in slider.batches(0):
-            inputs.append(np.asarray(windows))
-            outputs.append(forward(windows))
-            recovered.append(back(outputs[-1]))
-        clips[direction] = tuple(np.concatenate(part) for part in (inputs, outputs, recovered))
+        clips[direction] = round_trip_windows(forward, back, slider)
         for name, value in score_translation(*clips[direction]).items():
             scores[f"val/{name}_{suffix}"] = value
     generators.train(was_training)
