@@ -102,12 +102,23 @@ def die_with_parent():
         pass
 
 
+def thread_share(sharing_cores_with):
+    """CPU threads for one of `sharing_cores_with` runs side by side: an equal share of the cores this
+    process may run on (its affinity, as taskset and cgroups set it), and never more than a thread
+    count the user set (OMP_NUM_THREADS), so that runs never ask for more threads than there are cores:
+    OpenMP threads that wait for a core spin, and a step then takes several times as long."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    share = max(1, cores // sharing_cores_with)
+    asked = os.environ.get("OMP_NUM_THREADS", "")
+    return min(share, int(asked)) if asked.isdigit() and int(asked) > 0 else share
+
+
 def start_training(main_py, argv, sharing_cores_with=1, log_for=None, cwd=None, gpus=None):
     """`main.py train ARGV` started as a child with an equal share of this machine's CPU threads
     among `sharing_cores_with` runs, and only the GPUs `gpus` (when given) in sight, stopping (with
     a save) if its parent dies; its output appended to the checkpoints root's sweep log of the
     point when `log_for` names its folder."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // sharing_cores_with))}
+    env = {**os.environ, "OMP_NUM_THREADS": str(thread_share(sharing_cores_with))}
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     command = [sys.executable, str(main_py), "train", *argv]
