@@ -10,6 +10,16 @@ import tempfile
 import time
 from pathlib import Path
 
+# pytest.ini runs the suite in worker processes (pytest-xdist), one per core. Each worker, and every
+# process it starts, computes on one thread: two workers that each asked torch for every core would
+# fight over them. Set before torch is imported, so that torch and OpenMP start with it.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"
+# Every process a test session starts inherits this mark, so that the session can tell its own
+# processes from those of another session running beside it (another worker).
+SESSION_MARK = f"VGAN_TEST_SESSION={os.getpid()}"
+os.environ["VGAN_TEST_SESSION"] = str(os.getpid())
+
 import numpy as np
 import pytest
 
@@ -168,13 +178,16 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
 
 
 def vgan_processes():
-    """{pid: command line} of the `main.py` processes of this checkout that are alive now: started
-    as `python main.py`, or forked by the test zygote (which itself is not one)."""
+    """{pid: command line} of the `main.py` processes of this checkout that this test session
+    started and that are alive now: started as `python main.py`, or forked by the test zygote
+    (which itself is not one)."""
     found, zygotes = {}, {z.proc.pid for z in ZYGOTE}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if SESSION_MARK.encode() not in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                continue
         except OSError:
             continue
         ours = {str(REPO / "main.py").encode(), str(REPO / "tests" / "zygote.py").encode()} & set(command)

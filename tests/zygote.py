@@ -12,6 +12,7 @@ its own, so that a test can kill it and all it started. Only what a fork can sha
 tests that change how torch is built for the CPU (its kernel caps, its thread count) or where
 Python finds modules run `main.py` as a fresh process instead (conftest.run_cli).
 """
+import gc
 import importlib
 import json
 import os
@@ -24,7 +25,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = sorted(p.name for p in REPO.iterdir() if (p / "__init__.py").exists() and p.name not in ("tests", "bench"))
-LIBRARIES = ["numpy", "cv2", "torch", "torch.utils.tensorboard", "scipy.special"]  # imported inside functions by vgan
+# Imported inside functions by vgan, or by torch on first use: torch._dynamo (and sympy with it) is
+# imported by the first optimizer a process makes, seconds on a 2-core CPU.
+LIBRARIES = ["numpy", "cv2", "torch", "torch._dynamo", "torch.utils.tensorboard", "scipy.special", "PIL.Image", "imageio_ffmpeg"]
 
 
 def preload():
@@ -93,4 +96,8 @@ def serve(path):
 
 if __name__ == "__main__":
     preload()
+    # What was imported lives as long as the process: the garbage collector leaves it alone from
+    # here on, in the zygote and in every child, so a child never walks (and copies, page by page)
+    # the few hundred MB of objects it shares with the zygote.
+    gc.freeze()
     serve(sys.argv[1])
