@@ -16,7 +16,7 @@ and on the unseen shot (`compare`, the defaults' weights), the ways to run windo
 The flicker ratio is the masked warping error over the target's own; the seam ratio is the error
 where the window switches over the error inside windows, each relative to the target's. With two
 seeds or more each cell is the mean ± the standard deviation over seeds, and the last columns are
-Welch's p for PSNR and the flicker ratio against the defaults (the compare rows: against hard switches).
+Welch's p for PSNR and the flicker ratio against the defaults (the compare rows: against hard switches, with --hard).
     python -m bench.temporal                              # every task, one seed: under 20 minutes on 2 cores
     python -m bench.temporal --tasks edges,noise --temporal 2,5 --ema 0.99 --seeds 3 --hard --windows 18
 """

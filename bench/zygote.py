@@ -36,21 +36,19 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = tiny_dataset(work)
-        commands = {
-            "refused (bad input)": ["build-dataset", "--a", work / "missing.mp4", "--b", work / "missing.mp4", "-o", work / "out"],
-            "train 4 steps": ["train", "--data", data, "--depth", "2", "--channels", "4", "--d-channels", "4", "--d-layers", "2",
-                              "-pool", "4", "--step", "2", "--max-steps", "4", "--amp", "off", "--memory-format", "contiguous",
-                              "--checkpoints", work / "checkpoints"],
+        train = ["train", "--data", data, "--depth", "2", "--channels", "4", "--d-channels", "4", "--d-layers", "2", "-pool", "4",
+                 "--step", "2", "--max-steps", "4", "--amp", "off", "--memory-format", "contiguous", "--checkpoints", work / "checkpoints"]
+        commands = {  # name -> the command line of one run (each training into a folder of its own)
+            "refused (bad input)": lambda run: ["build-dataset", "--a", work / "missing.mp4", "--b", work / "missing.mp4", "-o", work / "out"],
+            "train 4 steps": lambda run: [*train, "--name", run],
         }
         zygote = Zygote(work)
         seconds = {(name, way): [] for name in commands for way in ("fresh", "zygote")}
         try:
             for round_ in range(args.rounds):
-                for name, argv in commands.items():
-                    argv = [str(a) for a in argv] + (["--name", f"r{round_}"] if name.startswith("train") else [])
+                for name, command in commands.items():
                     for way in ("fresh", "zygote"):
-                        if name.startswith("train"):
-                            argv[-1] = f"r{round_}{way}"
+                        argv = [str(part) for part in command(f"r{round_}{way}")]
                         started = time.perf_counter()
                         if way == "fresh":
                             subprocess.run([sys.executable, str(REPO / "main.py"), *argv], cwd=work, capture_output=True)
