@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.footage import natural_shots
 from bench.quality import run_main, task_arguments
+from cli.train_flags import default_flags
 from datasets.build import build_dataset, derived_sources
 from experiments.stats import mean_std, welch_t_test
 from utils.device import machine_summary
@@ -60,7 +61,7 @@ def measure(task, shots, size, work, args, seed):
     seconds = time.perf_counter() - started
     rows = [("defaults", evaluated(work, name, "--weights", "trained")), (f"--ema {args.ema:g}", evaluated(work, name))]
     rows += [(f"--temporal {weight:g}", evaluated(work, f"{name}_temporal{weight:g}")) for weight in args.temporal]
-    pool = 9  # train's default -pool
+    pool = default_flags()["pool"]  # the bench trains with the default -pool
     rows += [(f"compare: pool {pool}, hard", compared(work, name, shots[-1], "--no-blend"))] if args.hard else []
     rows += [(f"compare: pool {pool}, blended", compared(work, name, shots[-1]))]
     rows += [(f"compare: window {window}", compared(work, name, shots[-1], "--window", window)) for window in args.windows]
@@ -80,7 +81,7 @@ def summarised(runs):
 
 def against_defaults(values, label, key):
     """Welch's p of this row's `key` against the defaults' (or their compare row's), '-' with one seed."""
-    base = "compare: pool 9, hard" if label.startswith("compare") else "defaults"
+    base = f"compare: pool {default_flags()['pool']}, hard" if label.startswith("compare") else "defaults"
     mine, theirs = values[label].get(key, []), values.get(base, {}).get(key, [])
     if label == base or len(mine) < 2 or len(theirs) < 2:
         return "-"

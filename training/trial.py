@@ -48,18 +48,24 @@ def main():
     clips = [rng.integers(0, 256, (*spec["clip"], 3), dtype=np.uint8) for _ in range(2)]
     weights = LossWeights(*spec["weights"])
 
+    mode = spec.get("mode", "paired")
+    takes_channels = "in_channels" in constructor_defaults(discriminator_spec(spec["disc"]))
+
+    def new_generator():
+        return build_generator(spec["network"], source=spec["sources"]["generator"], **spec["generator"])
+
+    def new_discriminator(channels):
+        if spec["discriminator"] is None:  # no adversarial loss
+            return None
+        return build_discriminator(spec["disc"], source=spec["sources"]["discriminator"], **spec["discriminator"],
+                                   **({"in_channels": channels} if takes_channels else {}))
+
     def step(way):
         torch.manual_seed(0)
-        takes_channels = "in_channels" in constructor_defaults(discriminator_spec(spec["disc"]))
-        generator, discriminator = mode_networks(
-            spec.get("mode", "paired"), lambda: build_generator(spec["network"], source=spec["sources"]["generator"], **spec["generator"]),
-            lambda channels: build_discriminator(spec["disc"], source=spec["sources"]["discriminator"],
-                                                 **spec["discriminator"], **({"in_channels": channels} if takes_channels else {}))
-            if spec["discriminator"] is not None else None)
+        generator, discriminator = mode_networks(mode, new_generator, new_discriminator)
         generator, discriminator = (m.to(memory_format=way.memory_format) if m is not None else None for m in (generator, discriminator))
         x, y = (to_model_input(c, device, way.channels_last) for c in clips)
-        step_for(spec.get("mode", "paired"))(timing_nets(generator, discriminator, device, way.amp), x, y, weights, device, way.amp,
-                                             NonFiniteGuard(device))
+        step_for(mode)(timing_nets(generator, discriminator, device, way.amp), x, y, weights, device, way.amp, NonFiniteGuard(device))
 
     step_each_way(spec, step)
 
