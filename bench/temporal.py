@@ -33,6 +33,7 @@ from experiments.stats import mean_std, welch_t_test
 from utils.device import machine_summary
 from utils.size import Size
 
+FLICKER_TARGET, SEAM_TARGET = 1.10, 1.05  # as steady as the target within 10%; window switches within 5% of the rest
 COLUMNS = (("psnr", "PSNR", 7, 2), ("ssim", "SSIM", 7, 3), ("masked_warp_error", "warp", 8, 4), ("tof", "tOF", 6, 2),
            ("flicker", "flicker", 8, 2), ("seam", "seam", 6, 2))
 
@@ -102,6 +103,26 @@ def table(results):
     return "\n".join(lines)
 
 
+def verdicts(results):
+    """Whether each task meets the targets, from the table's own numbers: the defaults' flicker
+    ratio at most FLICKER_TARGET, and compare's (blended, its default) seam ratio at most SEAM_TARGET."""
+    blended = f"compare: pool {default_flags()['pool']}, blended"
+    lines = []
+    for key, label, target in (("flicker", "defaults", FLICKER_TARGET), ("seam", blended, SEAM_TARGET)):
+        found = {task: mean_std(summarised(runs)[label][key])[0] for task, runs, _ in results}
+        missed = [f"{task} {value:.2f}" for task, value in found.items() if value > target]
+        lines.append(f"{key} ratio of {label} <= {target:.2f}: met on {len(found) - len(missed)} of {len(found)} tasks"
+                     + (f"; missed on {', '.join(missed)}" if missed else ""))
+    return "\n".join(lines)
+
+
+def report(runs):
+    """The header lines, table and verdicts of one or more runs ({"machine", "setting", "tasks"}, as --json saves them)."""
+    results = [(entry["task"], entry["runs"], entry["train_seconds"]) for run in runs for entry in run["tasks"]]
+    header = [line for run in runs for line in (run["machine"], run["setting"])]
+    return "\n".join([*dict.fromkeys(header), table(results), verdicts(results)])
+
+
 def spread(values, width, digits):
     if not values:
         return f"{'-':>{width + 7}}"
@@ -116,25 +137,29 @@ def main():
     parser.add_argument("--windows", default="", help="longer compare windows to measure, comma-separated (e.g. 18)")
     parser.add_argument("--hard", action="store_true", help="also compare with hard window switches, as before blending")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per way (0, 1, ...): with 2 or more, mean ± deviation and Welch's p")
-    parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--json", help="also write the run to this file (as it goes: a long run leaves what it has measured)")
+    parser.add_argument("--table", nargs="+", metavar="JSON", help="measure nothing: print the table of these saved runs together")
     args = parser.parse_args()
+    if args.table:
+        print(report([json.loads(Path(path).read_text()) for path in args.table]))
+        return
     args.windows = [int(w) for w in args.windows.split(",") if w]
     args.temporal = [float(w) for w in args.temporal.split(",") if w]
     started = time.perf_counter()
-    results = []
+    saved = {"machine": machine_summary(), "tasks": []}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         size = Size(args.size, args.size)
         shots = natural_shots(work / "footage", frames=48, size=size)
         for task in args.tasks.split(","):
             measured = [measure(task, shots, size, work, args, seed) for seed in range(args.seeds)]
-            results.append((task, [rows for rows, _ in measured], sum(seconds for _, seconds in measured)))
-            if args.json:  # as it goes: a long run leaves what it has measured
-                Path(args.json).write_text(json.dumps([{"task": t, "runs": runs, "train_seconds": s} for t, runs, s in results], indent=2))
-    print(machine_summary())
-    print(f"5 shots of 48 frames at {args.size}x{args.size} (the last quarter of each held out) to train on, a sixth to compare on; "
-          f"{args.steps} steps, seeds 0 to {args.seeds - 1}; {time.perf_counter() - started:.0f} s in all")
-    print(table(results))
+            saved["tasks"].append({"task": task, "runs": [rows for rows, _ in measured], "train_seconds": sum(s for _, s in measured)})
+            saved["setting"] = (f"5 shots of 48 frames at {args.size}x{args.size} (the last quarter of each held out) to train on, "
+                                f"a sixth to compare on; {args.steps} steps, seeds 0 to {args.seeds - 1}; "
+                                f"{time.perf_counter() - started:.0f} s for {len(saved['tasks'])} task(s)")
+            if args.json:
+                Path(args.json).write_text(json.dumps(saved, indent=2))
+    print(report([saved]))
 
 
 if __name__ == "__main__":
