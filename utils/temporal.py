@@ -24,6 +24,7 @@ import numpy as np
 # windows smooth the flow across a moving object's edge, so the forward-backward check below finds
 # almost none of what the object uncovers (tests/test_metrics.py), and DIS is 2 to 3 times faster.
 DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+DIS_MIN_SIDE = 12  # OpenCV's DIS refuses some frames with a side under this (any under 8, or both under 12)
 _estimators = threading.local()  # an OpenCV DIS object per thread: compare scores on a thread of its own
 # The forward-backward check of Sundaram et al. 2010, with the constants Ruder et al. 2016 and Lai
 # et al. 2018 use: a pixel is occluded when going forward and coming back misses it by more than
@@ -40,7 +41,12 @@ def optical_flow(start, end):
     far it moved (x, y) to reach `end`."""
     if not hasattr(_estimators, "dis"):
         _estimators.dis = cv2.DISOpticalFlow_create(DIS_PRESET)
-    return _estimators.dis.calc(gray(start), gray(end), None)
+    first, second = gray(start), gray(end)
+    height, width = first.shape
+    rows, columns = max(0, DIS_MIN_SIDE - height), max(0, DIS_MIN_SIDE - width)
+    if rows or columns:  # DIS refuses such a frame: extend its edges, and keep the flow of the frame's own pixels
+        first, second = (cv2.copyMakeBorder(frame, 0, rows, 0, columns, cv2.BORDER_REPLICATE) for frame in (first, second))
+    return np.ascontiguousarray(_estimators.dis.calc(first, second, None)[:height, :width])
 
 
 def warp(frame, flow):
