@@ -160,10 +160,11 @@ TRAIN_FLAGS = (
                "domain), as a share of --cycle"),
     _flag("losses and optimisation", "--pool-size", type=non_negative_int, default=50,
           help="cycle and recycle modes: generated clips kept to show the discriminators (Shrivastava et al. 2017; 0: none)"),
-    _flag("losses and optimisation", "--temporal", type=non_negative_float, default=0.0,
+    _flag("losses and optimisation", "--temporal", type=non_negative_float, default=10.0,
           help="weight of the short-term temporal loss (Lai et al. 2018): each generated frame against the one before "
-               "it warped by the target's optical flow, L1 where the target's motion is visible in both (the dataset "
-               "must hold the flow: build-dataset stores it)"),
+               "it warped by the target's optical flow, L1 where the target's motion is visible in both. It needs the "
+               "target's flow, which build-dataset stores; left at its default, it is off where there is none (an "
+               "unpaired dataset, or one built with --no-flow); 0: off"),
     _flag("losses and optimisation", "--ema", type=fraction, default=0.0, metavar="DECAY",
           help="keep an exponential moving average of the generator's weights with this decay (e.g. 0.999; 0: none); "
                "validation, compare and evaluate use the average"),

@@ -6,7 +6,8 @@ From two folders of sequences, one subfolder of frames per sequence matched by n
 DAVIS), or one folder whose sequences each hold two folders of frames (GoPro's blur/ and sharp/):
     python main.py build-dataset --a REDS/train_blur --b REDS/train_sharp -o data/reds --size 128
     python main.py build-dataset --a GOPRO_Large/train --b GOPRO_Large/train --parts blur,sharp -o data/gopro
-Add --flow to store the target's optical flow for train --temporal (or add it later: --add-flow DATA).
+A paired dataset also stores its target's optical flow, for train's temporal loss; --no-flow leaves it
+out (train then leaves that loss off), and --add-flow DATA adds it to a dataset built without it.
 From footage with no aligned counterpart (each video, frame folder or sequence a segment of its side;
 the sides need not match in length or content), for train --mode cycle or recycle:
     python main.py build-dataset --unpaired --a videos/day*.mp4 --b videos/night*.mp4 -o data/day_night
@@ -55,9 +56,9 @@ def add_arguments(parser):
     parser.add_argument("--trim", action="store_true", help="when A and B differ in length, use the shorter length")
     parser.add_argument("--mmap", action="store_true", help="build even if it will not fit in memory (train it with --mmap)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the noise pair")
-    parser.add_argument("--flow", action="store_true",
-                        help="also store the target's optical flow and occlusion mask, which train --temporal needs "
-                             "(float16 flow and a uint8 mask: about 80%% more disk than the frames)")
+    parser.add_argument("--flow", action=argparse.BooleanOptionalAction,
+                        help="store the target's optical flow and occlusion mask, which train's temporal loss needs (the "
+                             "default for paired data; float16 flow and a uint8 mask: about 80%% more disk than the frames)")
     parser.add_argument("--add-flow", metavar="DATA", help="store the optical flow in the existing dataset folder DATA, and nothing else")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     parser.add_argument("--quiet", action="store_true", help="no progress while decoding")
@@ -108,7 +109,7 @@ def main(args):
     if args.unpaired:
         if not (args.a and args.b) or args.video:
             raise UsageError("--unpaired takes the footage of each side: --a VIDEO [VIDEO ...] --b VIDEO [VIDEO ...]")
-        for flag, given in (("--pair", args.pair), ("--parts", args.parts), ("--trim", args.trim), ("--flow", args.flow)):
+        for flag, given in (("--pair", args.pair), ("--parts", args.parts), ("--trim", args.trim), ("--flow", args.flow is True)):
             if given:
                 raise UsageError(f"{flag} is for paired data; an unpaired dataset has no pairs" +
                                  ("" if flag != "--flow" else " and no target whose flow --temporal could follow"))
@@ -139,6 +140,6 @@ def main(args):
         raise UsageError("--parts goes with --a/--b folders of sequences")
     output = Path(args.output) if args.output else Path("data") / name
     meta = build_dataset(output, sources, args.size, fps=args.fps, val_fraction=args.val_fraction, mmap=args.mmap,
-                         overwrite=args.overwrite, quiet=args.quiet, flow=args.flow)
+                         overwrite=args.overwrite, quiet=args.quiet, flow=args.flow is not False)
     print("built " + describe(meta, output))
     return 0

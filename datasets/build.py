@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.flow import has_flow, write_flow
+from datasets.flow import BYTES_PER_PIXEL as FLOW_BYTES_PER_PIXEL, has_flow, write_flow
 from datasets.pairs import parse_pair
 from datasets.sources import DerivedSource, InputSource, PairedSource
 from media.frame_folder import is_frame_file, natural_key
@@ -64,10 +64,11 @@ def pair_name(sources):
     return str(sources[0].pair) if isinstance(sources[0], DerivedSource) else "paired"
 
 
-def check_room(out, expected, size, mmap, sides=2):
+def check_room(out, expected, size, mmap, sides=2, flow=False):
     """Refuse, before decoding, a dataset that will not fit in memory (unless `mmap`) or on disk:
-    `expected` frames on each of `sides` arrays (an unpaired dataset's sides sum to one, on average)."""
-    nbytes = int(sides * expected * size.height * size.width * 3)
+    `expected` frames on each of `sides` arrays (an unpaired dataset's sides sum to one, on average),
+    and with `flow` the target's stored flow."""
+    nbytes = int(expected * size.height * size.width * (sides * 3 + (FLOW_BYTES_PER_PIXEL if flow else 0)))
     if not mmap:
         check_fits_in_memory(nbytes, out, what=f"training on this dataset ({expected} frames of {size})")
     parent = ensure_parent(out)
@@ -75,13 +76,14 @@ def check_room(out, expected, size, mmap, sides=2):
         raise DatasetError(out, f"needs {human_bytes(nbytes)} on disk but {parent} has {human_bytes(shutil.disk_usage(parent).free)} free")
 
 
-def build_dataset(out, sources, size, fps=None, val_fraction=0.1, mmap=False, overwrite=False, quiet=True, flow=False):
+def build_dataset(out, sources, size, fps=None, val_fraction=0.1, mmap=False, overwrite=False, quiet=True, flow=True):
     """Decode `sources` into the dataset folder `out` and return its meta dict. Each source becomes
     one segment, and the last `val_fraction` of each is held out for validation. meta.json also
     records the identity PSNR (the input taken as the answer) of the training and validation parts.
-    With `flow`, the target's optical flow is stored too (datasets/flow.py), for train --temporal."""
+    With `flow` (the default), the target's optical flow is stored too (datasets/flow.py), for the
+    temporal loss; without it, train leaves that loss off."""
     expected = sum(source.expected_frames(fps) for source in sources)
-    check_room(out, expected, size, mmap)
+    check_room(out, expected, size, mmap, flow=flow)
     segments, identity = [], {"train": [], "val": []}
     progress = Progress(expected, unit="frame", what=f"building {out}", enabled=not quiet)
     with staged_dir(out, overwrite=overwrite, what="dataset folder") as tmp:

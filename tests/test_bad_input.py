@@ -137,7 +137,7 @@ def test_dataset_that_would_not_fit_in_memory(work, sample_video):
     out = work / "out" / "big"
     limited = {"VGAN_MEMORY_LIMIT": "2M"}
     result = run_cli("build-dataset", "--video", sample_video, "--pair", "gray", "--size", 128, "-o", out, cwd=work, env=limited)
-    line = assert_user_error(result, out, "needs 29.5 MB in memory", "--mmap", "smaller --size")
+    line = assert_user_error(result, out, "needs 54.1 MB in memory", "--mmap", "smaller --size")  # 300 frames of 128x128: 3+3+5 bytes a pixel
     assert "2.1 MB is available" in line
     assert list((work / "out").iterdir()) == []
     result = run_cli("build-dataset", "--video", sample_video, "--pair", "gray", "--size", 128, "-o", out, "--mmap", cwd=work, env=limited)

@@ -41,7 +41,7 @@ def test_paired_dataset_keeps_pairs_aligned_and_marks_segments(tmp_path):
     np.testing.assert_array_equal(ds.b, 255 - frames)
     assert [(s["start"], s["val_start"], s["stop"]) for s in ds.meta["segments"]] == [(0, 18, 20), (20, 29, 30)]
     assert ds.ranges("train") == [(0, 18), (20, 29)] and ds.ranges("val") == [(18, 20), (29, 30)]
-    assert sorted(p.name for p in out.iterdir()) == ["a.npy", "b.npy", "meta.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.npy", "b.npy", "flow.json", "flow.npy", "flow_mask.npy", "meta.json"]
 
 
 def derived(tmp_path, frames, pair, name="v"):

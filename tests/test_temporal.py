@@ -11,7 +11,7 @@ from datasets.flow import load_flow
 from datasets.store import fingerprint, load_dataset
 from networks.losses import temporal_loss
 from training.ema import WeightAverage
-from utils.temporal import pair_flow
+from utils.temporal import optical_flow, pair_flow
 
 
 def clip_of(*frames):
@@ -75,7 +75,7 @@ def test_build_dataset_stores_the_targets_flow_once_and_add_flow_adds_it_later(t
     t = 7
     np.testing.assert_allclose(flow[t], pair_flow(dataset.b[t], dataset.b[t - 1]).backward, atol=1e-2)  # float16
     assert not mask[0].any()  # the first frame has none before it
-    plain = build(tmp_path / "plain", sample_video, "gray", 16, fps=5)
+    plain = build(tmp_path / "plain", sample_video, "gray", 16, fps=5, flow=False)
     before = fingerprint(plain)
     result = run_cli("build-dataset", "--add-flow", plain, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -85,10 +85,53 @@ def test_build_dataset_stores_the_targets_flow_once_and_add_flow_adds_it_later(t
     assert "DIS" in record["method"] and record["frames"] == len(dataset.b)
 
 
-def test_temporal_training_on_a_dataset_without_flow_is_refused_saying_how_to_add_it(tmp_path, tiny):
-    result = run_cli("train", "--data", tiny, *TINY, "--max-steps", "1", "--temporal", "1", cwd=tmp_path)
-    assert_user_error(result, str(tiny), "--temporal", f"build-dataset --add-flow {tiny}")
-    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+def test_frames_smaller_than_dis_takes_still_get_a_flow():
+    rng = np.random.default_rng(0)
+    for shape in ((4, 4), (6, 30), (11, 11)):  # DIS refuses each of these as it is
+        frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+        moved = np.roll(frame, 1, axis=1)
+        still, flow = optical_flow(frame, frame), optical_flow(frame, moved)
+        assert still.shape == flow.shape == (*shape, 2) and not still.any()
+        assert flow.any()  # the frame's own pixels, not the padding alone
+
+
+def test_without_flow_the_default_trains_without_the_temporal_loss_and_a_typed_weight_is_refused(tmp_path, sample_video, with_flow):
+    plain = tmp_path / "plain"
+    built = run_cli("build-dataset", "--video", sample_video, "--pair", "gray", "--size", "16", "--fps", "5", "--no-flow", "-o", plain,
+                    cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert not (plain / "flow.npy").exists() and not (plain / "flow.json").exists()
+    for data, name in ((plain, "plain"), (with_flow, "flow")):
+        trained = run_cli("train", "--data", data, *TINY, "--max-steps", "1", "--name", name, cwd=tmp_path)
+        assert trained.returncode == 0, trained.stderr
+        logged = [json.loads(line) for line in (tmp_path / "checkpoints" / name / "metrics.jsonl").read_text().splitlines()]
+        temporal = [r["loss/g_temporal"] for r in logged if "loss/g_temporal" in r]
+        if data == plain:
+            assert "temporal loss 0 (off: " in trained.stdout and f"build-dataset --add-flow {plain}" in trained.stdout
+            assert not temporal
+        else:
+            assert "temporal loss 10 (the default" in trained.stdout and temporal and temporal[0] > 0
+    refused = run_cli("train", "--data", plain, *TINY, "--max-steps", "1", "--temporal", "1", "--name", "typed", cwd=tmp_path)
+    assert_user_error(refused, str(plain), "--temporal", f"build-dataset --add-flow {plain}")
+    assert not (tmp_path / "checkpoints" / "typed").exists()
+
+
+def test_a_build_that_stores_flow_asks_for_the_room_it_takes(monkeypatch, tmp_path):
+    from datasets import build as building
+    from utils.errors import DatasetError
+    from utils.size import Size
+
+    frames_only = 100 * 16 * 16 * 3 * 2
+    monkeypatch.setattr(building.shutil, "disk_usage", lambda path: shutil_usage(free=frames_only))
+    building.check_room(tmp_path / "d", 100, Size(16, 16), mmap=True, flow=False)
+    with pytest.raises(DatasetError, match="on disk"):
+        building.check_room(tmp_path / "d", 100, Size(16, 16), mmap=True, flow=True)
+
+
+def shutil_usage(free):
+    import shutil
+
+    return shutil._ntuple_diskusage(total=free, used=0, free=free)
 
 
 def test_compare_and_evaluate_use_the_weight_average(tmp_path, with_flow):

@@ -204,7 +204,8 @@ FLAG_CASES = {  # flags -> what the run must show for them
     "no_spectral_norm": (["--no-spectral-norm"], lambda state, records: state["disc_args"]["spectral_norm"] is False
                          and not any("parametrizations" in key for key in state["discriminator"])),
     "mse": (["--mse", "10"], lambda state, records: all(
-        r["loss/g_total"] == pytest.approx(r["loss/g_adv"] + 100 * r["loss/g_l1"] + 10 * r["loss/g_mse"], rel=1e-5)
+        r["loss/g_total"] == pytest.approx(r["loss/g_adv"] + 100 * r["loss/g_l1"] + 10 * r["loss/g_mse"]
+                                           + state["config"]["temporal"] * r["loss/g_temporal"], rel=1e-5)
         for r in records if "loss/g_total" in r)),
     "decay_epochs": (["--decay-epochs", "1", "--epochs", "2"], lambda state, records: decays_over_the_second_half(
         [r["lr"] for r in records if "lr" in r])),

@@ -1,10 +1,11 @@
 """What the train flags make of the networks: the generator's and the discriminator's keyword
 arguments, the flags that shape them (which `--resume` may not change), and the decision of
-`--residual auto`. A built-in network's come from what it declares beside its class
+`--residual auto` and of where the default temporal loss applies. A built-in network's come from what it declares beside its class
 (networks/declared.py), a plug-in's from --net-arg (--disc-arg).
 
     generator_args(config)    # -> {"channels": 16, "depth": 4, "temporal_pool": False, "conv": "3d", "residual": True}
 """
+from datasets.flow import has_flow
 from datasets.pairs import parse_pair
 from networks import discriminator_spec, generator_spec
 from networks.declared import constructor_defaults, declared
@@ -57,6 +58,21 @@ def resolve_residual(config, meta, identity_psnr):
     reason = (f"{what} already scores {identity_psnr:.1f} dB PSNR against the target on the training part, "
               f"{'at least' if close else 'under'} {RESIDUAL_MIN_IDENTITY_PSNR:g} dB")
     return {**config, "residual": "on" if close else "off"}, "auto: " + reason
+
+
+def resolve_temporal(config, dataset, asked):
+    """(config with the temporal loss's weight as it applies, the reason). The default weight needs
+    the target's stored flow: on an unpaired dataset, or one without flow, it is off. A weight that
+    was `asked` (typed, or a resumed run's own) stands; where it cannot apply it is refused later."""
+    weight = config["temporal"]
+    if asked or not weight:
+        return config, "as asked" if weight else "off"
+    if dataset.unpaired:
+        return {**config, "temporal": 0.0}, "off: an unpaired dataset has no target whose motion it could follow"
+    if not has_flow(dataset.path):
+        return {**config, "temporal": 0.0}, (f"off: {dataset.path} holds no optical flow; "
+                                             f"`python main.py build-dataset --add-flow {dataset.path}` adds it")
+    return config, "the default, on the target's stored flow"
 
 
 def discriminator_args(config):

@@ -37,7 +37,8 @@ from runfolder.events import FAILED, FINISHED, INTERRUPTED, RESUMED, STARTED
 from runfolder.layout import RunFolder, experiment_folder
 from runfolder.lock import ExperimentLock
 from runfolder.metrics import MetricsLog
-from training.experiment import architecture, discriminator_args, generator_args, network_sources, resolve_residual, source_file
+from training.experiment import (architecture, discriminator_args, generator_args, network_sources, resolve_residual, resolve_temporal,
+                                 source_file)
 from training.samples import write_samples
 from training.signals import EXIT_CODES, StopSignals
 from training.ema import WeightAverage
@@ -87,6 +88,7 @@ class Run:
     nets: Nets
     compute: Compute  # precision and memory layout
     residual_note: str  # how --residual was decided
+    temporal_note: str  # whether the default temporal loss applies
     sources: dict  # {"generator": record, "discriminator": record} of the networks from the user's files (None: built-in)
     step: object  # the mode's step function (training/modes.py), which may hold state (the history pools)
     on_epoch_end: object = None  # called with the folder after every epoch's report (rank 0): the experiment page
@@ -166,7 +168,7 @@ def train(config, explicit=(), defaults=None, on_epoch_end=None):
 
 
 DRY_RUN = {"max_steps": 1, "resume": False}  # what --dry-run sets, besides a temporary --checkpoints
-SAID_ON_THE_START_LINES = ("resume", "name", "checkpoints", "residual")  # "resuming ... into FOLDER"; "residual on (...)"
+SAID_ON_THE_START_LINES = ("resume", "name", "checkpoints", "residual", "temporal")  # "into FOLDER"; "residual on (...); temporal loss 10 (...)"
 
 
 @contextlib.contextmanager
@@ -205,14 +207,17 @@ def build_run(config, explicit, ranks, device, on_epoch_end):
     state, config = open_experiment(config, explicit, folder, ranks)
     if config["deterministic"]:
         deterministic_algorithms()
-    data = load_data(config, ranks, state, folder)
+    dataset = open_dataset(config, ranks)
+    config, temporal_note = resolve_temporal(config, dataset, asked="temporal" in explicit or state is not None)
+    data = load_data(config, dataset, ranks, state, folder)
     config, residual_note = resolve_residual(config, data.dataset.meta, identity_psnr(data.dataset))
     sources = network_sources(config, state.get("sources") if state is not None else None)
     step = step_for(config["mode"], config["pool_size"], config["seed"], ranks.rank)
     nets, compute = build_networks(config, data.train, ranks, device, state, sources, step)
     if state is not None and state.get("step_state") is not None:
         step.load_state_dict(state["step_state"], device)
-    return Run(config, folder, ranks, device, data, nets, compute, residual_note, sources, step, on_epoch_end), state
+    return Run(config, folder, ranks, device, data, nets, compute, residual_note, temporal_note, sources, step,
+               on_epoch_end), state
 
 
 def train_from(run, state, defaults):
@@ -256,13 +261,17 @@ def open_experiment(config, explicit, folder, ranks):
     return None, config
 
 
-def load_data(config, ranks, state, folder):
-    """The dataset (uint8 frames in RAM, or memory-mapped), and its windows shared out between ranks."""
+def open_dataset(config, ranks):
+    """The dataset (uint8 frames in RAM, or memory-mapped); the sample's is built on first use."""
     if ranks.is_main and config["data"] == SAMPLE_DATA and not Path(SAMPLE_DATA).exists():
         print(f"no {SAMPLE_DATA} yet: building it from the built-in sample video (gray -> colour, 64x64)", flush=True)
         build_dataset(SAMPLE_DATA, derived_sources([ensure_sample()], "gray"), Size(64, 64))
     barrier(ranks)
-    dataset = load_dataset(config["data"], mmap=config["mmap"])
+    return load_dataset(config["data"], mmap=config["mmap"])
+
+
+def load_data(config, dataset, ranks, state, folder):
+    """The dataset's windows shared out between ranks, with the target's flow where the temporal loss needs it."""
     check_mode(config, dataset)
     data_print = fingerprint(config["data"])
     if state is not None and state["dataset_fingerprint"] != data_print and not config["allow_new_data"]:
@@ -436,7 +445,8 @@ def say_what_trains(run, resumed, defaults):
     print(f"{'resuming' if resumed else 'training'} {networks} ({count_parameters(run.nets.raw_generator) / 1e6:.3g} M "
           f"parameters) on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch "
           f"per rank, {ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {run.folder}", flush=True)
-    print(f"computing in {run.compute.describe(run.device)}; residual {config['residual']} ({run.residual_note})", flush=True)
+    print(f"computing in {run.compute.describe(run.device)}; residual {config['residual']} ({run.residual_note}); "
+          f"temporal loss {config['temporal']:g} ({run.temporal_note})", flush=True)
     unsaid = [k for k in defaults if k not in SAID_ON_THE_START_LINES and not (config["dry_run"] and k in DRY_RUN)]
     changed = {k: config[k] for k in unsaid if config[k] != defaults[k]}
     if changed:
