@@ -5,7 +5,9 @@ For `-net unet` and `-net resnet` at the train defaults (64 x 64, pool 9, batch 
 it times the real training step (training/step.py) in each way, alternating them in rounds
 because the machine's speed drifts, and prints medians: seconds per step, clips per second,
 GFLOP per step (counted by torch.utils.flop_counter) and achieved GFLOP/s. bfloat16 rows appear
-only where the CPU computes it natively. It also prints which way `--memory-format auto --amp auto`
+only where the CPU computes it natively. One more row adds the temporal loss at train's default
+weight to the float32 contiguous 3d step (on a flow of zeros, every pixel kept: its cost does not
+depend on the values), and the last line says what it costs. It also prints which way `--memory-format auto --amp auto`
 would choose from these numbers, and a 3x3x3 conv3d layer alone as the machine's peak.
     python -m bench.train
     python -m bench.train --device cuda      # a GPU (bench/gpu.py checks the rest of what runs there)
@@ -49,7 +51,7 @@ def with_torch_instance_norm(module):
 class Way:
     """A generator, a discriminator and their optimizers, computing one way."""
 
-    def __init__(self, network, conv, compute, device, before=False):
+    def __init__(self, network, conv, compute, device, before=False, temporal=0.0):
         torch.manual_seed(0)
         layout = torch.channels_last_3d if compute.channels_last else torch.contiguous_format
         g = build_generator(network, conv=conv, **NETWORKS[network])
@@ -60,13 +62,16 @@ class Way:
         g, d = g.to(device, memory_format=layout), d.to(device, memory_format=layout)
         self.nets = Nets.around(g, d, grad_scaler(device, compute.amp), lr=2e-4)
         self.guard = NonFiniteGuard(device)
-        self.compute, self.conv, self.before, self.device = compute, conv, before, device
-        self.name = f"{conv} {compute.name}" + (", torch InstanceNorm3d (before)" if before else "")
+        self.compute, self.conv, self.before, self.device, self.temporal = compute, conv, before, device, temporal
+        self.name = (f"{conv} {compute.name}" + (", torch InstanceNorm3d (before)" if before else "")
+                     + (f", temporal loss {temporal:g}" if temporal else ""))
 
     def step(self, slider, number, epoch):
         a, b = slider.gather(slider.epoch_batches(epoch)[number % len(slider)], epoch, number)
         x, y = (to_model_input(clips, self.device, self.compute.channels_last) for clips in (a, b))
-        gan_step(self.nets, x, y, LossWeights(), self.device, self.compute.amp, self.guard)
+        n, _, t, h, w = y.shape
+        motion = (torch.zeros(n, 2, t, h, w, device=self.device), torch.ones(n, 1, t, h, w, device=self.device)) if self.temporal else None
+        gan_step(self.nets, x, y, LossWeights(temporal=self.temporal), self.device, self.compute.amp, self.guard, motion=motion)
 
 
 def step_flops(way, slider):
@@ -106,7 +111,8 @@ def conv_peak(device, repeats=5):
 def ways_for(network, convs, device):
     amps = [False, True] if amp_pays_here(device) else [False]
     computes = [Compute(amp, channels_last) for amp in amps for channels_last in (False, True)]
-    return [Way(network, "3d", computes[0], device, before=True)] + [Way(network, conv, c, device) for conv in convs for c in computes]
+    return ([Way(network, "3d", computes[0], device, before=True)] + [Way(network, conv, c, device) for conv in convs for c in computes]
+            + ([Way(network, "3d", computes[0], device, temporal=default_flags()["temporal"])] if "3d" in convs else []))
 
 
 def bench_network(network, convs, slider, rounds, steps, device):
@@ -130,13 +136,17 @@ def bench_network(network, convs, slider, rounds, steps, device):
     for way in ways:
         s = seconds[way.name]
         print(f"  {way.name:<52}{s:>8.3f}{5 / s:>9.2f}{flops[way.conv] / s / 1e9:>9.0f}{before / s:>10.2f}x")
+    plain = [way for way in ways[1:] if not way.temporal]
     for conv in convs:
-        mine = [way for way in ways[1:] if way.conv == conv]
+        mine = [way for way in plain if way.conv == conv]
         best = mine[fastest([w.compute for w in mine], [seconds[w.name] for w in mine])]
         print(f"  auto would train {conv} as {best.compute.name}: {before / seconds[best.name]:.2f}x the step before")
     if len(convs) == 2:
-        best3d, best21 = (min(seconds[w.name] for w in ways[1:] if w.conv == conv) for conv in convs)
+        best3d, best21 = (min(seconds[w.name] for w in plain if w.conv == conv) for conv in convs)
         print(f"  2plus1d against 3d, each in its fastest way: {best3d / best21:.2f}x the clips per second")
+    if ways[-1].temporal:
+        without = next(way for way in plain if way.conv == "3d" and way.compute == ways[-1].compute)
+        print(f"  the temporal loss adds {seconds[ways[-1].name] / seconds[without.name] - 1:+.1%} to the {without.name} step")
     print()
 
 
