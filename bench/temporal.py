@@ -18,11 +18,11 @@ The flicker ratio is the masked warping error over the target's own; the seam ra
 where the window switches over the error inside windows, each relative to the target's. With two
 seeds or more each cell is the mean ± the standard deviation over seeds, and the last columns are
 Welch's p for PSNR and the flicker ratio against the defaults (the compare rows: against hard switches, with --hard).
-    python -m bench.temporal                              # every task, one seed (about 55 minutes on 2 AVX2 cores)
+    python -m bench.temporal                              # every task, one seed (about 35 minutes on 2 AVX2 cores)
     python -m bench.temporal --tasks edges,noise --temporal 0,2 --seeds 3 --hard --windows 18
     python -m bench.temporal --table seeds.json tasks.json  # saved runs (--json), printed together
 The defaults (32x32 frames, 100 steps) are what the README's table measured: a training of the
-default networks there takes about 3 minutes on 2 AVX2 cores.
+default networks there takes 2 to 3 minutes on 2 AVX2 cores (Zen 3), evaluation included.
 """
 import json
 import tempfile
