@@ -1,7 +1,7 @@
 """What the train flags make of the networks: the generator's and the discriminator's keyword
-arguments, the flags that shape them (which `--resume` may not change), and the decision of
-`--residual auto` and of where the default temporal loss applies. A built-in network's come from what it declares beside its class
-(networks/declared.py), a plug-in's from --net-arg (--disc-arg).
+arguments, the flags that shape them (which `--resume` may not change), the decision of
+`--residual auto`, and where the default temporal loss applies. A built-in network's come from
+what it declares beside its class (networks/declared.py), a plug-in's from --net-arg (--disc-arg).
 
     generator_args(config)    # -> {"channels": 16, "depth": 4, "temporal_pool": False, "conv": "3d", "residual": True}
 """

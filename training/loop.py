@@ -168,7 +168,8 @@ def train(config, explicit=(), defaults=None, on_epoch_end=None):
 
 
 DRY_RUN = {"max_steps": 1, "resume": False}  # what --dry-run sets, besides a temporary --checkpoints
-SAID_ON_THE_START_LINES = ("resume", "name", "checkpoints", "residual", "temporal")  # "into FOLDER"; "residual on (...); temporal loss 10 (...)"
+# Flags the start lines say in words: "into FOLDER"; "residual on (...); temporal loss 10 (...)".
+SAID_ON_THE_START_LINES = ("resume", "name", "checkpoints", "residual", "temporal")
 
 
 @contextlib.contextmanager
