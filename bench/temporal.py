@@ -37,6 +37,8 @@ from experiments.stats import mean_std, welch_t_test
 from utils.device import machine_summary
 from utils.size import Size
 
+POOL = default_flags()["pool"]  # the bench trains with train's default -pool
+HARD, BLENDED = f"compare: pool {POOL}, hard", f"compare: pool {POOL}, blended"  # the compare rows' labels
 FLICKER_TARGET, SEAM_TARGET = 1.10, 1.05  # as steady as the target within 10%; window switches within 5% of the rest
 COLUMNS = (("psnr", "PSNR", 7, 2), ("ssim", "SSIM", 7, 3), ("masked_warp_error", "warp", 8, 4), ("tof", "tOF", 6, 2),
            ("flicker", "flicker", 8, 2), ("seam", "seam", 6, 2))
@@ -66,9 +68,8 @@ def measure(task, shots, size, work, args, seed):
     seconds = time.perf_counter() - started
     rows = [("defaults", evaluated(work, name, "--weights", "trained")), (f"--ema {args.ema:g}", evaluated(work, name))]
     rows += [(f"--temporal {weight:g}", evaluated(work, f"{name}_temporal{weight:g}")) for weight in args.temporal]
-    pool = default_flags()["pool"]  # the bench trains with the default -pool
-    rows += [(f"compare: pool {pool}, hard", compared(work, name, shots[-1], "--no-blend"))] if args.hard else []
-    rows += [(f"compare: pool {pool}, blended", compared(work, name, shots[-1]))]
+    rows += [(HARD, compared(work, name, shots[-1], "--no-blend"))] if args.hard else []
+    rows += [(BLENDED, compared(work, name, shots[-1]))]
     rows += [(f"compare: window {window}", compared(work, name, shots[-1], "--window", window)) for window in args.windows]
     return rows, seconds
 
@@ -86,7 +87,7 @@ def summarised(runs):
 
 def against_defaults(values, label, key):
     """Welch's p of this row's `key` against the defaults' (or their compare row's), '-' with one seed."""
-    base = f"compare: pool {default_flags()['pool']}, hard" if label.startswith("compare") else "defaults"
+    base = HARD if label.startswith("compare") else "defaults"
     mine, theirs = values[label].get(key, []), values.get(base, {}).get(key, [])
     if label == base or len(mine) < 2 or len(theirs) < 2:
         return "-"
@@ -110,10 +111,10 @@ def table(results):
 def verdicts(results):
     """Whether each task meets the targets, from the table's own numbers: the defaults' flicker
     ratio at most FLICKER_TARGET, and compare's (blended, its default) seam ratio at most SEAM_TARGET."""
-    blended = f"compare: pool {default_flags()['pool']}, blended"
+    values = {task: summarised(runs) for task, runs, _ in results}
     lines = []
-    for key, label, target in (("flicker", "defaults", FLICKER_TARGET), ("seam", blended, SEAM_TARGET)):
-        found = {task: mean_std(summarised(runs)[label][key])[0] for task, runs, _ in results}
+    for key, label, target in (("flicker", "defaults", FLICKER_TARGET), ("seam", BLENDED, SEAM_TARGET)):
+        found = {task: mean_std(values[task][label][key])[0] for task in values}
         missed = [f"{task} {value:.2f}" for task, value in found.items() if value > target]
         lines.append(f"{key} ratio of {label} <= {target:.2f}: met on {len(found) - len(missed)} of {len(found)} tasks"
                      + (f"; missed on {', '.join(missed)}" if missed else ""))

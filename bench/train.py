@@ -7,8 +7,9 @@ because the machine's speed drifts, and prints medians: seconds per step, clips 
 GFLOP per step (counted by torch.utils.flop_counter) and achieved GFLOP/s. bfloat16 rows appear
 only where the CPU computes it natively. One more row adds the temporal loss at train's default
 weight to the float32 contiguous 3d step (on a flow of zeros, every pixel kept: its cost does not
-depend on the values), and the last line says what it costs. It also prints which way `--memory-format auto --amp auto`
-would choose from these numbers, and a 3x3x3 conv3d layer alone as the machine's peak.
+depend on the values), and a line says what it costs. It also prints which way
+`--memory-format auto --amp auto` would choose from these numbers, and a 3x3x3 conv3d layer alone
+as the machine's peak.
     python -m bench.train
     python -m bench.train --device cuda      # a GPU (bench/gpu.py checks the rest of what runs there)
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python -m bench.train    # an AVX2-only CPU, approximately

@@ -56,7 +56,7 @@ def add_arguments(parser):
     parser.add_argument("--trim", action="store_true", help="when A and B differ in length, use the shorter length")
     parser.add_argument("--mmap", action="store_true", help="build even if it will not fit in memory (train it with --mmap)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the noise pair")
-    parser.add_argument("--flow", action=argparse.BooleanOptionalAction,
+    parser.add_argument("--flow", action=argparse.BooleanOptionalAction,  # None when not given: paired data stores it
                         help="store the target's optical flow and occlusion mask, which train's temporal loss needs (the "
                              "default for paired data; float16 flow and a uint8 mask: about 80%% more disk than the frames)")
     parser.add_argument("--add-flow", metavar="DATA", help="store the optical flow in the existing dataset folder DATA, and nothing else")

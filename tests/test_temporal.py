@@ -1,6 +1,7 @@
 """Temporal consistency in training and inference: the temporal loss against a hand computation,
 the stored flow, the weight average, and the refusals."""
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -121,17 +122,11 @@ def test_a_build_that_stores_flow_asks_for_the_room_it_takes(monkeypatch, tmp_pa
     from utils.errors import DatasetError
     from utils.size import Size
 
-    frames_only = 100 * 16 * 16 * 3 * 2
-    monkeypatch.setattr(building.shutil, "disk_usage", lambda path: shutil_usage(free=frames_only))
+    frames_only = 100 * 16 * 16 * 3 * 2  # 100 frames of A and of B, and not a byte more
+    monkeypatch.setattr(building.shutil, "disk_usage", lambda path: SimpleNamespace(total=frames_only, used=0, free=frames_only))
     building.check_room(tmp_path / "d", 100, Size(16, 16), mmap=True, flow=False)
     with pytest.raises(DatasetError, match="on disk"):
         building.check_room(tmp_path / "d", 100, Size(16, 16), mmap=True, flow=True)
-
-
-def shutil_usage(free):
-    import shutil
-
-    return shutil._ntuple_diskusage(total=free, used=0, free=free)
 
 
 def test_compare_and_evaluate_use_the_weight_average(tmp_path, with_flow):
