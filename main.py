@@ -15,14 +15,22 @@ from utils.errors import UsageError, UserError
 COMMANDS = ["split", "build_dataset", "inspect_network", "train", "compare", "evaluate", "demo", "runs", "sweep"]
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Shows every flag's default and keeps the example commands in descriptions as written."""
 
     def _get_help_string(self, action):
-        # A help text that already explains its default (e.g. "default: the video's own") keeps its words.
-        if "default" in (action.help or "").lower():
-            return action.help
-        return super()._get_help_string(action)
+        return help_with_default(action)
+
+
+def help_with_default(action):
+    """A flag's help ending in its default: as its text words it ("(default: the video's own)"),
+    as on or off for a switch, else the value. A positional or required argument has none."""
+    text = action.help or ""
+    if "default:" in text or not action.option_strings or action.required or action.help == argparse.SUPPRESS:
+        return text
+    if action.nargs == 0:  # a switch: --flag, or --flag / --no-flag
+        return f"{text} (default: {'on' if action.default else 'off'})"
+    return f"{text} (default: %(default)s)"
 
 
 def build_parser():

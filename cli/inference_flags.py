@@ -28,6 +28,7 @@ def add_inference_flags(parser):
                             "generator the other way brings the translation back, to score the round trip")
     plugin = parser.add_argument_group("a generator from your own file")
     plugin.add_argument("--network-source", metavar="PATH",
-                        help="where the generator's file is now, if it moved since training (its SHA-256 must still match)")
+                        help="where the generator's file is now, if it moved since training (its SHA-256 must still match) "
+                             "(default: where it was)")
     plugin.add_argument("--allow-changed-network", action="store_true",
                         help="use the generator's file although it changed since training (with a warning)")

@@ -130,9 +130,10 @@ TRAIN_FLAGS = (
                "(`train -net FILE.py:Class -h` lists them)"),
     *_declared_flags("generator", GENERATORS, generator_spec),
     _flag("generator", "--residual", choices=["auto", "on", "off"], default="auto",
-          help="predict a correction added to the input (identity when untrained); auto: on where input and target "
-               "share a domain (blur, lowres, noise, compress, future pairs, and two videos whose input already "
-               "scores 20 dB PSNR or more against the target), off for gray and edges"),
+          help="predict a correction added to the input (identity when untrained); auto: on for the pairs whose input "
+               "is a degraded or shifted target (blur, lowres, noise, compress, future); for gray, edges and two videos, "
+               "on where the training part's input already scores 20 dB PSNR or more against its target; off in the "
+               "unpaired modes"),
     _flag("generator", "--conv", choices=CONVS, default="3d",
           help="3d: full 3x3x3 convolutions; 2plus1d: each factorised into a spatial 1x3x3 and a temporal 3x1x1 one "
                "(fewer FLOPs), in the generator and the discriminator"),
@@ -185,9 +186,9 @@ TRAIN_FLAGS = (
           help="continue the experiment from its last.pt; flags you type override the saved ones"),
     _flag("run", "--allow-new-data", action="store_true", per_run=True, help="with --resume: accept a dataset other than the one trained on"),
     _flag("run", "--network-source", metavar="PATH", per_run=True,
-          help="with --resume: where your generator's file is now, if it moved (its SHA-256 must still match)"),
+          help="with --resume: where your generator's file is now, if it moved (its SHA-256 must still match) (default: where it was)"),
     _flag("run", "--disc-source", metavar="PATH", per_run=True,
-          help="with --resume: where your discriminator's file is now, if it moved"),
+          help="with --resume: where your discriminator's file is now, if it moved (default: where it was)"),
     _flag("run", "--allow-changed-network", action="store_true", per_run=True,
           help="with --resume: go on although your network's file changed since the run started (with a warning)"),
     _flag("run", "--device", choices=["auto", "cpu", "cuda"], default="auto", steers=True, help="auto picks CUDA when present"),

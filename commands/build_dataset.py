@@ -24,7 +24,7 @@ from utils.errors import UsageError
 
 HELP = "turn videos or frame folders into a paired (or --unpaired) training set"
 PAIRS_HELP = ("how A is made from the video: gray, edges, blur, lowres, noise, compress:CRF (re-encoded with libx264 "
-              "at that CRF, e.g. compress:40), or future:K (A = frame t, B = frame t+K)")
+              "at that CRF, e.g. compress:40), or future:K (A = frame t, B = frame t+K) (default: none; needed with --video)")
 
 
 def parts_pair(text):
@@ -44,7 +44,7 @@ def add_arguments(parser):
                         help="--a and --b are two domains with no aligned pairs (train it with --mode cycle or recycle)")
     parser.add_argument("--parts", type=parts_pair, metavar="A_NAME,B_NAME",
                         help="with --a/--b folders of sequences: each sequence holds its A frames in A_NAME/ and its B "
-                             "frames in B_NAME/ (GoPro: blur,sharp)")
+                             "frames in B_NAME/ (GoPro: blur,sharp) (default: each sequence folder holds its frames itself)")
     parser.add_argument("--video", action="extend", nargs="+", default=[], metavar="VIDEO",
                         help="videos or frame folders to derive pairs from, with --pair (each one segment; "
                              "--video a.mp4 b.mp4 and --video a.mp4 --video b.mp4 are the same)")
@@ -57,9 +57,10 @@ def add_arguments(parser):
     parser.add_argument("--mmap", action="store_true", help="build even if it will not fit in memory (train it with --mmap)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the noise pair")
     parser.add_argument("--flow", action=argparse.BooleanOptionalAction,  # None when not given: paired data stores it
-                        help="store the target's optical flow and occlusion mask, which train's temporal loss needs (the "
-                             "default for paired data; float16 flow and a uint8 mask: about 80%% more disk than the frames)")
-    parser.add_argument("--add-flow", metavar="DATA", help="store the optical flow in the existing dataset folder DATA, and nothing else")
+                        help="store the target's optical flow and occlusion mask, which train's temporal loss needs "
+                             "(float16 flow and a uint8 mask: about 80%% more disk than the frames) (default: on for paired "
+                             "data; unpaired data has no target)")
+    parser.add_argument("--add-flow", metavar="DATA", help="store the optical flow in the existing dataset folder DATA, and nothing else (default: build a new dataset)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     parser.add_argument("--quiet", action="store_true", help="no progress while decoding")
 

@@ -12,6 +12,8 @@ translation has no target: it is scored by the round trip back (PSNR, SSIM) and 
 under the input's own motion; --target adds PSNR and SSIM against an aligned answer.
     python main.py compare --video videos/day.mp4 --checkpoint checkpoints/unet_day_night --direction AtoB
 """
+import argparse
+
 from pathlib import Path
 
 from cli.argtypes import frame_size, non_negative_int, positive_int
@@ -30,10 +32,11 @@ def add_arguments(parser):
     parser.add_argument("--size", type=frame_size, help="frame size the generator runs at, SIDE or WIDTHxHEIGHT (default: the trained size)")
     parser.add_argument("--window", type=positive_int, help="frames per inference window (default: the trained -pool)")
     parser.add_argument("--overlap", type=non_negative_int, help="frames shared by neighbouring windows (default: half of the trained -pool)")
-    parser.add_argument("--no-blend", dest="blend", action="store_false",
-                        help="take each frame from the one window centred nearest to it, instead of blending where windows overlap")
+    parser.add_argument("--blend", action=argparse.BooleanOptionalAction, default=True,
+                        help="blend the windows where they overlap; --no-blend takes each frame from the one window "
+                             "centred nearest to it")
     parser.add_argument("--batch", type=positive_int, default=4, help="windows per forward pass")
-    parser.add_argument("--save-generated", metavar="OUT2", help="also write the generated frames alone to this video")
+    parser.add_argument("--save-generated", metavar="OUT2", help="also write the generated frames alone to this video (default: not written)")
     parser.add_argument("--vmaf", action="store_true", help="add VMAF through ffmpeg's libvmaf (when the binary has it)")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that vgan compare did not write")
     parser.add_argument("--dry-run", action="store_true", help="generate one batch of windows, print its shape, write nothing")

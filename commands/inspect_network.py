@@ -7,6 +7,8 @@ tiles that match whole frames). Each failed check is one line; the exit code is 
     python main.py inspect-network -net unet --depth 3
     python main.py inspect-network -net examples/factorised.py:Factorised --net-arg dilation=3 -pool 16 --size 128
 """
+import argparse
+
 from cli.argtypes import frame_size, positive_int
 from cli.train_flags import add_train_flags, default_flags, flags_in
 from commands.train import HelpAction, typed_network_arguments
@@ -22,7 +24,8 @@ def add_arguments(parser):
     clip.add_argument("-pool", "--pool", type=positive_int, default=9, help="frames per clip (T)")
     clip.add_argument("--size", type=frame_size, default=Size(64, 64), help="frame size, SIDE or WIDTHxHEIGHT")
     clip.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto picks CUDA when present")
-    clip.add_argument("--no-timing", dest="timing", action="store_false", help="skip the timings (the checks only)")
+    clip.add_argument("--timing", action=argparse.BooleanOptionalAction, default=True,
+                      help="time the forward and backward passes in each precision and layout; --no-timing gives the checks only")
 
 
 def main(args):

@@ -20,7 +20,10 @@ def grid_options(flag):
     a switch takes on,off."""
     options = dict(flag.options)
     if flag.takes_arguments:  # NAME=V1,V2: each NAME is swept over its values
-        return {**options, "default": None, "help": options["help"] + "; NAME=V1,V2 sweeps its values"}
+        return {**options, "default": None, "help": options["help"] + "; NAME=V1,V2 sweeps its values (default: none)"}
+    default = options.get("default")
+    swept = "comma-separated values are swept" + ("" if "default:" in options["help"] else
+                                                   f" (default: train's, {('on' if default else 'off') if flag.is_switch else default})")
     if flag.is_switch:
         options.pop("action")
         options.update(nargs="?", const="on", metavar="on,off")
@@ -37,7 +40,7 @@ def grid_options(flag):
         return parsed
 
     values.__name__ = getattr(base, "__name__", "value")
-    options.update(type=values, default=None, help=options["help"] + "; comma-separated values are swept")
+    options.update(type=values, default=None, help=f"{options['help']}; {swept}")
     return options
 
 
@@ -66,15 +69,16 @@ def add_arguments(parser):
     own.add_argument("--checkpoints", default="checkpoints", help="folder for the experiment folders")
     own.add_argument("--dry-run", action="store_true", help="list the runs and what would happen to each, start nothing")
     own.add_argument("--config", metavar="FILE", help="the grid from a TOML file: flag names as keys, a list of values "
-                                                      "for each swept one; flags typed on the command line override it")
+                                                      "for each swept one; flags typed on the command line override it (default: none)")
     cluster = parser.add_argument_group("on a Dask cluster")
     cluster.add_argument("--dask", metavar="ADDRESS",
                          help="run the points on the Dask scheduler at ADDRESS (tcp://HOST:8786), or 'local' for worker "
-                              "processes on this machine (--jobs of them); --checkpoints must be shared by all workers")
+                              "processes on this machine (--jobs of them); --checkpoints must be shared by all workers "
+                              "(default: no Dask; --jobs points at once here)")
     cluster.add_argument("--runs-per-worker", type=positive_int, default=1,
                          help="points a local worker runs at once (on your own workers: dask worker --nthreads)")
     cluster.add_argument("--resources", type=resource_list, default=None, metavar="NAME=N,...",
-                         help="worker resources each point takes, e.g. GPU=1 (start workers with --resources GPU=1 each)")
+                         help="worker resources each point takes, e.g. GPU=1 (start workers with --resources GPU=1 each) (default: none)")
     add_train_flags(parser, options_of=grid_options, flags=GRID_FLAGS)
 
 

@@ -46,7 +46,7 @@ HELP_ACTION = HelpAction
 def add_arguments(parser):
     parser.add_argument("--config", metavar="FILE",
                         help="flags from a TOML file (keys are flag names), or a run's config.json to run it again as it "
-                             "was; flags typed on the command line override it")
+                             "was; flags typed on the command line override it (default: none)")
     add_train_flags(parser)
 
 
