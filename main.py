@@ -26,10 +26,12 @@ def help_with_default(action):
     """A flag's help ending in its default: as its text words it ("(default: the video's own)"),
     as on or off for a switch, else the value. A positional or required argument has none."""
     text = action.help or ""
-    if "default:" in text or not action.option_strings or action.required or action.help == argparse.SUPPRESS:
-        return text
+    if "default:" in text or not action.option_strings or action.required or argparse.SUPPRESS in (action.help, action.default):
+        return text  # -h's default is SUPPRESS
     if action.nargs == 0:  # a switch: --flag, or --flag / --no-flag
         return f"{text} (default: {'on' if action.default else 'off'})"
+    if action.default in ([], {}):  # a repeatable flag given no value
+        return f"{text} (default: none)"
     return f"{text} (default: %(default)s)"
 
 
