@@ -165,7 +165,8 @@ class TemporalProfile:
             keep = PROFILE_ROWS - self.frames
             panels = panels_of(chunk)
             self.labels = [label for label, _ in panels]
-            self.rows.append([profile_row(frames[:keep]) for _, frames in panels])
+            # A copy: a row is a view that would keep its chunk's whole frames alive until the end.
+            self.rows.append([profile_row(frames[:keep]).copy() for _, frames in panels])
         self.frames += len(chunk.inputs)
 
     def finish(self):
