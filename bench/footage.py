@@ -4,6 +4,7 @@ gradients and hard edges); restoration needs what cameras see. Used by bench/qua
 
     shots = natural_shots("videos/natural", frames=48, size=Size(96, 64))   # [videos/natural/astronaut.mp4, ...]
     python -m bench.footage videos/natural --frames 48 --size 64    # the same from the command line
+    python -m bench.footage videos/unseen --photos coffee           # one shot of one photograph
 """
 import argparse
 from pathlib import Path
@@ -73,8 +74,9 @@ def main():
     parser.add_argument("folder", help="where the shots are written (one video per photograph)")
     parser.add_argument("--frames", type=int, default=48, help="frames per shot")
     parser.add_argument("--size", type=frame_size, default=Size(64, 64), help="frame side or WIDTHxHEIGHT")
+    parser.add_argument("--photos", default=",".join(PHOTOS), help="scikit-image photographs, one shot each")
     args = parser.parse_args()
-    for path in natural_shots(args.folder, frames=args.frames, size=args.size):
+    for path in natural_shots(args.folder, frames=args.frames, size=args.size, photos=args.photos.split(",")):
         print(path)
 
 

@@ -15,6 +15,9 @@ disk (under --max-memory), with the earlier way (a pass over the tiles per norm 
 inference/tiles.py's run_tiled) as the baseline; the ways alternate, medians of --rounds, with the
 PSNR of each against whole frames.
     python -m bench.memory --only-tiles --tiled-size 1280x720 --tile-side 512
+And the cost of tiles against their size: whole frames, and tiles of each side layer by layer in
+RAM, per output pixel (the ways alternate; --json keeps the rows for bench/plots.py).
+    python -m bench.memory --curve 128 192 256 384 512 --tiled-size 640x360 --json tiles.json
 """
 import argparse
 import json
@@ -112,6 +115,51 @@ def tiles_against_whole(size, tile_side, rounds, frames=9):
         print(f"  {name:<42}{median:>9.2f}{median / whole:>17.2f}x{psnr:>15}")
 
 
+def tile_cost_curve(size, sides, rounds, json_path=None, frames=9):
+    """Seconds per output pixel against whole frames for tiles of each side in `sides` (halo
+    included), layer by layer with what waits between layers in RAM; printed, and kept as JSON."""
+    import statistics
+
+    import numpy as np
+    import torch
+
+    from inference.generate import SCRATCH_SHARE, ClipGenerator
+    from inference.loader import load_model
+    from inference.tiles import Tiling, tiling_halo
+    from networks.layers import size_multiple
+    from utils.size import Size
+
+    with tempfile.TemporaryDirectory() as work:
+        write_checkpoint(Path(work) / "demo")
+        network = load_model(Path(work) / "demo", torch.device("cpu")).generator
+    width, height = map(int, size.split("x"))
+    clips = np.random.default_rng(0).integers(0, 256, (1, frames, height, width, 3), dtype=np.uint8)
+    halo, multiple = tiling_halo(network), size_multiple(network)
+    ways = {"whole frames": ClipGenerator(network, torch.device("cpu"))}
+    for side in sides:
+        tiling = Tiling.aligned(Size(side, side), halo, multiple)
+        ways[side] = ClipGenerator(network, torch.device("cpu"), tiling=tiling, scratch_memory=SCRATCH_SHARE * available_memory())
+    seconds = {name: [] for name in ways}
+    for _ in range(rounds):
+        for name, generate in ways.items():
+            started = time.perf_counter()
+            with torch.inference_mode():
+                generate(clips)
+            seconds[name].append(time.perf_counter() - started)
+    whole = statistics.median(seconds["whole frames"])
+    rows = [{"tile": side, "seconds": statistics.median(seconds[side]), "per_pixel": statistics.median(seconds[side]) / whole}
+            for side in sides]
+    print(f"\ntile size against time: the demo's U-Net, one window of {frames} frames of {size}, {halo} pixels of context on "
+          f"each side of a tile, layer by layer in RAM; median of {rounds} rounds, the ways alternating")
+    print(f"  {'tiles':<12}{'seconds':>9}{'per output pixel':>18}")
+    print(f"  {'whole':<12}{whole:>9.2f}{1:>17.2f}x")
+    for row in rows:
+        print(f"  {row['tile']:<12}{row['seconds']:>9.2f}{row['per_pixel']:>17.2f}x")
+    if json_path:
+        Path(json_path).write_text(json.dumps({"machine": machine_summary(), "size": size, "frames": frames, "halo": halo,
+                                               "whole_seconds": whole, "rows": rows}, indent=2))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["64x64", "640x360", "1280x720"])
@@ -120,8 +168,12 @@ def main():
     parser.add_argument("--tile-side", type=int, default=512, help="the tiles' side there, halo included")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the tiles-against-whole-frames rows")
     parser.add_argument("--only-tiles", action="store_true", help="only the tiles-against-whole-frames rows")
+    parser.add_argument("--curve", nargs="+", type=int, metavar="SIDE", help="only the time against tile sides, these")
+    parser.add_argument("--json", help="with --curve: keep its rows in this file")
     args = parser.parse_args()
     print(machine_summary())
+    if args.curve:
+        return tile_cost_curve(args.tiled_size, args.curve, args.rounds, args.json)
     if not args.only_tiles:
         compare_at_sizes(args)
     tiles_against_whole(args.tiled_size, args.tile_side, args.rounds)

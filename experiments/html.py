@@ -38,9 +38,7 @@ def svg_chart(series, title, width=520, height=240, x_label="step", marks=(), ma
     left, right, top, bottom = 58, 12, 26, 40
     legend = 14 * (len(clean) + bool(marks and mark_label)) + 4
     total = height + legend
-    parts = [f'<svg width="{width}" height="{total}" viewBox="0 0 {width} {total}" role="img" aria-label="{html.escape(title)}">',
-             f'<rect width="{width}" height="{total}" fill="#fff" stroke="#ddd"/>',
-             f'<text x="{left}" y="17" font-size="13" font-weight="bold">{html.escape(title)}</text>']
+    parts = [svg_open(width, total, title), f'<text x="{left}" y="17" font-size="13" font-weight="bold">{html.escape(title)}</text>']
     if not clean:
         parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#888">no data yet</text></svg>')
         return "".join(parts)
@@ -73,6 +71,44 @@ def svg_chart(series, title, width=520, height=240, x_label="step", marks=(), ma
             parts.append(f'<circle cx="{sx(points[0][0]):.1f}" cy="{sy(points[0][1]):.1f}" r="3" fill="{colour}"/>')
         ly = height + 14 * i + 6
         parts.append(f'<line x1="{left}" x2="{left + 16}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/>'
+                     f'<text x="{left + 20}" y="{ly + 4}" font-size="10">{html.escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_open(width, height, title):
+    """An SVG's opening tag and white background; with its namespace, so that it also stands as a file."""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'role="img" aria-label="{html.escape(title)}"><rect width="{width}" height="{height}" fill="#fff" stroke="#ddd"/>')
+
+
+def svg_bars(groups, labels, title, y_label, width=520, height=240, reference=None):
+    """Grouped bars as SVG: `groups` [(name, [value per label]), ...], one colour per label, its
+    legend below; `reference`, a y drawn as a dashed line across (1.0 for a ratio, say)."""
+    left, right, top, bottom = 58, 12, 26, 40
+    legend = 14 * len(labels) + 4
+    values = [v for _, vs in groups for v in vs] + ([reference] if reference is not None else [])
+    y1 = max(values) * 1.08 or 1
+    sy = lambda y: height - bottom - y / y1 * (height - top - bottom)  # noqa: E731
+    slot = (width - left - right) / len(groups)
+    bar = slot * 0.8 / len(labels)
+    parts = [svg_open(width, height + legend, title), f'<text x="{left}" y="17" font-size="13" font-weight="bold">{html.escape(title)}</text>']
+    for tick in _ticks(0, y1):
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eee"/>'
+                     f'<text x="{left - 4}" y="{sy(tick) + 4:.1f}" font-size="10" text-anchor="end">{fmt(tick)}</text>')
+    parts.append(f'<text x="12" y="{(top + height - bottom) / 2:.1f}" font-size="10" transform="rotate(-90 12 '
+                 f'{(top + height - bottom) / 2:.1f})" text-anchor="middle">{html.escape(y_label)}</text>')
+    for g, (name, vs) in enumerate(groups):
+        x0 = left + g * slot + slot * 0.1
+        for i, value in enumerate(vs):
+            parts.append(f'<rect x="{x0 + i * bar:.1f}" y="{sy(value):.1f}" width="{bar - 1:.1f}" height="{sy(0) - sy(value):.1f}" '
+                         f'fill="{COLOURS[i % len(COLOURS)]}"><title>{html.escape(name)}, {html.escape(labels[i])}: {fmt(value)}</title></rect>')
+        parts.append(f'<text x="{left + (g + 0.5) * slot:.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{html.escape(name)}</text>')
+    if reference is not None:
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(reference):.1f}" y2="{sy(reference):.1f}" stroke="#555" stroke-dasharray="5,4"/>')
+    for i, label in enumerate(labels):
+        ly = height + 14 * i + 6
+        parts.append(f'<rect x="{left}" y="{ly - 5}" width="16" height="8" fill="{COLOURS[i % len(COLOURS)]}"/>'
                      f'<text x="{left + 20}" y="{ly + 4}" font-size="10">{html.escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
