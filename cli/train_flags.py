@@ -16,7 +16,7 @@ from networks.declared import declared, dest_of
 
 GAN_LOSSES = ("dcgan", "hinge", "lsgan", "none")  # networks.losses.GAN_LOSSES, likewise
 MODES = ("paired", "cycle", "recycle")  # training.modes.MODES, likewise (the flags import no torch)
-CONVS = ("3d", "2plus1d")  # networks.CONVS, likewise
+CONVS = ("3d", "2plus1d")  # networks.layers.CONVS, likewise
 
 
 AMP_OPTIONS = {"nargs": "?", "const": "on", "default": "auto", "choices": ["auto", "on", "off"],

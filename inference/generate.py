@@ -123,7 +123,7 @@ def clip_generator(model, device, clip_shape, amp="auto", memory_format="auto", 
         tiling, expected = fit_tiling(model.generator, clip_shape, budget, device, halo=halo, cost=cost)
     if device.type == "cuda":
         check_host_memory(clip_shape)
-    # Timed on one pass's windows; on a CPU cropped to at most CPU_TIMED_SIDE: timing HD frames four ways there would take minutes.
+    # Timed on one pass's windows; on a CPU cropped to at most TIMED_SIDE's side: timing HD frames four ways there would take minutes.
     side = TIMED_SIDE.get(device.type)
     one_pass = (min(batch, tiling.tiles_per_pass), frames, min(tiling.tile.height, height, side or height), min(tiling.tile.width, width, side or width))
     ways = candidate_ways(amp, memory_format, device)

@@ -58,8 +58,8 @@ class _HeldWrites:
         return getattr(self.file, name)
 
 
-def build_checkpoint(nets, position, config, model_args, disc_args, sources, data, compute, device, finished=False, scores=None,
-                     step_state=None):
+def build_checkpoint(nets, position, *, config, model_args, disc_args, sources, data, compute, device, finished=False,
+                     scores=None, step_state=None):
     """The checkpoint of a run at `position` (step, epoch, epoch_step), as plain data: the unwrapped
     networks' and optimizers' state, the step's own state (`step_state`: the unpaired modes'
     history pools), counters, random state, the config, the plug-in files the

@@ -126,6 +126,20 @@ def test_a_bf16_way_whose_trial_child_dies_or_hangs_is_left_out_and_the_rest_are
     assert ways_that_run(ways, {}, child=[sys.executable, "-c", FAKE_CHILD]) == (ways, {})  # what stepped is kept
 
 
+def test_the_trial_child_is_sent_every_loss_weight_of_the_run():
+    # The child times the run's own losses: the unpaired modes' cycle and identity weights too.
+    from cli.train_flags import default_flags
+    from training.loop import loss_weights
+    from training.step import LossWeights
+    from training.trial import trial_spec
+
+    config = {**default_flags(), "gan_loss": "hinge", "l1": 7.0, "cycle": 3.0, "identity": 0.25, "temporal": 4.0}
+    weights = loss_weights(config, temporal=False)
+    assert weights == LossWeights(gan="hinge", l1=7.0, mse=0.0, temporal=0.0, cycle=3.0, identity=0.25)
+    spec = json.loads(json.dumps(trial_spec("unet", {}, {}, (1, 4, 16, 16), weights)))  # as the child reads it
+    assert LossWeights(**spec["weights"]) == weights
+
+
 def test_the_trial_child_steps_the_real_networks_in_each_way_it_is_given():
     from training.step import LossWeights
     from compute.trial import ways_that_run

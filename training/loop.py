@@ -380,8 +380,9 @@ def choose_run_compute(config, train, generator, discriminator, ranks, device, s
 
 
 def loss_weights(config, temporal=True):
-    return LossWeights(config["gan_loss"], config["l1"], config["mse"], config["temporal"] if temporal else 0.0,
-                       config["cycle"], config["identity"])
+    """The run's LossWeights: each field is the train flag of its name."""
+    weights = LossWeights.from_config(config)
+    return weights if temporal else dataclasses.replace(weights, temporal=0.0)
 
 
 def timing_step(config):
@@ -614,8 +615,9 @@ def save(run, position, tally=None, epoch_file=False, finished=False, scores=Non
     if tally is not None:
         tally.guard.raise_if_tripped()
     if run.ranks.is_main:
-        state = build_checkpoint(run.nets, position, run.config, generator_args(run.config), discriminator_args(run.config),
-                                 run.sources, run.data, run.compute, run.device, finished, scores,
+        state = build_checkpoint(run.nets, position, config=run.config, model_args=generator_args(run.config),
+                                 disc_args=discriminator_args(run.config), sources=run.sources, data=run.data, compute=run.compute,
+                                 device=run.device, finished=finished, scores=scores,
                                  step_state=run.step.state_dict() if hasattr(run.step, "state_dict") else None)
         save_checkpoint(run.folder, state, keep_epoch=epoch_file, keep=run.config["keep"])
     position.saved_step = position.step

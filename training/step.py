@@ -72,12 +72,19 @@ class Nets:
 
 @dataclass(frozen=True)
 class LossWeights:
+    """What a step's losses are and weigh: each field is the train flag of its name (`gan` is
+    --gan-loss). Plain data, so that it travels whole to the timing child as a dict."""
+
     gan: str = "dcgan"
     l1: float = 100.0
     mse: float = 0.0
     temporal: float = 0.0  # Lai et al.'s short-term temporal loss; needs the target's flow
     cycle: float = 10.0  # the unpaired modes' cycle (and Recycle-GAN's recurrent and recycle) L1 terms
     identity: float = 0.5  # the identity term, as a share of `cycle`, as CycleGAN weighs it
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{field.name: config["gan_loss" if field.name == "gan" else field.name] for field in dataclasses.fields(cls)})
 
 
 class NonFiniteGuard:

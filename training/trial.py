@@ -5,6 +5,7 @@ run on a CPU with AMX may train in it: the run's networks at its clip shape.
     usable, broken = ways_that_run(ways, spec, CHILD)    # broken: {"bf16 contiguous": "died (SIGSEGV)"}
     python -m training.trial < SPEC.json                 # the child: prints "ok INDEX" after each way's step
 """
+import dataclasses
 import json
 import sys
 
@@ -31,7 +32,7 @@ def trial_spec(network, generator_args, discriminator_args, clip_shape, weights,
     files = {role: record and record["file"] for role, record in (sources or {}).items()}
     return {"network": network, "generator": generator_args, "disc": disc, "discriminator": discriminator_args,
             "sources": {"generator": files.get("generator"), "discriminator": files.get("discriminator")},
-            "clip": list(clip_shape), "weights": [weights.gan, weights.l1, weights.mse], "threads": torch.get_num_threads(),
+            "clip": list(clip_shape), "weights": dataclasses.asdict(weights), "threads": torch.get_num_threads(),
             "mode": mode}
 
 
@@ -46,7 +47,7 @@ def main():
     device = torch.device("cpu")
     rng = np.random.default_rng(0)
     clips = [rng.integers(0, 256, (*spec["clip"], 3), dtype=np.uint8) for _ in range(2)]
-    weights = LossWeights(*spec["weights"])
+    weights = LossWeights(**spec["weights"])
 
     mode = spec.get("mode", "paired")
     takes_channels = "in_channels" in constructor_defaults(discriminator_spec(spec["disc"]))

@@ -37,4 +37,4 @@ def warn(path, message):
 
 
 class UsageError(Exception):
-    """A bad combination of flags, found in a command's run(): printed argparse-style, exit code 2."""
+    """A bad combination of flags, found in a command's main(): printed argparse-style, exit code 2."""
