@@ -117,7 +117,18 @@ def panels_of(chunk):
     return [(label, frames) for label, frames in named if frames is not None]
 
 
-class SideBySide:
+class Sink:
+    """What compare feeds every chunk to (`add`), and asks at the end to add what it found to the
+    result (`finish`: scores, frame pairs); a sink's `writer` or `writers` are closed by compare."""
+
+    def add(self, chunk):
+        raise NotImplementedError
+
+    def finish(self, result):
+        pass
+
+
+class SideBySide(Sink):
     def __init__(self, path, fps, audio_from):
         self.writer = VideoWriter(path, fps, audio_from=audio_from, comment=COMMENT)
 
@@ -125,7 +136,7 @@ class SideBySide:
         self.writer.write(side_by_side(panels_of(chunk)))
 
 
-class GeneratedFrames:
+class GeneratedFrames(Sink):
     def __init__(self, path, fps):
         self.writer = VideoWriter(path, fps, comment=COMMENT + " (generated)")
 
@@ -133,25 +144,24 @@ class GeneratedFrames:
         self.writer.write(chunk.outputs)
 
 
-class Vmaf:
+class Vmaf(Sink):
     """The generated and target frames (of a round trip: the frames brought back, and the input),
     encoded to scratch files and scored by libvmaf at the end."""
 
     def __init__(self, scratch, fps):
         self.paths = Path(scratch) / "generated.mp4", Path(scratch) / "target.mp4"
         self.writers = [VideoWriter(path, fps) for path in self.paths]
-        self.score = None
 
     def add(self, chunk):
         made, reference = (chunk.back, chunk.inputs) if isinstance(chunk, RoundTrip) else (chunk.outputs, chunk.targets)
         self.writers[0].write(made)
         self.writers[1].write(reference)
 
-    def finish(self):
-        self.score = vmaf(*self.paths)
+    def finish(self, result):
+        result["scores"]["vmaf"] = vmaf(*self.paths)
 
 
-class TemporalProfile:
+class TemporalProfile(Sink):
     """The middle image row of the first PROFILE_ROWS frames of each panel (input, generated and
     target), and where the window switched: written as one x-t image at the end."""
 
@@ -169,12 +179,12 @@ class TemporalProfile:
             self.rows.append([profile_row(frames[:keep]).copy() for _, frames in panels])
         self.frames += len(chunk.inputs)
 
-    def finish(self):
+    def finish(self, result):
         panels = [(label, np.concatenate(parts)) for label, *parts in zip(self.labels, *self.rows)]
         save_png(self.path, temporal_profile(panels, self.switches))
 
 
-class Scores:
+class Scores(Sink):
     """A paired model's scores against the target (utils/metrics.py's VideoScores)."""
 
     def __init__(self):
@@ -183,11 +193,12 @@ class Scores:
     def add(self, chunk):
         self.scores.add(chunk.inputs, chunk.outputs, chunk.targets, chunk.switched)
 
-    def result(self):
-        return self.scores.result(), self.scores.curve
+    def finish(self, result):
+        result["scores"].update(self.scores.result())
+        result["pairs"] = [list(pair) for pair in self.scores.curve]
 
 
-class RoundTripScores:
+class RoundTripScores(Sink):
     """An unpaired model's scores: PSNR and SSIM of the frames brought back against the input; the
     translation's masked warping error and tOF under the input's motion, next to the input's own
     (flicker ratio), with the seam ratio; and with a target, PSNR and SSIM against it, next to the
@@ -210,12 +221,13 @@ class RoundTripScores:
                 self._add("ssim" + name, ssim(made, chunk.targets))
         self.frames += len(chunk.inputs)
 
-    def result(self):
+    def finish(self, result):
         temporal = self.steadiness.result()
         scores = {name: total / self.frames for name, total in self.sums.items()}
         scores.update({name: temporal[name] for name in ("masked_warp_error", "tof", "flicker", "seam") if name in temporal})
         scores["masked_warp_error_input"] = temporal["masked_warp_error_target"]
-        return scores, self.steadiness.curve
+        result["scores"].update(scores)
+        result["pairs"] = [list(pair) for pair in self.steadiness.curve]
 
 
 def open_sinks(stack, source, outputs, fps, scratch, round_trip=False):
@@ -281,18 +293,10 @@ def compare_video(source, generate, size, windows, outputs, back=None):
             progress.close()
             if frames == 0:
                 raise VideoError(source.paths[0], "gave no frames to compare")
-        scores, pairs = {}, []
+        result = {"frames": frames, "fps": fps, "scores": {}, "pairs": []}
         for sink in sinks:
-            if isinstance(sink, (Scores, RoundTripScores)):
-                found, curve = sink.result()
-                scores.update(found)
-                pairs = [list(pair) for pair in curve]
-            elif isinstance(sink, Vmaf):
-                sink.finish()
-                scores["vmaf"] = sink.score
-            elif isinstance(sink, TemporalProfile):
-                sink.finish()
-    return {"frames": frames, "fps": fps, "scores": scores, "pairs": pairs}
+            sink.finish(result)
+    return result
 
 
 def compare_model(model, generate, video, outputs, target=None, size=None, windows=None, back=None):
