@@ -3,7 +3,13 @@ relative link resolves, and the docs name every choice the code offers."""
 import argparse
 import re
 
+import pytest
+
+from conftest import REPO
 from main import build_parser
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
 
 def documented_flags():
     """(command, flag, its help as -h prints it) for every optional flag of every command."""
@@ -29,3 +35,37 @@ def test_a_switch_that_is_on_by_default_reads_as_on():
     assert helps["train", "--flip"].endswith("(default: off)")
     assert helps["build-dataset", "--video"].endswith("(default: none)")
     assert "(default: train's, 10.0)" in helps["sweep", "--temporal"]
+
+
+def relative_links(path):
+    """(file, anchor or None) of every link in a page that is not to another site."""
+    for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8")):
+        if not re.match(r"[a-z]+:", target):
+            file, _, anchor = target.partition("#")
+            yield (path.parent / file if file else path), anchor or None
+
+
+def anchors(page):
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_relative_link_resolves(page):
+    broken = [f"{file.relative_to(REPO)}{'#' + anchor if anchor else ''}" for file, anchor in relative_links(page)
+              if not file.exists() or (anchor and file.suffix == ".md" and anchor not in anchors(file))]
+    assert not broken, broken
+
+
+def test_the_docs_are_split_by_task_and_the_readme_is_short():
+    assert len(DOCS) >= 10
+    assert len((REPO / "README.md").read_text().splitlines()) <= 220
+
+
+def test_the_docs_explain_every_score_runs_can_test():
+    _, commands = build_parser()
+    (metric,) = [a for a in commands.choices["runs"]._actions if "--metric" in a.option_strings]
+    glossary = (REPO / "docs" / "metrics.md").read_text()
+    missing = [choice for choice in metric.choices if f"`{choice}`" not in glossary]
+    assert not missing, missing
