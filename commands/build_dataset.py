@@ -60,7 +60,8 @@ def add_arguments(parser):
                         help="store the target's optical flow and occlusion mask, which train's temporal loss needs "
                              "(float16 flow and a uint8 mask: about 80%% more disk than the frames) (default: on for paired "
                              "data; unpaired data has no target)")
-    parser.add_argument("--add-flow", metavar="DATA", help="store the optical flow in the existing dataset folder DATA, and nothing else (default: build a new dataset)")
+    parser.add_argument("--add-flow", metavar="DATA",
+                        help="store the optical flow in the existing dataset folder DATA, and nothing else (default: build a new dataset)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     parser.add_argument("--quiet", action="store_true", help="no progress while decoding")
 

@@ -13,7 +13,6 @@ under the input's own motion; --target adds PSNR and SSIM against an aligned ans
     python main.py compare --video videos/day.mp4 --checkpoint checkpoints/unet_day_night --direction AtoB
 """
 import argparse
-
 from pathlib import Path
 
 from cli.argtypes import frame_size, non_negative_int, positive_int

@@ -43,7 +43,7 @@ def remembered(key, measure, usable=lambda value: True):
 
     Two locks keep every process's entry. A key's own lock is held while it is measured, so a
     process that asks for a key another is measuring waits and takes that value: every process
-    computes the same way, and the machine is not timed twice at once. The file's lock is held
+    computes the same way, and one job is never timed twice at once. The file's lock is held
     for each read-merge-write, so an entry, once written, is never lost to a writer that read the
     file before it."""
     path = cache_path()
