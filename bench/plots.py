@@ -65,7 +65,8 @@ def main():
     parser.add_argument("source", help="a checkpoints folder (curves), bench.memory's JSON (tiles), or a CSV (flicker)")
     parser.add_argument("-o", "--output", required=True, help="the SVG file to write")
     args = parser.parse_args()
-    Path(args.output).write_text(CHARTS[args.chart](args.source) + "\n", encoding="utf-8")
+    chart = CHARTS[args.chart](args.source).replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)  # a file needs it
+    Path(args.output).write_text(chart + "\n", encoding="utf-8")
     print(f"wrote {args.output}")
 
 

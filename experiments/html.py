@@ -77,9 +77,10 @@ def svg_chart(series, title, width=520, height=240, x_label="step", marks=(), ma
 
 
 def svg_open(width, height, title):
-    """An SVG's opening tag and white background; with its namespace, so that it also stands as a file."""
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'role="img" aria-label="{html.escape(title)}"><rect width="{width}" height="{height}" fill="#fff" stroke="#ddd"/>')
+    """An SVG's opening tag and white background (inline in a page; bench/plots.py adds the namespace
+    a file needs, which a page must not carry: it would be the page's one address)."""
+    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{html.escape(title)}"><rect width="{width}" height="{height}" fill="#fff" stroke="#ddd"/>')
 
 
 def svg_bars(groups, labels, title, y_label, width=520, height=240, reference=None):
