@@ -70,26 +70,49 @@ def whole_frames_need(checkpoint, size):
     return fixed + 4 * per_pixel * width * height
 
 
-def tiles_against_whole(size, tile_side, rounds, frames=9):
-    """Seconds for one window of `frames` frames of `size` (WxH) whole, in tiles layer by layer, and
-    in tiles a pass per norm layer; printed per output pixel against whole frames, with each one's PSNR."""
-    import statistics
-
+def demo_network_and_window(size, frames):
+    """The demo's generator (on the CPU) and one random uint8 window (1, frames, H, W, 3) of `size` (WxH)."""
     import numpy as np
     import torch
 
-    from inference.generate import SCRATCH_SHARE, ClipGenerator
     from inference.loader import load_model
-    from inference.tiles import Tiling, norm_layers, run_tiled, tiling_halo
-    from networks.layers import size_multiple
-    from utils.metrics import mean_psnr
-    from utils.size import Size
 
     with tempfile.TemporaryDirectory() as work:
         write_checkpoint(Path(work) / "demo")
         network = load_model(Path(work) / "demo", torch.device("cpu")).generator
     width, height = map(int, size.split("x"))
-    clips = np.random.default_rng(0).integers(0, 256, (1, frames, height, width, 3), dtype=np.uint8)
+    return network, np.random.default_rng(0).integers(0, 256, (1, frames, height, width, 3), dtype=np.uint8)
+
+
+def timed_in_turns(ways, rounds):
+    """({name: median seconds}, {name: its last output}) of `ways` ({name: run()}), run in turns
+    `rounds` times, so that the machine's drift is shared out."""
+    import statistics
+
+    import torch
+
+    seconds, outputs = {name: [] for name in ways}, {}
+    for _ in range(rounds):
+        for name, way in ways.items():
+            started = time.perf_counter()
+            with torch.inference_mode():
+                outputs[name] = way()
+            seconds[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in seconds.items()}, outputs
+
+
+def tiles_against_whole(size, tile_side, rounds, frames=9):
+    """Seconds for one window of `frames` frames of `size` (WxH) whole, in tiles layer by layer, and
+    in tiles a pass per norm layer; printed per output pixel against whole frames, with each one's PSNR."""
+    import torch
+
+    from inference.generate import SCRATCH_SHARE, ClipGenerator
+    from inference.tiles import Tiling, norm_layers, run_tiled, tiling_halo
+    from networks.layers import size_multiple
+    from utils.metrics import mean_psnr
+    from utils.size import Size
+
+    network, clips = demo_network_and_window(size, frames)
     tiling = Tiling.aligned(Size(tile_side, tile_side), tiling_halo(network), size_multiple(network))
     generate = ClipGenerator(network, torch.device("cpu"))
     in_ram = ClipGenerator(network, torch.device("cpu"), tiling=tiling, scratch_memory=SCRATCH_SHARE * available_memory())
@@ -98,19 +121,12 @@ def tiles_against_whole(size, tile_side, rounds, frames=9):
             f"tiles of {tile_side}, layer by layer": lambda: in_ram(clips),
             f"tiles of {tile_side}, layer by layer, on disk": lambda: on_disk(clips),
             f"tiles of {tile_side}, a pass per norm layer": lambda: run_tiled(generate.generate, clips, tiling, norm_layers(network))}
-    seconds, outputs = {name: [] for name in ways}, {}
-    for _ in range(rounds):
-        for name, way in ways.items():
-            started = time.perf_counter()
-            with torch.inference_mode():
-                outputs[name] = way()
-            seconds[name].append(time.perf_counter() - started)
+    seconds, outputs = timed_in_turns(ways, rounds)
     print(f"\ntiles against whole frames: the demo's U-Net, one window of {frames} frames of {size}, {tiling.halo} pixels of "
           f"context on each side of a tile; median of {rounds} rounds, the ways alternating")
     print(f"  {'way':<42}{'seconds':>9}{'per output pixel':>18}{'PSNR vs whole':>15}")
-    whole = statistics.median(seconds["whole frames"])
-    for name in ways:
-        median = statistics.median(seconds[name])
+    whole = seconds["whole frames"]
+    for name, median in seconds.items():
         psnr = "-" if name == "whole frames" else f"{mean_psnr(outputs[name][0], outputs['whole frames'][0]):.1f} dB"
         print(f"  {name:<42}{median:>9.2f}{median / whole:>17.2f}x{psnr:>15}")
 
@@ -118,37 +134,22 @@ def tiles_against_whole(size, tile_side, rounds, frames=9):
 def tile_cost_curve(size, sides, rounds, json_path=None, frames=9):
     """Seconds per output pixel against whole frames for tiles of each side in `sides` (halo
     included), layer by layer with what waits between layers in RAM; printed, and kept as JSON."""
-    import statistics
-
-    import numpy as np
     import torch
 
     from inference.generate import SCRATCH_SHARE, ClipGenerator
-    from inference.loader import load_model
     from inference.tiles import Tiling, tiling_halo
     from networks.layers import size_multiple
     from utils.size import Size
 
-    with tempfile.TemporaryDirectory() as work:
-        write_checkpoint(Path(work) / "demo")
-        network = load_model(Path(work) / "demo", torch.device("cpu")).generator
-    width, height = map(int, size.split("x"))
-    clips = np.random.default_rng(0).integers(0, 256, (1, frames, height, width, 3), dtype=np.uint8)
+    network, clips = demo_network_and_window(size, frames)
     halo, multiple = tiling_halo(network), size_multiple(network)
-    ways = {"whole frames": ClipGenerator(network, torch.device("cpu"))}
+    generators = {"whole frames": ClipGenerator(network, torch.device("cpu"))}
     for side in sides:
         tiling = Tiling.aligned(Size(side, side), halo, multiple)
-        ways[side] = ClipGenerator(network, torch.device("cpu"), tiling=tiling, scratch_memory=SCRATCH_SHARE * available_memory())
-    seconds = {name: [] for name in ways}
-    for _ in range(rounds):
-        for name, generate in ways.items():
-            started = time.perf_counter()
-            with torch.inference_mode():
-                generate(clips)
-            seconds[name].append(time.perf_counter() - started)
-    whole = statistics.median(seconds["whole frames"])
-    rows = [{"tile": side, "seconds": statistics.median(seconds[side]), "per_pixel": statistics.median(seconds[side]) / whole}
-            for side in sides]
+        generators[side] = ClipGenerator(network, torch.device("cpu"), tiling=tiling, scratch_memory=SCRATCH_SHARE * available_memory())
+    seconds, _ = timed_in_turns({name: lambda g=g: g(clips) for name, g in generators.items()}, rounds)
+    whole = seconds["whole frames"]
+    rows = [{"tile": side, "seconds": seconds[side], "per_pixel": seconds[side] / whole} for side in sides]
     print(f"\ntile size against time: the demo's U-Net, one window of {frames} frames of {size}, {halo} pixels of context on "
           f"each side of a tile, layer by layer in RAM; median of {rounds} rounds, the ways alternating")
     print(f"  {'tiles':<12}{'seconds':>9}{'per output pixel':>18}")

@@ -15,8 +15,8 @@ import torch
 from filelock import FileLock
 
 from utils.device import cpu_flags
-from utils.errors import warn
-from utils.fsio import describe_os_error, temp_name
+from utils.errors import UserError, warn
+from utils.fsio import describe_os_error, write_json_atomic
 
 CACHE_NAME = "compute.json"
 
@@ -64,8 +64,8 @@ def remembered(key, measure, usable=lambda value: True):
         value = measure()
         try:
             with FileLock(str(locks / "file")):
-                write_cache(path, {**read_cache(path), key: value})
-        except OSError as exc:
+                write_json_atomic(path, {**read_cache(path), key: value})
+        except (OSError, UserError) as exc:  # UserError: fsio's one line for a write the file system refused
             warn_unkept(path, exc)
         return value
     finally:
@@ -103,18 +103,9 @@ def read_cache(path):
     return {}
 
 
-def write_cache(path, cache):
-    """Readers see the old file or the new one, never a mix (a temporary file renamed into place)."""
-    tmp = temp_name(path)
-    try:
-        tmp.write_text(json.dumps(cache, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def warn_unkept(path, exc):
     """Nowhere to keep a measurement: say so, since then each run measures again and two runs of
     one command may compute differently (in the last bits)."""
-    warn(path, f"cannot be written ({describe_os_error(exc)}); each run measures its compute choice again, so runs may "
-               f"differ in the last bits: set VGAN_CACHE_DIR to a writable folder, or pass --amp and --memory-format")
+    why = exc.message if isinstance(exc, UserError) else f"cannot be written ({describe_os_error(exc)})"
+    warn(path, f"{why}; each run measures its compute choice again, so runs may differ in the last bits: "
+               f"set VGAN_CACHE_DIR to a writable folder, or pass --amp and --memory-format")

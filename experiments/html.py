@@ -38,7 +38,7 @@ def svg_chart(series, title, width=520, height=240, x_label="step", marks=(), ma
     left, right, top, bottom = 58, 12, 26, 40
     legend = 14 * (len(clean) + bool(marks and mark_label)) + 4
     total = height + legend
-    parts = [svg_open(width, total, title), f'<text x="{left}" y="17" font-size="13" font-weight="bold">{html.escape(title)}</text>']
+    parts = [svg_open(width, total, title, left)]
     if not clean:
         parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#888">no data yet</text></svg>')
         return "".join(parts)
@@ -49,9 +49,7 @@ def svg_chart(series, title, width=520, height=240, x_label="step", marks=(), ma
         y0, y1 = y0 - 1, y1 + 1
     sx = lambda x: left + (x - x0) / ((x1 - x0) or 1) * (width - left - right)  # noqa: E731
     sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
-    for tick in _ticks(y0, y1):
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eee"/>'
-                     f'<text x="{left - 4}" y="{sy(tick) + 4:.1f}" font-size="10" text-anchor="end">{fmt(tick)}</text>')
+    parts.append(y_grid(_ticks(y0, y1), sy, left, width - right))
     for tick in _ticks(x0, x1):
         parts.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{fmt(round(tick))}</text>')
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - bottom + 28}" font-size="10" text-anchor="middle">{html.escape(x_label)}</text>')
@@ -76,11 +74,19 @@ def svg_chart(series, title, width=520, height=240, x_label="step", marks=(), ma
     return "".join(parts)
 
 
-def svg_open(width, height, title):
-    """An SVG's opening tag and white background (inline in a page; bench/plots.py adds the namespace
-    a file needs, which a page must not carry: it would be the page's one address)."""
+def svg_open(width, height, title, left):
+    """An SVG's opening tag, white background and title (inline in a page; bench/plots.py adds the
+    namespace a file needs, which a page must not carry: it would be the page's one address)."""
     return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-            f'aria-label="{html.escape(title)}"><rect width="{width}" height="{height}" fill="#fff" stroke="#ddd"/>')
+            f'aria-label="{html.escape(title)}"><rect width="{width}" height="{height}" fill="#fff" stroke="#ddd"/>'
+            f'<text x="{left}" y="17" font-size="13" font-weight="bold">{html.escape(title)}</text>')
+
+
+def y_grid(ticks, sy, left, right):
+    """Horizontal grid lines at `ticks`, labelled on the left; `sy` maps a value to its y."""
+    return "".join(f'<line x1="{left}" x2="{right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eee"/>'
+                   f'<text x="{left - 4}" y="{sy(tick) + 4:.1f}" font-size="10" text-anchor="end">{fmt(tick)}</text>'
+                   for tick in ticks)
 
 
 def svg_bars(groups, labels, title, y_label, width=520, height=240, reference=None):
@@ -93,10 +99,7 @@ def svg_bars(groups, labels, title, y_label, width=520, height=240, reference=No
     sy = lambda y: height - bottom - y / y1 * (height - top - bottom)  # noqa: E731
     slot = (width - left - right) / len(groups)
     bar = slot * 0.8 / len(labels)
-    parts = [svg_open(width, height + legend, title), f'<text x="{left}" y="17" font-size="13" font-weight="bold">{html.escape(title)}</text>']
-    for tick in _ticks(0, y1):
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eee"/>'
-                     f'<text x="{left - 4}" y="{sy(tick) + 4:.1f}" font-size="10" text-anchor="end">{fmt(tick)}</text>')
+    parts = [svg_open(width, height + legend, title, left), y_grid(_ticks(0, y1), sy, left, width - right)]
     parts.append(f'<text x="12" y="{(top + height - bottom) / 2:.1f}" font-size="10" transform="rotate(-90 12 '
                  f'{(top + height - bottom) / 2:.1f})" text-anchor="middle">{html.escape(y_label)}</text>')
     for g, (name, vs) in enumerate(groups):

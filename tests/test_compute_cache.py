@@ -69,7 +69,7 @@ def test_a_process_that_measured_while_another_wrote_keeps_both_entries(tmp_path
 
 def test_a_key_being_measured_is_waited_for_and_shared_not_measured_again(tmp_path):
     # Two runs of one configuration start together: the second takes the first's measurement, so
-    # both compute the same way (and the machine is not timed twice at once).
+    # both compute the same way (and one job is never timed twice at once).
     cache = tmp_path / "cache"
     first = ask(cache, "job", "first", tmp_path / "first", hold=tmp_path / "release")
     wait_for(tmp_path / "first.measuring")
