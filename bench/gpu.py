@@ -103,10 +103,10 @@ class Utilisation:
         return f"{statistics.mean(self.samples):.0f}%" if self.samples else "-"
 
 
-def random_slider(side, crop, batch, pool=9, frames=300):
+def random_slider(side, crop, batch, clip_frames=9, frames=300):
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (frames, side, side, 3), dtype=np.uint8)
-    return ClipSlider(a, a[::-1].copy(), [(0, frames)], pool=pool, stride=3, batch_size=batch, seed=0,
+    return ClipSlider(a, a[::-1].copy(), [(0, frames)], clip_frames=clip_frames, stride=3, batch_size=batch, seed=0,
                       crop=Size(crop, crop) if crop else None, flip=True)
 
 

@@ -61,7 +61,7 @@ def whole_frames_need(checkpoint, size):
     """Bytes the untiled forward pass of 4 windows of 9 frames would take, by the probe compare uses."""
     import torch
 
-    from inference.loader import load_model
+    from training.trained_model import load_model
     from inference.tiles import forward_cost
 
     generator = load_model(checkpoint, torch.device("cpu")).generator
@@ -75,7 +75,7 @@ def demo_network_and_window(size, frames):
     import numpy as np
     import torch
 
-    from inference.loader import load_model
+    from training.trained_model import load_model
 
     with tempfile.TemporaryDirectory() as work:
         write_checkpoint(Path(work) / "demo")

@@ -51,7 +51,7 @@ def main():
     args = parser.parse_args()
     device = pick_device(args.device)
     frames = np.random.default_rng(0).integers(0, 256, (2000, args.size, args.size, 3), dtype=np.uint8)
-    slider = ClipSlider(frames, frames[::-1].copy(), [(0, 2000)], pool=9, stride=1, batch_size=16, seed=0, flip=True)
+    slider = ClipSlider(frames, frames[::-1].copy(), [(0, 2000)], clip_frames=9, stride=1, batch_size=16, seed=0, flip=True)
     ways = {"prefetch": InputPipeline(slider, device, prefetch=True), "in turn": InputPipeline(slider, device, prefetch=False)}
     nets = nets_on(device)
     rates = {name: [] for name in ways}

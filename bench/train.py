@@ -30,7 +30,7 @@ from datasets.slider import ClipSlider
 from networks import build_generator
 from networks.discriminator import PatchDiscriminator3D
 from networks.layers import InstanceNorm3d
-from training.experiment import discriminator_args
+from training.from_flags import discriminator_args
 from training.step import LossWeights, Nets, NonFiniteGuard, gan_step
 from utils.device import machine_summary, pick_device, to_model_input
 
@@ -161,7 +161,7 @@ def main():
     args = parser.parse_args()
     device = pick_device(args.device)
     frames = np.random.default_rng(0).integers(0, 256, (400, 64, 64, 3), dtype=np.uint8)
-    slider = ClipSlider(frames, frames[::-1].copy(), [(0, 400)], pool=9, stride=3, batch_size=5, seed=0)
+    slider = ClipSlider(frames, frames[::-1].copy(), [(0, 400)], clip_frames=9, stride=3, batch_size=5, seed=0)
     print(machine_summary())
     print(f"64x64, pool 9, batch 5, dcgan + L1; median of {args.rounds} alternating rounds of {args.steps} steps")
     peak = conv_peak(device)

@@ -13,10 +13,12 @@ from cli.argtypes import fraction, frame_size, non_negative_float, non_negative_
 from datasets.sample import SAMPLE_DATA
 from networks import DISCRIMINATORS, GENERATORS, discriminator_spec, generator_spec
 from networks.declared import declared, dest_of
+from utils.registry import registered
 
-GAN_LOSSES = ("dcgan", "hinge", "lsgan", "none")  # networks.losses.GAN_LOSSES, likewise
-MODES = ("paired", "cycle", "recycle")  # training.modes.MODES, likewise (the flags import no torch)
-CONVS = ("3d", "2plus1d")  # networks.layers.CONVS, likewise
+# The modes and adversarial losses, read from their registries' source: -h imports no torch.
+MODES = registered("training.modes", "MODES")
+GAN_LOSSES = tuple(registered("networks.losses", "ADVERSARIAL_LOSSES"))
+CONVS = ("3d", "2plus1d")  # networks.layers.CONVS (a test keeps the two equal)
 
 
 AMP_OPTIONS = {"nargs": "?", "const": "on", "default": "auto", "choices": ["auto", "on", "off"],
@@ -144,10 +146,8 @@ TRAIN_FLAGS = (
           help="an argument of your own discriminator's constructor; repeat for each"),
     *_declared_flags("discriminator", DISCRIMINATORS, discriminator_spec),
 
-    _flag("losses and optimisation", "--mode", choices=MODES, default="paired",
-          help="paired: input -> target pairs (pix2pix); cycle: CycleGAN on an unpaired dataset (two generators, two "
-               "unconditional discriminators, cycle and identity losses); recycle: cycle plus Recycle-GAN's temporal "
-               "predictors and recurrent and recycle losses"),
+    _flag("losses and optimisation", "--mode", choices=tuple(MODES), default="paired",
+          help="; ".join(f"{name}: {entry['summary']}" for name, entry in MODES.items())),
     _flag("losses and optimisation", "--gan-loss", choices=GAN_LOSSES, default="dcgan",
           help="adversarial loss; none trains a plain regression baseline (the unpaired modes take lsgan unless told, "
                "as CycleGAN does)"),

@@ -48,17 +48,17 @@ def main(args):
     from utils.metrics import score_table
 
     def clip_shape(model):
-        window = args.window or model.pool
+        window = args.window or model.clip_frames
         if overlap_of(model) >= window:
             raise UsageError(f"argument --overlap: must be below the window of {window} frames")
         size = args.size or model.size
         return args.batch, window, size.height, size.width
 
     def overlap_of(model):
-        return model.pool // 2 if args.overlap is None else args.overlap
+        return model.clip_frames // 2 if args.overlap is None else args.overlap
 
     _, model, generate, back = trained_generator(args, clip_shape)
-    window, overlap = args.window or model.pool, overlap_of(model)
+    window, overlap = args.window or model.clip_frames, overlap_of(model)
     size = args.size or model.size
     print(f"generating {generate.plan}", flush=True)
     if args.dry_run:

@@ -37,7 +37,7 @@ def main(args):
     from inference.compare import Outputs, compare_model, profile_beside
     from inference.evaluate import evaluate_model
     from inference.generate import clip_generator
-    from inference.loader import load_model
+    from training.trained_model import load_model
     from runfolder.layout import RunFolder
     from training.loop import train
     from utils.device import pick_device
@@ -62,7 +62,7 @@ def main(args):
         return code
     print(f"4/5 compare on the whole sample video -> {COMPARISON}", flush=True)
     model = load_model(folder, device)
-    generate = clip_generator(model, device, (4, model.pool, 64, 64))
+    generate = clip_generator(model, device, (4, model.clip_frames, 64, 64))
     record_result(compare_model(model, generate, sample, Outputs(COMPARISON, profile=profile_beside(COMPARISON), overwrite=True)), "compare")
     print("5/5 evaluate on the held-out frames", flush=True)
     evaluation = evaluate_model(model, generate)

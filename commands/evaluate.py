@@ -31,7 +31,7 @@ def main(args):
 
     def clip_shape(model):
         meta = read_meta(args.data or model.data)
-        return EVALUATE_BATCH, model.pool, meta["height"], meta["width"]
+        return EVALUATE_BATCH, model.clip_frames, meta["height"], meta["width"]
 
     _, model, generate, back = trained_generator(args, clip_shape)
     if not args.json:

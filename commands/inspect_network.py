@@ -35,7 +35,7 @@ def main(args):
     from inference.tiles import round_up
     from networks import build_generator, generator_spec
     from networks.layers import size_multiple
-    from training.experiment import generator_args
+    from training.from_flags import generator_args
     from compute.precision import amp_pays_here
     from utils.device import cpu_flags, pick_device
 

@@ -87,8 +87,10 @@ def main(args):
     config = {dest: getattr(args, dest) for dest in defaults}
     config["net_args"] = typed_network_arguments(generator_spec(config["network"]), config["net_args"], "--net-arg")
     config["disc_args"] = typed_network_arguments(discriminator_spec(config["disc"]), config["disc_args"], "--disc-arg")
-    if config["mode"] != "paired" and "gan_loss" not in typed_flags(args) and not args.resume:
-        config["gan_loss"] = "lsgan"  # as CycleGAN trains
+    if "gan_loss" not in typed_flags(args) and not args.resume:
+        from training.modes import MODES
+
+        config["gan_loss"] = MODES[config["mode"]].default_gan_loss
     if config["name"] is None:
         config["name"] = f"{generator_spec(config['network']).short_name}_{Path(config['data']).name}"
     from experiments.report import write_report

@@ -3,7 +3,7 @@ model (the latest experiment when no --checkpoint is given) and its generator fo
 in tiles, precision and layout as the inference flags ask (for an unpaired model, its generator
 back as well). Not a command of its own.
 
-    device, model, generate, back = trained_generator(args, clip_shape=lambda model: (4, model.pool, 64, 64))
+    device, model, generate, back = trained_generator(args, clip_shape=lambda model: (4, model.clip_frames, 64, 64))
 """
 
 
@@ -11,7 +11,7 @@ def trained_generator(args, clip_shape):
     """(device, TrainedModel, ClipGenerator, the ClipGenerator back or None); `clip_shape(model)`
     gives the (B, T, H, W) it runs on."""
     from inference.generate import clip_generator
-    from inference.loader import latest_experiment, load_model
+    from training.trained_model import latest_experiment, load_model
     from utils.device import pick_device
 
     device = pick_device(args.device)

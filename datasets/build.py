@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets.flow import BYTES_PER_PIXEL as FLOW_BYTES_PER_PIXEL, has_flow, write_flow
-from datasets.pairs import parse_pair
+from datasets.pairs import TWO_VIDEOS, UNPAIRED, parse_pair
 from datasets.sources import DerivedSource, InputSource, PairedSource
 from media.frame_folder import is_frame_file, natural_key
 from datasets.store import FORMAT_VERSION, NpyAppender, check_fits_in_memory, frame_counts, is_unpaired, segments_of, write_meta
@@ -61,7 +61,7 @@ def sequence_pairs(a_root, b_root, parts=None):
 
 
 def pair_name(sources):
-    return str(sources[0].pair) if isinstance(sources[0], DerivedSource) else "paired"
+    return str(sources[0].pair) if isinstance(sources[0], DerivedSource) else TWO_VIDEOS
 
 
 def check_room(out, expected, size, mmap, sides=2, flow=False):
@@ -141,7 +141,7 @@ def build_unpaired(out, a_videos, b_videos, size, fps=None, val_fraction=0.1, mm
         progress.close()
         meta = {
             "version": FORMAT_VERSION, "unpaired": True, "frames": frames[0], "frames_b": frames[1], "width": size.width,
-            "height": size.height, "fps": fps if fps is not None else sides[0][0].info(sides[0][0].paths[0]).fps, "pair": "unpaired",
+            "height": size.height, "fps": fps if fps is not None else sides[0][0].info(sides[0][0].paths[0]).fps, "pair": UNPAIRED,
             "val_fraction": val_fraction, "segments": segments[0], "segments_b": segments[1],
         }
         write_meta(tmp, meta)

@@ -14,31 +14,33 @@ CANNY_THRESHOLDS = (100, 200)
 BLUR_SIGMA_PER_WIDTH = 1 / 32  # Gaussian sigma in pixels: width / 32, at least 1
 LOWRES_FACTOR = 4
 NOISE_SIGMA = 25.0  # out of 255
+# meta.json's "pair" of a dataset that no derived pair made: two aligned videos, or two unpaired sides.
+TWO_VIDEOS, UNPAIRED = "paired", "unpaired"
 
 
 @dataclass(frozen=True)
 class Pair:
     """A derived pair kind; `value` is its parameter (future:K's K, compress:CRF's CRF) or 0."""
 
-    mode: str
+    kind: str
     value: int = 0
 
     @property
     def same_domain(self):
         """True where A is a degraded or shifted B: restoration and prediction, not translation."""
-        return self.mode not in ("gray", "edges")
+        return self.kind not in ("gray", "edges")
 
     @property
     def lost_frames(self):
         """Frames a video of n frames loses to the pair: future:K pairs t with t + K."""
-        return self.value if self.mode == "future" else 0
+        return self.value if self.kind == "future" else 0
 
     def derive(self, frames, rng):
         """The input A that this pair makes from target frames B (uint8 n x H x W x 3)."""
-        return DERIVE[self.mode](frames, self, rng)
+        return DERIVE[self.kind](frames, self, rng)
 
     def __str__(self):
-        return f"{self.mode}:{self.value}" if self.mode in WITH_VALUE else self.mode
+        return f"{self.kind}:{self.value}" if self.kind in WITH_VALUE else self.kind
 
 
 def to_gray(frames, pair, rng):
@@ -75,22 +77,22 @@ def to_lowres(frames, pair, rng):
 
 DERIVE = {"gray": to_gray, "edges": to_edges, "blur": to_blurred, "lowres": to_lowres, "noise": to_noisy}
 WITH_VALUE = {"future": "K", "compress": "CRF"}  # kinds that take a number: future:K, compress:CRF
-PAIR_NAMES = (*DERIVE, *(f"{mode}:{value}" for mode, value in WITH_VALUE.items()))
+PAIR_NAMES = (*DERIVE, *(f"{kind}:{value}" for kind, value in WITH_VALUE.items()))
 MAX_CRF = 51  # libx264's range is 0..51
 
 
 def parse_pair(text):
     """'gray' -> Pair('gray'); 'future:3' -> Pair('future', 3); 'compress:40' -> Pair('compress', 40).
     Raises ValueError on anything else."""
-    mode, _, value = str(text).partition(":")
-    if mode == "future":
+    kind, _, value = str(text).partition(":")
+    if kind == "future":
         if not value.isdigit() or int(value) < 1:
             raise ValueError(f"future needs a positive frame offset, e.g. future:3 (got {text!r})")
-        return Pair(mode, int(value))
-    if mode == "compress":
+        return Pair(kind, int(value))
+    if kind == "compress":
         if not value.isdigit() or int(value) > MAX_CRF:
             raise ValueError(f"compress needs a libx264 CRF from 0 to {MAX_CRF}, e.g. compress:40 (got {text!r})")
-        return Pair(mode, int(value))
-    if mode not in DERIVE or value:
+        return Pair(kind, int(value))
+    if kind not in DERIVE or value:
         raise ValueError(f"unknown pair {text!r}; choose one of {', '.join(PAIR_NAMES)}")
-    return Pair(mode)
+    return Pair(kind)

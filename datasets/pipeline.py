@@ -21,7 +21,7 @@ class InputPipeline:
         self.prefetch = device.type == "cuda" if prefetch is None else prefetch
         size = slider.clip_size
         # A rank's last batch may hold one window more than the others.
-        shape = (slider.batch_size + 1, slider.pool, size.height, size.width, 3)
+        shape = (slider.batch_size + 1, slider.clip_frames, size.height, size.width, 3)
         pin = device.type == "cuda"
         self.buffers = [[torch.empty(shape, dtype=torch.uint8, pin_memory=pin) for _ in "ab"] for _ in range(AHEAD + 2)]
         self.copied = [None] * len(self.buffers)  # on CUDA: an event that says a buffer's copy to the GPU is done

@@ -1,9 +1,9 @@
-"""The frame slider: windows of `pool` consecutive frames over uint8 frames held in RAM (or memory-mapped).
+"""The frame slider: windows of `clip_frames` consecutive frames over uint8 frames held in RAM (or memory-mapped).
 
 Windows start every `stride` frames (train's --step) inside each frame range and never cross one; an epoch visits
 every window once, in a seeded order, shared out between DDP ranks. A batch is one gathered index
 (no per-frame Python loop); `utils.device.to_model_input` turns it into floats on the device.
-    slider = ClipSlider(ds.a, ds.b, ds.ranges("train"), pool=9, stride=3, batch_size=5)
+    slider = ClipSlider(ds.a, ds.b, ds.ranges("train"), clip_frames=9, stride=3, batch_size=5)
     for a, b in slider.batches(epoch=0): ...   # uint8 (B, T, H, W, 3) each
 """
 import math
@@ -15,9 +15,9 @@ from utils.errors import DatasetError
 from utils.size import Size
 
 
-def window_starts(ranges, pool, stride):
-    """First frame of every window: `pool` frames every `stride` frames inside each [start, stop)."""
-    parts = [np.arange(start, stop - pool + 1, stride, dtype=np.int64) for start, stop in ranges]
+def window_starts(ranges, clip_frames, stride):
+    """First frame of every window: `clip_frames` frames every `stride` frames inside each [start, stop)."""
+    parts = [np.arange(start, stop - clip_frames + 1, stride, dtype=np.int64) for start, stop in ranges]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
@@ -28,22 +28,22 @@ class ClipSlider:
     and for every frame of a clip. Randomness comes from (seed, epoch, rank, batch), so a
     resumed run sees exactly the batches an uninterrupted one would."""
 
-    def __init__(self, a, b, ranges, pool, stride=1, batch_size=1, shuffle=True, seed=0, rank=0, world_size=1,
+    def __init__(self, a, b, ranges, clip_frames, stride=1, batch_size=1, shuffle=True, seed=0, rank=0, world_size=1,
                  crop=None, flip=False, source="dataset", motion=None):
         self.a, self.b = a, b
         self.motion = motion  # (flow, mask) of B, for the temporal loss, or None
-        self.pool, self.stride, self.batch_size = pool, stride, batch_size
+        self.clip_frames, self.stride, self.batch_size = clip_frames, stride, batch_size
         self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
         self.crop, self.flip = crop, flip
-        self.starts = window_starts(ranges, pool, stride)
+        self.starts = window_starts(ranges, clip_frames, stride)
         if len(self.starts) < world_size:
             lengths = ", ".join(str(stop - start) for start, stop in ranges)
-            raise DatasetError(source, f"too short: its segments have {lengths} frames here but a window needs -pool {pool} "
+            raise DatasetError(source, f"too short: its segments have {lengths} frames here but a window needs -pool {clip_frames} "
                                        f"frames ({len(self.starts)} windows for {world_size} process(es)); "
                                        f"lower -pool or --step, or add frames")
         if crop is not None and (crop.height > self.frame_size.height or crop.width > self.frame_size.width):
             raise DatasetError(source, f"--crop {crop} is larger than its frames ({self.frame_size})")
-        self.offsets = np.arange(pool, dtype=np.int64)
+        self.offsets = np.arange(clip_frames, dtype=np.int64)
         # Torch views of the same memory: index_select copies frames on all intra-op threads, numpy on one.
         self.a_view, self.b_view = torch.from_numpy(a), torch.from_numpy(b)
 
@@ -130,12 +130,12 @@ class UnpairedSlider:
 
     motion = None  # no target, so no target's flow
 
-    def __init__(self, a, b, ranges_a, ranges_b, pool, stride=1, batch_size=1, seed=0, rank=0, world_size=1, crop=None,
+    def __init__(self, a, b, ranges_a, ranges_b, clip_frames, stride=1, batch_size=1, seed=0, rank=0, world_size=1, crop=None,
                  flip=False, source="dataset"):
-        self.sides = [ClipSlider(frames, frames, ranges, pool, stride, batch_size, seed=seed + n, rank=rank, world_size=world_size,
+        self.sides = [ClipSlider(frames, frames, ranges, clip_frames, stride, batch_size, seed=seed + n, rank=rank, world_size=world_size,
                                  crop=crop, flip=flip, source=f"{source} (side {'AB'[n]})")
                       for n, (frames, ranges) in enumerate(((a, ranges_a), (b, ranges_b)))]
-        self.pool, self.batch_size = pool, batch_size
+        self.clip_frames, self.batch_size = clip_frames, batch_size
 
     frame_size = property(lambda self: self.sides[0].frame_size)
     clip_size = property(lambda self: self.sides[0].clip_size)
@@ -171,20 +171,20 @@ class UnpairedSlider:
             yield self.gather(windows, epoch, number)
 
 
-def training_slider(dataset, pool, stride, batch_size, seed=0, rank=0, world_size=1, crop=None, flip=False, source="dataset",
+def training_slider(dataset, clip_frames, stride, batch_size, seed=0, rank=0, world_size=1, crop=None, flip=False, source="dataset",
                     motion=None):
     """The training windows of `dataset`: paired clips, or an unpaired dataset's clips of each side."""
     if dataset.unpaired:
-        return UnpairedSlider(dataset.a, dataset.b, dataset.ranges("train", "a"), dataset.ranges("train", "b"), pool, stride,
+        return UnpairedSlider(dataset.a, dataset.b, dataset.ranges("train", "a"), dataset.ranges("train", "b"), clip_frames, stride,
                               batch_size, seed=seed, rank=rank, world_size=world_size, crop=crop, flip=flip, source=source)
-    return ClipSlider(dataset.a, dataset.b, dataset.ranges("train"), pool, stride, batch_size, seed=seed, rank=rank,
+    return ClipSlider(dataset.a, dataset.b, dataset.ranges("train"), clip_frames, stride, batch_size, seed=seed, rank=rank,
                       world_size=world_size, crop=crop, flip=flip, source=source, motion=motion)
 
 
-def validation_slider(dataset, pool, batch_size, source, side="a"):
+def validation_slider(dataset, clip_frames, batch_size, source, side="a"):
     """The windows of `dataset`'s validation part side by side, in order: each held-out frame once
     (of an unpaired dataset: of `side`'s, served as (clip, clip))."""
     frames = dataset.b if side == "b" and dataset.unpaired else dataset.a
     targets = frames if dataset.unpaired else dataset.b
-    return ClipSlider(frames, targets, dataset.ranges("val", side), pool, stride=pool, batch_size=batch_size, shuffle=False,
+    return ClipSlider(frames, targets, dataset.ranges("val", side), clip_frames, stride=clip_frames, batch_size=batch_size, shuffle=False,
                       source=source)

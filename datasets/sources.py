@@ -100,9 +100,9 @@ class DerivedSource(Source):
         return max(0, self.info(self.video).frames_at(fps) - self.pair.lost_frames)
 
     def chunks(self, size, fps=None):
-        if self.pair.mode == "future":
+        if self.pair.kind == "future":
             yield from self._shifted(size, fps)
-        elif self.pair.mode == "compress":
+        elif self.pair.kind == "compress":
             yield from self._compressed(size, fps)
         else:
             for chunk in self.frames(self.video, size, fps):

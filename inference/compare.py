@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from datasets.pairs import parse_pair
+from datasets.pairs import TWO_VIDEOS, UNPAIRED, parse_pair
 from datasets.sources import DerivedSource, InputSource, PairedSource
 from inference.sliding import generate_stream
 from utils.background import Behind, ahead
@@ -37,11 +37,11 @@ COMMENT = "made by vgan compare"
 
 @dataclass(frozen=True)
 class Windows:
-    """How the generator runs over the video: windows of `pool` frames sharing `overlap` with the
+    """How the generator runs over the video: windows of `length` frames sharing `overlap` with the
     next, `batch` windows per forward pass; `blend`: frames two windows made are their weighted
     mean (inference/sliding.py)."""
 
-    pool: int
+    length: int
     overlap: int
     batch: int = 4
     blend: bool = True
@@ -78,7 +78,7 @@ def comparison_source(video, target=None, pair=None):
             raise VideoError(target, f"is {target_info.width}x{target_info.height} but {video} is {info.width}x{info.height}; "
                                      f"give the aligned target")
         return source
-    if pair not in (None, "paired", "unpaired"):
+    if pair not in (None, TWO_VIDEOS, UNPAIRED):
         return DerivedSource(video, parse_pair(pair))
     return InputSource(video)
 
@@ -260,7 +260,7 @@ def round_trip(stream, back, windows):
             riders = [chunk.inputs] + ([chunk.targets] if chunk.targets is not None else [])
             yield chunk.outputs, np.concatenate(riders, axis=-1)
 
-    for chunk in generate_stream(translated(), back, windows.pool, windows.overlap, windows.batch, windows.blend):
+    for chunk in generate_stream(translated(), back, windows.length, windows.overlap, windows.batch, windows.blend):
         inputs, targets = chunk.targets[..., :3], chunk.targets[..., 3:] if chunk.targets.shape[-1] > 3 else None
         yield RoundTrip(inputs, chunk.inputs, targets, chunk.switched, chunk.outputs)
 
@@ -283,7 +283,7 @@ def compare_video(source, generate, size, windows, outputs, back=None):
             with Behind(lambda chunk: [sink.add(chunk) for sink in sinks]) as behind:
                 # Decoded on a thread of its own too, so that the device never waits for the decoder between windows.
                 decoded = ahead(source.chunks(size), depth=2)
-                stream = generate_stream(decoded, generate, windows.pool, windows.overlap, windows.batch, windows.blend)
+                stream = generate_stream(decoded, generate, windows.length, windows.overlap, windows.batch, windows.blend)
                 if back is not None:
                     stream = round_trip(stream, back, windows)
                 for chunk in stream:
@@ -304,16 +304,16 @@ def compare_model(model, generate, video, outputs, target=None, size=None, windo
     half of it, blended, unless told otherwise; on the pair it was trained on (an unpaired model's
     translation brought back by `back`). Returns the summary that is kept as JSON."""
     size = size or model.size
-    windows = windows or Windows(model.pool, model.pool // 2)
+    windows = windows or Windows(model.clip_frames, model.clip_frames // 2)
     result = compare_video(comparison_source(video, target, model.pair), generate, size, windows, outputs, back)
     return {"video": str(video), "target": str(target) if target else None, **model.describe(), "pair": model.pair,
-            "size": list(size), "window": windows.pool, "overlap": windows.overlap, "blend": windows.blend,
+            "size": list(size), "window": windows.length, "overlap": windows.overlap, "blend": windows.blend,
             "output": str(outputs.side_by_side), "generated": str(outputs.generated) if outputs.generated else None,
             "profile": str(outputs.profile) if outputs.profile else None, **result}
 
 
-def dry_run(source, generate, size, pool):
-    """The first window alone through the generator: its output (1, pool, H, W, 3); nothing is written."""
-    first = next(iter(source.chunks(size)))[0][:pool]
-    clip = first[np.minimum(np.arange(pool), len(first) - 1)][None]  # a short video's last frame repeated
+def dry_run(source, generate, size, length):
+    """The first window alone through the generator: its output (1, length, H, W, 3); nothing is written."""
+    first = next(iter(source.chunks(size)))[0][:length]
+    clip = first[np.minimum(np.arange(length), len(first) - 1)][None]  # a short video's last frame repeated
     return generate(clip)

@@ -13,15 +13,15 @@ from utils.metrics import score_translation, score_windows
 from utils.progress import Progress
 
 
-def evaluate_generator(generate, dataset, pool, batch=4, quiet=True, back=None, side="a"):
+def evaluate_generator(generate, dataset, clip_frames, batch=4, quiet=True, back=None, side="a"):
     """{"windows", "frames", "scores": {psnr, ssim, masked_warp_error, tof, flicker, l1, each with
     _identity}} over the validation windows of `dataset` (uint8 frames), each held-out frame once.
     On an unpaired dataset, `side`'s windows, brought back by `back`: the round trip's scores."""
     try:
-        slider = validation_slider(dataset, pool, batch, source=dataset.path, side=side)
+        slider = validation_slider(dataset, clip_frames, batch, source=dataset.path, side=side)
     except DatasetError:
-        raise DatasetError(dataset.path, f"has no validation window of -pool {pool} frames; rebuild it with a larger --val-fraction") from None
-    progress = Progress(slider.windows * pool, unit="frame", what=f"evaluate {dataset.path}", enabled=not quiet)
+        raise DatasetError(dataset.path, f"has no validation window of -pool {clip_frames} frames; rebuild it with a larger --val-fraction") from None
+    progress = Progress(slider.windows * clip_frames, unit="frame", what=f"evaluate {dataset.path}", enabled=not quiet)
     if dataset.unpaired:
         inputs, outputs, recovered = round_trip_windows(generate, back, slider, progress)
         scores = score_translation(inputs, outputs, recovered)
@@ -40,4 +40,4 @@ def evaluate_model(model, generate, data=None, batch=4, quiet=True, back=None):
     if dataset.unpaired and not model.unpaired:
         raise DatasetError(data, "is unpaired (no targets), so a paired model cannot be scored on it; evaluate it on a paired dataset")
     side = "b" if model.direction == "BtoA" else "a"
-    return {**model.describe(), "data": str(data), **evaluate_generator(generate, dataset, model.pool, batch, quiet, back, side)}
+    return {**model.describe(), "data": str(data), **evaluate_generator(generate, dataset, model.clip_frames, batch, quiet, back, side)}

@@ -1,35 +1,57 @@
-"""Adversarial losses (dcgan, lsgan, hinge, none) and the reconstruction terms they are mixed with.
+"""The adversarial losses (one table, ADVERSARIAL_LOSSES) and the reconstruction terms they are mixed with.
 
     d_real, d_fake = discriminator_loss("dcgan", D(a, b), D(a, fake.detach()))
     g_adv = generator_loss("dcgan", D(a, fake))
 """
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-GAN_LOSSES = ("dcgan", "lsgan", "hinge", "none")
+
+@dataclass(frozen=True)
+class Adversarial:
+    """An adversarial loss: `discriminator(real_logits, fake_logits)` -> (loss on real clips, loss
+    on generated clips), low when real scores high and generated low; `generator(fake_logits)`,
+    low when the discriminator scores generated clips as real."""
+
+    discriminator: object  # a function (real_logits, fake_logits) -> (loss, loss)
+    generator: object  # a function fake_logits -> loss
 
 
-def discriminator_loss(kind, real_logits, fake_logits):
-    """(loss on real clips, loss on generated clips): low when real scores high and fake low."""
-    if kind == "dcgan":  # binary cross-entropy with logits (Goodfellow et al., DCGAN)
-        return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)),
-                F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-    if kind == "lsgan":  # least squares towards 1 and 0 (Mao et al. 2017)
-        return F.mse_loss(real_logits, torch.ones_like(real_logits)), F.mse_loss(fake_logits, torch.zeros_like(fake_logits))
-    if kind == "hinge":  # margin of 1 on either side (Lim & Ye 2017; SAGAN)
-        return F.relu(1.0 - real_logits).mean(), F.relu(1.0 + fake_logits).mean()
-    raise ValueError(f"no discriminator loss for gan loss {kind!r}")
+def ones(logits):
+    return torch.ones_like(logits)
 
 
-def generator_loss(kind, fake_logits):
-    """Low when the discriminator scores generated clips as real (non-saturating for dcgan)."""
-    if kind == "dcgan":
-        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-    if kind == "lsgan":
-        return F.mse_loss(fake_logits, torch.ones_like(fake_logits))
-    if kind == "hinge":
-        return -fake_logits.mean()
-    raise ValueError(f"no generator loss for gan loss {kind!r}")
+# --gan-loss NAME -> its losses; "none" trains no discriminator (a plain regression baseline).
+# Adding one is its entry here: the command line reads these names from this file.
+ADVERSARIAL_LOSSES = {
+    # binary cross-entropy with logits (Goodfellow et al., DCGAN); the generator's is non-saturating
+    "dcgan": Adversarial(lambda real, fake: (F.binary_cross_entropy_with_logits(real, ones(real)),
+                                             F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))),
+                         lambda fake: F.binary_cross_entropy_with_logits(fake, ones(fake))),
+    # least squares towards 1 and 0 (Mao et al. 2017)
+    "lsgan": Adversarial(lambda real, fake: (F.mse_loss(real, ones(real)), F.mse_loss(fake, torch.zeros_like(fake))),
+                         lambda fake: F.mse_loss(fake, ones(fake))),
+    # a margin of 1 on either side (Lim & Ye 2017; SAGAN)
+    "hinge": Adversarial(lambda real, fake: (F.relu(1.0 - real).mean(), F.relu(1.0 + fake).mean()),
+                         lambda fake: -fake.mean()),
+    "none": None,
+}
+
+
+def has_adversary(gan_loss):
+    """Whether --gan-loss `gan_loss` trains a discriminator."""
+    return ADVERSARIAL_LOSSES[gan_loss] is not None
+
+
+def discriminator_loss(gan_loss, real_logits, fake_logits):
+    """(loss on real clips, loss on generated clips) of --gan-loss `gan_loss`."""
+    return ADVERSARIAL_LOSSES[gan_loss].discriminator(real_logits, fake_logits)
+
+
+def generator_loss(gan_loss, fake_logits):
+    return ADVERSARIAL_LOSSES[gan_loss].generator(fake_logits)
 
 
 def reconstruction_losses(fake, target):

@@ -69,7 +69,7 @@ def test_dataset_too_short_to_train_on(work, clip):
     build(work / "d", clip, "gray", 8, fps=5)
     ds = load_dataset(work / "d")
     with pytest.raises(DatasetError, match=r"have 9 frames.*-pool 16") as caught:
-        ClipSlider(ds.a, ds.b, ds.ranges("train"), pool=16, source=ds.path)
+        ClipSlider(ds.a, ds.b, ds.ranges("train"), clip_frames=16, source=ds.path)
     assert caught.value.path == str(work / "d")
 
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, assert_user_error, build, encode_frames, leftovers, make_video, read_frames, run_cli, run_group
 from datasets.slider import ClipSlider
 from datasets.store import load_dataset
-from inference.loader import latest_experiment
+from training.trained_model import latest_experiment
 from media.probe import probe
 from media.process import ffmpeg_exe, has_filter
 from utils.images import load_png

@@ -3,6 +3,7 @@ each rank takes, the precision each GPU generation gets, the thread that feeds a
 memory probe and budget, the GPUs a sweep hands out, a training step that never waits for the
 device, and running out of GPU memory. (bench/gpu.py measures the rest on a real GPU.)"""
 import contextlib
+import dataclasses
 import math
 import os
 import threading
@@ -25,6 +26,7 @@ from inference import generate, tiles
 from networks import build_generator
 from networks.layers import InstanceNorm3d, group_norm_keeps_layout
 from training import distributed, loop
+from training.modes import MODES
 from training.step import gan_step
 from utils import device as device_module
 from utils.errors import TrainingError, UserError
@@ -99,7 +101,7 @@ def test_the_prefetch_thread_records_its_copies_on_the_ranks_own_gpu(monkeypatch
     monkeypatch.setattr(torch.cuda, "Event", Event)
     monkeypatch.setattr("datasets.pipeline.to_model_input", lambda clips, device, channels_last: torch.from_numpy(clips))
     frames = np.zeros((30, 8, 8, 3), np.uint8)
-    pipeline = InputPipeline(ClipSlider(frames, frames, [(0, 30)], pool=4, stride=2, batch_size=2), torch.device("cpu"), prefetch=True)
+    pipeline = InputPipeline(ClipSlider(frames, frames, [(0, 30)], clip_frames=4, stride=2, batch_size=2), torch.device("cpu"), prefetch=True)
     pipeline.device = rank_gpu  # buffers made on the CPU; from here on it feeds cuda:1
     assert len(list(pipeline.epoch(0))) == 7
     main = threading.current_thread().name
@@ -242,6 +244,11 @@ def host_reads_fail(monkeypatch):
         HostSyncSpy.active = False
 
 
+def with_paired_step(monkeypatch, train_step):
+    """The paired mode, with `train_step` as its step, for this test."""
+    monkeypatch.setitem(MODES, "paired", dataclasses.replace(MODES["paired"], new_train_step=lambda *args, **kwargs: train_step))
+
+
 def test_a_training_step_never_waits_for_the_device_between_log_steps(tiny, tmp_path, monkeypatch):
     """Every step's own work (the step, the loss tally, the weight average, the stop check) runs
     under the spy; the reads at log steps, saves and epoch ends do not."""
@@ -255,7 +262,7 @@ def test_a_training_step_never_waits_for_the_device_between_log_steps(tiny, tmp_
             return result
         return wrapped
 
-    monkeypatch.setattr(loop, "step_for", lambda *args: spying(gan_step))  # the paired mode's step
+    with_paired_step(monkeypatch, spying(gan_step))  # the paired mode's step
     monkeypatch.setattr(loop.LossTally, "add", spying(loop.LossTally.add))
     monkeypatch.setattr(loop.WeightAverage, "update", spying(loop.WeightAverage.update))
     monkeypatch.setattr(loop, "any_rank", spying(loop.any_rank))
@@ -272,7 +279,7 @@ def test_running_out_of_gpu_memory_in_training_is_one_line_naming_what_to_lower(
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(loop, "step_for", lambda *args: out_of_memory)
+    with_paired_step(monkeypatch, out_of_memory)
     config = {**default_flags(), "data": str(tiny), "depth": 2, "channels": 4, "d_channels": 4, "d_layers": 2, "pool": 4,
               "step": 2, "max_steps": 2, "amp": "off", "memory_format": "contiguous", "device": "cpu", "name": "oom",
               "checkpoints": str(tmp_path)}
@@ -342,7 +349,7 @@ def test_deterministic_names_the_operations_that_have_no_deterministic_version(t
         torch.zeros(4).put_(torch.tensor([1, 1]), torch.tensor([1.0, 2.0]))
         return gan_step(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "step_for", lambda *args: step_with_put)
+    with_paired_step(monkeypatch, step_with_put)
     config = {**default_flags(), "data": str(tiny), "depth": 2, "channels": 4, "d_channels": 4, "d_layers": 2, "pool": 4,
               "step": 2, "max_steps": 3, "amp": "off", "memory_format": "contiguous", "device": "cpu", "deterministic": True,
               "name": "det", "checkpoints": str(tmp_path)}

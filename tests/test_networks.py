@@ -14,7 +14,7 @@ SMALL = {"unet": {"channels": 4, "depth": 2}, "resnet": {"channels": 4, "blocks"
 
 
 def test_train_offers_exactly_the_registered_networks_and_losses():
-    from networks.losses import GAN_LOSSES as LOSSES
+    from networks.losses import ADVERSARIAL_LOSSES as LOSSES
 
     import argparse
 
@@ -172,7 +172,7 @@ networks.GENERATORS["tiny3d"] = "tiny_nets:Tiny3D"   # the registry line
 import argparse
 from cli.train_flags import TRAIN_FLAGS, add_train_flags, default_flags, unshown_flags
 from experiments.runs import summarize
-from training.experiment import architecture, generator_args
+from training.from_flags import architecture, generator_args
 flags = {flag.names[-1]: flag for flag in TRAIN_FLAGS}
 assert flags["--kernel"].options["default"] == 5 and flags["--kernel"].group == "generator"        # the CLI
 config = {**default_flags(), "network": "tiny3d", "kernel": 7}

@@ -11,7 +11,7 @@ from conftest import TINY, encode_frames, read_frames, run_cli
 from datasets.build import build_dataset, derived_sources
 from networks import GENERATORS, build_generator
 from networks.layers import CONVS
-from training.experiment import RESIDUAL_MIN_IDENTITY_PSNR, resolve_residual
+from training.from_flags import RESIDUAL_MIN_IDENTITY_PSNR, resolve_residual
 from runfolder.metrics import read_metrics
 from utils.size import Size
 

@@ -29,7 +29,7 @@ def test_window_count_matches_formula(ranges, pool, step):
 
 def test_window_never_crosses_segment():
     ranges = [(0, 13), (13, 29), (29, 40)]
-    slider = ClipSlider(coded_frames(40), coded_frames(40), ranges, pool=5, stride=2)
+    slider = ClipSlider(coded_frames(40), coded_frames(40), ranges, clip_frames=5, stride=2)
     for start in slider.starts:
         assert any(lo <= start and start + 5 <= hi for lo, hi in ranges)
 
@@ -38,7 +38,7 @@ def test_window_never_crosses_segment():
 @pytest.mark.parametrize("batch_size", [1, 3, 5])
 def test_every_window_served_once_per_epoch_across_ranks(world_size, batch_size):
     frames = coded_frames(60)
-    sliders = [ClipSlider(frames, frames, [(0, 31), (31, 60)], pool=4, stride=1, batch_size=batch_size, seed=7,
+    sliders = [ClipSlider(frames, frames, [(0, 31), (31, 60)], clip_frames=4, stride=1, batch_size=batch_size, seed=7,
                           rank=r, world_size=world_size) for r in range(world_size)]
     for epoch in (0, 1):
         per_rank = [s.epoch_batches(epoch) for s in sliders]
@@ -59,8 +59,8 @@ def test_epochs_are_shuffled_by_seed():
 def test_validation_windows_never_appear_in_training():
     frames = coded_frames(100)
     segments = [(0, 60, 54), (60, 100, 96)]  # (start, stop, val_start)
-    train = ClipSlider(frames, frames, [(s, v) for s, _, v in segments], pool=4, stride=1, batch_size=3)
-    val = ClipSlider(frames, frames, [(v, e) for _, e, v in segments], pool=4, stride=1, batch_size=3, shuffle=False)
+    train = ClipSlider(frames, frames, [(s, v) for s, _, v in segments], clip_frames=4, stride=1, batch_size=3)
+    val = ClipSlider(frames, frames, [(v, e) for _, e, v in segments], clip_frames=4, stride=1, batch_size=3, shuffle=False)
     train_frames = {int(f) for a, _ in train.batches(0) for f in a[..., 0, 0, 0].ravel()}
     val_frames = {int(f) for a, _ in val.batches(0) for f in a[..., 0, 0, 0].ravel()}
     assert val_frames and train_frames and not train_frames & val_frames
@@ -70,7 +70,7 @@ def test_gathered_batch_equals_naive_per_clip_stack():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (40, 6, 8, 3), dtype=np.uint8)
     b = rng.integers(0, 256, (40, 6, 8, 3), dtype=np.uint8)
-    slider = ClipSlider(a, b, [(0, 40)], pool=9, stride=3, batch_size=5, seed=3)
+    slider = ClipSlider(a, b, [(0, 40)], clip_frames=9, stride=3, batch_size=5, seed=3)
     for windows in slider.epoch_batches(0):
         got_a, got_b = slider.gather(windows)
         naive_a = np.stack([np.stack([a[s + t] for t in range(9)]) for s in slider.starts[windows]])
@@ -82,7 +82,7 @@ def test_gathered_batch_equals_naive_per_clip_stack():
 def test_crop_and_flip_are_the_same_for_a_and_b_and_every_frame():
     a = coded_frames(30, h=12, w=16)
     b = 255 - a
-    slider = ClipSlider(a, b, [(0, 30)], pool=5, stride=1, batch_size=8, seed=1, crop=Size(7, 6), flip=True)  # 7 wide, 6 high
+    slider = ClipSlider(a, b, [(0, 30)], clip_frames=5, stride=1, batch_size=8, seed=1, crop=Size(7, 6), flip=True)  # 7 wide, 6 high
     flips = 0
     for number, windows in enumerate(slider.epoch_batches(0)):
         got_a, got_b = slider.gather(windows, 0, number)
@@ -101,7 +101,7 @@ def test_crop_and_flip_are_the_same_for_a_and_b_and_every_frame():
 def test_resumed_epoch_serves_the_same_remaining_batches():
     """A resumed run builds its slider anew and starts the epoch at its next batch."""
     a = coded_frames(40)
-    make = lambda: ClipSlider(a, a, [(0, 40)], pool=4, stride=2, batch_size=3, seed=5, crop=Size(4, 4), flip=True)  # noqa: E731
+    make = lambda: ClipSlider(a, a, [(0, 40)], clip_frames=4, stride=2, batch_size=3, seed=5, crop=Size(4, 4), flip=True)  # noqa: E731
     full = [to_model_input(x, torch.device("cpu")) for x, _ in make().batches(2)]
     tail = [x for x, _, _ in InputPipeline(make(), torch.device("cpu"), prefetch=False).epoch(2, first=3)]
     assert len(tail) == len(full) - 3
@@ -112,7 +112,7 @@ def test_resumed_epoch_serves_the_same_remaining_batches():
 def test_too_short_dataset_names_frames_and_pool():
     frames = coded_frames(20)
     with pytest.raises(DatasetError, match=r"have 6, 7 frames.*-pool 9"):
-        ClipSlider(frames, frames, [(0, 6), (6, 13)], pool=9, stride=1, source="data/tiny")
+        ClipSlider(frames, frames, [(0, 6), (6, 13)], clip_frames=9, stride=1, source="data/tiny")
 
 
 def test_model_input_is_float_nctwh_in_unit_range():
@@ -129,7 +129,7 @@ def test_model_input_is_float_nctwh_in_unit_range():
 @pytest.mark.parametrize("crop,flip", [(None, False), (Size(4, 3), True)])
 def test_input_pipeline_gives_bit_for_bit_what_the_slider_gathers_from_any_batch_on(crop, flip):
     a = coded_frames(40, h=6, w=8)
-    slider = ClipSlider(a, 255 - a, [(0, 40)], pool=4, stride=2, batch_size=3, seed=5, crop=crop, flip=flip, rank=1, world_size=2)
+    slider = ClipSlider(a, 255 - a, [(0, 40)], clip_frames=4, stride=2, batch_size=3, seed=5, crop=crop, flip=flip, rank=1, world_size=2)
     for prefetch in (True, False):  # ahead (as on CUDA) and in turn (as on a CPU)
         pipeline = InputPipeline(slider, torch.device("cpu"), prefetch=prefetch)
         for epoch, first in ((0, 0), (1, 2)):  # a resumed epoch starts at its next batch
@@ -152,7 +152,7 @@ def test_the_stored_flow_is_cropped_and_flipped_with_its_clips():
     flow[..., 0] = -1  # each pixel of frame t was one column left in frame t-1
     mask = np.ones((n, h, w), np.uint8)
     mask[..., 0] = 0  # the column that came in on the left
-    slider = ClipSlider(b, b, [(0, n)], pool=4, stride=2, batch_size=4, seed=3, crop=Size(5, 4), flip=True, motion=(flow, mask))
+    slider = ClipSlider(b, b, [(0, n)], clip_frames=4, stride=2, batch_size=4, seed=3, crop=Size(5, 4), flip=True, motion=(flow, mask))
     flipped_any = False
     for number, windows in enumerate(slider.epoch_batches(0)):
         _, clips = slider.gather(windows, 0, number)
@@ -176,7 +176,7 @@ def test_input_pipeline_prefetching_prepares_the_next_batch_while_the_step_runs(
             gathered[batch].set()
             return clips
 
-    slider = Recording(a, a, [(0, 30)], pool=4, stride=3, batch_size=2)
+    slider = Recording(a, a, [(0, 30)], clip_frames=4, stride=3, batch_size=2)
     for number, _ in enumerate(InputPipeline(slider, torch.device("cpu"), prefetch=True).epoch(0)):  # as on CUDA
         if number + 1 < len(slider):  # "the step" of batch `number` waits for batch number + 1 to be gathered
             assert gathered[number + 1].wait(5), "the next batch was not prepared during the step"

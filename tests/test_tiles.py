@@ -10,7 +10,7 @@ import torch
 
 from conftest import REPO, assert_user_error, make_video, run_cli, run_group
 from inference.generate import ClipGenerator
-from inference.loader import load_model
+from training.trained_model import load_model
 from inference.tiles import Tiling, fit_tiling, forward_cost, norm_layers, passes_over, peak_bytes, receptive_radius, run_tiled, spans
 from networks import build_generator
 from networks.layers import Residual, size_multiple

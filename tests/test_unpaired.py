@@ -63,7 +63,7 @@ def test_an_unpaired_dataset_keeps_each_side_its_own_length_segments_and_validat
 
 def test_unpaired_batches_draw_each_side_apart_and_the_shorter_side_goes_round(unpaired):
     dataset = load_dataset(unpaired)
-    slider = UnpairedSlider(dataset.a, dataset.b, dataset.ranges("train", "a"), [(0, 12)], pool=4, stride=2, batch_size=2, seed=1)
+    slider = UnpairedSlider(dataset.a, dataset.b, dataset.ranges("train", "a"), [(0, 12)], clip_frames=4, stride=2, batch_size=2, seed=1)
     a_windows, b_windows = slider.sides[0].windows, slider.sides[1].windows
     assert (a_windows, b_windows) == (19, 5) and len(slider) == 10  # an epoch: the longer side's batches
     batches = slider.epoch_batches(0)

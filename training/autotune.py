@@ -12,7 +12,7 @@ from compute.cache import job_key, remembered
 from compute.choice import Compute, candidate_ways, choose, way_timer
 from compute.trial import ways_that_run
 from training.distributed import any_rank
-from training.experiment import discriminator_args, generator_args
+from training.from_flags import discriminator_args, generator_args
 from training.step import NonFiniteGuard
 from training.trial import CHILD, timing_nets, trial_spec
 from utils.device import cpu_flags, to_model_input

@@ -37,15 +37,13 @@ from runfolder.events import FAILED, FINISHED, INTERRUPTED, RESUMED, STARTED
 from runfolder.layout import RunFolder, experiment_folder
 from runfolder.lock import ExperimentLock
 from runfolder.metrics import MetricsLog
-from training.experiment import (architecture, discriminator_args, generator_args, network_sources, resolve_residual, resolve_temporal,
+from training.from_flags import (architecture, discriminator_args, generator_args, network_sources, resolve_residual, resolve_temporal,
                                  source_file)
-from training.samples import write_samples
 from training.signals import EXIT_CODES, StopSignals
 from training.ema import WeightAverage
-from training.modes import UNPAIRED_MODES, mode_networks, step_for
+from training.modes import MODES
 from training.step import LossWeights, Nets, NonFiniteGuard, NonFiniteLoss
 from training.tally import LossTally
-from training.validate import validate, validate_unpaired
 from training.watchdog import Watchdog
 from compute.choice import Compute
 from compute.determinism import deterministic_algorithms, noting_nondeterministic
@@ -70,9 +68,8 @@ class Position:
 class Data:
     dataset: object
     fingerprint: str
-    train: object  # datasets/slider.py: a ClipSlider, or an UnpairedSlider
-    val: object  # the validation windows (ClipSlider), or None; of an unpaired dataset, A's
-    val_b: object = None  # an unpaired dataset's B validation windows
+    train_windows: object  # datasets/slider.py: a ClipSlider, or an UnpairedSlider
+    val: tuple | None  # the validation windows (ClipSlider) of each side (A's, and an unpaired dataset's B's), or None
 
 
 @dataclass
@@ -90,12 +87,16 @@ class Run:
     residual_note: str  # how --residual was decided
     temporal_note: str  # whether the default temporal loss applies
     sources: dict  # {"generator": record, "discriminator": record} of the networks from the user's files (None: built-in)
-    step: object  # the mode's step function (training/modes.py), which may hold state (the history pools)
+    train_step: object  # the mode's step function (training/modes.py), which may hold state (the history pools)
     on_epoch_end: object = None  # called with the folder after every epoch's report (rank 0): the experiment page
 
     @property
+    def mode(self):
+        return MODES[self.config["mode"]]
+
+    @property
     def steps_per_epoch(self):
-        return len(self.data.train)
+        return len(self.data.train_windows)
 
     @property
     def total_steps(self):
@@ -213,11 +214,11 @@ def build_run(config, explicit, ranks, device, on_epoch_end):
     data = load_data(config, dataset, ranks, state, folder)
     config, residual_note = resolve_residual(config, data.dataset.meta, identity_psnr(data.dataset))
     sources = network_sources(config, state.get("sources") if state is not None else None)
-    step = step_for(config["mode"], config["pool_size"], config["seed"], ranks.rank)
-    nets, compute = build_networks(config, data.train, ranks, device, state, sources, step)
+    train_step = MODES[config["mode"]].new_train_step(config["pool_size"], config["seed"], ranks.rank)
+    nets, compute = build_networks(config, data.train_windows, ranks, device, state, sources, train_step)
     if state is not None and state.get("step_state") is not None:
-        step.load_state_dict(state["step_state"], device)
-    return Run(config, folder, ranks, device, data, nets, compute, residual_note, temporal_note, sources, step,
+        train_step.load_state_dict(state["step_state"], device)
+    return Run(config, folder, ranks, device, data, nets, compute, residual_note, temporal_note, sources, train_step,
                on_epoch_end), state
 
 
@@ -256,7 +257,8 @@ def open_experiment(config, explicit, folder, ranks):
         config = {**config, "resume": True}
     if config["resume"]:
         state = load_checkpoint(last)
-        return state, resumed_config(state["config"], config, explicit, last, architecture)
+        saved = {**LossWeights.before_they_existed(), **state["config"]}  # a run saved before a weight existed
+        return state, resumed_config(saved, config, explicit, last, architecture)
     if last.exists():
         raise TrainingError(folder, "already holds a run; add --resume to continue it, or choose another --name")
     return None, config
@@ -280,28 +282,31 @@ def load_data(config, dataset, ranks, state, folder):
                                                   f"to go on with this dataset, or resume with the original --data")
     crop = Size(*config["crop"]) if config["crop"] else None
     motion = load_flow(dataset, mmap=config["mmap"]) if config["temporal"] else None
-    train = training_slider(dataset, config["pool"], config["step"], config["batch"], seed=config["seed"], rank=ranks.rank,
-                            world_size=ranks.world_size, crop=crop, flip=config["flip"], source=config["data"], motion=motion)
+    stride = config["step"]  # --step: frames between one training window's start and the next's
+    train_windows = training_slider(dataset, config["pool"], stride, config["batch"], seed=config["seed"], rank=ranks.rank,
+                                    world_size=ranks.world_size, crop=crop, flip=config["flip"], source=config["data"],
+                                    motion=motion)
     try:
-        val = [validation_slider(dataset, config["pool"], config["batch"], config["data"], side)
-               for side in ("ab" if dataset.unpaired else "a")]
+        val = tuple(validation_slider(dataset, config["pool"], config["batch"], config["data"], side)
+                    for side in ("ab" if dataset.unpaired else "a"))
     except DatasetError:
-        val = [None, None]
+        val = None
         if ranks.is_main:
             warn(config["data"], f"its validation part is shorter than -pool {config['pool']}: no validation; "
                                  f"rebuild with a larger --val-fraction")
-    return Data(dataset, data_print, train, *val)
+    return Data(dataset, data_print, train_windows, val)
 
 
 def check_mode(config, dataset):
     """A paired mode needs pairs, and the unpaired modes an unpaired dataset; --temporal needs a target."""
-    unpaired_mode = config["mode"] in UNPAIRED_MODES
+    unpaired_mode = MODES[config["mode"]].unpaired
+    fitting = " or ".join(f"--mode {name}" for name, mode in MODES.items() if mode.unpaired == dataset.unpaired)
     if dataset.unpaired and not unpaired_mode:
         raise DatasetError(config["data"], f"is unpaired (no target for each input), so --mode {config['mode']} cannot train "
-                                           f"on it; use --mode cycle or --mode recycle")
+                                           f"on it; use {fitting}")
     if unpaired_mode and not dataset.unpaired:
         raise DatasetError(config["data"], f"is paired, but --mode {config['mode']} trains on unpaired data; build it with "
-                                           f"`build-dataset --unpaired --a ... --b ...`, or train it with --mode paired")
+                                           f"`build-dataset --unpaired --a ... --b ...`, or train it with {fitting}")
     if unpaired_mode and config["temporal"]:
         raise DatasetError(config["data"], f"--temporal needs a target's motion, which --mode {config['mode']} has not; "
                                            f"--mode recycle keeps translations steady in time instead")
@@ -318,25 +323,25 @@ def identity_psnr(dataset, most=512):
     return mean_psnr(dataset.a[frames], dataset.b[frames]) if len(frames) else 0.0
 
 
-def build_networks(config, train, ranks, device, state, sources, step):
+def build_networks(config, train_windows, ranks, device, state, sources, train_step):
     """(Nets, Compute): the mode's generator, discriminator (none without an adversarial loss) and
     their optimizers, restored from `state` when resuming, in the precision and layout the run
-    computes in (timed with the mode's `step` on `train`'s first batch). Every rank seeds alike, so
+    computes in (timed with the mode's `train_step` on the first batch of `train_windows`). Every rank seeds alike, so
     they start identical. A network from the user's file is imported from `sources`' verified file."""
     torch.manual_seed(config["seed"])
-    generator, discriminator = mode_networks(config["mode"], lambda: new_generator(config, sources, device),
-                                             lambda in_channels: new_discriminator(config, sources, device, in_channels))
+    generator, discriminator = MODES[config["mode"]].networks(lambda: new_generator(config, sources, device),
+                                                              lambda in_channels: new_discriminator(config, sources, device, in_channels))
     first = generator.ab if isinstance(generator, CycleGenerators) else generator  # the unpaired modes' are built alike
-    for size in {train.frame_size, train.clip_size}:
+    for size in {train_windows.frame_size, train_windows.clip_size}:
         try:
             check_size(first, size.height, size.width)
         except SizeError as exc:
             raise DatasetError(config["data"], f"{exc}; rebuild the dataset with another --size, or change the network flags") from None
     if sources["generator"] is not None:  # a plug-in's promise, checked once before it trains: a clip to a clip
-        problem = clip_mismatch(first, to_model_input(train.gather(train.epoch_batches(0)[0], 0, 0)[0][:1], device))
+        problem = clip_mismatch(first, to_model_input(train_windows.gather(train_windows.epoch_batches(0)[0], 0, 0)[0][:1], device))
         if problem:
             raise TrainingError(sources["generator"]["file"], f"{generator_spec(config['network']).class_name} {problem}")
-    compute = choose_run_compute(config, train, generator, discriminator, ranks, device, state, sources, step)
+    compute = choose_run_compute(config, train_windows, generator, discriminator, ranks, device, state, sources, train_step)
     nets = Nets.around(generator, discriminator, grad_scaler(device, compute.amp), lr=config["lr"], ema_decay=config["ema"])
     if state is not None:
         restore_networks(nets, state)
@@ -367,13 +372,13 @@ def new_discriminator(config, sources, device, in_channels):
     return build_discriminator(config["disc"], source=source_file(sources, "discriminator"), **d_args).to(device)
 
 
-def choose_run_compute(config, train, generator, discriminator, ranks, device, state, sources, step):
+def choose_run_compute(config, train_windows, generator, discriminator, ranks, device, state, sources, train_step):
     """The precision and layout: a resumed run keeps those it started with; a new one takes what
     the flags ask, and measures what they leave to auto (training/autotune.py)."""
     saved = saved_compute(state) if state is not None else None
     if saved is not None:
         return Compute(*saved, "as when the run started")
-    a, b = train.gather(train.epoch_batches(0)[0], 0, 0)
+    a, b = train_windows.gather(train_windows.epoch_batches(0)[0], 0, 0)
     # Timed without the temporal loss: it needs the batch's flow, and is cheap next to the networks' passes.
     weights = loss_weights(config, temporal=False)
     return choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources, timing_step(config))
@@ -387,7 +392,7 @@ def loss_weights(config, temporal=True):
 
 def timing_step(config):
     """A step of the run's mode for timing ways on copies of its networks: its own (empty) history pools."""
-    return step_for(config["mode"], config["pool_size"], config["seed"])
+    return MODES[config["mode"]].new_train_step(config["pool_size"], config["seed"])
 
 
 def restore_position(run, state):
@@ -442,10 +447,8 @@ def open_log(run, position, resumed):
 def say_what_trains(run, resumed, defaults):
     """The start lines: network, data, ranks and device; the compute choice and --residual; the flags that differ."""
     config, ranks = run.config, run.ranks.world_size
-    networks = {"paired": config["network"], "cycle": f"cycle: two {config['network']} generators",
-                "recycle": f"recycle: two {config['network']} generators and two predictors"}[config["mode"]]
-    print(f"{'resuming' if resumed else 'training'} {networks} ({count_parameters(run.nets.raw_generator) / 1e6:.3g} M "
-          f"parameters) on {config['data']} ({run.data.train.windows} training windows, {run.steps_per_epoch} steps per epoch "
+    print(f"{'resuming' if resumed else 'training'} {run.mode.what_trains(config['network'])} ({count_parameters(run.nets.raw_generator) / 1e6:.3g} M "
+          f"parameters) on {config['data']} ({run.data.train_windows.windows} training windows, {run.steps_per_epoch} steps per epoch "
           f"per rank, {ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {run.folder}", flush=True)
     print(f"computing in {run.compute.describe(run.device)}; residual {config['residual']} ({run.residual_note}); "
           f"temporal loss {config['temporal']:g} ({run.temporal_note})", flush=True)
@@ -459,7 +462,7 @@ def validate_at_step_0(run, report):
     """Where the curves start: a residual generator starts at the identity."""
     scores, _ = validation(run)
     report.log.write({"step": 0, "epoch": 0, **scores})
-    report.progress.write(validation_line("step 0", scores))
+    report.progress.write(run.mode.validation_line("step 0", scores))
 
 
 def tensorboard(folder, purge_step):
@@ -472,7 +475,7 @@ def tensorboard(folder, purge_step):
 def train_epochs(run, position, report, signals):
     """Epoch after epoch until the step or time budget; returns the exit code. `report` is rank 0's
     Report (None on the other ranks)."""
-    inputs = InputPipeline(run.data.train, run.device, run.channels_last,
+    inputs = InputPipeline(run.data.train_windows, run.device, run.channels_last,
                            prefetch={"auto": None, "on": True, "off": False}[run.config["prefetch"]])
     clock = Clock.start(run.config["max_seconds"])
     tally = LossTally(NonFiniteGuard(run.device, run.ranks, steps_before=position.step))
@@ -507,7 +510,7 @@ def run_epoch(run, inputs, position, report, clock, signals, tally):
         for group in nets.opt_g.param_groups + (nets.opt_d.param_groups if nets.opt_d else []):
             group["lr"] = lr
         with naming_nondeterministic(run, first=position.step == tally.guard.steps_before):
-            tally.add(run.step(nets, x, y, weights, run.device, run.amp, tally.guard, run.ranks, motion))
+            tally.add(run.train_step(nets, x, y, weights, run.device, run.amp, tally.guard, run.ranks, motion))
         if nets.ema is not None:
             nets.ema.update(nets.raw_generator, position.step)
         position.step, position.epoch_step = position.step + 1, position.epoch_step + 1
@@ -519,7 +522,8 @@ def run_epoch(run, inputs, position, report, clock, signals, tally):
                 elapsed = time.perf_counter() - timer
                 report.log.write({"step": position.step, "epoch": position.epoch + 1, **{f"loss/{k}": v for k, v in means.items()},
                                   "lr": lr, "time/clips_per_s": clips_per_step * count / elapsed, "time/data_share": data_time / elapsed})
-                report.progress.update(position.step, progress_text(position, means, clips_per_step * count / elapsed), line=True)
+                report.progress.update(position.step, progress_text(position, means, clips_per_step * count / elapsed,
+                                                                    run.mode.reconstruction_loss), line=True)
             count, data_time, timer = 0, 0.0, time.perf_counter()
         elif report is not None:
             report.progress.update(position.step, None, line=False)
@@ -547,15 +551,9 @@ def naming_nondeterministic(run, first):
                                 f"differ: {', '.join(found)}")
 
 
-def reconstruction_loss(means):
-    """The loss that says how close the generator comes: L1 to the target, or the unpaired modes' cycle L1."""
-    return "g_l1" if "g_l1" in means else "g_cycle"
-
-
-def progress_text(position, means, speed):
-    """The progress line's losses: the means since the last log step."""
+def progress_text(position, means, speed, name):
+    """The progress line's losses: the means since the last log step; `name` is the mode's reconstruction loss."""
     d = 0.5 * (means["d_real"] + means["d_fake"]) if "d_real" in means else None
-    name = reconstruction_loss(means)
     return (f"epoch {position.epoch + 1} g {means['g_total']:.3f}" + (f" (adv {means['g_adv']:.3f})" if "g_adv" in means else "")
             + (f" d {d:.3f}" if d is not None else "") + f" {name[2:]} {means[name]:.4f} | {speed:.2f} clips/s")
 
@@ -578,14 +576,10 @@ def end_epoch(run, position, report, tally, epoch_number, finished):
             scores, clips = validation(run)
             report.log.write({"step": position.step, "epoch": epoch_number, **scores})
             fps = run.data.dataset.meta.get("fps") or 25
-            if run.data.val_b is None:
-                write_samples(run.folder, epoch_number, clips, fps, report.log)
-            else:  # A -> B -> A as the clips, B -> A -> B beside them in the grid
-                write_samples(run.folder, epoch_number, clips["AtoB"], fps, report.log, labels=("A", "A to B", "back to A"),
-                              more=zip(("B", "B to A", "back to B"), (windows[0] for windows in clips["BtoA"])))
-            report.progress.write(validation_line(f"epoch {epoch_number}", scores))
+            run.mode.write_samples(run.folder, epoch_number, clips, fps, report.log)
+            report.progress.write(run.mode.validation_line(f"epoch {epoch_number}", scores))
         if "d_real" in losses.means:  # the watchdog watches the adversarial game
-            for message in report.watchdog.end_epoch(losses.d_max, losses.means["g_adv"], losses.means[reconstruction_loss(losses.means)]):
+            for message in report.watchdog.end_epoch(losses.d_max, losses.means["g_adv"], losses.means[run.mode.reconstruction_loss]):
                 warn(run.folder, message)
         if run.on_epoch_end is not None:
             run.on_epoch_end(run.folder)
@@ -595,18 +589,7 @@ def end_epoch(run, position, report, tally, epoch_number, finished):
 
 def validation(run):
     """(scores, clips) of the inference generator (the weight average when kept) on the held-out windows."""
-    if run.data.val_b is not None:
-        return validate_unpaired(run.nets.inference_generator, run.data.val, run.data.val_b, run.device, run.amp, run.channels_last)
-    return validate(run.nets.inference_generator, run.data.val, run.device, run.amp, run.channels_last)
-
-
-def validation_line(when, scores):
-    if "val/cycle_psnr" in scores:
-        flicker = f", flicker {scores['val/flicker']:.3f} of the input's" if "val/flicker" in scores else ""
-        return (f"{when}: validation cycle PSNR {scores['val/cycle_psnr_ab']:.2f} dB (A to B to A), "
-                f"{scores['val/cycle_psnr_ba']:.2f} dB (B to A to B){flicker}")
-    return (f"{when}: validation L1 {scores['val/l1']:.4f} (identity {scores['val/l1_identity']:.4f}), "
-            f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB)")
+    return run.mode.validate(run.nets.inference_generator, run.data.val, run.device, run.amp, run.channels_last)
 
 
 def save(run, position, tally=None, epoch_file=False, finished=False, scores=None):
@@ -618,7 +601,7 @@ def save(run, position, tally=None, epoch_file=False, finished=False, scores=Non
         state = build_checkpoint(run.nets, position, config=run.config, model_args=generator_args(run.config),
                                  disc_args=discriminator_args(run.config), sources=run.sources, data=run.data, compute=run.compute,
                                  device=run.device, finished=finished, scores=scores,
-                                 step_state=run.step.state_dict() if hasattr(run.step, "state_dict") else None)
+                                 step_state=run.train_step.state_dict() if hasattr(run.train_step, "state_dict") else None)
         save_checkpoint(run.folder, state, keep_epoch=epoch_file, keep=run.config["keep"])
     position.saved_step = position.step
 

@@ -1,34 +1,27 @@
-"""Training modes: what a step trains, over the same loop, checkpoints and reports. `paired` is the
-pix2pix-style step of training/step.py (a conditional D, L1 to the target); `cycle` is CycleGAN
-for clips and `recycle` adds Recycle-GAN's temporal predictors (networks/cycle.py), both on an
-unpaired dataset. A mode is its networks and its step function, not a second loop.
+"""Training modes: what a step trains, over the same loop, checkpoints and reports. A mode is its
+networks, its step function and how it is validated and shown, not a second loop; every part of
+vgan that differs by mode asks the run's Mode here, and none compares a mode's name. `paired` is
+the pix2pix-style step of training/step.py (a conditional D, L1 to the target); `cycle` is
+CycleGAN for clips and `recycle` adds Recycle-GAN's temporal predictors (networks/cycle.py), both
+on an unpaired dataset. Adding a mode is one entry in MODES (the command line reads its name and
+summary from this file) plus its step.
 
-    generator, discriminator = mode_networks("cycle", build_g, build_d)
-    step = step_for("cycle", pool_size=50, seed=0)        # step(nets, a, b, weights, device, amp, guard) -> losses
+    mode = MODES["cycle"]
+    generator, discriminator = mode.networks(build_g, build_d)
+    train_step = mode.new_train_step(pool_size=50, seed=0, rank=0)  # train_step(nets, a, b, weights, device, amp, guard) -> losses
 """
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
 from compute.precision import autocast
 from networks.cycle import CycleDiscriminators, CycleGenerators
 from networks.losses import cycle_losses, discriminator_loss, generator_loss
 from training.distributed import Ranks
+from training.samples import write_samples
 from training.step import gan_step, set_requires_grad, update_generator
-
-MODES = ("paired", "cycle", "recycle")
-UNPAIRED_MODES = ("cycle", "recycle")
-
-
-def mode_networks(mode, build_generator, build_discriminator):
-    """(generator, discriminator or None) of `mode`: `build_generator()` makes one generator, and
-    `build_discriminator(in_channels)` one discriminator (or None without an adversarial loss);
-    the unpaired modes build two of each (and two predictors for recycle) in a fixed order."""
-    if mode == "paired":
-        return build_generator(), build_discriminator(6)
-    ab, ba = build_generator(), build_generator()
-    predictors = (build_generator(), build_generator()) if mode == "recycle" else (None, None)
-    d_a = build_discriminator(3)
-    d_b = build_discriminator(3) if d_a is not None else None
-    return CycleGenerators(ab, ba, *predictors), CycleDiscriminators(d_a, d_b) if d_a is not None else None
+from training.validate import validate, validate_unpaired
 
 
 class HistoryPool:
@@ -114,6 +107,80 @@ class CycleStep:
             pool.load_state_dict(state[side], device)
 
 
-def step_for(mode, pool_size=50, seed=0, rank=0):
-    """The step function of `mode`: training/step.py's gan_step, or a CycleStep with its history pools."""
-    return gan_step if mode == "paired" else CycleStep(pool_size, seed, rank)
+@dataclass(frozen=True)
+class Mode:
+    """One training mode. The callables take what the loop has at hand: `build_generator()` makes
+    one generator and `build_discriminator(in_channels)` one discriminator (None without an
+    adversarial loss); `val` is the held-out windows of each side (one side for pairs)."""
+
+    summary: str  # one line for -h
+    unpaired: bool  # trains on an unpaired dataset's two sides; else on (input, target) pairs
+    generator: Callable  # (build_generator) -> the generator it trains and saves, built in a fixed order
+    discriminator: Callable  # (build_discriminator) -> its discriminator, or None
+    new_train_step: Callable  # (pool_size, seed, rank) -> train_step(nets, x, y, weights, device, amp, guard, ranks, motion)
+    validate: Callable  # (generator, val, device, amp, channels_last) -> (scores, clips)
+    write_samples: Callable  # (folder, epoch, clips, fps, log): the pictures of validate's clips
+    validation_line: Callable  # (when, scores) -> the progress line of a validation
+    what_trains: Callable  # (network) -> the start line's words for what trains
+    directions: Callable  # (generator, "AtoB" or "BtoA") -> (the network that translates, the one back or None)
+    reconstruction_loss: str  # the loss that says how close the generator comes (progress line, watchdog)
+    default_gan_loss: str = "dcgan"  # --gan-loss unless typed
+
+    def networks(self, build_generator, build_discriminator):
+        """(generator, discriminator or None): generators first, so that a seed gives the same weights."""
+        return self.generator(build_generator), self.discriminator(build_discriminator)
+
+
+def cycle_generators(predictors):
+    """G_AB and G_BA (and, for Recycle-GAN, the predictors P_A and P_B), built in that order."""
+    return lambda build: CycleGenerators(build(), build(), *((build(), build()) if predictors else ()))
+
+
+def cycle_discriminators(build_discriminator):
+    """D_A and D_B, unconditional (3 channels), or None without an adversarial loss."""
+    d_a = build_discriminator(3)
+    return CycleDiscriminators(d_a, build_discriminator(3)) if d_a is not None else None
+
+
+def paired_line(when, scores):
+    return (f"{when}: validation L1 {scores['val/l1']:.4f} (identity {scores['val/l1_identity']:.4f}), "
+            f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB)")
+
+
+def cycle_line(when, scores):
+    flicker = f", flicker {scores['val/flicker']:.3f} of the input's" if "val/flicker" in scores else ""
+    return (f"{when}: validation cycle PSNR {scores['val/cycle_psnr_ab']:.2f} dB (A to B to A), "
+            f"{scores['val/cycle_psnr_ba']:.2f} dB (B to A to B){flicker}")
+
+
+def cycle_samples(folder, epoch, clips, fps, log):
+    """A -> B -> A as the clips, B -> A -> B beside them in the grid."""
+    write_samples(folder, epoch, clips["AtoB"], fps, log, labels=("A", "A to B", "back to A"),
+                  more=zip(("B", "B to A", "back to B"), (windows[0] for windows in clips["BtoA"])))
+
+
+def unpaired_mode(summary, predictors, what_trains):
+    return Mode(summary, unpaired=True, generator=cycle_generators(predictors), discriminator=cycle_discriminators,
+                new_train_step=CycleStep, validate=lambda g, val, *compute: validate_unpaired(g, *val, *compute),
+                write_samples=cycle_samples, validation_line=cycle_line, what_trains=what_trains,
+                directions=lambda generator, direction: generator.direction(direction), reconstruction_loss="g_cycle",
+                default_gan_loss="lsgan")  # as CycleGAN trains
+
+
+PAIRED = Mode(summary="input -> target pairs (pix2pix)", unpaired=False, generator=lambda build: build(),
+              discriminator=lambda build: build(6),  # conditional: it sees the input beside the clip
+              new_train_step=lambda pool_size, seed, rank=0: gan_step,
+              validate=lambda g, val, *compute: validate(g, val[0], *compute), write_samples=write_samples,
+              validation_line=paired_line, what_trains=lambda network: network,
+              directions=lambda generator, direction: (generator, None), reconstruction_loss="g_l1")
+
+# --mode NAME -> its Mode. Keep each entry a call with a literal `summary=` (here or where its name is
+# assigned above): --mode and its help are read from this file's source.
+MODES = {
+    "paired": PAIRED,
+    "cycle": unpaired_mode(summary="CycleGAN on an unpaired dataset (two generators, two unconditional discriminators, "
+                                   "cycle and identity losses)", predictors=False,
+                           what_trains=lambda network: f"cycle: two {network} generators"),
+    "recycle": unpaired_mode(summary="cycle plus Recycle-GAN's temporal predictors and recurrent and recycle losses",
+                             predictors=True, what_trains=lambda network: f"recycle: two {network} generators and two predictors"),
+}

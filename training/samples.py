@@ -26,9 +26,9 @@ def write_samples(folder, epoch, clips, fps, log, labels=("input", "generated", 
     for role, frames in zip(CLIP_ROLES, (inputs[0], outputs[0], targets[0])):
         save_png(folder.clip_strip(role), frame_strip(frames))
     flat = lambda clip: clip.reshape((-1,) + clip.shape[2:])  # noqa: E731 - windows in time order
-    pool = inputs.shape[1]
-    rows = [(label, profile_row(flat(v[: -(-PROFILE_ROWS // pool)]))) for label, v in zip(labels, (inputs, outputs, targets))]
-    save_png(folder.sample_profile(epoch), temporal_profile(rows, switches=range(pool, len(rows[0][1]), pool)))
+    clip_frames = inputs.shape[1]
+    rows = [(label, profile_row(flat(v[: -(-PROFILE_ROWS // clip_frames)]))) for label, v in zip(labels, (inputs, outputs, targets))]
+    save_png(folder.sample_profile(epoch), temporal_profile(rows, switches=range(clip_frames, len(rows[0][1]), clip_frames)))
     frames = side_by_side(list(zip(labels, (flat(inputs), flat(outputs), flat(targets)))))
     try:
         write_video(frames, folder.sample_video(epoch), fps=fps)

@@ -70,21 +70,38 @@ class Nets:
                                    discriminator=wrap(self.raw_discriminator) if self.raw_discriminator is not None else None)
 
 
+def added_later(default, before):
+    """A weight added after runs were first saved: its default, and what those runs trained with
+    (`before`), which a resume of one takes, its checkpoint having no flag of that name."""
+    return dataclasses.field(default=default, metadata={"before": before})
+
+
 @dataclass(frozen=True)
 class LossWeights:
     """What a step's losses are and weigh: each field is the train flag of its name (`gan` is
-    --gan-loss). Plain data, so that it travels whole to the timing child as a dict."""
+    --gan-loss, a name in networks/losses.py's ADVERSARIAL_LOSSES). Plain data, so that it travels
+    whole to the timing child as a dict. A new weight is a field here with its flag (cli/train_flags.py),
+    declared with added_later(), and a term in the steps that use it."""
 
     gan: str = "dcgan"
     l1: float = 100.0
     mse: float = 0.0
-    temporal: float = 0.0  # Lai et al.'s short-term temporal loss; needs the target's flow
-    cycle: float = 10.0  # the unpaired modes' cycle (and Recycle-GAN's recurrent and recycle) L1 terms
-    identity: float = 0.5  # the identity term, as a share of `cycle`, as CycleGAN weighs it
+    temporal: float = added_later(0.0, before=0.0)  # Lai et al.'s short-term temporal loss; needs the target's flow
+    cycle: float = added_later(10.0, before=10.0)  # the unpaired modes' cycle (and Recycle-GAN's recurrent and recycle) L1 terms
+    identity: float = added_later(0.5, before=0.5)  # the identity term, as a share of `cycle`, as CycleGAN weighs it
+
+    @staticmethod
+    def flag(name):
+        return "gan_loss" if name == "gan" else name
 
     @classmethod
     def from_config(cls, config):
-        return cls(**{field.name: config["gan_loss" if field.name == "gan" else field.name] for field in dataclasses.fields(cls)})
+        return cls(**{field.name: config[cls.flag(field.name)] for field in dataclasses.fields(cls)})
+
+    @classmethod
+    def before_they_existed(cls):
+        """{flag: value} that runs saved before each added_later() weight trained with."""
+        return {cls.flag(f.name): f.metadata["before"] for f in dataclasses.fields(cls) if "before" in f.metadata}
 
 
 class NonFiniteGuard:

@@ -40,7 +40,7 @@ def main():
     """The child: build the networks of the spec on stdin, then step them in each way."""
     from networks import build_discriminator, build_generator, discriminator_spec
     from networks.declared import constructor_defaults
-    from training.modes import mode_networks, step_for
+    from training.modes import MODES
 
     spec = json.load(sys.stdin)
     torch.set_num_threads(spec["threads"])
@@ -49,7 +49,7 @@ def main():
     clips = [rng.integers(0, 256, (*spec["clip"], 3), dtype=np.uint8) for _ in range(2)]
     weights = LossWeights(**spec["weights"])
 
-    mode = spec.get("mode", "paired")
+    mode = MODES[spec["mode"]]
     takes_channels = "in_channels" in constructor_defaults(discriminator_spec(spec["disc"]))
 
     def new_generator():
@@ -63,10 +63,10 @@ def main():
 
     def step(way):
         torch.manual_seed(0)
-        generator, discriminator = mode_networks(mode, new_generator, new_discriminator)
+        generator, discriminator = mode.networks(new_generator, new_discriminator)
         generator, discriminator = (m.to(memory_format=way.memory_format) if m is not None else None for m in (generator, discriminator))
         x, y = (to_model_input(c, device, way.channels_last) for c in clips)
-        step_for(mode)(timing_nets(generator, discriminator, device, way.amp), x, y, weights, device, way.amp, NonFiniteGuard(device))
+        mode.new_train_step(pool_size=0, seed=0)(timing_nets(generator, discriminator, device, way.amp), x, y, weights, device, way.amp, NonFiniteGuard(device))
 
     step_each_way(spec, step)
 

@@ -1,18 +1,18 @@
-"""Trained generators out of checkpoints, for compare and evaluate. An unpaired run (--mode cycle or
-recycle) holds a generator each way: the one of the `direction` asked translates, and the other
-brings its output back.
+"""Trained generators out of checkpoints, for compare and evaluate, rebuilt as the run's mode
+(training/modes.py) built them. An unpaired run (--mode cycle or recycle) holds a generator each
+way: the one of the `direction` asked translates, and the other brings its output back.
 
-    model = load_model("checkpoints/unet_sample", torch.device("cpu")); model.pool, model.size, model.pair
+    model = load_model("checkpoints/unet_sample", torch.device("cpu")); model.clip_frames, model.size, model.pair
     model = load_model("checkpoints/unet_day_night", device, direction="BtoA"); model.generator, model.back
 """
 import dataclasses
 from dataclasses import dataclass
 
 from networks import GENERATORS, build_generator, generator_spec
-from networks.cycle import CycleGenerators
 from networks.plugin import verified_source
 from runfolder.checkpoint import load_checkpoint, resolve_checkpoint
 from runfolder.layout import CheckpointsRoot
+from training.modes import MODES
 from utils.errors import CheckpointError
 from utils.size import Size
 
@@ -41,7 +41,8 @@ class TrainedModel:
         return self.state["step"]
 
     @property
-    def pool(self):
+    def clip_frames(self):
+        """The frames of the clips it was trained on (-pool)."""
         return self.state["config"]["pool"]
 
     @property
@@ -52,7 +53,7 @@ class TrainedModel:
 
     @property
     def pair(self):
-        """The dataset's pair: a derived pair's name, or "paired" for two videos."""
+        """The dataset's pair: a derived pair's name, or datasets.pairs.TWO_VIDEOS ("paired") for two videos."""
         return self.state["dataset"]["pair"]
 
     @property
@@ -95,16 +96,15 @@ def load_model(checkpoint, device, network_source=None, allow_changed_network=Fa
     if not spec.builtin and record is None:
         raise CheckpointError(path, f"holds a network from {spec.module} but no record of that file's hash; train it again")
     source = verified_source(record, network_source, allow_changed_network) if record else None
-    mode = state["config"]["mode"]
+    mode = MODES[state["config"]["mode"]]
     try:
-        build = lambda: build_generator(state["network"], source=source, **state["model_args"])  # noqa: E731
-        generator = build() if mode == "paired" else CycleGenerators(build(), build(), *((build(), build()) if mode == "recycle" else ()))
+        generator = mode.generator(lambda: build_generator(state["network"], source=source, **state["model_args"]))
         averaged = average and state.get("ema") is not None
         generator.load_state_dict(state["ema"] if averaged else state["generator"])
     except (TypeError, RuntimeError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:160]
         raise CheckpointError(path, f"its weights do not fit a {state['network']} with {state['model_args']} ({reason})") from None
-    if mode == "paired":
-        return TrainedModel(generator.to(device).eval(), state, str(path), averaged)
-    forward, back = generator.direction(direction)
+    forward, back = mode.directions(generator, direction)
+    if back is None:
+        return TrainedModel(forward.to(device).eval(), state, str(path), averaged)
     return TrainedModel(forward.to(device).eval(), state, str(path), averaged, back.to(device).eval(), direction)

@@ -1,4 +1,4 @@
-"""What the train flags make of the networks: the generator's and the discriminator's keyword
+"""What the train flags make of a run's networks: the generator's and the discriminator's keyword
 arguments, the flags that shape them (which `--resume` may not change), the decision of
 `--residual auto`, and where the default temporal loss applies. A built-in network's come from
 what it declares beside its class (networks/declared.py), a plug-in's from --net-arg (--disc-arg).
@@ -6,9 +6,10 @@ what it declares beside its class (networks/declared.py), a plug-in's from --net
     generator_args(config)    # -> {"channels": 16, "depth": 4, "temporal_pool": False, "conv": "3d", "residual": True}
 """
 from datasets.flow import has_flow
-from datasets.pairs import parse_pair
+from datasets.pairs import TWO_VIDEOS, parse_pair
 from networks import discriminator_spec, generator_spec
 from networks.declared import constructor_defaults, declared
+from networks.losses import has_adversary
 from networks.plugin import sha256_of, source_record, verified_source
 
 RESIDUAL_MIN_IDENTITY_PSNR = 20.0  # dB: an input this close to its target is a rough answer, worth correcting
@@ -50,11 +51,11 @@ def resolve_residual(config, meta, identity_psnr):
         return config, "as asked"
     if meta.get("unpaired"):  # at the identity the cycle and identity L1 terms are at their (non-smooth) minimum: it stays there
         return {**config, "residual": "off"}, "auto: a residual generator starts at the identity, where the cycle and identity losses hold it"
-    pair = meta.get("pair", "paired")
-    if pair != "paired" and parse_pair(pair).same_domain:
+    pair = meta.get("pair", TWO_VIDEOS)
+    if pair != TWO_VIDEOS and parse_pair(pair).same_domain:
         return {**config, "residual": "on"}, f"auto: the {pair} pair's input is a degraded or shifted target"
     close = identity_psnr >= RESIDUAL_MIN_IDENTITY_PSNR
-    what = "the input" if pair == "paired" else f"the {pair} pair's input"
+    what = "the input" if pair == TWO_VIDEOS else f"the {pair} pair's input"
     reason = (f"{what} already scores {identity_psnr:.1f} dB PSNR against the target on the training part, "
               f"{'at least' if close else 'under'} {RESIDUAL_MIN_IDENTITY_PSNR:g} dB")
     return {**config, "residual": "on" if close else "off"}, "auto: " + reason
@@ -77,7 +78,7 @@ def resolve_temporal(config, dataset, asked):
 
 def discriminator_args(config):
     """The discriminator's keyword hyperparameters, or None when there is no adversarial loss."""
-    if config["gan_loss"] == "none":
+    if not has_adversary(config["gan_loss"]):
         return None
     spec = discriminator_spec(config.get("disc", "patch"))
     args = {h.argument: config[h.dest] for h in declared(spec)} if spec.builtin else dict(config.get("disc_args") or {})
@@ -89,7 +90,7 @@ def discriminator_args(config):
 def architecture(config):
     """{flag: value} of every flag that shapes this config's networks."""
     names = ["mode", "network", "gan_loss", *generator_flags(config["network"])]
-    if config["gan_loss"] != "none":
+    if has_adversary(config["gan_loss"]):
         names += discriminator_flags(config)
     return {name: config.get(name) for name in dict.fromkeys(names)}
 
@@ -101,7 +102,7 @@ def network_sources(config, saved=None):
     goes on only with the recorded files, verified (--network-source and --disc-source say where
     they moved, --allow-changed-network accepts a changed one)."""
     roles = {"generator": (generator_spec(config["network"]), config.get("network_source"))}
-    if config["gan_loss"] != "none":
+    if has_adversary(config["gan_loss"]):
         roles["discriminator"] = (discriminator_spec(config.get("disc", "patch")), config.get("disc_source"))
     sources = {"generator": None, "discriminator": None}
     for role, (spec, moved_to) in roles.items():
