@@ -14,7 +14,7 @@ SAMPLE_SIZE = 256
 
 def sample_stream(size=SAMPLE_SIZE, fps=SAMPLE_FPS):
     """Drifting colour gradients, a Game of Life in three colours, and a spinning test card."""
-    import ffmpeg  # here, not at import: the flags' schema reads SAMPLE_DATA, and `-h` stays quick
+    from media import ffmpeg_graph as ffmpeg  # here, not at import: the flags' schema reads SAMPLE_DATA, and `-h` stays quick
 
     # Every colour and position is given: the source's defaults are random even with a seed.
     colours = "c0=0xff3355:c1=0x33ccff:c2=0xffcc00:c3=0x22dd66:c4=0x9933ff"

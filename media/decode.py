@@ -3,7 +3,7 @@ video into a raw rgb24 pipe that is read straight into preallocated arrays, resi
 at a fixed frame rate when asked, so memory does not grow with the video's length.
     for chunk in iter_frames("videos/in.mp4", size=Size(64, 64), fps=10): ...
 """
-import ffmpeg
+from media import ffmpeg_graph as ffmpeg
 import numpy as np
 
 from media.frame_folder import read_folder

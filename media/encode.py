@@ -4,7 +4,7 @@ renamed into place, so a failure or a kill leaves nothing half-written.
 """
 from pathlib import Path
 
-import ffmpeg
+from media import ffmpeg_graph as ffmpeg
 import numpy as np
 
 from media.process import FfmpegPipe, ffmpeg_reason, file_url, run_ffmpeg, work_timeout

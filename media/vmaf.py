@@ -4,7 +4,7 @@ computes itself are in utils/metrics.py.
 """
 import re
 
-import ffmpeg
+from media import ffmpeg_graph as ffmpeg
 
 from media.probe import probe
 from media.process import ffmpeg_reason, file_url, has_filter, run_ffmpeg, work_timeout

@@ -1,6 +1,8 @@
 """Real ffmpeg round trips: probing, decoding, encoding, frame folders, rotation and variable frame rate."""
+import os
 import subprocess
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -154,3 +156,52 @@ def test_a_stuck_ffmpeg_is_stopped_and_named_in_one_error(stuck_ffmpeg, tmp_path
         write_video(np.zeros((4, 16, 16, 3), dtype=np.uint8), tmp_path / "out.mp4", fps=25)
     assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
     assert time.monotonic() - started < 30
+
+
+# ffmpeg-python's own __init__.py; the PyPI package `ffmpeg` (which cvvdp requires) ships an empty
+# one, and whichever of the two pip installs last is the one left.
+FFMPEG_PYTHON_INIT = """from . import nodes, _ffmpeg, _filters, _probe, _run, _view
+from .nodes import *
+from ._ffmpeg import *
+from ._filters import *
+from ._probe import *
+from ._run import *
+from ._view import *
+"""
+ROUND_TRIP = """
+import sys
+import ffmpeg
+import numpy as np
+from media.decode import iter_frames
+from media.encode import write_video
+ramp = np.linspace(0, 255, 48)[None, None, :, None] + np.arange(6)[:, None, None, None] * 8  # smooth: H.264 keeps it
+frames = np.broadcast_to(np.minimum(ramp, 255), (6, 32, 48, 3)).astype(np.uint8)
+write_video(frames, sys.argv[1], fps=25)
+again = np.concatenate(list(iter_frames(sys.argv[1])))
+print(hasattr(ffmpeg, "input"), again.shape, float(np.abs(again.astype(int) - frames).mean()))
+"""
+
+
+@pytest.mark.parametrize("last", ["ffmpeg", "ffmpeg-python"])
+def test_video_reads_and_writes_whichever_ffmpeg_package_pip_installed_last(tmp_path, last):
+    """vgan imports ffmpeg-python by its modules (media/ffmpeg_graph.py), not by the package's
+    __init__.py, which the unrelated `ffmpeg` package overwrites with an empty file when pip
+    installs it second: both ends of that race, laid out here, read and write video alike."""
+    import importlib.util
+    import shutil
+    import sys
+
+    from conftest import REPO
+
+    installed = Path(importlib.util.find_spec("ffmpeg").submodule_search_locations[0])
+    assert (installed / "_ffmpeg.py").exists(), f"{installed} holds no ffmpeg-python: pip install -r requirements.txt"
+    package = tmp_path / "site" / "ffmpeg"
+    shutil.copytree(installed, package, ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "__init__.py").write_text("" if last == "ffmpeg" else FFMPEG_PYTHON_INIT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(REPO)])}
+    shown = subprocess.run([sys.executable, "-c", ROUND_TRIP, str(tmp_path / "v.mp4")], capture_output=True, text=True,
+                           env=env, cwd=tmp_path, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    has_input, shape, error = shown.stdout.split(" ", 1)[0], *shown.stdout.strip().split(" ", 1)[1].rsplit(" ", 1)
+    assert has_input == str(last == "ffmpeg-python")  # the race really was laid out both ways
+    assert shape == "(6, 32, 48, 3)" and float(error) < 3  # the frames came back (H.264: within a few levels)
