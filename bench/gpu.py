@@ -48,7 +48,7 @@ from training.step import LossWeights, Nets, NonFiniteGuard, gan_step
 from training.tally import LossTally
 from utils.device import machine_summary
 from utils.memory import human_bytes
-from utils.metrics import mean_psnr
+from metrics.scores import mean_psnr
 from utils.size import Size
 
 JOBS = {  # name: (frame side, crop side or None, batch, generator arguments)

@@ -109,7 +109,7 @@ def tiles_against_whole(size, tile_side, rounds, frames=9):
     from inference.generate import SCRATCH_SHARE, ClipGenerator
     from inference.tiles import Tiling, norm_layers, run_tiled, tiling_halo
     from networks.layers import size_multiple
-    from utils.metrics import mean_psnr
+    from metrics.scores import mean_psnr
     from utils.size import Size
 
     network, clips = demo_network_and_window(size, frames)

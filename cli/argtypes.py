@@ -81,3 +81,14 @@ def resource_list(text):
         if not name.strip() or resources[name.strip()] <= 0:
             raise argparse.ArgumentTypeError(f"expected NAME=AMOUNT with a positive amount, like GPU=1, not {text!r}")
     return resources
+
+
+def name_list(allowed):
+    """The type of a flag that takes names from `allowed`, comma-separated: "jod,lpips" -> ["jod", "lpips"]."""
+    def parse(text):
+        names = list(dict.fromkeys(part.strip() for part in str(text).split(",") if part.strip()))
+        unknown = [name for name in names if name not in allowed] or ([] if names else [repr(text)])
+        if unknown:
+            raise argparse.ArgumentTypeError(f"{unknown[0]} is not one of {', '.join(allowed)}")
+        return names
+    return parse

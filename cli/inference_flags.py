@@ -2,10 +2,11 @@
 how it computes, and the memory it may take.
 
     add_inference_flags(parser)     # --device --amp --memory-format --tile --tile-overlap --max-memory --quiet --weights --direction,
-                                    # --network-source --allow-changed-network
+                                    # --metrics --metric-weights --network-source --allow-changed-network
 """
-from cli.argtypes import byte_size, frame_size, non_negative_int
+from cli.argtypes import byte_size, frame_size, name_list, non_negative_int
 from cli.train_flags import AMP_OPTIONS, MEMORY_FORMAT_OPTIONS
+from metrics import requested_metrics
 
 
 def add_inference_flags(parser):
@@ -26,6 +27,14 @@ def add_inference_flags(parser):
     group.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB",
                        help="for a model trained unpaired (--mode cycle or recycle): which way it translates; the "
                             "generator the other way brings the translation back, to score the round trip")
+    scores = parser.add_argument_group("perceptual scores")
+    scores.add_argument("--metrics", type=name_list(requested_metrics()), default=[], metavar="NAMES",
+                        help="scores to add beside PSNR, SSIM and the temporal ones, comma-separated: "
+                             + "; ".join(f"{name}: {metric.label}" for name, metric in requested_metrics().items())
+                             + " (docs/metrics.md says what each costs and needs)")
+    scores.add_argument("--metric-weights", metavar="DIR",
+                        help="a folder holding the backbone weights files LPIPS, FVD and KID load (default: the torch hub "
+                             "cache, $TORCH_HOME/hub/checkpoints, filled by the libraries' own download when online)")
     plugin = parser.add_argument_group("a generator from your own file")
     plugin.add_argument("--network-source", metavar="PATH",
                         help="where the generator's file is now, if it moved since training (its SHA-256 must still match) "

@@ -205,6 +205,9 @@ TRAIN_FLAGS = (
           help="under torchrun: how long the other ranks wait in a collective for the slowest one (rank 0 validates, "
                "writes samples and saves alone)"),
     _flag("run", "--sample-every", type=positive_int, default=1, steers=True, help="validate and write samples every N epochs"),
+    _flag("run", "--perceptual-every", type=non_negative_int, default=1, steers=True,
+          help="score JOD (ColorVideoVDP) at every Nth validation, at the first and at the last (0: never); "
+               "docs/metrics.md says what it costs"),
     _flag("run", "--log-every", type=positive_int, default=10, steers=True, help="write losses to metrics.jsonl every N steps"),
     _flag("run", "--save-every", type=non_negative_int, default=0, steers=True, help="also save last.pt every N steps (0: at epoch ends only)"),
     _flag("run", "--keep", type=non_negative_int, default=3, steers=True, help="epoch_NNNN.pt checkpoints to keep beside last.pt"),

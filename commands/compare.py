@@ -18,6 +18,7 @@ from pathlib import Path
 from cli.argtypes import frame_size, non_negative_int, positive_int
 from cli.inference_flags import add_inference_flags
 from commands.trained import trained_generator
+from metrics import too_small
 from utils.errors import UsageError
 
 HELP = "run a trained generator over a video and write a side-by-side comparison"
@@ -45,7 +46,7 @@ def add_arguments(parser):
 def main(args):
     from experiments.report import record_result
     from inference.compare import Outputs, Windows, compare_model, comparison_source, dry_run, profile_beside
-    from utils.metrics import score_table
+    from metrics.scores import score_table
 
     def clip_shape(model):
         window = args.window or model.clip_frames
@@ -57,9 +58,11 @@ def main(args):
     def overlap_of(model):
         return model.clip_frames // 2 if args.overlap is None else args.overlap
 
-    _, model, generate, back = trained_generator(args, clip_shape)
+    device, model, generate, back = trained_generator(args, clip_shape)
     window, overlap = args.window or model.clip_frames, overlap_of(model)
     size = args.size or model.size
+    if too_small(args.metrics, size.width, size.height):
+        raise UsageError(f"argument --metrics: {too_small(args.metrics, size.width, size.height)}; compare at a larger --size")
     print(f"generating {generate.plan}", flush=True)
     if args.dry_run:
         out = dry_run(comparison_source(args.video, args.target, model.pair), generate, size, window)
@@ -67,7 +70,7 @@ def main(args):
         return 0
     output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_compare.mp4")
     outputs = Outputs(output, Path(args.save_generated) if args.save_generated else None, profile_beside(output),
-                      args.vmaf, args.overwrite, args.quiet)
+                      args.vmaf, args.overwrite, args.quiet, tuple(args.metrics), args.metric_weights, str(device))
     result = compare_model(model, generate, args.video, outputs, args.target, size, Windows(window, overlap, args.batch, args.blend),
                            back)
     panels = " | ".join(["input", *(["translated", "back"] if model.unpaired else ["generated"]), *(["target"] if args.target or (

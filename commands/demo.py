@@ -41,7 +41,7 @@ def main(args):
     from runfolder.layout import RunFolder
     from training.loop import train
     from utils.device import pick_device
-    from utils.metrics import score_table
+    from metrics.scores import score_table
     from utils.size import Size
 
     device = pick_device(args.device)

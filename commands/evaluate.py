@@ -1,6 +1,6 @@
 """Score a trained generator on the held-out validation windows of a dataset, next to the identity
 baseline (the input itself taken as the answer): PSNR, SSIM, L1, and the temporal scores
-(masked warping error, tOF and the flicker ratio; utils/temporal.py).
+(masked warping error, tOF and the flicker ratio; metrics/temporal.py).
 
     python main.py evaluate --checkpoint checkpoints/unet_sample
     python main.py evaluate --checkpoint checkpoints/unet_sample --data data/other --json
@@ -11,6 +11,8 @@ import json
 
 from cli.inference_flags import add_inference_flags
 from commands.trained import trained_generator
+from metrics import too_small
+from utils.errors import UsageError
 
 HELP = "score a trained generator on a dataset's validation windows"
 EVALUATE_BATCH = 4  # windows per forward pass
@@ -27,16 +29,20 @@ def main(args):
     from datasets.store import read_meta
     from experiments.report import record_result
     from inference.evaluate import evaluate_model
-    from utils.metrics import score_table
+    from metrics.scores import score_table
 
     def clip_shape(model):
         meta = read_meta(args.data or model.data)
         return EVALUATE_BATCH, model.clip_frames, meta["height"], meta["width"]
 
-    _, model, generate, back = trained_generator(args, clip_shape)
+    device, model, generate, back = trained_generator(args, clip_shape)
+    meta = read_meta(args.data or model.data)
+    if too_small(args.metrics, meta["width"], meta["height"]):
+        raise UsageError(f"argument --metrics: {too_small(args.metrics, meta['width'], meta['height'])} in {args.data or model.data}")
     if not args.json:
         print(f"generating {generate.plan}", flush=True)
-    result = evaluate_model(model, generate, args.data, EVALUATE_BATCH, quiet=args.quiet, back=back)
+    result = evaluate_model(model, generate, args.data, EVALUATE_BATCH, quiet=args.quiet, back=back, metrics=args.metrics,
+                            device=str(device), weights=args.metric_weights)
     record_result(result, "evaluation")
     if args.json:
         print(json.dumps(result, indent=2))

@@ -10,6 +10,8 @@ checkpoints/index.html, a page with the table, the curves overlaid and one clip 
 import fnmatch
 import json
 
+from metrics import unpaired_metrics, validated_metrics
+
 SORT_KEYS = {  # --sort value -> (run field, largest first)
     "name": ("name", False), "status": ("status", False), "steps": ("steps", True), "params": ("parameters", True),
     "psnr": ("psnr", True), "best_psnr": ("best_psnr", True), "ssim": ("ssim", True),
@@ -24,9 +26,10 @@ def add_arguments(parser):
     parser.add_argument("--checkpoints", default="checkpoints", help="folder holding the experiment folders")
     parser.add_argument("--sort", choices=sorted(SORT_KEYS), default="name", help="order of the table (scores best first)")
     parser.add_argument("--select", default="*", help="only runs whose name matches this pattern (shell-style, e.g. 'unet*')")
-    parser.add_argument("--metric", choices=["psnr", "ssim", "flicker", "tof", "masked_warp_error", "l1", "cycle_psnr", "cycle_ssim"],
-                        default="psnr", help="score used to find the best group and test the others against it (runs "
-                                             "trained unpaired have no target: cycle_psnr, cycle_ssim, flicker)")
+    parser.add_argument("--metric", choices=validated_metrics(), default="psnr",
+                        help="validation score used to find the best group and test the others against it, in the "
+                             "direction it is better (runs trained unpaired have no target: "
+                             f"{', '.join(unpaired_metrics())})")
     parser.add_argument("--json", action="store_true", help="print the runs and groups as JSON instead of tables")
 
 

@@ -17,7 +17,7 @@ from datasets.store import FORMAT_VERSION, NpyAppender, check_fits_in_memory, fr
 from utils.errors import DatasetError
 from utils.fsio import ensure_parent, staged_dir
 from utils.memory import human_bytes
-from utils.metrics import PSNR_CAP_DB, psnr
+from metrics.scores import PSNR_CAP_DB, psnr
 from utils.progress import Progress
 
 

@@ -1,6 +1,6 @@
 """The target's optical flow, stored beside a dataset for the temporal loss (train --temporal):
 computed once, when the dataset is built (unless --no-flow) or afterwards (--add-flow), never
-per step. For every frame t of B, its flow to frame t-1 (utils/temporal.py: DIS) as float16 in
+per step. For every frame t of B, its flow to frame t-1 (metrics/temporal.py: DIS) as float16 in
 `flow.npy` (N, H, W, 2), and where the forward-backward check finds it visible in both frames as
 uint8 in `flow_mask.npy` (N, H, W); a segment's first frame has no frame before it (mask 0).
 `flow.json` says how it was made. meta.json is left as it was, so the dataset's fingerprint (and
@@ -18,7 +18,7 @@ from datasets.store import NpyAppender, read_meta
 from utils.errors import DatasetError
 from utils.fsio import temp_name
 from utils.progress import Progress
-from utils.temporal import DIS_PRESET, pair_flow
+from metrics.temporal import DIS_PRESET, pair_flow
 
 FLOW_NAMES = ("flow.npy", "flow_mask.npy")
 BYTES_PER_PIXEL = 2 * 2 + 1  # float16 (dx, dy) and a uint8 mask, per frame pixel

@@ -5,7 +5,7 @@ No scripts and no network: the pages open from disk.
 import html
 import math
 
-from utils.metrics import score_rows
+from metrics.scores import score_rows
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
@@ -118,6 +118,43 @@ def svg_bars(groups, labels, title, y_label, width=520, height=240, reference=No
     return "".join(parts)
 
 
+def svg_scatter(points, title, x_label, y_label, width=520, height=260):
+    """Points with error bars as SVG, one colour per point, its legend below: `points`
+    [(label, x, y, x_err, y_err), ...], errors of 0 drawing no bar. For the perception-distortion
+    view: a run or seed group's PSNR against its JOD, both better up and to the right."""
+    points = [p for p in points if all(isinstance(v, (int, float)) and math.isfinite(v) for v in p[1:])]
+    left, right, top, bottom = 58, 12, 26, 40
+    parts = [svg_open(width, height + 14 * len(points) + 4, title, left)]
+    if not points:
+        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#888">no run has both scores yet</text></svg>')
+        return "".join(parts)
+    x0, x1 = min(x - dx for _, x, _, dx, _ in points), max(x + dx for _, x, _, dx, _ in points)
+    y0, y1 = min(y - dy for _, _, y, _, dy in points), max(y + dy for _, _, y, _, dy in points)
+    pad_x, pad_y = (x1 - x0) * 0.08 or 0.5, (y1 - y0) * 0.08 or 0.5
+    x0, x1, y0, y1 = x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y
+    sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
+    sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
+    parts.append(y_grid(_ticks(y0, y1), sy, left, width - right))
+    for tick in _ticks(x0, x1):
+        parts.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{fmt(tick)}</text>')
+    parts.append(f'<text x="{(left + width - right) / 2}" y="{height - bottom + 28}" font-size="10" text-anchor="middle">'
+                 f'{html.escape(x_label)}</text>')
+    parts.append(f'<text x="12" y="{(top + height - bottom) / 2:.1f}" font-size="10" transform="rotate(-90 12 '
+                 f'{(top + height - bottom) / 2:.1f})" text-anchor="middle">{html.escape(y_label)}</text>')
+    for i, (label, x, y, dx, dy) in enumerate(points):
+        colour = COLOURS[i % len(COLOURS)]
+        if dx:
+            parts.append(f'<line x1="{sx(x - dx):.1f}" x2="{sx(x + dx):.1f}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="{colour}"/>')
+        if dy:
+            parts.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{sy(y - dy):.1f}" y2="{sy(y + dy):.1f}" stroke="{colour}"/>')
+        parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{colour}"/>')
+        ly = height + 14 * i + 6
+        parts.append(f'<circle cx="{left + 8}" cy="{ly}" r="4" fill="{colour}"/>'
+                     f'<text x="{left + 20}" y="{ly + 4}" font-size="10">{html.escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def curve(records, key):
     points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
     return [p[0] for p in points], [p[1] for p in points]
@@ -141,7 +178,7 @@ def table(rows, header=None, left=(0,)):
 
 
 def score_cells(scores):
-    """The score rows (utils.metrics.score_rows) as table cells."""
+    """The score rows (metrics.scores.score_rows) as table cells."""
     return [(label, *("" if c is None else fmt(c) for c in cells)) for label, *cells in score_rows(scores)]
 
 

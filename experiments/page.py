@@ -7,7 +7,7 @@ import html
 import os
 from pathlib import Path
 
-from experiments.html import Raw, curve, page, svg_chart, table
+from experiments.html import Raw, curve, page, svg_chart, svg_scatter, table
 from experiments.runs import GROUP_HEADER, RUN_HEADER, group_rows, groups, run_rows, summarize
 from runfolder.layout import CheckpointsRoot
 from runfolder.metrics import read_metrics
@@ -78,10 +78,15 @@ def write_comparison_page(root, runs, group_list):
                     + svg_chart([(name, *curve(records, "val/l1"), False) for name, records in curves.items()], "validation L1")
                     + svg_chart([(name, *curve(records, "val/flicker"), False) for name, records in curves.items()],
                                 "validation flicker ratio (1 = as steady as the target)")
+                    + (svg_chart([(name, *curve(records, "val/jod"), False) for name, records in curves.items()],
+                                 "validation JOD (ColorVideoVDP; 10 = no visible difference)")
+                       if any("val/jod" in r for records in curves.values() for r in records) else "")
                     + (svg_chart([(name, *curve(records, "val/cycle_psnr"), False) for name, records in curves.items()],
                                  "unpaired runs: validation cycle PSNR (dB)")
                        if any("val/cycle_psnr" in r for records in curves.values() for r in records) else "")
                     + "</div>")
+    if any(g["jod_mean"] is not None and g["psnr_mean"] is not None for g in group_list):
+        sections.append(perception_distortion(group_list))
     composites = clip_composites(root, runs)
     if composites:
         sections.append("<h2>One validation clip, every run</h2>" + "".join(
@@ -89,3 +94,14 @@ def write_comparison_page(root, runs, group_list):
             for caption, path in composites))
     write_text_atomic(root.page, page(f"experiments in {root.path}", sections))
     return root.page
+
+
+def perception_distortion(group_list):
+    """Fidelity against realism (Blau and Michaeli 2018): each seed group's last validation PSNR
+    against its JOD, mean ± standard deviation over its seeds (a single run: a point)."""
+    points = [(f"{g['group']} ({g['n']})" if g["n"] > 1 else g["group"], g["psnr_mean"], g["jod_mean"], g["psnr_std"] or 0.0,
+               g["jod_std"] or 0.0) for g in group_list if g["jod_mean"] is not None and g["psnr_mean"] is not None]
+    return ("<h2>Perception and distortion</h2><p>PSNR rewards the blurry average of what could be there; JOD "
+            "(ColorVideoVDP) is what a viewer would notice. Up and to the right is better on both; a structure that "
+            "trades one for the other shows as a step along the other axis. Seed groups: mean ± standard deviation.</p>"
+            + svg_scatter(points, "validation PSNR against JOD", "PSNR (dB)", "JOD"))

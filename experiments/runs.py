@@ -12,14 +12,14 @@ from runfolder.config import read_config
 from runfolder.events import STARTS, run_status
 from runfolder.header import read_header
 from runfolder.layout import RunFolder
+from metrics import best_of, better_is_higher, validated_metrics
 from runfolder.metrics import metric_lines, records_in
 
 # Flags that name or steer a run without changing what it learns: left out of "flags" and of grouping
 # (the data has a column of its own, and does group).
 NOT_SHOWN = unshown_flags() | {"data"}
 SPEED_RECORDS = 20  # clips/s is the median of the last this many loss records
-METRICS = {"psnr": max, "ssim": max, "flicker": min, "tof": min, "masked_warp_error": min, "l1": min,  # what "best" means for each
-           "cycle_psnr": max, "cycle_ssim": max}  # (these two: runs trained unpaired, which have no target)
+VALIDATED = validated_metrics()  # what validation logs, as val/NAME: what a run's table and its groups show
 
 
 def summarize(folder, defaults):
@@ -51,10 +51,10 @@ def summarize(folder, defaults):
         "clips_per_s": _median([r["time/clips_per_s"] for r in speeds if isinstance(r.get("time/clips_per_s"), (int, float))]),
         "group": group_key(config),
     }
-    for metric, better in METRICS.items():
+    for metric in VALIDATED:
         values = [r[f"val/{metric}"] for r in validation if isinstance(r.get(f"val/{metric}"), (int, float))]
         run[metric] = last_val.get(f"val/{metric}")
-        run[f"best_{metric}"] = better(values) if values else None
+        run[f"best_{metric}"] = best_of(metric, values) if values else None
         run[f"{metric}_identity"] = last_val.get(f"val/{metric}_identity")
     return run
 
@@ -87,12 +87,12 @@ def groups(runs, metric="psnr"):
     for members in by_key.values():
         entry = {"group": group_label([r["name"] for r in members]), "runs": [r["name"] for r in members],
                  "n": len(members), "data": members[0].get("data")}
-        for name in METRICS:
+        for name in VALIDATED:
             values = [r[name] for r in members if isinstance(r.get(name), (int, float))]
             entry[name] = values
             entry[f"{name}_mean"], entry[f"{name}_std"] = mean_std(values) if values else (None, None)
         result.append(entry)
-    pick = max if METRICS[metric] is max else min
+    pick = max if better_is_higher(metric) else min
     for data in {g["data"] for g in result if g[f"{metric}_mean"] is not None}:
         same_data = [g for g in result if g["data"] == data]
         scored = [g for g in same_data if g[f"{metric}_mean"] is not None]
@@ -129,14 +129,15 @@ def run_rows(runs):
     """Rows for the runs table (strings), in the order of RUN_HEADER."""
     return [[r["name"], r["status"] + ("" if r["checkpoint"] else " (no last.pt)"), r["network"],
              _num(r["parameters"] / 1e6 if r["parameters"] else None), str(r["steps"]), str(r["epochs"]),
-             f"{_num(r['psnr'])} ({_num(r['best_psnr'])})", f"{_num(r['ssim'], 3)} ({_num(r['best_ssim'], 3)})",
+             f"{_num(r['psnr'])} ({_num(r['best_psnr'])})", f"{_num(r['jod'])} ({_num(r['best_jod'])})",
+             f"{_num(r['ssim'], 3)} ({_num(r['best_ssim'], 3)})",
              f"{_num(r['flicker'])} ({_num(r['best_flicker'])})", _num(r["psnr_identity"]),
              _num(r["clips_per_s"]), as_typed(r["flags"])] for r in runs]
 
 
-RUN_HEADER = ["name", "status", "net", "M params", "steps", "epochs", "PSNR (best)", "SSIM (best)", "flicker (best)",
+RUN_HEADER = ["name", "status", "net", "M params", "steps", "epochs", "PSNR (best)", "JOD (best)", "SSIM (best)", "flicker (best)",
               "identity PSNR", "clips/s", "flags"]
-GROUP_HEADER = ["group", "seeds", "PSNR", "SSIM", "flicker", "tOF", "vs best on its data (Welch, p < 0.05)"]
+GROUP_HEADER = ["group", "seeds", "PSNR", "JOD", "SSIM", "flicker", "tOF", "vs best on its data (Welch, p < 0.05)"]
 
 
 def group_rows(group_list):
@@ -146,7 +147,7 @@ def group_rows(group_list):
     rows = []
     for g in group_list:
         verdict = g.get("vs_best", {"verdict": "-", "p": None})
-        rows.append([g["group"], str(g["n"]), spread(g, "psnr", 2), spread(g, "ssim", 3), spread(g, "flicker", 3), spread(g, "tof", 3),
+        rows.append([g["group"], str(g["n"]), spread(g, "psnr", 2), spread(g, "jod", 2), spread(g, "ssim", 3), spread(g, "flicker", 3), spread(g, "tof", 3),
                      verdict["verdict"] + (f" (p={verdict['p']:.3g})" if verdict["p"] is not None else "")])
     return rows
 

@@ -24,12 +24,14 @@ from datasets.pairs import TWO_VIDEOS, UNPAIRED, parse_pair
 from datasets.sources import DerivedSource, InputSource, PairedSource
 from inference.sliding import generate_stream
 from utils.background import Behind, ahead
-from utils.errors import VideoError
 from media.encode import VideoWriter
 from media.probe import probe
 from media.vmaf import vmaf
 from utils.images import PROFILE_ROWS, profile_row, save_png, side_by_side, temporal_profile
-from utils.metrics import PSNR_CAP_DB, VideoScores, psnr, ssim
+from metrics import code_of
+from metrics.jod import DISPLAY_RECORD, FrameCountError
+from metrics.scores import PSNR_CAP_DB, VideoScores, psnr, ssim
+from utils.errors import VideoError, warn
 from utils.progress import Progress
 
 COMMENT = "made by vgan compare"
@@ -57,6 +59,9 @@ class Outputs:
     vmaf: bool = False
     overwrite: bool = False
     quiet: bool = True  # no progress lines
+    metrics: tuple = ()  # the scores asked for by name (--metrics): metrics/__init__.py's `stream`s
+    metric_weights: str | None = None  # where the learned metrics' backbone weights are (--metric-weights)
+    device: str = "cpu"  # where the perceptual scores compute
 
 
 def profile_beside(side_by_side):
@@ -185,7 +190,7 @@ class TemporalProfile(Sink):
 
 
 class Scores(Sink):
-    """A paired model's scores against the target (utils/metrics.py's VideoScores)."""
+    """A paired model's scores against the target (metrics/scores.py's VideoScores)."""
 
     def __init__(self):
         self.scores = VideoScores()
@@ -230,6 +235,34 @@ class RoundTripScores(Sink):
         result["pairs"] = [list(pair) for pair in self.steadiness.curve]
 
 
+class RequestedScores(Sink):
+    """The scores asked for by name (--metrics: JOD, LPIPS, ...), each of the generated video (of a
+    round trip: the translation) and of the identity (the input taken as the answer) against the
+    target, streamed as the frames come (metrics/__init__.py's `stream`s)."""
+
+    def __init__(self, outputs, frames, fps):
+        self.streams = {name: [code_of(name, "stream")(frames, fps, outputs.device, outputs.metric_weights) for _ in range(2)]
+                        for name in outputs.metrics}
+
+    def add(self, chunk):
+        for made, identity in self.streams.values():
+            made.add(chunk.outputs, chunk.targets)
+            identity.add(chunk.inputs, chunk.targets)
+
+    def finish(self, result):
+        for name, streams in self.streams.items():
+            try:
+                (value, curve), (identity, identity_curve) = (stream.result() for stream in streams)
+            except FrameCountError as exc:  # never a number for what could not be scored whole
+                warn(result["source"], f"{exc}: its {name} is left out")
+                continue
+            result["scores"].update({name: value, f"{name}_identity": identity})
+            if curve is not None:
+                result.setdefault("curves", {})[name] = [[frame, *values] for frame, values in enumerate(zip(curve, identity_curve))]
+        if "jod" in self.streams:
+            result["jod_display"] = DISPLAY_RECORD
+
+
 def open_sinks(stack, source, outputs, fps, scratch, round_trip=False):
     """The sinks compare feeds, each writer closed (or, on failure, aborted) by `stack`."""
     audio_from = source.paths[0] if source.info(source.paths[0]).has_audio else None
@@ -241,6 +274,8 @@ def open_sinks(stack, source, outputs, fps, scratch, round_trip=False):
         sinks.append(RoundTripScores(has_target))
     elif has_target:
         sinks.append(Scores())
+    if outputs.metrics:
+        sinks.append(RequestedScores(outputs, source.expected_frames(), fps))
     if outputs.vmaf and (has_target or round_trip):
         sinks.append(Vmaf(scratch, fps))
     if outputs.profile:
@@ -271,6 +306,9 @@ def compare_video(source, generate, size, windows, outputs, back=None):
     trip), whether the window switched] per frame pair when there is a target. `back`: an unpaired
     model's generator the other way, which brings each translation back."""
     check_output(outputs.side_by_side, source.paths, outputs.overwrite)
+    if outputs.metrics and isinstance(source, InputSource):
+        raise VideoError(source.paths[0], f"has no target to score {', '.join(outputs.metrics)} against; give the aligned "
+                                          f"--target (a model trained on two videos or unpaired has none of its own)")
     if outputs.generated:
         check_output(outputs.generated, [*source.paths, outputs.side_by_side], outputs.overwrite)
     fps = source.info(source.paths[0]).fps
@@ -293,7 +331,7 @@ def compare_video(source, generate, size, windows, outputs, back=None):
             progress.close()
             if frames == 0:
                 raise VideoError(source.paths[0], "gave no frames to compare")
-        result = {"frames": frames, "fps": fps, "scores": {}, "pairs": []}
+        result = {"frames": frames, "fps": fps, "scores": {}, "pairs": [], "source": str(source.paths[0])}
         for sink in sinks:
             sink.finish(result)
     return result

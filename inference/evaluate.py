@@ -1,22 +1,29 @@
 """Scores of a trained generator on a dataset's held-out windows, next to the identity baseline. An
 unpaired model on an unpaired dataset translates the held-out windows of its direction's side and
-is scored by the round trip back and its steadiness (utils/metrics.py's score_translation); on a
+is scored by the round trip back and its steadiness (metrics/scores.py's score_translation); on a
 paired dataset (a known answer) it is scored against the target like any generator.
 
     result = evaluate_model(model, ClipGenerator(model.generator, device))      # on the data it was trained on
 """
 from datasets.slider import validation_slider
+from metrics.jod import DISPLAY_RECORD
 from datasets.store import load_dataset
 from inference.generate import generate_windows, round_trip_windows
 from utils.errors import DatasetError
-from utils.metrics import score_translation, score_windows
+from metrics.scores import requested_scores, score_translation, score_windows
 from utils.progress import Progress
 
 
-def evaluate_generator(generate, dataset, clip_frames, batch=4, quiet=True, back=None, side="a"):
+def evaluate_generator(generate, dataset, clip_frames, batch=4, quiet=True, back=None, side="a", metrics=(), device="cpu",
+                       weights=None):
     """{"windows", "frames", "scores": {psnr, ssim, masked_warp_error, tof, flicker, l1, each with
-    _identity}} over the validation windows of `dataset` (uint8 frames), each held-out frame once.
-    On an unpaired dataset, `side`'s windows, brought back by `back`: the round trip's scores."""
+    _identity}} over the validation windows of `dataset` (uint8 frames), each held-out frame once,
+    with the `metrics` asked for by name (--metrics: jod, lpips, ...) computed on `device`, from
+    the backbone weights in `weights`. On an unpaired dataset, `side`'s windows, brought back by
+    `back`: the round trip's scores."""
+    if metrics and dataset.unpaired:
+        raise DatasetError(dataset.path, f"is unpaired: it has no target to score {', '.join(metrics)} against; evaluate "
+                                         f"on a paired dataset of the same domains, or compare a video with --target")
     try:
         slider = validation_slider(dataset, clip_frames, batch, source=dataset.path, side=side)
     except DatasetError:
@@ -28,11 +35,12 @@ def evaluate_generator(generate, dataset, clip_frames, batch=4, quiet=True, back
     else:
         inputs, outputs, targets = generate_windows(generate, slider, progress)
         scores = score_windows(inputs, outputs, targets)
+        scores.update(requested_scores(metrics, inputs, outputs, targets, dataset.meta.get("fps") or 25, device, weights))
     progress.close()
     return {"windows": len(inputs), "frames": int(inputs.shape[0] * inputs.shape[1]), "scores": scores}
 
 
-def evaluate_model(model, generate, data=None, batch=4, quiet=True, back=None):
+def evaluate_model(model, generate, data=None, batch=4, quiet=True, back=None, metrics=(), device="cpu", weights=None):
     """evaluate_generator for a trained model on `data` (default: the dataset it was trained on),
     as the summary that is kept as JSON."""
     data = data or model.data
@@ -40,4 +48,5 @@ def evaluate_model(model, generate, data=None, batch=4, quiet=True, back=None):
     if dataset.unpaired and not model.unpaired:
         raise DatasetError(data, "is unpaired (no targets), so a paired model cannot be scored on it; evaluate it on a paired dataset")
     side = "b" if model.direction == "BtoA" else "a"
-    return {**model.describe(), "data": str(data), **evaluate_generator(generate, dataset, model.clip_frames, batch, quiet, back, side)}
+    result = evaluate_generator(generate, dataset, model.clip_frames, batch, quiet, back, side, metrics, device, weights)
+    return {**model.describe(), "data": str(data), **result, **({"jod_display": DISPLAY_RECORD} if "jod" in metrics else {})}

@@ -18,7 +18,7 @@ from compute.precision import amp_pays_here, autocast
 from inference.generate import ClipGenerator
 from inference.tiles import NotTileable, Tiling, forward_cost, receptive_radius, round_up, temporal_radius, tiling_halo
 from networks.layers import Residual, SizeError, check_size, clip_mismatch, count_parameters, size_multiple
-from utils.metrics import PSNR_CAP_DB, mean_psnr
+from metrics.scores import PSNR_CAP_DB, mean_psnr
 from utils.size import Size
 
 TILE_AGREEMENT_DB = 45.0  # tiles that agree with whole frames to this PSNR show no seam (uint8 rounding is ~58 dB)

@@ -1,5 +1,5 @@
 """VMAF, the one score that ffmpeg computes (through its optional libvmaf filter); the scores vgan
-computes itself are in utils/metrics.py.
+computes itself are in metrics/scores.py.
     vmaf("generated.mp4", "target.mp4")     # -> 87.3
 """
 import re

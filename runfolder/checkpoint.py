@@ -28,7 +28,8 @@ VERSION = 1
 # What runs from before a flag existed did, for every flag added since that shapes the networks or
 # the run: full 3D convolutions, no global skip. (The loss weights' are declared with them: training/step.py.)
 OLD_RUN_DEFAULTS = {"conv": "3d", "residual": "off", "net_args": {}, "disc": "patch", "disc_args": {}, "ema": 0.0,
-                    "deterministic": False, "prefetch": "auto", "dist_timeout": 60.0, "mode": "paired", "pool_size": 50}
+                    "deterministic": False, "prefetch": "auto", "dist_timeout": 60.0, "mode": "paired", "pool_size": 50,
+                    "perceptual_every": 1}
 OLD_RUN_DATASET = {"pair": None, "width": 64, "height": 64, "fps": None}  # before checkpoints recorded their data
 DATASET_KEYS = tuple(OLD_RUN_DATASET)
 NO_PLUGINS = {"generator": None, "discriminator": None}

@@ -242,7 +242,8 @@ def clip(tmp_path_factory):
     return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4")
 
 
-TINY = ["--depth", "2", "--channels", "4", "--d-channels", "4", "--d-layers", "2", "-pool", "4", "--step", "2"]
+# Mechanics, not perception: no JOD at validation (its library takes seconds to load in every training process).
+TINY = ["--depth", "2", "--channels", "4", "--d-channels", "4", "--d-layers", "2", "-pool", "4", "--step", "2", "--perceptual-every", "0"]
 
 
 @pytest.fixture(scope="session")

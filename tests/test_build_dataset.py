@@ -8,7 +8,7 @@ import pytest
 from conftest import build, encode_frames, make_video, read_frames, run_cli
 from datasets.build import build_dataset, derived_sources
 from datasets.store import fingerprint, load_dataset
-from utils.metrics import mean_psnr
+from metrics.scores import mean_psnr
 from utils.size import Size
 
 

@@ -16,7 +16,7 @@ from training.trained_model import latest_experiment
 from media.probe import probe
 from media.process import ffmpeg_exe, has_filter
 from utils.images import load_png
-from utils.metrics import mean_psnr, ssim
+from metrics.scores import mean_psnr, ssim
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import cv2
 
-from utils.metrics import VideoScores, mean_psnr, psnr, ssim
-from utils.temporal import pair_flow, pair_warp_error, warp
+from metrics.scores import VideoScores, mean_psnr, psnr, ssim
+from metrics.temporal import pair_flow, pair_warp_error, warp
 
 
 def noisy_pair(shape, seed, spread=40):

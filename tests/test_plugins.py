@@ -90,7 +90,7 @@ def test_a_plug_in_runs_in_tiles_as_in_whole_frames(plugin_runs, sample_video, t
                        cwd=plugin_runs)  # one way of computing for both: auto may time them apart, and tiles alone must differ
         assert done.returncode == 0, done.stderr
         assert ("tiles of 16x16" in done.stdout) == bool(tiles)
-    from utils.metrics import mean_psnr
+    from metrics.scores import mean_psnr
 
     assert mean_psnr(read_frames(outputs["tiled"]), read_frames(outputs["whole"])) >= 45.0
 

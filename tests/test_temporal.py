@@ -12,7 +12,7 @@ from datasets.flow import load_flow
 from datasets.store import fingerprint, load_dataset
 from networks.losses import temporal_loss
 from training.ema import WeightAverage
-from utils.temporal import optical_flow, pair_flow
+from metrics.temporal import optical_flow, pair_flow
 
 
 def clip_of(*frames):

@@ -16,7 +16,7 @@ from networks import build_generator
 from networks.layers import Residual, size_multiple
 from utils.errors import UserError
 from media.probe import probe
-from utils.metrics import psnr
+from metrics.scores import psnr
 from utils.size import Size
 
 CPU = torch.device("cpu")

@@ -51,7 +51,7 @@ from compute.precision import grad_scaler
 from utils.device import to_model_input
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.fsio import remove_partials
-from utils.metrics import mean_psnr
+from metrics.scores import mean_psnr
 from utils.progress import Progress, duration
 from utils.size import Size
 
@@ -460,7 +460,7 @@ def say_what_trains(run, resumed, defaults):
 
 def validate_at_step_0(run, report):
     """Where the curves start: a residual generator starts at the identity."""
-    scores, _ = validation(run)
+    scores, _ = validation(run, perceptual=run.config["perceptual_every"] > 0)
     report.log.write({"step": 0, "epoch": 0, **scores})
     report.progress.write(run.mode.validation_line("step 0", scores))
 
@@ -573,7 +573,9 @@ def end_epoch(run, position, report, tally, epoch_number, finished):
     losses = tally.read_epoch()  # on every rank: a loss gone NaN stops them all here
     if report is not None:
         if run.data.val is not None and (finished or epoch_number % run.config["sample_every"] == 0):
-            scores, clips = validation(run)
+            every = run.config["perceptual_every"]
+            perceptual = every > 0 and (finished or (epoch_number // run.config["sample_every"]) % every == 0)
+            scores, clips = validation(run, perceptual)
             report.log.write({"step": position.step, "epoch": epoch_number, **scores})
             fps = run.data.dataset.meta.get("fps") or 25
             run.mode.write_samples(run.folder, epoch_number, clips, fps, report.log)
@@ -587,9 +589,11 @@ def end_epoch(run, position, report, tally, epoch_number, finished):
     barrier(run.ranks)
 
 
-def validation(run):
-    """(scores, clips) of the inference generator (the weight average when kept) on the held-out windows."""
-    return run.mode.validate(run.nets.inference_generator, run.data.val, run.device, run.amp, run.channels_last)
+def validation(run, perceptual=False):
+    """(scores, clips) of the inference generator (the weight average when kept) on the held-out
+    windows; with `perceptual`, the perceptual scores too (JOD)."""
+    return run.mode.validate(run.nets.inference_generator, run.data.val, run.device, run.amp, run.channels_last,
+                             perceptual=perceptual, fps=run.data.dataset.meta.get("fps") or 25)
 
 
 def save(run, position, tally=None, epoch_file=False, finished=False, scores=None):

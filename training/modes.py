@@ -118,7 +118,7 @@ class Mode:
     generator: Callable  # (build_generator) -> the generator it trains and saves, built in a fixed order
     discriminator: Callable  # (build_discriminator) -> its discriminator, or None
     new_train_step: Callable  # (pool_size, seed, rank) -> train_step(nets, x, y, weights, device, amp, guard, ranks, motion)
-    validate: Callable  # (generator, val, device, amp, channels_last) -> (scores, clips)
+    validate: Callable  # (generator, val, device, amp, channels_last, perceptual=, fps=) -> (scores, clips)
     write_samples: Callable  # (folder, epoch, clips, fps, log): the pictures of validate's clips
     validation_line: Callable  # (when, scores) -> the progress line of a validation
     what_trains: Callable  # (network) -> the start line's words for what trains
@@ -143,8 +143,9 @@ def cycle_discriminators(build_discriminator):
 
 
 def paired_line(when, scores):
+    jod = f", JOD {scores['val/jod']:.2f} (identity {scores['val/jod_identity']:.2f})" if "val/jod" in scores else ""
     return (f"{when}: validation L1 {scores['val/l1']:.4f} (identity {scores['val/l1_identity']:.4f}), "
-            f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB)")
+            f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB){jod}")
 
 
 def cycle_line(when, scores):
@@ -161,7 +162,7 @@ def cycle_samples(folder, epoch, clips, fps, log):
 
 def unpaired_mode(summary, predictors, what_trains):
     return Mode(summary, unpaired=True, generator=cycle_generators(predictors), discriminator=cycle_discriminators,
-                new_train_step=CycleStep, validate=lambda g, val, *compute: validate_unpaired(g, *val, *compute),
+                new_train_step=CycleStep, validate=lambda g, val, *compute, **scoring: validate_unpaired(g, *val, *compute, **scoring),
                 write_samples=cycle_samples, validation_line=cycle_line, what_trains=what_trains,
                 directions=lambda generator, direction: generator.direction(direction), reconstruction_loss="g_cycle",
                 default_gan_loss="lsgan")  # as CycleGAN trains
@@ -170,7 +171,7 @@ def unpaired_mode(summary, predictors, what_trains):
 PAIRED = Mode(summary="input -> target pairs (pix2pix)", unpaired=False, generator=lambda build: build(),
               discriminator=lambda build: build(6),  # conditional: it sees the input beside the clip
               new_train_step=lambda pool_size, seed, rank=0: gan_step,
-              validate=lambda g, val, *compute: validate(g, val[0], *compute), write_samples=write_samples,
+              validate=lambda g, val, *compute, **scoring: validate(g, val[0], *compute, **scoring), write_samples=write_samples,
               validation_line=paired_line, what_trains=lambda network: network,
               directions=lambda generator, direction: (generator, None), reconstruction_loss="g_l1")
 

@@ -3,29 +3,54 @@ next to the identity baseline (the input itself taken as the answer). An unpaire
 target: each side's held-out windows are translated and brought back, and scored by the cycle's
 reconstruction and by how steady the translation is under the input's motion.
 
+With `perceptual`, the validated metrics that have code of their own (metrics/__init__.py: JOD)
+are scored too; the identity's score is the same at every validation, so it is kept from the first.
+
     scores, clips = validate(generator, val_slider, device, amp=False)
     scores, clips = validate_unpaired(cycle_generators, val_a, val_b, device, amp=False)
 """
+import weakref
+
 import numpy as np
 
 from inference.generate import ClipGenerator, generate_windows, round_trip_windows
-from utils.metrics import score_translation, score_windows
+from metrics import code_of, perceptual_validated
+from metrics.scores import score_translation, score_windows
+
+IDENTITY_SCORES = weakref.WeakKeyDictionary()  # validation windows -> {name: the identity's score}
 
 DIRECTIONS = {"AtoB": "ab", "BtoA": "ba"}  # a direction and the suffix of its scores
 
 
-def validate(generator, slider, device, amp, channels_last=False):
+def validate(generator, slider, device, amp, channels_last=False, perceptual=False, fps=25):
     """({"val/l1", "val/psnr", "val/ssim", "val/masked_warp_error", "val/tof", "val/flicker", each
-    with _identity, and "val/masked_warp_error_target"}, (inputs, outputs, targets) uint8 windows)."""
+    with _identity, and "val/masked_warp_error_target"; with `perceptual`, "val/jod" and its
+    identity's}, (inputs, outputs, targets) uint8 windows)."""
     was_training = generator.training
     generator.eval()
     clips = generate_windows(ClipGenerator(generator, device, amp, channels_last), slider)
     generator.train(was_training)
+    scores = score_windows(*clips)
+    if perceptual:
+        scores.update(perceptual_scores(slider, *clips, fps, device))
     # A ratio with no reference (a still target has no motion to compare flicker with) is left out, not logged as null.
-    return {f"val/{name}": value for name, value in score_windows(*clips).items() if value is not None}, clips
+    return {f"val/{name}": value for name, value in scores.items() if value is not None}, clips
 
 
-def validate_unpaired(generators, slider_a, slider_b, device, amp, channels_last=False):
+def perceptual_scores(slider, inputs, outputs, targets, fps, device):
+    """{name, name_identity} of the validated metrics with code of their own, each window a video."""
+    kept = IDENTITY_SCORES.setdefault(slider, {})
+    scores = {}
+    for name in perceptual_validated():
+        score = code_of(name, "windows")
+        scores[name] = score(outputs, targets, fps, device)
+        if name not in kept:
+            kept[name] = score(inputs, targets, fps, device)
+        scores[f"{name}_identity"] = kept[name]
+    return scores
+
+
+def validate_unpaired(generators, slider_a, slider_b, device, amp, channels_last=False, perceptual=False, fps=25):
     """({"val/cycle_psnr", "val/cycle_ssim", "val/flicker", ... each the mean of both directions, and
     each direction's as "val/cycle_psnr_ab" ...}, {direction: (inputs, translated, reconstructed)
     uint8 windows}) of CycleGenerators over A's and B's held-out windows."""

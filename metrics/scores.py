@@ -1,5 +1,5 @@
 """Quality metrics on uint8 frames, following their standard definitions; the temporal ones are
-utils/temporal.py's.
+metrics/temporal.py's.
 
     psnr(generated, target)            # per frame, dB; frames are (..., H, W, 3) uint8
 """
@@ -8,7 +8,8 @@ import itertools
 import cv2
 import numpy as np
 
-from utils.temporal import SeamCount, pair_flow, pair_tof, pair_warp_error, ratio
+from metrics import code_of, score_labels
+from metrics.temporal import SeamCount, pair_flow, pair_tof, pair_warp_error, ratio
 
 PSNR_CAP_DB = 100.0  # identical frames have infinite PSNR; averages cap each frame here
 
@@ -64,7 +65,7 @@ def ssim(generated, target):
 class VideoScores:
     """Running scores of a stream of frames next to the identity baseline (the input itself taken as
     the answer): means of PSNR and SSIM per frame, and of the masked warping error and tOF per frame
-    pair (utils/temporal.py), with the flicker ratio; when the stream says where a sliding window
+    pair (metrics/temporal.py), with the flicker ratio; when the stream says where a sliding window
     switches, the seam ratio, and `curve`, the warping error of each pair. Memory does not grow
     with the stream beyond a few numbers per frame pair.
         scores = VideoScores(); scores.add(inputs, outputs, targets); scores.result()
@@ -151,8 +152,17 @@ def score_translation(inputs, outputs, reconstructed):
             "tof": temporal["tof"], "flicker": temporal["flicker"]}
 
 
-SCORE_ROWS = (("l1", "L1 (255 = 1)"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("cycle_psnr", "cycle PSNR (dB)"), ("cycle_ssim", "cycle SSIM"), ("masked_warp_error", "masked warping error"),
-              ("tof", "tOF (pixels)"), ("flicker", "flicker ratio"), ("seam", "seam ratio"), ("vmaf", "VMAF"))
+def requested_scores(names, inputs, outputs, targets, fps, device="cpu", weights=None):
+    """{name, name_identity} of the metrics asked for by name (--metrics) on uint8 windows (N, T, H,
+    W, 3), each window a video of its own: the generated windows' and the input's (the identity's)."""
+    scores = {}
+    for name in names:
+        score = code_of(name, "windows")
+        scores[name], scores[f"{name}_identity"] = (score(made, targets, fps, device, weights) for made in (outputs, inputs))
+    return scores
+
+
+SCORE_ROWS = score_labels()  # (name, label), in the registry's order
 
 
 def score_rows(scores):

@@ -1,0 +1,199 @@
+"""The perceptual metrics: ColorVideoVDP's JOD, offline, equal to cvvdp's own figure; LPIPS, tLP, FVD
+and KID loaded through their real loading code from weights planted in the cache layout (randomly
+initialised: no download here), their distances checked against independent computations; and the
+one-line refusals."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, assert_user_error, build, make_video, read_frames, run_cli
+from metrics import METRICS, requested_metrics
+from metrics.jod import DISPLAY, JodStream, jod
+from metrics import learned
+
+
+@pytest.fixture(scope="module")
+def photo_clip():
+    """12 frames of 48x64 of a real photograph, panning: what JOD is calibrated for."""
+    from skimage import data
+
+    photo = cv2.resize(data.astronaut(), (128, 128))
+    return np.stack([photo[20 + t: 68 + t, 10 + 2 * t: 74 + 2 * t] for t in range(12)])
+
+
+def cvvdp_own(generated, target, fps=25):
+    """cvvdp's own figure, through its own array source, for the display vgan uses."""
+    import pycvvdp
+
+    metric = pycvvdp.cvvdp(display_name=DISPLAY, quiet=True)
+    q, _ = metric.predict(torch.from_numpy(generated), torch.from_numpy(target), dim_order="FHWC", frames_per_second=fps)
+    return float(q)
+
+
+def test_jod_is_10_for_the_same_clip_falls_with_blur_and_noise_and_equals_cvvdps_own(photo_clip):
+    assert jod(photo_clip, photo_clip, 25) == pytest.approx(10.0, abs=1e-4)
+    blurred = [np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in photo_clip]) for sigma in (0.7, 1.5, 3.0)]
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(photo_clip + rng.normal(0, sigma, photo_clip.shape), 0, 255).astype(np.uint8) for sigma in (4, 12, 36)]
+    for worse in (blurred, noisy):
+        scores = [jod(video, photo_clip, 25) for video in worse]
+        assert 10 > scores[0] > scores[1] > scores[2]  # the more blur or noise, the lower
+    assert jod(blurred[1], photo_clip, 25) == pytest.approx(cvvdp_own(blurred[1], photo_clip), abs=1e-5)
+
+
+def test_jod_fed_in_chunks_is_the_whole_videos_and_a_short_stream_gives_no_number(photo_clip):
+    target = photo_clip
+    made = np.stack([cv2.GaussianBlur(f, (0, 0), 1.2) for f in target])
+    stream = JodStream(len(target), 25)
+    for start in range(0, len(target), 5):
+        stream.add(made[start:start + 5], target[start:start + 5])
+    value, curve = stream.result()
+    assert value == pytest.approx(cvvdp_own(made, target), abs=1e-5) and len(curve) == len(target)
+    short = JodStream(len(target) + 3, 25)
+    short.add(made, target)
+    with pytest.raises(ValueError, match="gave 12 frames, not the 15"):
+        short.result()
+
+
+def test_compare_and_evaluate_report_jod_for_the_model_and_the_identity(tiny_run, tmp_path):
+    work, experiment = tiny_run
+    video = make_video(tmp_path / "v.mp4", size="64x48", seconds=1)
+    out = tmp_path / "c.mp4"
+    result = run_cli("compare", "--checkpoint", experiment, "--video", video, "-o", out, "--metrics", "jod", cwd=work)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(out.with_suffix(".json").read_text())
+    scores = summary["scores"]
+    # The identity is the gray input against the video (BT.601), as the gray pair derives it: cvvdp's own figure on it.
+    target = read_frames(video, size=(16, 16))
+    gray = np.repeat(np.rint(target @ np.array([0.299, 0.587, 0.114]))[..., None], 3, -1).astype(np.uint8)
+    assert scores["jod_identity"] == pytest.approx(cvvdp_own(gray, target), abs=0.05)
+    assert scores["jod"] < 10 and summary["jod_display"]["display"] == DISPLAY and len(summary["curves"]["jod"]) == 25
+    assert "JOD (ColorVideoVDP)" in result.stdout
+    evaluated = run_cli("evaluate", "--checkpoint", experiment, "--json", "--metrics", "jod", cwd=work)
+    assert evaluated.returncode == 0, evaluated.stderr
+    scores = json.loads(evaluated.stdout)["scores"]
+    assert scores["jod"] < 10 and scores["jod_identity"] < 10 and scores["jod"] != scores["jod_identity"]
+
+
+def test_validation_logs_jod_at_its_cadence(tmp_path, tiny):
+    flags = [f for f in TINY if f not in ("--perceptual-every", "0")]
+    result = run_cli("train", "--data", tiny, *flags, "--epochs", "3", "--perceptual-every", "2", "--name", "j", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "checkpoints" / "j" / "metrics.jsonl").read_text().splitlines()]
+    validated = [r for r in records if "val/l1" in r]
+    assert [("val/jod" in r) for r in validated] == [True, False, True, True]  # step 0, epoch 1 (skipped), 2, 3 (the last)
+    assert len({r["val/jod_identity"] for r in validated if "val/jod" in r}) == 1  # the identity's, scored once
+    assert "JOD" in result.stdout
+    listed = run_cli("runs", "--metric", "jod", "--json", cwd=tmp_path)
+    assert listed.returncode == 0 and json.loads(listed.stdout)["runs"][0]["jod"] == validated[-1]["val/jod"]
+
+
+def plant_weights(folder):
+    """Randomly initialised backbones saved under the file names the loaders look for."""
+    import torchvision
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class Unloaded(FeatureExtractorInceptionV3):
+        def load_state_dict(self, state_dict, strict=True):  # keep the random initialisation
+            return None
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    empty = folder / "empty.pth"
+    torch.save({}, empty)
+    networks = {"alexnet": torchvision.models.alexnet(weights=None), "s3d": torchvision.models.video.s3d(weights=None),
+                "inception": Unloaded("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(empty))}
+    for name, network in networks.items():
+        torch.save(network.state_dict(), folder / learned.BACKBONES[name].file)
+    empty.unlink()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hub_weights(tmp_path_factory):
+    """The torch hub cache's layout ($TORCH_HOME/hub/checkpoints) with the planted weights."""
+    home = tmp_path_factory.mktemp("torch_home")
+    plant_weights(home / "hub" / "checkpoints")
+    return home
+
+
+def test_lpips_loads_from_the_hub_cache_and_matches_an_independent_lpips(hub_weights, photo_clip, monkeypatch):
+    import lpips
+
+    monkeypatch.setenv("TORCH_HOME", str(hub_weights))
+    learned.lpips_network.cache_clear()
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2.0) for f in photo_clip])
+    ours = learned.mean_lpips(blurred[None], photo_clip[None], 25)
+    # richzhang's own package, with the same (planted) AlexNet weights in its backbone
+    reference = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    alexnet = torch.load(hub_weights / "hub" / "checkpoints" / learned.BACKBONES["alexnet"].file, weights_only=True)
+    features = {k.removeprefix("features."): v for k, v in alexnet.items() if k.startswith("features.")}
+    for block in (reference.net.slice1, reference.net.slice2, reference.net.slice3, reference.net.slice4, reference.net.slice5):
+        for index, layer in block.named_children():
+            layer.load_state_dict({name: features[f"{index}.{name}"] for name in layer.state_dict()})
+    as_input = lambda frames: torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
+    with torch.no_grad():
+        expected = reference(as_input(blurred), as_input(photo_clip)).mean().item()
+    assert ours == pytest.approx(expected, rel=1e-4) and ours > 0
+    assert learned.mean_lpips(photo_clip[None], photo_clip[None], 25) == pytest.approx(0.0, abs=1e-6)
+    # tLP: zero for the video itself, and what its definition says for a video that flickers
+    assert learned.mean_tlp(photo_clip[None], photo_clip[None], 25) == pytest.approx(0.0, abs=1e-6)
+    flicker = photo_clip.copy()
+    flicker[1::2] = blurred[1::2]
+    network = learned.lpips_network(None, "cpu")
+    made = learned.lpips_distances(network, flicker[1:], flicker[:-1], "cpu")
+    real = learned.lpips_distances(network, photo_clip[1:], photo_clip[:-1], "cpu")
+    expected = np.abs(made - real).mean()
+    assert expected > 0 and learned.mean_tlp(flicker[None], photo_clip[None], 25) == pytest.approx(expected, rel=1e-6)
+
+
+def test_kid_is_the_unbiased_mmd_of_its_features_and_fvd_the_frechet_distance(hub_weights, monkeypatch):
+    from scipy import linalg
+
+    weights = hub_weights / "hub" / "checkpoints"  # as --metric-weights DIR
+    rng = np.random.default_rng(1)
+    real = rng.integers(0, 256, (2 * learned.FVD_CLIP, 32, 32, 3), dtype=np.uint8)
+    made = np.clip(real.astype(int) + rng.integers(-60, 60, real.shape), 0, 255).astype(np.uint8)
+    kid = learned.KidStream(len(real), 25, weights=str(weights))
+    kid.add(made[:5], real[:5])
+    kid.add(made[5:6], real[5:6])
+    x, y = (torch.cat(parts).double().numpy() for parts in (kid.made, kid.real))
+    kernel = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3  # noqa: E731 - the cubic polynomial kernel of Bińkowski et al.
+    m = len(x)
+    kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
+    direct = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.sum() / m ** 2
+    assert kid.result()[0] == pytest.approx(direct, rel=1e-6, abs=1e-9)
+    fvd = learned.FvdStream(len(real), 25, weights=str(weights))
+    for start in range(0, len(real), 7):  # chunks that do not fall on clip boundaries
+        fvd.add(made[start:start + 7], real[start:start + 7])
+    f, r = (torch.cat(parts).double().numpy() for parts in (fvd.made, fvd.real))
+    assert f.shape == (2, 1024)
+    s1, s2 = np.cov(f, rowvar=False), np.cov(r, rowvar=False)
+    frechet = ((f.mean(0) - r.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
+    assert fvd.result()[0] == pytest.approx(frechet, rel=1e-3, abs=1e-6)
+
+
+def test_missing_weights_are_one_line_naming_the_file_and_nothing_is_written(tiny_run, tmp_path):
+    work, experiment = tiny_run
+    empty = tmp_path / "weights"
+    empty.mkdir()
+    video = make_video(tmp_path / "v.mp4", size="64x48", seconds=1)
+    out = tmp_path / "c.mp4"
+    result = run_cli("compare", "--checkpoint", experiment, "--video", video, "-o", out, "--size", "32", "--metrics", "kid",
+                     "--metric-weights", empty, cwd=work)
+    assert_user_error(result, str(empty / learned.BACKBONES["inception"].file))
+    assert "not found" in result.stderr and not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_metrics_that_cannot_apply_are_refused_in_one_line(tiny_run, tmp_path):
+    work, experiment = tiny_run
+    video = make_video(tmp_path / "v.mp4", size="64x48", seconds=1)
+    small = run_cli("compare", "--checkpoint", experiment, "--video", video, "-o", tmp_path / "c.mp4", "--metrics", "lpips", cwd=work)
+    assert small.returncode == 2 and "lpips needs frames of at least 32 pixels a side, and these are 16x16" in small.stderr
+    unknown = run_cli("evaluate", "--checkpoint", experiment, "--metrics", "jod,sharpness", cwd=work)
+    assert unknown.returncode == 2 and "sharpness is not one of" in unknown.stderr
+    assert set(requested_metrics()) == {"jod", "lpips", "tlp", "fvd", "kid"}
+    assert all(METRICS[name].windows and METRICS[name].stream for name in requested_metrics())
