@@ -41,7 +41,7 @@ def measure(task, shots, size, work, steps, train_flags):
                        "--name", name, *train_flags, cwd=work)
     seconds = time.perf_counter() - started
     warnings = sum(line.startswith("warning:") for line in trained.stderr.splitlines())  # the watchdog's, or any other
-    result = json.loads(run_main("evaluate", "--checkpoint", work / "checkpoints" / name, "--json", cwd=work).stdout)
+    result = json.loads(run_main("evaluate", "--checkpoint", work / "checkpoints" / name, "--json", "--metrics", "jod", cwd=work).stdout)
     return {"task": task, "steps": steps, "seconds": seconds, "warnings": warnings, "scores": result["scores"]}
 
 
@@ -50,11 +50,12 @@ def ratio(value):
 
 
 def table(rows):
-    lines = [f"{'task':<13}{'PSNR':>8}{'identity':>10}{'gain':>8}{'SSIM':>8}{'identity':>10}{'flicker':>9}{'identity':>10}"
+    lines = [f"{'task':<13}{'PSNR':>8}{'identity':>10}{'gain':>8}{'JOD':>7}{'identity':>10}{'SSIM':>8}{'identity':>10}{'flicker':>9}{'identity':>10}"
              f"{'steps':>7}{'train s':>9}{'warnings':>10}"]
     for row in rows:
         s = row["scores"]
         lines.append(f"{row['task']:<13}{s['psnr']:>8.2f}{s['psnr_identity']:>10.2f}{s['psnr'] - s['psnr_identity']:>+8.2f}"
+                     f"{s['jod']:>7.2f}{s['jod_identity']:>10.2f}"
                      f"{s['ssim']:>8.3f}{s['ssim_identity']:>10.3f}{ratio(s['flicker']):>9}{ratio(s['flicker_identity']):>10}"
                      f"{row['steps']:>7}{row['seconds']:>9.0f}{row['warnings']:>10}")
     return "\n".join(lines)

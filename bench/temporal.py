@@ -40,17 +40,19 @@ from utils.size import Size
 POOL = default_flags()["pool"]  # the bench trains with train's default -pool
 HARD, BLENDED = f"compare: pool {POOL}, hard", f"compare: pool {POOL}, blended"  # the compare rows' labels
 FLICKER_TARGET, SEAM_TARGET = 1.10, 1.05  # as steady as the target within 10%; window switches within 5% of the rest
-COLUMNS = (("psnr", "PSNR", 7, 2), ("ssim", "SSIM", 7, 3), ("masked_warp_error", "warp", 8, 4), ("tof", "tOF", 6, 2),
+COLUMNS = (("psnr", "PSNR", 7, 2), ("jod", "JOD", 6, 2), ("ssim", "SSIM", 7, 3), ("masked_warp_error", "warp", 8, 4), ("tof", "tOF", 6, 2),
            ("flicker", "flicker", 8, 2), ("seam", "seam", 6, 2))
 
 
 def evaluated(work, name, *flags):
-    return json.loads(run_main("evaluate", "--checkpoint", work / "checkpoints" / name, "--json", *flags, cwd=work).stdout)["scores"]
+    return json.loads(run_main("evaluate", "--checkpoint", work / "checkpoints" / name, "--json", "--metrics", "jod", *flags,
+                               cwd=work).stdout)["scores"]
 
 
 def compared(work, name, video, *flags):
     out = work / f"{name}_{len(list(work.glob('*_compare*.mp4')))}_compare.mp4"
-    run_main("compare", "--checkpoint", work / "checkpoints" / name, "--video", video, "-o", out, "--weights", "trained", *flags, cwd=work)
+    run_main("compare", "--checkpoint", work / "checkpoints" / name, "--video", video, "-o", out, "--weights", "trained", "--metrics",
+             "jod", *flags, cwd=work)
     return json.loads(out.with_suffix(".json").read_text())["scores"]
 
 

@@ -72,6 +72,8 @@ def _tokens(action, value):
     name = max((o for o in action.option_strings if not o.startswith("--no-")), key=len)
     if value is None:
         return []
+    if isinstance(value, dict) and getattr(action.type, "takes_table", False):  # a table the flag takes whole (sweep's --space)
+        return [name, json.dumps(value)]
     if isinstance(value, dict):  # --net-arg NAME=VALUE, one per entry
         return [token for key, item in value.items() for token in (name, f"{key}={_text(item, action)}")]
     if action.nargs == 0:  # a switch: --flag, or --flag / --no-flag

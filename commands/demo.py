@@ -63,9 +63,10 @@ def main(args):
     print(f"4/5 compare on the whole sample video -> {COMPARISON}", flush=True)
     model = load_model(folder, device)
     generate = clip_generator(model, device, (4, model.clip_frames, 64, 64))
-    record_result(compare_model(model, generate, sample, Outputs(COMPARISON, profile=profile_beside(COMPARISON), overwrite=True)), "compare")
+    outputs = Outputs(COMPARISON, profile=profile_beside(COMPARISON), overwrite=True, metrics=("jod",), device=str(device))
+    record_result(compare_model(model, generate, sample, outputs), "compare")
     print("5/5 evaluate on the held-out frames", flush=True)
-    evaluation = evaluate_model(model, generate)
+    evaluation = evaluate_model(model, generate, metrics=("jod",), device=str(device))
     record_result(evaluation, "evaluation")
     scores = evaluation["scores"]
     print()

@@ -3,13 +3,21 @@
     python main.py sweep -net unet,resnet --gan-loss dcgan,none --l1 100 --max-steps 2000 --seeds 3 --data data/NAME
 Each point is an ordinary experiment in --checkpoints, named after its flags and seed. Started
 again, a sweep skips finished points and resumes an interrupted one. `runs` compares them.
+
+With --search N, each -net value gets a hyperparameter search of its own instead of a grid: N
+trials of Optuna over the [space] table of --config, the same --max-steps each, pruned when
+clearly behind; --finals K then trains each structure's best configuration with K more seeds.
+
+    python main.py sweep --config examples/search.toml -net unet,examples/factorised.py:Factorised --data data/NAME --max-steps 300 --search 12 --finals 3
 """
 import argparse
 import itertools
+import json
 from pathlib import Path
 
-from cli.argtypes import positive_int, resource_list, switch
+from cli.argtypes import name_list, non_negative_int, positive_int, resource_list, switch
 from cli.train_flags import TRAIN_FLAGS, add_train_flags
+from utils.errors import UsageError
 
 HELP = "train a grid of experiments over flag values and seeds"
 GRID_FLAGS = tuple(flag for flag in TRAIN_FLAGS if not flag.per_run)
@@ -61,6 +69,29 @@ def for_its_networks(values):
     return values
 
 
+def search_space(text):
+    """--space: a JSON table (what --config turns its [space] table into)."""
+    try:
+        table = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a JSON table: {text[:60]!r}") from None
+    if not isinstance(table, dict):
+        raise argparse.ArgumentTypeError("expected a table of flags")
+    return table
+
+
+search_space.takes_table = True  # --config writes its [space] table here whole
+
+
+def objective_list(text):
+    from metrics import validated_metrics
+
+    names = name_list(validated_metrics())(text)
+    if len(names) > 2:
+        raise argparse.ArgumentTypeError("one objective, or two for a Pareto front")
+    return names
+
+
 def add_arguments(parser):
     own = parser.add_argument_group("sweep")
     own.add_argument("--seeds", type=positive_int, default=1, help="seeds per point (0, 1, ...), for mean, deviation and significance")
@@ -70,6 +101,24 @@ def add_arguments(parser):
     own.add_argument("--dry-run", action="store_true", help="list the runs and what would happen to each, start nothing")
     own.add_argument("--config", metavar="FILE", help="the grid from a TOML file: flag names as keys, a list of values "
                                                       "for each swept one; flags typed on the command line override it (default: none)")
+    search = parser.add_argument_group("a search per structure (instead of a grid)")
+    search.add_argument("--search", type=positive_int, metavar="N",
+                        help="trials of a hyperparameter search for each -net value, over the [space] of --config, each "
+                             "trained for --max-steps (needed); the other flags take one value each (default: no search, a grid)")
+    search.add_argument("--space", type=search_space, metavar="JSON",
+                        help="the search space, usually --config's [space] table: {flag: {low, high, log}} for a range, "
+                             "{flag: [choices]} for choices, net_args = {NAME: ...} for a plug-in's arguments (default: none)")
+    search.add_argument("--objective", type=objective_list, default=["psnr"], metavar="METRIC[,METRIC]",
+                        help="the validation score each trial is judged by, in the direction it is better; two give a "
+                             "Pareto front per structure (and no pruning) (default: psnr)")
+    search.add_argument("--sampler", choices=["tpe", "random"], default="tpe", help="Optuna's sampler: TPE or random search")
+    search.add_argument("--prune", choices=["median", "halving", "none"], default="median",
+                        help="stop trials clearly behind at a validation: below the median of the trials before at the same "
+                             "step, or successive halving")
+    search.add_argument("--finals", type=non_negative_int, default=0, metavar="K",
+                        help="after the search, train each structure's best configuration again with K seeds (1..K), for "
+                             "`runs` to compare the structures' seed groups with Welch's test")
+    search.add_argument("--search-seed", type=non_negative_int, default=0, help="the sampler's seed")
     cluster = parser.add_argument_group("on a Dask cluster")
     cluster.add_argument("--dask", metavar="ADDRESS",
                          help="run the points on the Dask scheduler at ADDRESS (tcp://HOST:8786), or 'local' for worker "
@@ -90,6 +139,8 @@ def main(args):
     from utils.gpus import visible_gpus
 
     grid = {flag.dest: getattr(args, flag.dest) for flag in GRID_FLAGS if getattr(args, flag.dest) is not None}
+    if args.search:
+        return search(args, grid)
     for flag in GRID_FLAGS:
         if flag.takes_arguments and flag.dest in grid:  # {"width": "16,32"} -> [{"width": "16"}, {"width": "32"}]
             grid[flag.dest] = argument_sets(grid[flag.dest])
@@ -135,4 +186,104 @@ def main(args):
         print(f"sweep: {len(failed)} run(s) did not finish: {', '.join(failed)}; start the sweep again to resume them")
         return 1
     print(f"sweep: all {len(points)} runs finished; compare them with `python main.py runs --checkpoints {root}`")
+    return 0
+
+
+def search(args, grid):
+    """sweep --search: a study per -net value, then the finals."""
+    from experiments.search import LocalTrials, Search, parse_space, run_search
+    from utils.errors import UserError
+
+    flags = {flag.dest: flag for flag in TRAIN_FLAGS}
+    if args.space is None:
+        raise UsageError("argument --search: needs a search space, the [space] table of --config (see examples/search.toml)")
+    space = parse_space(args.space, flags, "--space")
+    structures = grid.pop("network", None) or ["unet"]
+    if "max_steps" not in grid or len(grid["max_steps"]) != 1:
+        raise UsageError("argument --search: needs one --max-steps, the budget every trial gets")
+    many = [dest for dest, values in grid.items() if isinstance(values, list) and len(values) != 1]
+    if many:
+        raise UsageError(f"argument --{many[0].replace('_', '-')}: a search varies the [space]; give one value here")
+    fixed = {dest: values[0] if isinstance(values, list) else values for dest, values in grid.items()}
+    for dest in space:
+        fixed.pop(dest.split(".")[0], None)  # the space decides these
+    max_steps = fixed.pop("max_steps")
+    settings = Search(space, args.search, max_steps, tuple(args.objective), args.sampler, args.prune, args.search_seed, fixed)
+    root = Path(args.checkpoints)
+    repo = Path(__file__).resolve().parent.parent
+    print(f"search: {args.search} trials of {max_steps} steps for each of {', '.join(structures)}, judged by "
+          f"{' and '.join(args.objective)}, in {root}/search/", flush=True)
+    if args.dry_run:
+        return 0
+    if args.dask:
+        from experiments.cluster import DaskTrials
+
+        runner = DaskTrials(repo, root.resolve(), args.dask, workers=args.jobs, runs_per_worker=args.runs_per_worker,
+                            resources=args.resources)
+    else:
+        runner = LocalTrials(repo / "main.py", root, args.jobs)
+    try:
+        summary = run_search(settings, structures, root.resolve() if args.dask else root, flags, runner, args.jobs)
+    finally:
+        if hasattr(runner, "close"):
+            runner.close()
+    print_search(summary)
+    if args.finals:
+        return finals(args, summary, settings, flags, root, repo)
+    from cli.train_flags import default_flags
+    from experiments.page import refresh_comparison_page
+
+    refresh_comparison_page(root, default_flags())
+    return 0
+
+
+def print_search(summary):
+    for structure, entry in summary["structures"].items():
+        statuses = [row["status"] for row in entry["rows"]]
+        counts = ", ".join(f"{statuses.count(s)} {s}" for s in ("complete", "pruned", "fail") if statuses.count(s))
+        best = entry.get("best")
+        saved = entry["saved_steps"] / entry["budget_steps"] if entry["budget_steps"] else 0
+        print(f"search: {structure}: {counts}; pruning saved {entry['saved_steps']} of {entry['budget_steps']} trial-steps "
+              f"({saved:.0%})" + (f"; best {best['value']:.4g} (trial {best['number']}: "
+                                   f"{', '.join(f'{k} {v:g}' if isinstance(v, float) else f'{k} {v}' for k, v in best['params'].items())})"
+                                   if best else "; no trial finished"))
+
+
+def finals(args, summary, settings, flags, root, repo):
+    """Each structure's best configuration trained again with seeds 1..K (seed 0 was its trial's)."""
+    from cli.train_flags import default_flags
+    from experiments.page import refresh_comparison_page
+    from experiments.search import point_values, slug
+    from experiments.sweep import Point, point_plan, run_points
+
+    points = []
+    for structure, entry in summary["structures"].items():
+        if "best" not in entry:
+            continue
+        values = {**settings.fixed, "network": structure, **point_values(entry["best"]["params"]), "max_steps": settings.max_steps}
+        prefix = f"{slug(Path(str(settings.fixed.get('data', 'data'))).name)}_final_{slug(Path(structure).stem if '/' in structure else structure)}"
+        points += [Point({**values, "seed": seed}, flags, name=f"{prefix}_seed{seed}") for seed in range(1, args.finals + 1)]
+    plans = {point.name: point_plan(root / point.name) for point in points}
+    jobs = [(point.name, point.train_argv(root.resolve() if args.dask else root, resume=plans[point.name] == "resume" and not args.dask))
+            for point in points if plans[point.name] != "done"]
+    print(f"search: finals, {len(points)} runs ({args.finals} seeds of each structure's best)", flush=True)
+    defaults = default_flags()
+
+    def on_done(name, code):
+        print(f"sweep: {name} {'finished' if code == 0 else f'stopped with exit code {code}'}", flush=True)
+        refresh_comparison_page(root, defaults)
+
+    if args.dask:
+        from experiments.cluster import run_points_on_dask
+
+        codes = run_points_on_dask(jobs, repo, root.resolve(), args.dask, on_done, workers=args.jobs,
+                                   runs_per_worker=args.runs_per_worker, resources=args.resources)
+    else:
+        codes = run_points(jobs, repo / "main.py", root, args.jobs, on_done)
+    refresh_comparison_page(root, defaults)
+    failed = sorted(name for name, code in codes.items() if code != 0)
+    if failed:
+        print(f"search: {len(failed)} final run(s) did not finish: {', '.join(failed)}; start the sweep again to resume them")
+        return 1
+    print(f"search: done; compare the structures' finals with `python main.py runs --checkpoints {root} --select '*_final_*'`")
     return 0

@@ -127,3 +127,52 @@ def collect(futures, on_done, distributed):
         on_done(name, codes[name])
     return codes
 
+
+class DaskTrials:
+    """A search's trials as Dask tasks (train_point, each stoppable on its own: a pruned trial saves
+    and exits), for experiments/search.py's driver: start, stop, ended, stop_all and running."""
+
+    def __init__(self, repo, checkpoints, address, workers=1, runs_per_worker=1, resources=None):
+        self.distributed = import_distributed()
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        self.client, self.cluster = connect(self.distributed, address, workers, runs_per_worker)
+        self.repo, self.checkpoints, self.resources = str(repo), Path(checkpoints), resources
+        self.session, self.futures, self.events = uuid.uuid4().hex[:8], {}, {}
+
+    @property
+    def running(self):
+        return len(self.futures)
+
+    def start(self, name, argv):
+        event = self.distributed.Event(f"vgan-stop-{self.session}-{name}", client=self.client)
+        self.events[name] = event
+        self.futures[name] = self.client.submit(train_point, self.repo, os.getcwd(), argv, str(self.checkpoints / name), event.name,
+                                                int((self.resources or {}).get("GPU", 0)), key=f"vgan-{name}-{self.session}",
+                                                resources=self.resources, pure=False)
+
+    def stop(self, name):
+        self.events[name].set()
+
+    def ended(self):
+        done = []
+        for name, future in list(self.futures.items()):
+            if future.done():
+                try:
+                    code = future.result()
+                except self.distributed.KilledWorker:
+                    code = 1
+                done.append((name, code))
+                del self.futures[name]
+        return done
+
+    def stop_all(self):
+        for name in list(self.futures):
+            self.stop(name)
+        self.distributed.wait(list(self.futures.values()), timeout=STOP_GRACE_S)
+
+    def close(self):
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()

@@ -4,6 +4,7 @@ to its input and target. Static: no scripts, no network; opens from disk.
     write_comparison_page("checkpoints", runs, groups(runs))
 """
 import html
+import json
 import os
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def write_comparison_page(root, runs, group_list):
                     + "</div>")
     if any(g["jod_mean"] is not None and g["psnr_mean"] is not None for g in group_list):
         sections.append(perception_distortion(group_list))
+    sections += search_sections(root)
     composites = clip_composites(root, runs)
     if composites:
         sections.append("<h2>One validation clip, every run</h2>" + "".join(
@@ -105,3 +107,37 @@ def perception_distortion(group_list):
             "(ColorVideoVDP) is what a viewer would notice. Up and to the right is better on both; a structure that "
             "trades one for the other shows as a step along the other axis. Seed groups: mean ± standard deviation.</p>"
             + svg_scatter(points, "validation PSNR against JOD", "PSNR (dB)", "JOD"))
+
+
+def search_sections(root):
+    """The last search (sweep --search), from its summary: per structure, the expected best score
+    of k trials against k (with the bootstrap band), the trials with their hyperparameters, status
+    and scores, and for two objectives the Pareto front."""
+    path = root.search_summary
+    if not path.exists():
+        return []
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    names = summary["objectives"]
+    sections = [f"<h2>Search: each structure at its best</h2><p>{summary['trials']} trials of {summary['max_steps']} steps "
+                f"per structure, judged by {' and '.join(names)} (last validation). The curve is the expected best of k "
+                f"trials drawn from the finished ones (Dodge et al. 2019), with a 90% bootstrap band: a structure whose "
+                f"curve is still rising would gain from more trials.</p>"]
+    curves = [(structure, entry["curve"]) for structure, entry in summary["structures"].items() if entry.get("curve")]
+    if curves:
+        series = []
+        for structure, c in curves:
+            series += [(structure, c["k"], c["expected"], False), (f"{structure}: 5%", c["k"], c["low"], True),
+                       (f"{structure}: 95%", c["k"], c["high"], True)]
+        sections.append(svg_chart(series, f"expected best {names[0]} of k trials", x_label="trials (k)"))
+    for structure, entry in summary["structures"].items():
+        if entry.get("pareto"):
+            sections.append(svg_scatter([(f"trial {p['number']}", *p["values"], 0.0, 0.0) for p in entry["pareto"]],
+                                        f"{structure}: Pareto front", *names))
+        rows = [[row["number"], row["run"] or "-", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                             for k, v in row["params"].items()),
+                 row["status"] + (f" ({row['reason']})" if row.get("reason") else ""),
+                 ", ".join(f"{v:.4g}" for v in row["values"]) if row["values"] else "-", row["steps"]] for row in entry["rows"]]
+        saved = f"pruning saved {entry['saved_steps']} of {entry['budget_steps']} trial-steps"
+        sections.append(f"<h3>{html.escape(structure)}</h3><p>{saved}</p>"
+                        + table(rows, ["trial", "run", "hyperparameters", "status", " and ".join(names), "steps"], left=(1, 2, 3)))
+    return sections

@@ -111,6 +111,13 @@ def temporal_views(folder, comparison):
         parts.append(svg_chart([("generated", frames, [p[1] for p in pairs], False), ("target", frames, [p[2] for p in pairs], True)],
                                "compare: masked warping error per frame pair", width=1000, x_label="frame",
                                marks=[p[0] for p in pairs if p[3]], mark_label="window switch"))
+    jod = ((comparison or {}).get("curves") or {}).get("jod", [])[:PROFILE_ROWS]
+    if jod:  # beside the warping error: what a viewer would see of each frame, the same frames
+        frames = [row[0] for row in jod]
+        switches = [p[0] for p in pairs if p[3]]
+        parts.append(svg_chart([("generated", frames, [row[1] for row in jod], False), ("identity (the input)", frames, [row[2] for row in jod], True)],
+                               "compare: JOD per frame (ColorVideoVDP; 10 = no visible difference)", width=1000, x_label="frame",
+                               marks=switches, mark_label="window switch"))
     profiles = folder.sample_profiles()
     if profiles:
         parts.append(f'<figure><img class=profile src="{relative(profiles[-1], folder)}" alt="validation temporal profile">'

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from datasets.sample import SAMPLE_DATA
-from runfolder.events import FINISHED, RUNNING, run_status
+from runfolder.events import FINISHED, PRUNED, RUNNING, run_status
 from runfolder.layout import CheckpointsRoot, RunFolder
 from utils.fsio import make_folder
 from utils.gpus import GpuPool
@@ -53,13 +53,15 @@ class Point:
     """One run of a sweep: {dest: value} of its swept flags and its seed, and `flags` {dest: Flag} of
     the train schema, which says how each is typed."""
 
-    def __init__(self, values, flags):
-        self.values, self.flags = values, flags
+    def __init__(self, values, flags, name=None):
+        self.values, self.flags, self.given_name = values, flags, name
 
     @property
     def name(self):
-        """The experiment name: the data folder, then flag-value pairs, then the seed; the same for
-        the same flags and values."""
+        """The experiment name (unless given): the data folder, then flag-value pairs, then the
+        seed; the same for the same flags and values."""
+        if self.given_name:
+            return self.given_name
         data = Path(str(self.values.get("data", SAMPLE_DATA))).name
         parts = [data] + [f"{self._typed(dest).lstrip('-')}-{format_value(value)}" for dest, value in self.values.items()
                           if dest not in ("data", "seed")]
@@ -85,12 +87,12 @@ class Point:
 
 
 def point_plan(folder):
-    """What a sweep does with a point, from its run's status: 'done' (finished) or 'running' (left
-    alone), 'resume' (from its checkpoint) or 'new'."""
+    """What a sweep does with a point, from its run's status: 'done' (finished, or pruned by a
+    search) or 'running' (left alone), 'resume' (from its checkpoint) or 'new'."""
     folder = RunFolder(folder)
     status = run_status(folder)
-    if status in (RUNNING, FINISHED):
-        return {RUNNING: "running", FINISHED: "done"}[status]
+    if status in (RUNNING, FINISHED, PRUNED):
+        return "running" if status == RUNNING else "done"
     return "resume" if folder.last.exists() else "new"
 
 

@@ -60,7 +60,7 @@ METRICS = {
                   reference="Chu et al. 2020 (TecoGAN)"),
     "flicker": Metric("flicker ratio", LOWER, needs=("target flow",), applies=("paired", "unpaired"), min_side=12),
     "seam": Metric("seam ratio", LOWER, needs=("target flow",), validated=False, min_side=12),
-    "vmaf": Metric("VMAF", HIGHER, validated=False, on_request=True, min_side=32, cost="ffmpeg's libvmaf, where the binary has it",
+    "vmaf": Metric("VMAF", HIGHER, validated=False, on_request=True, cost="ffmpeg's libvmaf, where the binary has it",
                    reference="Netflix's VMAF"),
 }
 

@@ -13,12 +13,13 @@ RESUMED = "resumed"
 INTERRUPTED = "interrupted"  # a stop signal: saved, and `--resume` goes on
 FAILED = "failed"  # a non-finite loss: last.pt keeps the step before
 FINISHED = "finished"
+PRUNED = "pruned"  # a search stopped it, clearly behind (after its save): it is not resumed
 STARTS = (STARTED, RESUMED)
 
 # A run's status: one of the three ending events, or
 RUNNING = "running"  # a live process holds the folder's lock
 NEW = "new"  # nothing logged and nothing saved yet
-ENDINGS = (FINISHED, FAILED, INTERRUPTED)
+ENDINGS = (FINISHED, FAILED, INTERRUPTED, PRUNED)
 
 
 def events(folder):
@@ -27,7 +28,7 @@ def events(folder):
 
 
 def run_status(folder, logged=None):
-    """RUNNING, FINISHED, FAILED, INTERRUPTED or NEW. A run that stopped without logging how it ended
+    """RUNNING, FINISHED, FAILED, INTERRUPTED, PRUNED or NEW. A run that stopped without logging how it ended
     (killed) is INTERRUPTED. `logged`: its event records, when already read."""
     folder = RunFolder(folder)
     if lock_is_live(folder):

@@ -154,6 +154,16 @@ class CheckpointsRoot:
         """Where a sweep that runs points side by side appends point `name`'s output."""
         return self.path / "sweep_logs" / f"{name}.log"
 
+    @property
+    def search_journal(self):
+        """The searches' Optuna studies (journal storage): every trial asked, reported and told."""
+        return self.path / "search" / "journal.log"
+
+    @property
+    def search_summary(self):
+        """The last search's summary, for `runs` and its page: trials, best-of-k curves, Pareto fronts."""
+        return self.path / "search" / "summary.json"
+
 
 def experiment_folder(config):
     """The RunFolder a train config writes into."""

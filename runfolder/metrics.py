@@ -89,3 +89,11 @@ class MetricsLog:
             self.file.close()
         if self.board is not None:
             self.board.close()
+
+
+def append_record(folder, record):
+    """One record added to a run's metrics.jsonl by another process than the run's (a search's
+    driver marking a trial it stopped), once the run has ended."""
+    path = RunFolder(folder).metrics
+    with writing(path, kept="the records before this one are kept"), open(path, "a", encoding="utf-8") as file:
+        file.write(json.dumps(record) + "\n")

@@ -231,9 +231,9 @@ def train_from(run, state, defaults):
         return 0
     report = None
     try:
-        if run.ranks.is_main:
-            report = start_log(run, position, resumed=state is not None, defaults=defaults)
-        with StopSignals() as signals:
+        with StopSignals() as signals:  # from the first save on: a stop while it validates at step 0 still saves
+            if run.ranks.is_main:
+                report = start_log(run, position, resumed=state is not None, defaults=defaults)
             return train_epochs(run, position, report, signals)
     except NonFiniteLoss as exc:  # every update from exc.step on was skipped: the weights are those of the step before
         if report is not None:

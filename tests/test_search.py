@@ -1,0 +1,136 @@
+"""sweep --search: a hyperparameter search per structure on Optuna, here and on Dask; its space's
+refusals; pruning a trial that is clearly behind; a driver killed mid-search that, started again,
+repeats no finished trial and completes the study; the best-of-k curve against a direct count."""
+import itertools
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+from cli.train_flags import TRAIN_FLAGS
+from conftest import REPO, TINY, assert_user_error, kill_group, run_cli, spawn
+from experiments.search import expected_best_of, parse_space
+from runfolder.checkpoint import HOLD_WRITE_ENV
+from runfolder.events import events, run_status
+from test_faults import wait_for
+from utils.errors import UserError
+
+FLAGS = {flag.dest: flag for flag in TRAIN_FLAGS}
+FAST = [*TINY, "--amp", "off", "--memory-format", "contiguous", "-batch", "2"]
+
+
+def write_space(path, body):
+    path.write_text("[space]\n" + body)
+    return path
+
+
+@pytest.mark.parametrize("body,words", [
+    ('sharpness = { low = 1, high = 2 }', "'sharpness' is not a train flag"),
+    ('lr = { low = 1e-2, high = 1e-3, log = true }', "'lr' has an empty range"),
+    ('lr = { low = 0.0, high = 1e-3, log = true }', "'lr' is log-uniform from 0.0"),
+    ('data = ["data/a", "data/b"]', "'data' cannot be searched"),
+    ('name = ["a"]', "'name' cannot be searched"),
+    ('gan_loss = []', "'gan_loss' has no choices"),
+])
+def test_a_space_a_search_cannot_use_is_refused_naming_the_key(tmp_path, tiny, body, words):
+    import tomllib
+
+    with pytest.raises(UserError, match=words):
+        parse_space(tomllib.loads("[space]\n" + body)["space"], FLAGS, "grid.toml")
+    space = write_space(tmp_path / "grid.toml", body)
+    refused = run_cli("sweep", "--config", space, "--data", tiny, "--max-steps", "4", "--search", "2", *FAST, cwd=tmp_path)
+    assert_user_error(refused, words)
+    assert not (tmp_path / "checkpoints").exists()  # before any trial started
+
+
+def test_the_expected_best_of_k_is_the_mean_best_over_every_draw():
+    scores = [0.3, 1.0, 0.7, 0.2]
+    for k in (1, 2, 3):
+        draws = list(itertools.product(scores, repeat=k))  # every draw of k trials, with replacement, equally likely
+        assert expected_best_of(scores, [k])[0] == pytest.approx(np.mean([max(d) for d in draws]))
+        assert expected_best_of(scores, [k], higher=False)[0] == pytest.approx(np.mean([min(d) for d in draws]))
+
+
+def sampler_seed_giving(first, then):
+    """A random sampler's seed whose first two draws of lr from [1e-3, 1e-7] are `first`, then `then`."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for seed in range(100):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        draws = [study.ask().suggest_categorical("lr", [1e-3, 1e-7]) for _ in range(2)]
+        if draws == [first, then]:
+            return seed
+    raise AssertionError("no seed")
+
+
+def summary_of(root):
+    return json.loads((root / "search" / "summary.json").read_text())
+
+
+def test_a_search_prunes_a_trial_clearly_behind_and_trains_the_best_again_in_the_finals(tmp_path, tiny):
+    space = write_space(tmp_path / "grid.toml", "lr = [1e-3, 1e-7]\n")
+    seed = sampler_seed_giving(1e-3, 1e-7)  # the good trial first: the bad one is then behind it at every validation
+    result = run_cli("sweep", "--config", space, "--data", tiny, "--max-steps", "24", "--search", "2", "--sampler", "random",
+                     "--search-seed", seed, "--finals", "2", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    root = tmp_path / "checkpoints"
+    entry = summary_of(root)["structures"]["unet"]
+    status = {row["params"]["lr"]: row["status"] for row in entry["rows"]}
+    assert status == {1e-3: "complete", 1e-7: "pruned"}
+    assert 0 < entry["saved_steps"] < 24 and entry["best"]["params"] == {"lr": 1e-3}
+    pruned = next(row["run"] for row in entry["rows"] if row["status"] == "pruned")
+    assert run_status(root / pruned) == "pruned" and any(e["event"] == "interrupted" for e in events(root / pruned))  # it saved
+    listed = json.loads(run_cli("runs", "--json", cwd=tmp_path).stdout)
+    statuses = {run["name"]: run["status"] for run in listed["runs"]}
+    assert statuses[pruned] == "pruned"
+    finals = sorted(name for name in statuses if "_final_" in name)
+    assert finals == ["tiny_final_unet_seed1", "tiny_final_unet_seed2"] and all(statuses[name] == "finished" for name in finals)
+    assert all(json.loads((root / name / "config.json").read_text())["lr"] == 1e-3 for name in finals)  # the best, again
+    assert any(set(finals) <= set(g["runs"]) for g in listed["groups"])  # one seed group, for runs' Welch test
+    page = (root / "index.html").read_text()
+    assert "expected best psnr of k trials" in page and "pruned" in page
+
+
+def test_a_driver_killed_mid_search_is_started_again_and_repeats_no_finished_trial(tmp_path, tiny):
+    space = write_space(tmp_path / "grid.toml", "lr = { low = 5e-4, high = 2e-3, log = true }\n")
+    root = tmp_path / "checkpoints"
+    command = [sys.executable, REPO / "main.py", "sweep", "--config", space, "--data", tiny, "--max-steps", "12",
+               "--prune", "none", *FAST]
+    first = run_cli(*command[2:], "--search", "1", cwd=tmp_path)  # trial 0, finished
+    assert first.returncode == 0, first.stderr
+    trial_0 = next(root.glob("*_t000"))
+    finished_log = (trial_0 / "metrics.jsonl").read_bytes()
+    # The study asked for 3 trials: trial 1 starts, and its first checkpoint write is held (the writer's
+    # test hook) while the driver is killed; its training child then saves on the SIGTERM it gets.
+    gate, held = tmp_path / "hold", tmp_path / "hold.held"
+    gate.touch()
+    driver = spawn([*command, "--search", "3"], cwd=tmp_path, env={**os.environ, HOLD_WRITE_ENV: str(gate)},
+                   stdout=open(tmp_path / "driver.log", "w"), stderr=open(tmp_path / "driver.err", "w"))
+    wait_for(held.exists, timeout=120, what="trial 1's first checkpoint write, held")
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    gate.unlink()
+    trial_1 = next(root.glob("*_t001"))
+    wait_for(lambda: run_status(trial_1) != "running", timeout=120, what="trial 1 saved and stopped")
+    kill_group(driver)
+    again = run_cli(*command[2:], "--search", "3", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"{trial_1.name} resumes" in again.stdout
+    rows = summary_of(root)["structures"]["unet"]["rows"]
+    assert sorted(row["number"] for row in rows) == [0, 1, 2] and all(row["status"] == "complete" for row in rows)
+    assert (trial_0 / "metrics.jsonl").read_bytes() == finished_log  # never trained again
+    assert [e["event"] for e in events(trial_1)][-2:] == ["resumed", "finished"]
+
+
+def test_a_search_runs_its_trials_on_a_local_dask_cluster(tmp_path, tiny):
+    space = write_space(tmp_path / "grid.toml", "l1 = { low = 10.0, high = 200.0, log = true }\n")
+    result = run_cli("sweep", "--config", space, "--data", tiny, "--max-steps", "6", "--search", "2", "--dask", "local",
+                     "--jobs", "2", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = summary_of(tmp_path / "checkpoints")["structures"]["unet"]["rows"]
+    assert len(rows) == 2 and all(row["status"] in ("complete", "pruned") for row in rows)
+    assert len({row["params"]["l1"] for row in rows}) == 2
