@@ -132,11 +132,7 @@ def add_arguments(parser):
 
 
 def main(args):
-    from cli.train_flags import default_flags
-    from experiments.page import refresh_comparison_page
-    from experiments.sweep import Point, expand_grid, point_plan, run_points
-    from utils.errors import warn
-    from utils.gpus import visible_gpus
+    from experiments.sweep import Point, expand_grid
 
     grid = {flag.dest: getattr(args, flag.dest) for flag in GRID_FLAGS if getattr(args, flag.dest) is not None}
     if args.search:
@@ -145,16 +141,28 @@ def main(args):
         if flag.takes_arguments and flag.dest in grid:  # {"width": "16,32"} -> [{"width": "16"}, {"width": "32"}]
             grid[flag.dest] = argument_sets(grid[flag.dest])
     flags = {flag.dest: flag for flag in TRAIN_FLAGS}
-    root = Path(args.checkpoints)
     points = list({point.name: point for point in (Point(for_its_networks(values), flags)
                                                    for values in expand_grid(grid, args.seeds))}.values())
+    print(f"sweep: {len(points)} runs ({len(points) // args.seeds} points x {args.seeds} seeds) in {Path(args.checkpoints)}/")
+    return train_points(args, points)
+
+
+def train_points(args, points):
+    """Train the sweep's `points` (here, or on Dask with --dask) as far as each is not done yet: the
+    finished are skipped, the interrupted resumed. The exit code: 1 when any did not finish."""
+    from cli.train_flags import default_flags
+    from experiments.page import refresh_comparison_page
+    from experiments.sweep import point_plan, run_points
+    from utils.errors import warn
+    from utils.gpus import visible_gpus
+
+    root = Path(args.checkpoints)
     plans = {point.name: point_plan(root / point.name) for point in points}
     if args.dask:  # each worker sees for itself whether to resume; a point running for a dead driver is waited for
         jobs = [(point.name, point.train_argv(root.resolve())) for point in points if plans[point.name] != "done"]
     else:
         jobs = [(point.name, point.train_argv(root, resume=plans[point.name] == "resume"))
                 for point in points if plans[point.name] in ("new", "resume")]
-    print(f"sweep: {len(points)} runs ({len(points) // args.seeds} points x {args.seeds} seeds) in {root}/")
     for name, plan in plans.items():
         print(f"  {plan:<8} {name}")
     if args.dry_run:
@@ -181,6 +189,7 @@ def main(args):
             warn("--jobs", f"{args.jobs} points at a time share {len(gpus)} GPU{'s' if len(gpus) > 1 else ''}: each is slower, and "
                            f"what autotune measures there is measured beside the others (fix --amp and --memory-format to avoid it)")
         codes = run_points(jobs, repo / "main.py", root, args.jobs, on_done, gpus)
+    refresh_comparison_page(root, defaults)
     failed = sorted(name for name, code in codes.items() if code != 0)
     if failed:
         print(f"sweep: {len(failed)} run(s) did not finish: {', '.join(failed)}; start the sweep again to resume them")
@@ -192,7 +201,6 @@ def main(args):
 def search(args, grid):
     """sweep --search: a study per -net value, then the finals."""
     from experiments.search import LocalTrials, Search, parse_space, run_search
-    from utils.errors import UserError
 
     flags = {flag.dest: flag for flag in TRAIN_FLAGS}
     if args.space is None:
@@ -229,7 +237,7 @@ def search(args, grid):
             runner.close()
     print_search(summary)
     if args.finals:
-        return finals(args, summary, settings, flags, root, repo)
+        return finals(args, summary, settings, flags)
     from cli.train_flags import default_flags
     from experiments.page import refresh_comparison_page
 
@@ -249,12 +257,10 @@ def print_search(summary):
                                    if best else "; no trial finished"))
 
 
-def finals(args, summary, settings, flags, root, repo):
+def finals(args, summary, settings, flags):
     """Each structure's best configuration trained again with seeds 1..K (seed 0 was its trial's)."""
-    from cli.train_flags import default_flags
-    from experiments.page import refresh_comparison_page
     from experiments.search import point_values, slug
-    from experiments.sweep import Point, point_plan, run_points
+    from experiments.sweep import Point
 
     points = []
     for structure, entry in summary["structures"].items():
@@ -263,27 +269,6 @@ def finals(args, summary, settings, flags, root, repo):
         values = {**settings.fixed, "network": structure, **point_values(entry["best"]["params"]), "max_steps": settings.max_steps}
         prefix = f"{slug(Path(str(settings.fixed.get('data', 'data'))).name)}_final_{slug(Path(structure).stem if '/' in structure else structure)}"
         points += [Point({**values, "seed": seed}, flags, name=f"{prefix}_seed{seed}") for seed in range(1, args.finals + 1)]
-    plans = {point.name: point_plan(root / point.name) for point in points}
-    jobs = [(point.name, point.train_argv(root.resolve() if args.dask else root, resume=plans[point.name] == "resume" and not args.dask))
-            for point in points if plans[point.name] != "done"]
-    print(f"search: finals, {len(points)} runs ({args.finals} seeds of each structure's best)", flush=True)
-    defaults = default_flags()
-
-    def on_done(name, code):
-        print(f"sweep: {name} {'finished' if code == 0 else f'stopped with exit code {code}'}", flush=True)
-        refresh_comparison_page(root, defaults)
-
-    if args.dask:
-        from experiments.cluster import run_points_on_dask
-
-        codes = run_points_on_dask(jobs, repo, root.resolve(), args.dask, on_done, workers=args.jobs,
-                                   runs_per_worker=args.runs_per_worker, resources=args.resources)
-    else:
-        codes = run_points(jobs, repo / "main.py", root, args.jobs, on_done)
-    refresh_comparison_page(root, defaults)
-    failed = sorted(name for name, code in codes.items() if code != 0)
-    if failed:
-        print(f"search: {len(failed)} final run(s) did not finish: {', '.join(failed)}; start the sweep again to resume them")
-        return 1
-    print(f"search: done; compare the structures' finals with `python main.py runs --checkpoints {root} --select '*_final_*'`")
-    return 0
+    print(f"search: finals, {len(points)} runs ({args.finals} seeds of each structure's best); compare them with "
+          f"`python main.py runs --checkpoints {args.checkpoints} --select '*_final_*'`", flush=True)
+    return train_points(args, points)

@@ -11,3 +11,5 @@ commands whichever order pip took. Importing _filters and _run also attaches `.f
 from ffmpeg import _run  # noqa: F401 - attaches .compile() and .run() to the graph's nodes
 from ffmpeg._ffmpeg import input, output  # noqa: A004 - ffmpeg-python's names
 from ffmpeg._filters import filter, overlay  # noqa: A004
+
+__all__ = ["input", "output", "filter", "overlay"]

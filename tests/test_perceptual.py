@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, assert_user_error, build, make_video, read_frames, run_cli
+from conftest import TINY, assert_user_error, make_video, read_frames, run_cli
 from metrics import METRICS, requested_metrics
 from metrics.jod import DISPLAY, JodStream, jod
 from metrics import learned
