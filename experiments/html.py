@@ -15,10 +15,26 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3
 img{image-rendering:pixelated;max-width:100%}video{max-width:100%;background:#000}"""
 
 
-def _ticks(low, high, count=5):
-    if high == low:
+def _ticks(low, high, count=5, integer=False):
+    """Round ticks inside [low, high]: about `count` of them, a step of 1, 2, 2.5 or 5 times a power
+    of ten (at least 1 with `integer`), so that neighbouring labels never read the same."""
+    if high <= low:
         return [low]
-    return [low + (high - low) * i / (count - 1) for i in range(count)]
+    raw = (high - low) / (count - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * 0.999)
+    step = max(step, 1) if integer else step
+    first = math.ceil(low / step - 1e-9) * step
+    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)] if first <= high + 1e-9 * step else []
+
+
+def tick_label(value, ticks):
+    """`value` with as many decimals as the ticks' step needs."""
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 0
+    if not step or not 1e-4 <= step < 1e5:
+        return fmt(value)
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) + (1 if round(step / 10 ** math.floor(math.log10(step)), 3) == 2.5 else 0)
+    return f"{value:.{decimals}f}"
 
 
 def fmt(value):
@@ -50,7 +66,7 @@ def svg_chart(series, title, width=520, height=240, x_label="step", marks=(), ma
     sx = lambda x: left + (x - x0) / ((x1 - x0) or 1) * (width - left - right)  # noqa: E731
     sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
     parts.append(y_grid(_ticks(y0, y1), sy, left, width - right))
-    for tick in _ticks(x0, x1):
+    for tick in _ticks(x0, x1, integer=True):
         parts.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{fmt(round(tick))}</text>')
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - bottom + 28}" font-size="10" text-anchor="middle">{html.escape(x_label)}</text>')
     for x in marks:
@@ -85,7 +101,7 @@ def svg_open(width, height, title, left):
 def y_grid(ticks, sy, left, right):
     """Horizontal grid lines at `ticks`, labelled on the left; `sy` maps a value to its y."""
     return "".join(f'<line x1="{left}" x2="{right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eee"/>'
-                   f'<text x="{left - 4}" y="{sy(tick) + 4:.1f}" font-size="10" text-anchor="end">{fmt(tick)}</text>'
+                   f'<text x="{left - 4}" y="{sy(tick) + 4:.1f}" font-size="10" text-anchor="end">{tick_label(tick, ticks)}</text>'
                    for tick in ticks)
 
 
@@ -135,8 +151,9 @@ def svg_scatter(points, title, x_label, y_label, width=520, height=260):
     sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
     sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
     parts.append(y_grid(_ticks(y0, y1), sy, left, width - right))
-    for tick in _ticks(x0, x1):
-        parts.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{fmt(tick)}</text>')
+    x_ticks = _ticks(x0, x1)
+    for tick in x_ticks:
+        parts.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{tick_label(tick, x_ticks)}</text>')
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - bottom + 28}" font-size="10" text-anchor="middle">'
                  f'{html.escape(x_label)}</text>')
     parts.append(f'<text x="12" y="{(top + height - bottom) / 2:.1f}" font-size="10" transform="rotate(-90 12 '

@@ -61,6 +61,9 @@ def write_report(folder):
                    svg_chart([("val PSNR", *curve(validation, "val/psnr"), False), ("identity", *curve(validation, "val/psnr_identity"), True)], "validation PSNR (dB)"),
                    svg_chart([("generated", *curve(validation, "val/flicker"), False), ("identity", *curve(validation, "val/flicker_identity"), True)],
                              "validation flicker ratio (1 = as steady as the target)")]
+        if any("val/jod" in r for r in validation):
+            charts.append(svg_chart([("val JOD", *curve(validation, "val/jod"), False), ("identity", *curve(validation, "val/jod_identity"), True)],
+                                    "validation JOD (ColorVideoVDP; 10 = no visible difference)"))
     sections.append("<h2>Curves</h2><div class=charts>" + "".join(charts) + "</div>")
 
     tables = []

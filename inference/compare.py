@@ -1,6 +1,7 @@
 """A trained generator over a whole video, written as one side-by-side video (input | generated |
 target) and a temporal profile (an x-t slice through the three), with PSNR, SSIM and the temporal
-scores (masked warping error, tOF, flicker and seam ratios, per frame pair too) when there is a target. It streams: frames are
+scores (masked warping error, tOF, flicker and seam ratios, per frame pair too) when there is a target,
+and the perceptual ones asked for by name (JOD, LPIPS, tLP, FVD, KID: metrics/). It streams: frames are
 decoded, generated and encoded window by window, so memory does not grow with the video's length.
 Each output is a sink that takes the aligned chunks (inputs, outputs, targets) as they come.
 

@@ -279,3 +279,13 @@ def test_sweep_resumes_after_a_kill_without_repeating_finished_points(tmp_path, 
     assert "<script" not in page.read_text()
     pixels = cv2.imdecode(np.frombuffer(screenshot, np.uint8), cv2.IMREAD_COLOR)
     assert pixels.std() > 20 and (pixels < 250).mean() > 0.05
+
+
+@pytest.mark.parametrize("low,high", [(13.27, 13.41), (0.015, 0.0184), (12.8, 13.4), (0, 600), (-0.7, 3.4), (1, 2)])
+def test_chart_ticks_lie_in_the_range_and_no_two_labels_read_the_same(low, high):
+    from experiments.html import _ticks, tick_label
+
+    ticks = _ticks(low, high)
+    labels = [tick_label(tick, ticks) for tick in ticks]
+    assert len(ticks) >= 2 and all(low - 1e-12 <= t <= high + 1e-12 for t in ticks)
+    assert len(set(labels)) == len(labels) and all(abs(float(label) - t) < (ticks[1] - ticks[0]) / 2 for label, t in zip(labels, ticks))

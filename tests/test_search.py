@@ -134,3 +134,33 @@ def test_a_search_runs_its_trials_on_a_local_dask_cluster(tmp_path, tiny):
     rows = summary_of(tmp_path / "checkpoints")["structures"]["unet"]["rows"]
     assert len(rows) == 2 and all(row["status"] in ("complete", "pruned") for row in rows)
     assert len({row["params"]["l1"] for row in rows}) == 2
+
+
+BRITTLE = '''
+import torch.nn as nn
+
+
+class Brittle(nn.Module):
+    """A clip-to-clip network that refuses some of its arguments, as a plug-in under development might."""
+
+    def __init__(self, width: int = 4):
+        super().__init__()
+        if width > 4:
+            raise ValueError(f"width {width} is not supported yet")
+        self.body = nn.Sequential(nn.Conv3d(3, width, 1), nn.ReLU(), nn.Conv3d(width, 3, 1))
+
+    def forward(self, x):
+        return (x + self.body(x)).clamp(-1, 1)
+'''
+
+
+def test_a_trial_that_fails_is_recorded_with_its_reason_and_the_study_goes_on(tmp_path, tiny):
+    (tmp_path / "brittle.py").write_text(BRITTLE)
+    space = write_space(tmp_path / "grid.toml", "[space.net_args]\nwidth = [8]\n")
+    result = run_cli("sweep", "--config", space, "-net", "brittle.py:Brittle", "--data", tiny, "--max-steps", "4", "--search", "2",
+                     *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = summary_of(tmp_path / "checkpoints")["structures"]["brittle.py:Brittle"]["rows"]
+    assert [row["status"] for row in rows] == ["fail", "fail"]  # the second trial ran after the first failed
+    assert all("raised ValueError: width 8 is not supported yet" in row["reason"] for row in rows)
+    assert "no trial finished" in result.stdout
