@@ -307,12 +307,12 @@ def run_search(search, structures, root, flags, runner, parallel, say=print):
                 runner.start(name, argv)
                 owner[name] = study
         while True:
-            for study in studies:  # the structures take turns, so each gets trials as early as the other
-                while runner.running < parallel and study.left_to_ask():
-                    name, argv = study.new()
-                    runner.start(name, argv)
-                    owner[name] = study
-                    break
+            while runner.running < parallel and any(study.left_to_ask() for study in studies):
+                # the structure with the fewest trials so far goes next: each gets its trials as early as the other
+                study = min((s for s in studies if s.left_to_ask()), key=lambda s: sum(s.counted()))
+                name, argv = study.new()
+                runner.start(name, argv)
+                owner[name] = study
             for study in studies:
                 for name in study.report():
                     say(f"search: pruning {name}")
