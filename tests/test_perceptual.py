@@ -197,3 +197,17 @@ def test_metrics_that_cannot_apply_are_refused_in_one_line(tiny_run, tmp_path):
     assert unknown.returncode == 2 and "sharpness is not one of" in unknown.stderr
     assert set(requested_metrics()) == {"jod", "lpips", "tlp", "fvd", "kid"}
     assert all(METRICS[name].windows and METRICS[name].stream for name in requested_metrics())
+
+
+def test_a_metric_without_a_target_to_score_against_is_refused_before_anything_is_written(tmp_path):
+    from datasets.pairs import TWO_VIDEOS
+    from inference.compare import Outputs, Windows, comparison_source, compare_video
+    from utils.errors import VideoError
+    from utils.size import Size
+
+    video = make_video(tmp_path / "v.mp4", size="32x32", seconds=1)
+    source = comparison_source(video, None, TWO_VIDEOS)  # a model trained on two videos, and no --target
+    out = tmp_path / "c.mp4"
+    with pytest.raises(VideoError, match="has no target to score jod against; give the aligned --target"):
+        compare_video(source, lambda clips: clips, Size(32, 32), Windows(4, 2), Outputs(out, metrics=("jod",)))
+    assert not out.exists() and not list(tmp_path.glob("*.partial*"))
