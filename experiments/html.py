@@ -84,8 +84,8 @@ def svg_chart(series, title, width=520, height=240, x_label="step", marks=(), ma
         if len(points) == 1:
             parts.append(f'<circle cx="{sx(points[0][0]):.1f}" cy="{sy(points[0][1]):.1f}" r="3" fill="{colour}"/>')
         ly = height + 14 * i + 6
-        parts.append(f'<line x1="{left}" x2="{left + 16}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/>'
-                     f'<text x="{left + 20}" y="{ly + 4}" font-size="10">{html.escape(label)}</text>')
+        parts.append(legend_entry(f'<line x1="{left}" x2="{left + 16}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/>',
+                                  label, left, ly))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -105,6 +105,17 @@ def y_grid(ticks, sy, left, right):
                    for tick in ticks)
 
 
+def legend_entry(marker, label, left, y):
+    """One line of a chart's legend below the plot: its marker (a line or a dot), then its label."""
+    return marker + f'<text x="{left + 20}" y="{y + 4}" font-size="10">{html.escape(label)}</text>'
+
+
+def y_axis_label(text, middle):
+    """The y axis's label, written upwards along the left edge, centred on `middle`."""
+    return (f'<text x="12" y="{middle:.1f}" font-size="10" transform="rotate(-90 12 {middle:.1f})" '
+            f'text-anchor="middle">{html.escape(text)}</text>')
+
+
 def svg_bars(groups, labels, title, y_label, width=520, height=240, reference=None):
     """Grouped bars as SVG: `groups` [(name, [value per label]), ...], one colour per label, its
     legend below; `reference`, a y drawn as a dashed line across (1.0 for a ratio, say)."""
@@ -116,8 +127,7 @@ def svg_bars(groups, labels, title, y_label, width=520, height=240, reference=No
     slot = (width - left - right) / len(groups)
     bar = slot * 0.8 / len(labels)
     parts = [svg_open(width, height + legend, title, left), y_grid(_ticks(0, y1), sy, left, width - right)]
-    parts.append(f'<text x="12" y="{(top + height - bottom) / 2:.1f}" font-size="10" transform="rotate(-90 12 '
-                 f'{(top + height - bottom) / 2:.1f})" text-anchor="middle">{html.escape(y_label)}</text>')
+    parts.append(y_axis_label(y_label, (top + height - bottom) / 2))
     for g, (name, vs) in enumerate(groups):
         x0 = left + g * slot + slot * 0.1
         for i, value in enumerate(vs):
@@ -156,8 +166,7 @@ def svg_scatter(points, title, x_label, y_label, width=520, height=260):
         parts.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{tick_label(tick, x_ticks)}</text>')
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - bottom + 28}" font-size="10" text-anchor="middle">'
                  f'{html.escape(x_label)}</text>')
-    parts.append(f'<text x="12" y="{(top + height - bottom) / 2:.1f}" font-size="10" transform="rotate(-90 12 '
-                 f'{(top + height - bottom) / 2:.1f})" text-anchor="middle">{html.escape(y_label)}</text>')
+    parts.append(y_axis_label(y_label, (top + height - bottom) / 2))
     for i, (label, x, y, dx, dy) in enumerate(points):
         colour = COLOURS[i % len(COLOURS)]
         if dx:
@@ -166,8 +175,7 @@ def svg_scatter(points, title, x_label, y_label, width=520, height=260):
             parts.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{sy(y - dy):.1f}" y2="{sy(y + dy):.1f}" stroke="{colour}"/>')
         parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{colour}"/>')
         ly = height + 14 * i + 6
-        parts.append(f'<circle cx="{left + 8}" cy="{ly}" r="4" fill="{colour}"/>'
-                     f'<text x="{left + 20}" y="{ly + 4}" font-size="10">{html.escape(label)}</text>')
+        parts.append(legend_entry(f'<circle cx="{left + 8}" cy="{ly}" r="4" fill="{colour}"/>', label, left, ly))
     parts.append("</svg>")
     return "".join(parts)
 
