@@ -18,6 +18,9 @@ PSNR of each against whole frames.
 And the cost of tiles against their size: whole frames, and tiles of each side layer by layer in
 RAM, per output pixel (the ways alternate; --json keeps the rows for bench/plots.py).
     python -m bench.memory --curve 128 192 256 384 512 --tiled-size 640x360 --json tiles.json
+And whether the streamed ColorVideoVDP score keeps compare's memory flat: peak memory of compare at
+128x128 over videos of growing length, with and without `--metrics jod` (the two alternate).
+    python -m bench.memory --jod 150 600 2400
 """
 import argparse
 import json
@@ -171,8 +174,12 @@ def main():
     parser.add_argument("--only-tiles", action="store_true", help="only the tiles-against-whole-frames rows")
     parser.add_argument("--curve", nargs="+", type=int, metavar="SIDE", help="only the time against tile sides, these")
     parser.add_argument("--json", help="with --curve: keep its rows in this file")
+    parser.add_argument("--jod", nargs="+", type=int, metavar="FRAMES", help="only compare's peak memory with and without "
+                        "--metrics jod over videos of these lengths (128x128)")
     args = parser.parse_args()
     print(machine_summary())
+    if args.jod:
+        return jod_memory(args.jod)
     if args.curve:
         return tile_cost_curve(args.tiled_size, args.curve, args.rounds, args.json)
     if not args.only_tiles:
@@ -200,6 +207,26 @@ def compare_at_sizes(args):
                 rows.append((size, name, written, seconds, peak, plan.split(";")[0].removeprefix("generating ")))
                 print(f"{size:>10} {name:<15} {written:>4} frames  {written / seconds:7.2f} frames/s  peak {human_bytes(peak):>9}  {rows[-1][5]}",
                       flush=True)
+
+
+def jod_memory(lengths, size="128x128"):
+    """The streamed JOD holds a bounded queue of frames and a few floats per frame: its peak should not
+    grow with the video. The memory budget is fixed so that free memory does not change the plan."""
+    with tempfile.TemporaryDirectory() as work:
+        checkpoint = Path(work) / "demo"
+        write_checkpoint(checkpoint)
+        print(f"{'frames':>6} {'without JOD':>12} {'with JOD':>12} {'difference':>11}  JOD")
+        for frames in lengths:
+            video = test_video(Path(work) / f"{frames}.mp4", size, frames)
+            peaks, jod = {}, None
+            for name, extra in (("without", []), ("with", ["--metrics", "jod"])):
+                out = Path(work) / f"{frames}_{name}.mp4"
+                _, peaks[name], _ = measured(["compare", "--checkpoint", checkpoint, "--video", video, "-o", out, "--size", size,
+                                              "--max-memory", "4G", "--quiet", "--overwrite", *extra], cwd=work)
+                if extra:
+                    jod = json.loads(out.with_suffix(".json").read_text())["scores"]["jod"]
+            print(f"{frames:>6} {human_bytes(peaks['without']):>12} {human_bytes(peaks['with']):>12} "
+                  f"{human_bytes(peaks['with'] - peaks['without']):>11}  {jod:.3f}", flush=True)
 
 
 if __name__ == "__main__":
