@@ -2,9 +2,10 @@
 al. 2018, "Are GANs Created Equal?"): every -net value gets its own Optuna study with the same
 number of trials and the same step budget per trial. Trials are ordinary runs, trained by the
 same `main.py train` a sweep starts (here, or on Dask workers); the driver asks Optuna for each
-trial's flags, reads the trial's validation records as they come to report them (a pruner stops
-the trials clearly behind: they save, and `runs` shows them as pruned), and tells Optuna each
-trial's last validation score. Study state lives in the sweep folder in Optuna's journal storage
+trial's flags, reads the trial's validation records as they come to report them, and tells Optuna
+each trial's last validation score. With a pruner, each trial waits after each validation for the
+driver's verdict (runfolder/verdicts.py), so that which trials are pruned, and where, does not
+depend on how fast either runs; those clearly behind save and exit, and `runs` shows them as pruned. Study state lives in the sweep folder in Optuna's journal storage
 (a file), so a killed driver restarted with the same command finishes the running trials from
 their checkpoints and repeats no finished one.
 
@@ -24,6 +25,7 @@ from metrics import METRICS, better_is_higher
 from runfolder.events import FAILED, FINISHED, PRUNED, run_status
 from runfolder.layout import CheckpointsRoot, RunFolder
 from runfolder.metrics import append_record, read_metrics
+from runfolder.verdicts import VerdictGate
 from utils.errors import UserError
 from utils.fsio import make_folder, write_text_atomic
 
@@ -174,7 +176,6 @@ def open_study(search, structure, journal):
     samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=search.seed), "random": lambda: optuna.samplers.RandomSampler(seed=search.seed)}
     pruners = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
                "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(), "none": lambda: optuna.pruners.NopPruner()}
-    # Optuna prunes single-objective studies only: with two objectives every trial runs its whole budget.
     pruner = pruners[search.prune if len(search.objectives) == 1 else "none"]()
     storage = JournalStorage(JournalFileBackend(str(journal)))
     return optuna.create_study(study_name=study_name(search, structure), storage=storage, sampler=samplers[search.sampler](),
@@ -187,7 +188,9 @@ class Trials:
 
     def __init__(self, search, structure, study, root, flags):
         self.search, self.structure, self.study, self.root, self.flags = search, structure, study, Path(root), flags
-        self.running = {}  # run name -> {"trial": optuna Trial, "reported": set of steps, "pruning": bool}
+        self.running = {}  # run name -> {"trial": optuna Trial, "reported": set of steps, "pruning": bool, "gate": VerdictGate}
+        # Optuna prunes single-objective studies only: with two objectives every trial runs its whole budget.
+        self.judged = search.prune != "none" and len(search.objectives) == 1
 
     def run_name(self, number):
         data = Path(str(self.search.fixed.get("data", "data"))).name
@@ -211,7 +214,7 @@ class Trials:
         values = point_values({key: dim.suggest(trial) for key, dim in self.search.space.items()})
         name = self.run_name(trial.number)
         trial.set_user_attr("run", name)
-        self.running[name] = {"trial": trial, "reported": set(), "pruning": False}
+        self.running[name] = {"trial": trial, "reported": set(), "pruning": False, "gate": self.gate(name)}
         return name, self.argv(name, values)
 
     def interrupted(self):
@@ -222,10 +225,15 @@ class Trials:
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             name = frozen.user_attrs.get("run") or self.run_name(frozen.number)
             trial = optuna.trial.Trial(self.study, frozen._trial_id)
-            self.running[name] = {"trial": trial, "reported": {int(step) for step in frozen.intermediate_values}, "pruning": False}
+            self.running[name] = {"trial": trial, "reported": {int(step) for step in frozen.intermediate_values}, "pruning": False,
+                                  "gate": self.gate(name)}
             resume = RunFolder(self.root / name).last.exists()
             jobs.append((name, self.argv(name, point_values(frozen.params)) + (["--resume"] if resume else [])))
         return jobs
+
+    def gate(self, name):
+        """Trial `name`'s gate, opened before it starts: it then waits at each validation for its verdict."""
+        return VerdictGate.open(self.root, name) if self.judged else None
 
     def argv(self, name, values):
         from experiments.sweep import Point
@@ -235,11 +243,13 @@ class Trials:
         return point.train_argv(self.root)
 
     def report(self):
-        """Report every new validation score of the running trials; the names Optuna says to prune."""
+        """Report every new validation score of the running trials, and give each trial that waits
+        on a validation its verdict (a trial at its last step is never pruned: it has nothing left
+        to save); the names of those told to stop, which save and exit by themselves."""
         if len(self.search.objectives) > 1:
             return []
         key = f"val/{self.search.objectives[0]}"
-        stop = []
+        stopped = []
         for name, state in self.running.items():
             if state["pruning"]:
                 continue
@@ -247,10 +257,15 @@ class Trials:
                 if record["step"] not in state["reported"] and isinstance(record.get(key), (int, float)):
                     state["trial"].report(record[key], record["step"])
                     state["reported"].add(record["step"])
-            if state["reported"] and state["trial"].should_prune():
+            step = state["gate"].waiting() if state["gate"] else None
+            if step is None or step not in state["reported"]:
+                continue  # nothing to judge yet, or its record comes with the next look
+            stop = step < self.search.max_steps and state["trial"].should_prune()
+            state["gate"].tell(step, stop)
+            if stop:
                 state["pruning"] = True
-                stop.append(name)
-        return stop
+                stopped.append(name)
+        return stopped
 
     def end(self, name, code):
         """Tell Optuna how the trial `name` ended (its run's exit `code`)."""
@@ -316,7 +331,6 @@ def run_search(search, structures, root, flags, runner, parallel, say=print):
             for study in studies:
                 for name in study.report():
                     say(f"search: pruning {name}")
-                    runner.stop(name)
             for name, code in runner.ended():
                 say(f"search: {name} {owner.pop(name).end(name, code)}")
             if not owner and not any(study.left_to_ask() for study in studies):

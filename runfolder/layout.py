@@ -159,6 +159,10 @@ class CheckpointsRoot:
         """The searches' Optuna studies (journal storage): every trial asked, reported and told."""
         return self.path / "search" / "journal.log"
 
+    def search_verdicts(self, name):
+        """Where trial `name` of a pruning search waits for its driver's verdict on each validation."""
+        return self.path / "search" / "verdicts" / name
+
     @property
     def search_summary(self):
         """The last search's summary, for `runs` and its page: trials, best-of-k curves, Pareto fronts."""

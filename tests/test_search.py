@@ -67,6 +67,29 @@ def sampler_seed_giving(first, then):
     raise AssertionError("no seed")
 
 
+def test_a_trial_waits_at_a_validation_for_the_verdict_on_that_step(tmp_path):
+    """The driver may look at a trial late; the trial then waits, so it is judged where it stands.
+    A verdict on an earlier step is not the one it waits for, and a stop signal ends the wait."""
+    import threading
+
+    from runfolder.verdicts import VerdictGate
+
+    driver = VerdictGate.open(tmp_path, "trial")
+    trial = VerdictGate.of(tmp_path / "trial")
+    assert VerdictGate.of(tmp_path / "another") is None and driver.waiting() is None
+    driver.tell(12, stop=True)  # stale: about a step the trial is not at
+    answers = []
+    waiter = threading.Thread(target=lambda: answers.append(trial.stop_at(24, interrupted=lambda: False)))
+    waiter.start()
+    wait_for(lambda: driver.waiting() == 24, timeout=60, what="the trial waiting at step 24")
+    assert waiter.is_alive() and not answers  # it waits however long the driver takes
+    driver.tell(24, stop=True)
+    waiter.join(timeout=60)
+    assert answers == [True] and driver.waiting() is None
+    assert trial.stop_at(36, interrupted=lambda: True) is False  # Ctrl-C: the loop's own stop follows
+    assert VerdictGate.open(tmp_path, "trial").waiting() is None  # a restarted driver judges afresh
+
+
 def summary_of(root):
     return json.loads((root / "search" / "summary.json").read_text())
 

@@ -8,6 +8,7 @@ each stage below is a plain function of them.
 """
 import contextlib
 import dataclasses
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from runfolder.events import FAILED, FINISHED, INTERRUPTED, RESUMED, STARTED
 from runfolder.layout import RunFolder, experiment_folder
 from runfolder.lock import ExperimentLock
 from runfolder.metrics import MetricsLog
+from runfolder.verdicts import VerdictGate
 from training.from_flags import (architecture, discriminator_args, generator_args, network_sources, resolve_residual, resolve_temporal,
                                  source_file)
 from training.signals import EXIT_CODES, StopSignals
@@ -479,13 +481,18 @@ def train_epochs(run, position, report, signals):
                            prefetch={"auto": None, "on": True, "off": False}[run.config["prefetch"]])
     clock = Clock.start(run.config["max_seconds"])
     tally = LossTally(NonFiniteGuard(run.device, run.ranks, steps_before=position.step))
+    gate = VerdictGate.of(run.folder) if run.ranks.is_main else None  # a pruning search's trial
     while budget_left(run, position, clock):
         stopped = run_epoch(run, inputs, position, report, clock, signals, tally)
         if stopped:
             return stopped
         if position.epoch_step == run.steps_per_epoch:
             position.epoch, position.epoch_step = position.epoch + 1, 0
-            end_epoch(run, position, report, tally, epoch_number=position.epoch, finished=not budget_left(run, position, clock))
+            finished = not budget_left(run, position, clock)
+            validated = end_epoch(run, position, report, tally, epoch_number=position.epoch, finished=finished)
+            judged = gate is not None and validated and not finished
+            if any_rank([judged and gate.stop_at(position.step, interrupted=lambda: signals.signum is not None)], run.ranks)[0]:
+                return stop(run, position, report, signal.SIGINT, pruned=True)
     if position.epoch_step:  # the step budget ended inside an epoch: report it, and keep the position for --resume
         end_epoch(run, position, report, tally, epoch_number=position.epoch + 1, finished=True)
     finish(run, position, report, clock)
@@ -558,17 +565,20 @@ def progress_text(position, means, speed, name):
             + (f" d {d:.3f}" if d is not None else "") + f" {name[2:]} {means[name]:.4f} | {speed:.2f} clips/s")
 
 
-def stop(run, position, report, signum):
-    """After a stop signal: the state is saved; say so and return the exit code."""
+def stop(run, position, report, signum, pruned=False):
+    """After a stop signal, or a search's verdict (`pruned`): the state is saved; say so and return
+    the exit code."""
     if report is not None:
         report.log.write({"step": position.step, "epoch": position.epoch + 1, "event": INTERRUPTED, "signal": int(signum or 2)})
-        report.progress.write(f"interrupted: saved step {position.step} to {run.folder.last}; continue with --resume")
+        why = "stopped by the search's pruner" if pruned else "interrupted"
+        report.progress.write(f"{why}: saved step {position.step} to {run.folder.last}; continue with --resume")
     return EXIT_CODES.get(signum, 130)
 
 
 def end_epoch(run, position, report, tally, epoch_number, finished):
     """Validation and samples every --sample-every epochs and at the end, the watchdog, the
-    experiment page, and a checkpoint (kept as epoch_NNNN.pt at an epoch's end)."""
+    experiment page, and a checkpoint (kept as epoch_NNNN.pt at an epoch's end). Returns whether
+    it validated (on rank 0)."""
     scores = {}
     losses = tally.read_epoch()  # on every rank: a loss gone NaN stops them all here
     if report is not None:
@@ -587,6 +597,7 @@ def end_epoch(run, position, report, tally, epoch_number, finished):
             run.on_epoch_end(run.folder)
     save(run, position, tally, epoch_file=position.epoch_step == 0, finished=finished, scores=scores)
     barrier(run.ranks)
+    return bool(scores)
 
 
 def validation(run, perceptual=False):
