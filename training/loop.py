@@ -481,7 +481,9 @@ def train_epochs(run, position, report, signals):
                            prefetch={"auto": None, "on": True, "off": False}[run.config["prefetch"]])
     clock = Clock.start(run.config["max_seconds"])
     tally = LossTally(NonFiniteGuard(run.device, run.ranks, steps_before=position.step))
-    gate = VerdictGate.of(run.folder) if run.ranks.is_main else None  # a pruning search's trial
+    # A pruning search's trial waits for a verdict after each validation; a search starts each
+    # trial as one process, so no other rank has to hear of it.
+    gate = None if run.ranks.distributed else VerdictGate.of(run.folder)
     while budget_left(run, position, clock):
         stopped = run_epoch(run, inputs, position, report, clock, signals, tally)
         if stopped:
@@ -490,8 +492,7 @@ def train_epochs(run, position, report, signals):
             position.epoch, position.epoch_step = position.epoch + 1, 0
             finished = not budget_left(run, position, clock)
             validated = end_epoch(run, position, report, tally, epoch_number=position.epoch, finished=finished)
-            judged = gate is not None and validated and not finished
-            if any_rank([judged and gate.stop_at(position.step, interrupted=lambda: signals.signum is not None)], run.ranks)[0]:
+            if gate and validated and not finished and gate.stop_at(position.step, lambda: signals.signum is not None):
                 return stop(run, position, report, signal.SIGINT, pruned=True)
     if position.epoch_step:  # the step budget ended inside an epoch: report it, and keep the position for --resume
         end_epoch(run, position, report, tally, epoch_number=position.epoch + 1, finished=True)
