@@ -5,9 +5,10 @@ same `main.py train` a sweep starts (here, or on Dask workers); the driver asks 
 trial's flags, reads the trial's validation records as they come to report them, and tells Optuna
 each trial's last validation score. With a pruner, each trial waits after each validation for the
 driver's verdict (runfolder/verdicts.py), so that which trials are pruned, and where, does not
-depend on how fast either runs; those clearly behind save and exit, and `runs` shows them as pruned. Study state lives in the sweep folder in Optuna's journal storage
-(a file), so a killed driver restarted with the same command finishes the running trials from
-their checkpoints and repeats no finished one.
+depend on how fast either runs; those clearly behind save and exit, and `runs` shows them as
+pruned. Study state lives in the sweep folder in Optuna's journal storage (a file), so a killed
+driver restarted with the same command finishes the running trials from their checkpoints and
+repeats no finished one.
 
     space = parse_space({"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "gan_loss": ["dcgan", "none"]}, flags, "grid.toml")
     summary = run_search(Search(space, trials=20, ...), structures=["unet", "examples/factorised.py:Factorised"], runner)

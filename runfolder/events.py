@@ -10,7 +10,7 @@ from runfolder.metrics import read_metrics
 # What the loop logs ({"event": ...}), each at the step it happened.
 STARTED = "started"
 RESUMED = "resumed"
-INTERRUPTED = "interrupted"  # a stop signal: saved, and `--resume` goes on
+INTERRUPTED = "interrupted"  # a stop signal or a search's verdict: saved, and `--resume` goes on
 FAILED = "failed"  # a non-finite loss: last.pt keeps the step before
 FINISHED = "finished"
 PRUNED = "pruned"  # a search stopped it, clearly behind (after its save): it is not resumed

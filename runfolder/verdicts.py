@@ -46,9 +46,9 @@ class VerdictGate:
         (`interrupted()`) ends the wait: the loop's own stop then follows."""
         write_text_atomic(self.path / "waiting", str(step))
         while not interrupted():
-            verdict = self._read("verdict")
-            if verdict and verdict.split()[0] == str(step):
-                return verdict.split()[1] == "stop"
+            verdict = self._verdict()
+            if verdict and verdict[0] == step:
+                return verdict[1]
             time.sleep(POLL_S)
         return False
 
@@ -56,13 +56,18 @@ class VerdictGate:
     def waiting(self):
         """The step of the validation the trial waits on, or None."""
         waiting = self._read("waiting")
-        verdict = self._read("verdict")
-        if not waiting or (verdict and verdict.split()[0] == waiting):
+        verdict = self._verdict()
+        if not waiting or (verdict and verdict[0] == int(waiting)):
             return None
         return int(waiting)
 
     def tell(self, step, stop):
         write_text_atomic(self.path / "verdict", f"{step} {'stop' if stop else 'go'}")
+
+    def _verdict(self):
+        """(step, stop) of the last verdict told, or None."""
+        text = self._read("verdict")
+        return (int(text.split()[0]), text.split()[1] == "stop") if text else None
 
     def _read(self, name):
         try:

@@ -8,7 +8,6 @@ each stage below is a plain function of them.
 """
 import contextlib
 import dataclasses
-import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -493,7 +492,7 @@ def train_epochs(run, position, report, signals):
             finished = not budget_left(run, position, clock)
             validated = end_epoch(run, position, report, tally, epoch_number=position.epoch, finished=finished)
             if gate and validated and not finished and gate.stop_at(position.step, lambda: signals.signum is not None):
-                return stop(run, position, report, signal.SIGINT, pruned=True)
+                return stop(run, position, report, signum=None, pruned=True)
     if position.epoch_step:  # the step budget ended inside an epoch: report it, and keep the position for --resume
         end_epoch(run, position, report, tally, epoch_number=position.epoch + 1, finished=True)
     finish(run, position, report, clock)
@@ -567,10 +566,12 @@ def progress_text(position, means, speed, name):
 
 
 def stop(run, position, report, signum, pruned=False):
-    """After a stop signal, or a search's verdict (`pruned`): the state is saved; say so and return
-    the exit code."""
+    """After a stop signal (`signum`, None on a rank that only heard of another's), or a search's
+    verdict (`pruned`): the state is saved; say so and return the exit code (a Ctrl-C's when
+    pruned)."""
     if report is not None:
-        report.log.write({"step": position.step, "epoch": position.epoch + 1, "event": INTERRUPTED, "signal": int(signum or 2)})
+        cause = {"by": "the search's pruner"} if pruned else {"signal": int(signum or 2)}
+        report.log.write({"step": position.step, "epoch": position.epoch + 1, "event": INTERRUPTED, **cause})
         why = "stopped by the search's pruner" if pruned else "interrupted"
         report.progress.write(f"{why}: saved step {position.step} to {run.folder.last}; continue with --resume")
     return EXIT_CODES.get(signum, 130)
