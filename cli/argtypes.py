@@ -40,6 +40,14 @@ def fraction(text):
     return value
 
 
+def significance(text):
+    """A significance level: a probability above 0 and under 0.5 (0.05, say)."""
+    value = positive_float(text)
+    if value >= 0.5:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability above 0 and under 0.5")
+    return value
+
+
 def frame_size(text):
     """'64' -> Size(64, 64); '96x64' -> Size(96, 64)."""
     try:

@@ -15,6 +15,11 @@ From one video with a derived input (gray, edges, blur, lowres, noise, compress:
     python main.py build-dataset --video videos/in.mp4 --pair gray -o data/in_gray
 or from several, each one segment:
     python main.py build-dataset --video videos/natural/*.mp4 --pair blur -o data/natural_blur
+Test footage, which no run trains or validates on and only `verdict` reads: whole videos (--test; for
+two aligned videos or an unpaired dataset's sides, --test-a/--test-b), or whole shots of the footage
+(--test-shots N, found by ffmpeg's scene score); or added later to a built dataset (--add-test DATA):
+    python main.py build-dataset --video train/*.mp4 --pair blur --test unseen/*.mp4 -o data/blur
+    python main.py build-dataset --video film.mp4 --pair blur --test-shots 3 -o data/film_blur
 """
 import argparse
 from pathlib import Path
@@ -62,21 +67,61 @@ def add_arguments(parser):
                              "data; unpaired data has no target)")
     parser.add_argument("--add-flow", metavar="DATA",
                         help="store the optical flow in the existing dataset folder DATA, and nothing else (default: build a new dataset)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    parser.add_argument("--test", action="extend", nargs="+", default=[], metavar="VIDEO",
+                        help="videos or frame folders held apart as test footage, derived into pairs as --video is: no run "
+                             "trains or validates on them, and `verdict` judges on them (default: none)")
+    parser.add_argument("--test-a", action="extend", nargs="+", default=[], metavar="A",
+                        help="test footage's inputs, aligned with --test-b as --a is with --b (folders of sequences too); "
+                             "with --unpaired, side A's test footage (default: none)")
+    parser.add_argument("--test-b", action="extend", nargs="+", default=[], metavar="B",
+                        help="test footage's targets, aligned with --test-a; with --unpaired, side B's test footage (default: none)")
+    parser.add_argument("--test-shots", type=non_negative_int, default=0, metavar="N",
+                        help="hold out N whole shots of the footage as test clips, found by ffmpeg's scene score and spread "
+                             "over the footage; the rest is split around them (default: 0)")
+    parser.add_argument("--add-test", metavar="DATA",
+                        help="add the --test (or --test-a/--test-b) footage to the existing dataset folder DATA, and nothing "
+                             "else; its runs stay valid (default: build a new dataset)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder (with --add-test, its test footage)")
     parser.add_argument("--quiet", action="store_true", help="no progress while decoding")
 
 
-def matched_pairs(args):
-    """The (A, B) pairs of --a/--b: as given, or, for folders of sequences, one pair per sequence."""
+def matched_pairs(a_paths, b_paths, parts=None):
+    """The (A, B) pairs of --a/--b (or --test-a/--test-b): as given, or, for folders of sequences, one pair per sequence."""
     from datasets.build import is_sequence_folder, sequence_pairs
 
+    if len(a_paths) != len(b_paths):
+        raise UsageError(f"every A needs its B (got {len(a_paths)} and {len(b_paths)}: --a with --b, --test-a with --test-b)")
     pairs = []
-    for a, b in zip(args.a, args.b):
-        if is_sequence_folder(a) or is_sequence_folder(b) or args.parts:
-            pairs += sequence_pairs(a, b, args.parts)
+    for a, b in zip(a_paths, b_paths):
+        if is_sequence_folder(a) or is_sequence_folder(b) or parts:
+            pairs += sequence_pairs(a, b, parts)
         else:
             pairs.append((a, b))
     return pairs
+
+
+def test_footage(args, pair, unpaired):
+    """The TestFootage the flags ask for, for a dataset of `pair` kind (or `unpaired`)."""
+    from cli.train_flags import default_flags
+    from datasets.build import TestFootage, derived_sources, paired_sources
+    from datasets.pairs import TWO_VIDEOS
+    from datasets.sources import InputSource
+
+    min_frames = default_flags()["pool"]
+    if unpaired:
+        if args.test:
+            raise UsageError("--test derives pairs; an unpaired dataset's test footage is each side's: --test-a A ... --test-b B ...")
+        return TestFootage(sides=tuple(tuple(InputSource(v) for v in side_footage(side)) for side in (args.test_a, args.test_b)),
+                           min_frames=min_frames)
+    if pair == TWO_VIDEOS:
+        if args.test:
+            raise UsageError("--test derives pairs from one video; for two aligned videos give --test-a A --test-b B")
+        sources = paired_sources(matched_pairs(args.test_a, args.test_b, args.parts), trim=args.trim)
+    else:
+        if args.test_a or args.test_b:
+            raise UsageError("--test-a/--test-b go with aligned --a/--b footage; with --video, give the test videos with --test")
+        sources = derived_sources(args.test, pair, seed=args.seed)
+    return TestFootage(sources=tuple(sources), shots=args.test_shots, min_frames=min_frames)
 
 
 def side_footage(paths):
@@ -95,11 +140,23 @@ def side_footage(paths):
 
 
 def main(args):
-    from datasets.build import build_dataset, build_unpaired, derived_sources, describe, paired_sources
+    from datasets.build import add_test, build_dataset, build_unpaired, derived_sources, describe, paired_sources
     from datasets.flow import write_flow
-    from datasets.pairs import parse_pair
-    from datasets.store import read_meta
+    from datasets.pairs import TWO_VIDEOS, parse_pair
+    from datasets.store import is_unpaired, read_meta
 
+    if args.add_test:
+        if args.video or args.a or args.b or args.add_flow:
+            raise UsageError("--add-test adds --test (or --test-a/--test-b) footage to a built dataset alone; give no other footage")
+        if args.test_shots:
+            raise UsageError("--test-shots cuts shots out of the training footage, so it works only when a dataset is built")
+        meta = read_meta(args.add_test)
+        test = test_footage(args, meta.get("pair"), is_unpaired(meta))
+        if not (test.sources or any(test.sides)):
+            raise UsageError("--add-test needs the test footage: --test VIDEO ... (or --test-a A ... --test-b B ...)")
+        add_test(args.add_test, test, overwrite=args.overwrite, quiet=args.quiet)
+        print("added test footage: " + describe(meta, Path(args.add_test)))
+        return 0
     if args.add_flow:
         if args.video or args.a or args.b:
             raise UsageError("--add-flow works on a built dataset alone; give no videos with it")
@@ -115,9 +172,13 @@ def main(args):
             if given:
                 raise UsageError(f"{flag} is for paired data; an unpaired dataset has no pairs" +
                                  ("" if flag != "--flow" else " and no target whose flow --temporal could follow"))
+        if args.test_shots:
+            raise UsageError("--test-shots holds out shots of paired footage; an unpaired dataset's test footage is "
+                             "each side's: --test-a A ... --test-b B ...")
         output = Path(args.output) if args.output else Path("data") / f"{Path(args.a[0]).stem}_{Path(args.b[0]).stem}_unpaired"
         meta = build_unpaired(output, side_footage(args.a), side_footage(args.b), args.size, fps=args.fps,
-                              val_fraction=args.val_fraction, mmap=args.mmap, overwrite=args.overwrite, quiet=args.quiet)
+                              val_fraction=args.val_fraction, mmap=args.mmap, overwrite=args.overwrite, quiet=args.quiet,
+                              test=test_footage(args, None, unpaired=True))
         print("built " + describe(meta, output))
         return 0
     if args.video:
@@ -135,13 +196,14 @@ def main(args):
         if args.pair:
             raise UsageError("--pair goes with --video; --a/--b are already a pair")
         name = f"{Path(args.a[0]).stem}_paired"
-        sources = paired_sources(matched_pairs(args), trim=args.trim)
+        sources = paired_sources(matched_pairs(args.a, args.b, args.parts), trim=args.trim)
     else:
         raise UsageError("give --a A --b B (aligned videos) or --video V --pair MODE")
     if args.parts and not args.a:
         raise UsageError("--parts goes with --a/--b folders of sequences")
     output = Path(args.output) if args.output else Path("data") / name
+    test = test_footage(args, args.pair if args.video else TWO_VIDEOS, unpaired=False)
     meta = build_dataset(output, sources, args.size, fps=args.fps, val_fraction=args.val_fraction, mmap=args.mmap,
-                         overwrite=args.overwrite, quiet=args.quiet, flow=args.flow is not False)
+                         overwrite=args.overwrite, quiet=args.quiet, flow=args.flow is not False, test=test)
     print("built " + describe(meta, output))
     return 0

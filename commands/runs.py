@@ -1,6 +1,7 @@
 """A table of every experiment under checkpoints/: status, network, size, the flags that differ
 from the defaults, progress, last and best validation scores next to the identity baseline, speed;
-runs that differ only by seed are grouped, with Welch's t-test between groups. It also rewrites
+runs that differ only by seed are grouped and judged by the verdict's rule (experiments/verdict.py) on
+validation frames, the data the choices were made on; `verdict` judges on test footage. It also rewrites
 checkpoints/index.html, a page with the table, the curves overlaid and one clip from every run.
 
     python main.py runs
@@ -52,7 +53,11 @@ def main(args):
         return 0
     print(text_table(RUN_HEADER, run_rows(runs)))
     if any(g["n"] > 1 for g in group_list):
-        print(f"\nseed groups (last validation scores, mean ± std; Welch's t-test on {args.metric}, p < 0.05):")
+        print(f"\nseed groups (last validation scores, mean ± std; on {args.metric}, Welch's t-test between every pair of "
+              f"groups, Holm's procedure holding the chance of any false \"worse\" at 5%):")
         print(text_table(GROUP_HEADER, group_rows(group_list)))
+        print(f"\nThese are validation frames: later frames of the training shots, the ones a search, its pruner and your "
+              f"choices were made on, so they flatter whatever was chosen. For the answer, on test footage no run trained "
+              f"on: `python main.py verdict --checkpoints {args.checkpoints}`")
     print(f"\npage: {page}")
     return 0

@@ -180,6 +180,48 @@ def svg_scatter(points, title, x_label, y_label, width=520, height=260):
     return "".join(parts)
 
 
+def svg_dots(columns, clips, title, y_label, width=520, height=260, reference=None):
+    """Every seed's score on every clip as dots, one column per group, one colour per clip (its legend
+    below), with the group's interval as a bar and its mean as a tick beside the dots. `columns`
+    [(name, [[score per clip] per seed], (low, high), mean), ...]; `reference`: a y drawn dashed
+    across (0 for differences)."""
+    left, right, top, bottom = 58, 12, 26, 40
+    values = [v for _, seeds, interval, _ in columns for v in [*(x for seed in seeds for x in seed), *interval]]
+    values += [] if reference is None else [reference]
+    values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    parts = [svg_open(width, height + 14 * len(clips) + 4, title, left)]
+    if not values:
+        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#888">no scores</text></svg>')
+        return "".join(parts)
+    y0, y1 = min(values), max(values)
+    pad = (y1 - y0) * 0.08 or 0.5
+    y0, y1 = y0 - pad, y1 + pad
+    sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
+    parts += [y_grid(_ticks(y0, y1), sy, left, width - right), y_axis_label(y_label, (top + height - bottom) / 2)]
+    slot = (width - left - right) / max(1, len(columns))
+    if reference is not None:
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(reference):.1f}" y2="{sy(reference):.1f}" stroke="#555" '
+                     f'stroke-dasharray="5,4"/>')
+    for g, (name, seeds, (low, high), mean) in enumerate(columns):
+        middle = left + (g + 0.5) * slot
+        for c in range(len(clips)):
+            for s, seed in enumerate(seeds):
+                x = middle - slot * 0.3 + (c + 0.5) * slot * 0.4 / len(clips) + (s - (len(seeds) - 1) / 2) * 2
+                parts.append(f'<circle cx="{x:.1f}" cy="{sy(seed[c]):.1f}" r="2.6" fill="{COLOURS[c % len(COLOURS)]}" '
+                             f'fill-opacity="0.8"><title>{html.escape(name)}, {html.escape(clips[c])}, seed {s + 1}: '
+                             f'{fmt(seed[c])}</title></circle>')
+        bar = middle + slot * 0.22
+        parts.append(f'<line x1="{bar:.1f}" x2="{bar:.1f}" y1="{sy(low):.1f}" y2="{sy(high):.1f}" stroke="#222" stroke-width="2"/>'
+                     f'<line x1="{bar - 6:.1f}" x2="{bar + 6:.1f}" y1="{sy(mean):.1f}" y2="{sy(mean):.1f}" stroke="#222" stroke-width="2">'
+                     f'<title>{html.escape(name)}: mean {fmt(mean)}, interval {fmt(low)} to {fmt(high)}</title></line>')
+        parts.append(f'<text x="{middle:.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{html.escape(name)}</text>')
+    for c, clip in enumerate(clips):
+        ly = height + 14 * c + 6
+        parts.append(legend_entry(f'<circle cx="{left + 8}" cy="{ly}" r="4" fill="{COLOURS[c % len(COLOURS)]}"/>', clip, left, ly))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def curve(records, key):
     points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
     return [p[0] for p in points], [p[1] for p in points]

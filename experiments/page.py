@@ -67,7 +67,10 @@ def write_comparison_page(root, runs, group_list):
     sections = [f"<h1>Experiments in {html.escape(str(root.path))}</h1>", f"<p>{len(runs)} runs</p>", table(rows, RUN_HEADER, left=(0, -1))]
     if any(g["n"] > 1 for g in group_list):
         sections += ["<h2>Seed groups</h2><p>Mean ± standard deviation of the last validation scores over seeds; "
-                     "a difference from the best group on the same data counts only when Welch's t-test gives p &lt; 0.05.</p>",
+                     "every pair of groups on the same data is tested (Welch's t-test), with Holm's procedure holding the "
+                     "chance of any false &quot;worse&quot; at 5%. These are validation frames, the data the choices were "
+                     "made on: <code>python main.py verdict</code> judges on test footage no run trained on, and writes "
+                     "verdict.html beside this page.</p>",
                      table(group_rows(group_list), GROUP_HEADER)]
     shown = runs[:MAX_CURVES]
     labels = short_names([run["name"] for run in shown])

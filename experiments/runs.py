@@ -7,11 +7,12 @@ import json
 import re
 
 from cli.train_flags import as_typed, unshown_flags
-from experiments.stats import mean_std, significantly_different, welch_t_test
+from experiments.stats import mean_std
+from experiments.verdict import ALPHA, decide
 from runfolder.config import read_config
 from runfolder.events import STARTS, run_status
 from runfolder.header import read_header
-from runfolder.layout import RunFolder
+from runfolder.layout import RunFolder, is_search_trial
 from metrics import best_of, better_is_higher, validated_metrics
 from runfolder.metrics import metric_lines, records_in
 
@@ -49,7 +50,9 @@ def summarize(folder, defaults):
         "epochs": max([r.get("epoch", 0) for r in validation + logged if isinstance(r.get("epoch"), int)], default=0),
         "checkpoint": has_checkpoint,
         "clips_per_s": _median([r["time/clips_per_s"] for r in speeds if isinstance(r.get("time/clips_per_s"), (int, float))]),
-        "group": group_key(config),
+        "frames_per_clip": config.get("pool"),
+        "batch": config.get("batch"),
+        "group": group_key(config, search_trial=is_search_trial(folder.name)),
     }
     for metric in VALIDATED:
         values = [r[f"val/{metric}"] for r in validation if isinstance(r.get(f"val/{metric}"), (int, float))]
@@ -64,9 +67,11 @@ def _median(values):
     return values[len(values) // 2] if values else None
 
 
-def group_key(config):
-    """Runs with the same config apart from seed and naming form one group."""
-    return json.dumps({k: v for k, v in sorted(config.items()) if k not in NOT_SHOWN or k == "data"}, sort_keys=True)
+def group_key(config, search_trial=False):
+    """Runs with the same config apart from seed and naming form one group. A search's trials never
+    join its finals' group: the trial that won was chosen for scoring best, and would flatter it."""
+    kept = {k: v for k, v in sorted(config.items()) if k not in NOT_SHOWN or k == "data"}
+    return json.dumps({**kept, **({"search trial": True} if search_trial else {})}, sort_keys=True)
 
 
 def group_label(names):
@@ -75,11 +80,13 @@ def group_label(names):
     return stripped.pop() if len(stripped) == 1 else min(names)
 
 
-def groups(runs, metric="psnr"):
-    """Runs grouped by config (seeds pooled): n, mean and deviation of each last score, and for
-    `metric` whether the group differs significantly (Welch's t-test, p < 0.05) from the best group
-    on the same data. Scores on other data are scores on other held-out frames: a sweep over
-    several datasets gets a best group per dataset."""
+def groups(runs, metric="psnr", alpha=ALPHA):
+    """Runs grouped by config (seeds pooled): n, mean and deviation of each last score, and each
+    group's verdict on `metric` by experiments/verdict.py's rule (every pair of groups tested, the
+    error held at `alpha` across them) among the groups on the same data. Scores on other data are
+    scores on other held-out frames: a sweep over several datasets gets a verdict per dataset.
+    These are validation scores, the frames a search and its pruner chose on: `verdict` judges on
+    test footage."""
     by_key = {}
     for run in runs:
         by_key.setdefault(run["group"], []).append(run)
@@ -92,26 +99,13 @@ def groups(runs, metric="psnr"):
             entry[name] = values
             entry[f"{name}_mean"], entry[f"{name}_std"] = mean_std(values) if values else (None, None)
         result.append(entry)
-    pick = max if better_is_higher(metric) else min
     for data in {g["data"] for g in result if g[f"{metric}_mean"] is not None}:
-        same_data = [g for g in result if g["data"] == data]
-        scored = [g for g in same_data if g[f"{metric}_mean"] is not None]
-        testable = [g for g in scored if len(g[metric]) >= 2]  # a lucky single seed is no reference to test against
-        best = pick(testable or scored, key=lambda g: g[f"{metric}_mean"])
-        for g in same_data:
-            g["vs_best"] = compare_groups(g, best, metric)
+        scored = [g for g in result if g["data"] == data and g[f"{metric}_mean"] is not None]
+        labels = [g["group"] if [h["group"] for h in scored].count(g["group"]) == 1 else f"{g['group']} ({i})" for i, g in enumerate(scored)]
+        words = decide({label: g[metric] for label, g in zip(labels, scored)}, better_is_higher(metric), alpha)
+        for label, g in zip(labels, scored):
+            g["verdict"] = words[label]
     return result
-
-
-def compare_groups(group, best, metric):
-    """'best', or whether `group` differs from the best group under Welch's t-test, with p."""
-    if group is best:
-        return {"verdict": "best", "p": None}
-    a, b = group[metric], best[metric]
-    if len(a) < 2 or len(b) < 2:
-        return {"verdict": "n/a (needs 2+ seeds each)", "p": None}
-    p = welch_t_test(a, b)[2]
-    return {"verdict": "significantly worse" if significantly_different(a, b) else "no significant difference", "p": p}
 
 
 def sort_runs(runs, field, descending=False):
@@ -137,7 +131,7 @@ def run_rows(runs):
 
 RUN_HEADER = ["name", "status", "net", "M params", "steps", "epochs", "PSNR (best)", "JOD (best)", "SSIM (best)", "flicker (best)",
               "identity PSNR", "clips/s", "flags"]
-GROUP_HEADER = ["group", "seeds", "PSNR", "JOD", "SSIM", "flicker", "tOF", "vs best on its data (Welch, p < 0.05)"]
+GROUP_HEADER = ["group", "seeds", "PSNR", "JOD", "SSIM", "flicker", "tOF", "on validation frames (every pair, Holm)"]
 
 
 def group_rows(group_list):
@@ -146,9 +140,8 @@ def group_rows(group_list):
 
     rows = []
     for g in group_list:
-        verdict = g.get("vs_best", {"verdict": "-", "p": None})
-        rows.append([g["group"], str(g["n"]), spread(g, "psnr", 2), spread(g, "jod", 2), spread(g, "ssim", 3), spread(g, "flicker", 3), spread(g, "tof", 3),
-                     verdict["verdict"] + (f" (p={verdict['p']:.3g})" if verdict["p"] is not None else "")])
+        rows.append([g["group"], str(g["n"]), spread(g, "psnr", 2), spread(g, "jod", 2), spread(g, "ssim", 3), spread(g, "flicker", 3),
+                     spread(g, "tof", 3), g.get("verdict", "-")])
     return rows
 
 

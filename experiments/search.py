@@ -24,7 +24,7 @@ import numpy as np
 
 from metrics import METRICS, better_is_higher
 from runfolder.events import FAILED, FINISHED, PRUNED, run_status
-from runfolder.layout import CheckpointsRoot, RunFolder
+from runfolder.layout import CheckpointsRoot, RunFolder, search_trial_name
 from runfolder.metrics import append_record, read_metrics
 from runfolder.verdicts import VerdictGate
 from utils.errors import UserError
@@ -195,7 +195,7 @@ class Trials:
 
     def run_name(self, number):
         data = Path(str(self.search.fixed.get("data", "data"))).name
-        return f"{slug(data)}_search_{slug(Path(self.structure).stem if '/' in self.structure else self.structure)}_t{number:03d}"
+        return search_trial_name(slug(data), slug(Path(self.structure).stem if '/' in self.structure else self.structure), number)
 
     def counted(self):
         """Trials finished (complete, pruned or failed) and running, as Optuna has them."""

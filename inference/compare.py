@@ -241,9 +241,8 @@ class RequestedScores(Sink):
     round trip: the translation) and of the identity (the input taken as the answer) against the
     target, streamed as the frames come (metrics/__init__.py's `stream`s)."""
 
-    def __init__(self, outputs, frames, fps):
-        self.streams = {name: [code_of(name, "stream")(frames, fps, outputs.device, outputs.metric_weights) for _ in range(2)]
-                        for name in outputs.metrics}
+    def __init__(self, metrics, frames, fps, device, weights):
+        self.streams = {name: [code_of(name, "stream")(frames, fps, device, weights) for _ in range(2)] for name in metrics}
 
     def add(self, chunk):
         for made, identity in self.streams.values():
@@ -264,6 +263,21 @@ class RequestedScores(Sink):
             result["jod_display"] = DISPLAY_RECORD
 
 
+class MiddleFrame(Sink):
+    """The generated frame (of a round trip: the translation) at `frame`, its middle `side` x `side`
+    pixels at most, saved as a PNG: the same crop from every model, side by side on the verdict page."""
+
+    def __init__(self, path, frame, side=128):
+        self.path, self.frame, self.side, self.seen = path, frame, side, 0
+
+    def add(self, chunk):
+        if self.seen <= self.frame < self.seen + len(chunk.outputs):
+            image = chunk.outputs[self.frame - self.seen]
+            top, left = max(0, (image.shape[0] - self.side) // 2), max(0, (image.shape[1] - self.side) // 2)
+            save_png(self.path, image[top:top + self.side, left:left + self.side])
+        self.seen += len(chunk.outputs)
+
+
 def open_sinks(stack, source, outputs, fps, scratch, round_trip=False):
     """The sinks compare feeds, each writer closed (or, on failure, aborted) by `stack`."""
     audio_from = source.paths[0] if source.info(source.paths[0]).has_audio else None
@@ -276,7 +290,7 @@ def open_sinks(stack, source, outputs, fps, scratch, round_trip=False):
     elif has_target:
         sinks.append(Scores())
     if outputs.metrics:
-        sinks.append(RequestedScores(outputs, source.expected_frames(), fps))
+        sinks.append(RequestedScores(outputs.metrics, source.expected_frames(), fps, outputs.device, outputs.metric_weights))
     if outputs.vmaf and (has_target or round_trip):
         sinks.append(Vmaf(scratch, fps))
     if outputs.profile:
@@ -301,6 +315,49 @@ def round_trip(stream, back, windows):
         yield RoundTrip(inputs, chunk.inputs, targets, chunk.switched, chunk.outputs)
 
 
+def feed(chunks, generate, windows, sinks, back=None, progress=None):
+    """Generate over `chunks` ((inputs, targets) uint8 arrays) in `windows` and hand every aligned chunk
+    to every sink; returns how many frames were generated. `back`: an unpaired model's generator the
+    other way, which brings each translation back."""
+    frames = 0
+    # Scores, panels and encoding run on a thread of their own while the next windows are generated.
+    with Behind(lambda chunk: [sink.add(chunk) for sink in sinks]) as behind:
+        # Decoded on a thread of its own too, so that the device never waits for the decoder between windows.
+        stream = generate_stream(ahead(chunks, depth=2), generate, windows.length, windows.overlap, windows.batch, windows.blend)
+        if back is not None:
+            stream = round_trip(stream, back, windows)
+        for chunk in stream:
+            behind.put(chunk)
+            frames += len(chunk.outputs)
+            if progress is not None:
+                progress.advance(len(chunk.outputs))
+    return frames
+
+
+def score_frames(generate, inputs, targets, windows, metrics=(), fps=25, device="cpu", weights=None, back=None,
+                 profile=None, middle=None, chunk_frames=64):
+    """The scores of a model over one clip held in memory (uint8 (n, H, W, 3) inputs and targets;
+    an unpaired model's targets are None and it is scored by its round trip), as compare scores a
+    video, with the `metrics` asked for by name; nothing is written but, when given, the temporal
+    `profile` PNG and the `middle` frame's crop PNG."""
+    def chunks():  # copies: the clip may be a read-only memory map, and the scores' tensors are made from these
+        for start in range(0, len(inputs), chunk_frames):
+            yield np.array(inputs[start:start + chunk_frames]), None if targets is None else np.array(targets[start:start + chunk_frames])
+
+    sinks = [RoundTripScores(has_target=False) if back is not None else Scores()]
+    if metrics:
+        sinks.append(RequestedScores(metrics, len(inputs), fps, device, weights))
+    if profile:
+        sinks.append(TemporalProfile(profile))
+    if middle:
+        sinks.append(MiddleFrame(middle, len(inputs) // 2))
+    feed(chunks(), generate, windows, sinks, back)
+    result = {"frames": len(inputs), "fps": fps, "scores": {}, "pairs": [], "source": "a test clip"}
+    for sink in sinks:
+        sink.finish(result)
+    return result["scores"]
+
+
 def compare_video(source, generate, size, windows, outputs, back=None):
     """Write the outputs for every frame of `source`; returns {"frames", "fps", "scores", "pairs"},
     "pairs" being [frame, generated's masked warping error, target's (the input's, for a round
@@ -313,22 +370,11 @@ def compare_video(source, generate, size, windows, outputs, back=None):
     if outputs.generated:
         check_output(outputs.generated, [*source.paths, outputs.side_by_side], outputs.overwrite)
     fps = source.info(source.paths[0]).fps
-    frames = 0
     progress = Progress(source.expected_frames(), unit="frame", what=f"compare {outputs.side_by_side}", enabled=not outputs.quiet)
     with tempfile.TemporaryDirectory() as scratch:
         with contextlib.ExitStack() as stack:
             sinks = open_sinks(stack, source, outputs, fps, scratch, round_trip=back is not None)
-            # Scores, panels and encoding run on a thread of their own while the next windows are generated.
-            with Behind(lambda chunk: [sink.add(chunk) for sink in sinks]) as behind:
-                # Decoded on a thread of its own too, so that the device never waits for the decoder between windows.
-                decoded = ahead(source.chunks(size), depth=2)
-                stream = generate_stream(decoded, generate, windows.length, windows.overlap, windows.batch, windows.blend)
-                if back is not None:
-                    stream = round_trip(stream, back, windows)
-                for chunk in stream:
-                    behind.put(chunk)
-                    frames += len(chunk.outputs)
-                    progress.advance(len(chunk.outputs))
+            frames = feed(source.chunks(size), generate, windows, sinks, back, progress)
             progress.close()
             if frames == 0:
                 raise VideoError(source.paths[0], "gave no frames to compare")

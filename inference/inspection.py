@@ -67,6 +67,18 @@ def tiles_agreement(generator, frames, halo, device):
     return mean_psnr(whole, tiled)
 
 
+def structure_facts(generator, frames, size, device):
+    """What the verdict page shows of a structure, in numbers: {"parameters" (millions), "gflop"
+    (a forward pass of one clip of `frames` frames of `size`), "frames" and "pixels" (the receptive
+    field in time and space; None: the whole clip or frame)}."""
+    multiple = size_multiple(generator)
+    width, height = round_up(size.width, multiple), round_up(size.height, multiple)
+    clip = torch.rand(1, 3, frames, height, width, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
+    in_time, in_space = temporal_radius(generator), receptive_radius(generator)
+    return {"parameters": count_parameters(generator) / 1e6, "gflop": flops(generator, clip)[0],
+            "frames": None if in_time is None else 2 * in_time + 1, "pixels": None if in_space is None else 2 * in_space + 1}
+
+
 def inspect_generator(generator, frames, size, device):
     """([Fact], [problem]) of a built generator at clips of `frames` frames of `size` (a Size,
     rounded up to its size multiple). Each problem is one line that says what is wrong."""

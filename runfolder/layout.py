@@ -5,6 +5,7 @@ other module spells these names.
     CheckpointsRoot("checkpoints").folders()     # every experiment folder, by name
 """
 import os
+import re
 from pathlib import Path
 
 RESULT_KINDS = ("compare", "evaluation")  # the latest result of each is kept in the experiment
@@ -167,6 +168,41 @@ class CheckpointsRoot:
     def search_summary(self):
         """The last search's summary, for `runs` and its page: trials, best-of-k curves, Pareto fronts."""
         return self.path / "search" / "summary.json"
+
+
+class VerdictFolder:
+    """What `verdict` keeps beside the runs it judged: its page, CHECKPOINTS/verdict.html, and in
+    CHECKPOINTS/verdict/ every score on every test clip (scores.json), the last verdict
+    (verdict.json) and the page's images (a frame crop and a temporal profile per run)."""
+
+    def __init__(self, checkpoints):
+        self.root = Path(checkpoints)
+        self.path = self.root / "verdict"
+
+    @property
+    def scores(self):
+        return self.path / "scores.json"
+
+    @property
+    def result(self):
+        return self.path / "verdict.json"
+
+    @property
+    def page(self):
+        return self.root / "verdict.html"
+
+    def images(self, run):
+        return self.path / "images" / run
+
+
+def search_trial_name(data, structure, number):
+    """The run folder of a search's trial `number` of `structure` on `data` (names already made safe)."""
+    return f"{data}_search_{structure}_t{number:03d}"
+
+
+def is_search_trial(name):
+    """Whether a run folder's name is a search trial's: chosen on validation frames, never a member of a seed group."""
+    return re.search(r"_search_.+_t\d{3,}$", name) is not None
 
 
 def experiment_folder(config):

@@ -107,8 +107,8 @@ def test_a_sweep_puts_a_plug_in_against_the_u_net_in_seed_groups(tiny, tmp_path)
     networks = sorted(r["network"] for r in table["runs"])
     assert networks == ["my_nets.py:Factorised"] * 2 + ["unet"] * 2
     assert sorted(g["n"] for g in table["groups"]) == [2, 2]  # one group per network, its two seeds pooled
-    verdicts = sorted(g["vs_best"]["verdict"] for g in table["groups"])  # Welch's test of the other group against the best
-    assert verdicts[0] == "best" and verdicts[1] in ("no significant difference", "significantly worse")
+    verdicts = sorted(g["verdict"] for g in table["groups"])  # the verdict's rule between the two groups
+    assert verdicts[0] == "best" and verdicts[1].startswith(("no difference from", "worse than"))
 
 
 def write_plugin(folder, body):
