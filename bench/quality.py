@@ -8,27 +8,19 @@ frames next to the identity baseline (the input itself taken as the answer).
 import argparse
 import json
 import shlex
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench import run_main
 from bench.footage import natural_shots
 from datasets.build import build_dataset, derived_sources
 from utils.device import machine_summary
 from utils.size import Size
 
-REPO = Path(__file__).resolve().parent.parent
 TASKS = ("gray", "edges", "blur", "lowres", "noise", "compress:40", "future:2")
 RESTORATION = ("blur", "lowres", "noise", "compress:40")  # where the input is already close: the target is +0.5 dB
 
-
-def run_main(*args, cwd):
-    done = subprocess.run([sys.executable, str(REPO / "main.py"), *map(str, args)], cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, args[:1]))} failed:\n{done.stderr[-2000:]}")
-    return done
 
 
 def measure(task, shots, size, work, steps, train_flags):

@@ -14,28 +14,20 @@ scikit-image's photographs), every number from this one run:
 """
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from bench import REPO, run_main
 from bench.footage import natural_shots
 from cli.argtypes import frame_size
 from datasets.build import build_dataset, derived_sources
 from experiments.stats import mean_std, welch_t_test
 from utils.device import machine_summary
 
-REPO = Path(__file__).resolve().parent.parent
 PHOTOS = ("astronaut", "chelsea", "rocket", "cat", "immunohistochemistry")  # the guide's shots
 STRUCTURES = ("unet", f"{REPO / 'examples' / 'factorised.py'}:Factorised")  # the plug-in by its path: any working folder
 LRS, L1S = (3e-4, 1e-3, 3e-3), (30.0, 100.0)  # the grid: inside the space of examples/search.toml
 SPACE = REPO / "examples" / "search.toml"
 
-
-def run_main(*args, cwd):
-    done = subprocess.run([sys.executable, str(REPO / "main.py"), *map(str, args)], cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, args[:2]))} failed:\n{done.stderr[-2000:]}")
-    return done
 
 
 def last_psnr(folder):

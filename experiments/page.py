@@ -9,20 +9,13 @@ import os
 from pathlib import Path
 
 from experiments.html import Raw, curve, page, svg_chart, svg_scatter, table
-from experiments.runs import GROUP_HEADER, RUN_HEADER, group_rows, groups, run_rows, summarize
+from experiments.runs import GROUP_HEADER, RUN_HEADER, group_rows, groups, run_rows, short_names, summarize
 from runfolder.layout import CheckpointsRoot
 from runfolder.metrics import read_metrics
 from utils.fsio import make_folder, write_text_atomic
 from utils.images import load_png, save_png, stack_labelled
 
 MAX_CURVES = 16  # more overlaid lines than this cannot be told apart
-
-
-def short_names(names):
-    """{name: what tells it apart}: the name's _-separated parts that not every other name shares."""
-    split = {name: name.split("_") for name in names}
-    shared = set.intersection(*(set(parts) for parts in split.values())) if len(names) > 1 else set()
-    return {name: "_".join(p for p in parts if p not in shared) or name for name, parts in split.items()}
 
 
 def clip_composites(root, runs):

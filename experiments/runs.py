@@ -80,6 +80,13 @@ def group_label(names):
     return stripped.pop() if len(stripped) == 1 else min(names)
 
 
+def short_names(names):
+    """{name: what tells it apart}: the name's _-separated parts that not every other name shares."""
+    split = {name: name.split("_") for name in names}
+    shared = set.intersection(*(set(parts) for parts in split.values())) if len(names) > 1 else set()
+    return {name: "_".join(p for p in parts if p not in shared) or name for name, parts in split.items()}
+
+
 def groups(runs, metric="psnr", alpha=ALPHA):
     """Runs grouped by config (seeds pooled): n, mean and deviation of each last score, and each
     group's verdict on `metric` by experiments/verdict.py's rule (every pair of groups tested, the

@@ -11,7 +11,7 @@ import json
 import os
 
 from experiments.html import page, svg_chart, svg_dots, svg_scatter, table
-from experiments.runs import group_label
+from experiments.runs import group_label, short_names
 from experiments.verdict import INTERVAL, judge, judge_many
 from metrics import METRICS, better_is_higher
 from utils.fsio import write_text_atomic
@@ -21,11 +21,13 @@ STATISTIC = "mean"  # of every seed on every clip; the IQM needs more seeds than
 
 def grouped(runs):
     """{group label: [run names]} of `runs` (summaries by name), each group its runs with the same
-    config apart from the seed, in name order."""
+    config apart from the seed, in name order, labelled by what tells the groups apart."""
     by_key = {}
     for name in sorted(runs):
         by_key.setdefault(runs[name]["group"], []).append(name)
-    return {group_label(names): names for names in by_key.values()}
+    labels = {group_label(names): names for names in by_key.values()}
+    short = short_names(list(labels))
+    return {short[label]: names for label, names in labels.items()}
 
 
 def judged(groups, table, clips, metrics, decide, alpha):

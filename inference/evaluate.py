@@ -4,10 +4,13 @@ is scored by the round trip back and its steadiness (metrics/scores.py's score_t
 paired dataset (a known answer) it is scored against the target like any generator.
 
     result = evaluate_model(model, ClipGenerator(model.generator, device))      # on the data it was trained on
+    result = evaluate_model(model, generate, split="test")                       # on its test footage, clip by clip
 """
 from datasets.slider import validation_slider
 from metrics.jod import DISPLAY_RECORD
 from datasets.store import load_dataset
+from datasets.test_part import test_clips
+from inference.compare import Windows, score_frames
 from inference.generate import generate_windows, round_trip_windows
 from utils.errors import DatasetError
 from metrics.scores import requested_scores, score_translation, score_windows
@@ -40,13 +43,36 @@ def evaluate_generator(generate, dataset, clip_frames, batch=4, quiet=True, back
     return {"windows": len(inputs), "frames": int(inputs.shape[0] * inputs.shape[1]), "scores": scores}
 
 
-def evaluate_model(model, generate, data=None, batch=4, quiet=True, back=None, metrics=(), device="cpu", weights=None):
+def evaluate_model(model, generate, data=None, batch=4, quiet=True, back=None, metrics=(), device="cpu", weights=None, split="val"):
     """evaluate_generator for a trained model on `data` (default: the dataset it was trained on),
-    as the summary that is kept as JSON."""
+    as the summary that is kept as JSON; with `split` "test", on the dataset's test footage instead."""
     data = data or model.data
     dataset = load_dataset(data, mmap=True)
     if dataset.unpaired and not model.unpaired:
         raise DatasetError(data, "is unpaired (no targets), so a paired model cannot be scored on it; evaluate it on a paired dataset")
     side = "b" if model.direction == "BtoA" else "a"
-    result = evaluate_generator(generate, dataset, model.clip_frames, batch, quiet, back, side, metrics, device, weights)
-    return {**model.describe(), "data": str(data), **result, **({"jod_display": DISPLAY_RECORD} if "jod" in metrics else {})}
+    if split == "test":
+        result = evaluate_on_test(generate, dataset, model.clip_frames, batch, back, side, metrics, device, weights)
+    else:
+        result = evaluate_generator(generate, dataset, model.clip_frames, batch, quiet, back, side, metrics, device, weights)
+    return {**model.describe(), "data": str(data), "split": split, **result, **({"jod_display": DISPLAY_RECORD} if "jod" in metrics else {})}
+
+
+def evaluate_on_test(generate, dataset, clip_frames, batch=4, back=None, side="a", metrics=(), device="cpu", weights=None):
+    """{"clips": [{"name", "frames", "scores"}], "frames", "scores"} over the test clips of
+    `dataset`, each run whole in windows of `clip_frames` as compare runs a video; "scores" is the
+    mean of the clips' scores weighted by their frames."""
+    clips = test_clips(dataset.path, dataset.meta, side)
+    windows = Windows(clip_frames, clip_frames // 2, batch)
+    per_clip = []
+    for clip in clips:
+        if len(clip.inputs) < clip_frames:
+            raise DatasetError(dataset.path / "test.json", f"test clip {clip.name} has {len(clip.inputs)} frames, fewer than the "
+                                                           f"model's clips of {clip_frames}; add longer test footage")
+        scores = score_frames(generate, clip.inputs, clip.targets, windows, metrics, dataset.meta.get("fps") or 25, device, weights, back)
+        per_clip.append({"name": clip.name, "frames": len(clip.inputs), "scores": scores})
+    frames = sum(c["frames"] for c in per_clip)
+    names = set.intersection(*(set(c["scores"]) for c in per_clip))
+    mean = {name: sum(c["scores"][name] * c["frames"] for c in per_clip) / frames for name in sorted(names)
+            if all(isinstance(c["scores"][name], (int, float)) for c in per_clip)}
+    return {"clips": per_clip, "frames": frames, "scores": mean}
