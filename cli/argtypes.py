@@ -25,6 +25,9 @@ def non_negative_int(text):
     return _number(text, int, 0, True, "a whole number, 0 or more")
 
 
+INTEGER_TYPES = (int, positive_int, non_negative_int)  # a flag of one of these takes whole numbers (a search draws integers)
+
+
 def positive_float(text):
     return _number(text, float, 0.0, False, "a number above 0")
 

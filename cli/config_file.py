@@ -64,16 +64,19 @@ def flags_in_file(path, parser):
                               f"{', '.join(unknown)}")
     tokens = []
     for key, value in data.items():
-        tokens += _tokens(actions[dest_of(key)], value)
+        tokens += _tokens(actions[dest_of(key)], value, path)
     return tokens
 
 
-def _tokens(action, value):
+FROM_FILE = "//file"  # in a table handed to a flag whole: the file it came from, for the flag's errors
+
+
+def _tokens(action, value, path):
     name = max((o for o in action.option_strings if not o.startswith("--no-")), key=len)
     if value is None:
         return []
     if isinstance(value, dict) and getattr(action.type, "takes_table", False):  # a table the flag takes whole (sweep's --space)
-        return [name, json.dumps(value)]
+        return [name, json.dumps({**value, FROM_FILE: str(path)})]
     if isinstance(value, dict):  # --net-arg NAME=VALUE, one per entry
         return [token for key, item in value.items() for token in (name, f"{key}={_text(item, action)}")]
     if action.nargs == 0:  # a switch: --flag, or --flag / --no-flag

@@ -13,19 +13,15 @@ import json
 
 from metrics import unpaired_metrics, validated_metrics
 
-SORT_KEYS = {  # --sort value -> (run field, largest first)
-    "name": ("name", False), "status": ("status", False), "steps": ("steps", True), "params": ("parameters", True),
-    "psnr": ("psnr", True), "best_psnr": ("best_psnr", True), "ssim": ("ssim", True),
-    "flicker": ("flicker", False), "tof": ("tof", False),
-    "l1": ("l1", False), "clips": ("clips_per_s", True), "cycle_psnr": ("cycle_psnr", True),
-}
-
 HELP = "compare every experiment under checkpoints/ (table, seed groups, index.html)"
 
 
 def add_arguments(parser):
     parser.add_argument("--checkpoints", default="checkpoints", help="folder holding the experiment folders")
-    parser.add_argument("--sort", choices=sorted(SORT_KEYS), default="name", help="order of the table (scores best first)")
+    from experiments.runs import sort_keys
+
+    parser.add_argument("--sort", choices=sorted(sort_keys()), default="name",
+                        help="order of the table (scores best first, a ratio by its distance from 1)")
     parser.add_argument("--select", default="*", help="only runs whose name matches this pattern (shell-style, e.g. 'unet*')")
     parser.add_argument("--metric", choices=validated_metrics(), default="psnr",
                         help="validation score used to find the best group and test the others against it, in the "
@@ -37,12 +33,12 @@ def add_arguments(parser):
 def main(args):
     from cli.train_flags import default_flags
     from experiments.page import write_comparison_page
-    from experiments.runs import GROUP_HEADER, RUN_HEADER, group_rows, groups, run_rows, sort_runs, summarize, text_table
+    from experiments.runs import GROUP_HEADER, RUN_HEADER, group_rows, groups, run_rows, sort_keys, sort_runs, summarize, text_table
     from runfolder.layout import CheckpointsRoot
 
     defaults = default_flags()
     folders = [f for f in CheckpointsRoot(args.checkpoints).folders() if fnmatch.fnmatchcase(f.name, args.select)]
-    runs = sort_runs([summarize(folder, defaults) for folder in folders], *SORT_KEYS[args.sort])
+    runs = sort_runs([summarize(folder, defaults) for folder in folders], *sort_keys()[args.sort])
     group_list = groups(runs, args.metric)
     page = write_comparison_page(args.checkpoints, runs, group_list) if folders else None
     if args.json:

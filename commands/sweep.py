@@ -13,6 +13,7 @@ clearly behind; --finals K then trains each structure's best configuration with 
 import argparse
 import itertools
 import json
+import sys
 from pathlib import Path
 
 from cli.argtypes import name_list, non_negative_int, positive_int, resource_list, switch
@@ -58,26 +59,26 @@ def argument_sets(swept):
     return [dict(zip(names, values)) for values in itertools.product(*(swept[name].split(",") for name in names))]
 
 
-def for_its_networks(values):
-    """A point's values without --net-arg (--disc-arg) where its network is a built-in, which takes
-    flags instead: sweeping a plug-in's arguments beside a built-in trains the built-in once."""
-    from networks import discriminator_spec, generator_spec
+class SpaceTable(dict):
+    """A search space as typed, with the file it came from (`source`: --config's file, or "--space")."""
 
-    for dest, network, spec_of in (("net_args", "network", generator_spec), ("disc_args", "disc", discriminator_spec)):
-        if dest in values and spec_of(values.get(network, "unet" if network == "network" else "patch")).builtin:
-            values = {key: value for key, value in values.items() if key != dest}
-    return values
+    source = "--space"
 
 
 def search_space(text):
-    """--space: a JSON table (what --config turns its [space] table into)."""
+    """--space: a JSON table (what --config turns its [space] table into, noting its file)."""
+    from cli.config_file import FROM_FILE
+
     try:
         table = json.loads(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a JSON table: {text[:60]!r}") from None
     if not isinstance(table, dict):
         raise argparse.ArgumentTypeError("expected a table of flags")
-    return table
+    space = SpaceTable(table)
+    if FROM_FILE in space:
+        space.source = space.pop(FROM_FILE)
+    return space
 
 
 search_space.takes_table = True  # --config writes its [space] table here whole
@@ -111,10 +112,12 @@ def add_arguments(parser):
     search.add_argument("--objective", type=objective_list, default=["psnr"], metavar="METRIC[,METRIC]",
                         help="the validation score each trial is judged by, in the direction it is better; two give a "
                              "Pareto front per structure (and no pruning) (default: psnr)")
-    search.add_argument("--sampler", choices=["tpe", "random"], default="tpe", help="Optuna's sampler: TPE or random search")
-    search.add_argument("--prune", choices=["median", "halving", "none"], default="median",
-                        help="stop trials clearly behind at a validation: below the median of the trials before at the same "
-                             "step, or successive halving")
+    from experiments.search import PRUNERS, SAMPLERS
+
+    search.add_argument("--sampler", choices=list(SAMPLERS), default="tpe",
+                        help="Optuna's sampler: " + "; ".join(f"{name}: {s.summary}" for name, s in SAMPLERS.items()))
+    search.add_argument("--prune", choices=list(PRUNERS), default="median",
+                        help="stop trials clearly behind at a validation: " + "; ".join(f"{name}: {p.summary}" for name, p in PRUNERS.items()))
     search.add_argument("--finals", type=non_negative_int, default=0, metavar="K",
                         help="after the search, train each structure's best configuration again with K seeds (1..K), for "
                              "`runs` to compare the structures' seed groups with Welch's test")
@@ -132,7 +135,7 @@ def add_arguments(parser):
 
 
 def main(args):
-    from experiments.sweep import Point, expand_grid
+    from experiments.sweep import Point, expand_grid, for_its_networks
 
     grid = {flag.dest: getattr(args, flag.dest) for flag in GRID_FLAGS if getattr(args, flag.dest) is not None}
     if args.search:
@@ -205,7 +208,7 @@ def search(args, grid):
     flags = {flag.dest: flag for flag in TRAIN_FLAGS}
     if args.space is None:
         raise UsageError("argument --search: needs a search space, the [space] table of --config (see examples/search.toml)")
-    space = parse_space(args.space, flags, "--space")
+    space = parse_space(args.space, flags, args.space.source)
     structures = grid.pop("network", None) or ["unet"]
     if "max_steps" not in grid or len(grid["max_steps"]) != 1:
         raise UsageError("argument --search: needs one --max-steps, the budget every trial gets")
@@ -214,7 +217,8 @@ def search(args, grid):
         raise UsageError(f"argument --{many[0].replace('_', '-')}: a search varies the [space]; give one value here")
     fixed = {dest: values[0] if isinstance(values, list) else values for dest, values in grid.items()}
     for dest in space:
-        fixed.pop(dest.split(".")[0], None)  # the space decides these
+        if "." not in dest:  # the space decides these; a network's arguments from the space join those given as flags
+            fixed.pop(dest, None)
     max_steps = fixed.pop("max_steps")
     settings = Search(space, args.search, max_steps, tuple(args.objective), args.sampler, args.prune, args.search_seed, fixed)
     root = Path(args.checkpoints)
@@ -236,6 +240,13 @@ def search(args, grid):
         if hasattr(runner, "close"):
             runner.close()
     print_search(summary)
+    unfinished = [(structure, entry) for structure, entry in summary["structures"].items() if "best" not in entry]
+    for structure, entry in unfinished:
+        reasons = [row["reason"] for row in entry["rows"] if row.get("reason")]
+        print(f"error: {structure}: no trial finished, so the search cannot say what it does at its best"
+              + (f"; the first failure: {reasons[0]}" if reasons else ""), file=sys.stderr)
+    if unfinished:
+        return 1
     if args.finals:
         return finals(args, summary, settings, flags)
     from cli.train_flags import default_flags

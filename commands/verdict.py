@@ -48,7 +48,7 @@ def main(args):
     from datasets.test_part import test_clips
     from experiments.runs import summarize
     from experiments.test_scores import ScoringSettings, score_runs, structure_facts_of, wanted_metrics
-    from experiments.verdict_page import grouped, judged, print_verdict, search_curves, verdict_record, write_verdict_page
+    from experiments.verdict_page import grouped, judge_scores, print_verdict, search_curves, verdict_record, write_verdict_page
     from cli.train_flags import default_flags
     from metrics import too_small
     from runfolder.events import FINISHED
@@ -81,6 +81,9 @@ def main(args):
                                                       f"the {run['frames_per_clip']} of {name}'s clips; add longer test footage")
     if too_small(args.metrics, meta["width"], meta["height"]):
         raise UsageError(f"argument --metrics: {too_small(args.metrics, meta['width'], meta['height'])} in {data}")
+    if unpaired and args.metrics:
+        raise UsageError(f"argument --metrics: the runs were trained unpaired, and their test footage has no target to score "
+                         f"{', '.join(args.metrics)} against; they are judged by their round trip")
     requested = [] if unpaired else [n for n in ["jod", *args.metrics] if not too_small([n], meta["width"], meta["height"])]
     requested = list(dict.fromkeys(requested))
     metrics = wanted_metrics(unpaired, requested)
@@ -98,7 +101,7 @@ def main(args):
     pairs = len(finished) * len(clips)
     if not args.json:
         print(f"scored {scored_now} run-clip pairs anew, {pairs - scored_now} from the cache ({folder.scores})", flush=True)
-    verdict = judged(groups, table, clips, metrics, decide, args.alpha)
+    verdict = judge_scores(groups, table, clips, metrics, decide, args.alpha)
     facts = {label: structure_facts_of(root.folder(names[0]).path, settings.device) for label, names in groups.items()}
     curves = search_curves(root.search_summary, {label: finished[names[0]]["network"] for label, names in groups.items()})
     record = verdict_record(verdict, groups, finished, clips, data, settings, args.effect, left_out, facts, curves)

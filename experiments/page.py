@@ -11,7 +11,7 @@ from pathlib import Path
 from experiments.html import Raw, curve, page, svg_chart, svg_scatter, table
 from experiments.runs import GROUP_HEADER, RUN_HEADER, group_rows, groups, run_rows, short_names, summarize
 from runfolder.layout import CheckpointsRoot
-from runfolder.metrics import read_metrics
+from runfolder.metrics import metric_lines, validation_records
 from utils.fsio import make_folder, write_text_atomic
 from utils.images import load_png, save_png, stack_labelled
 
@@ -56,7 +56,7 @@ def write_comparison_page(root, runs, group_list):
         run_page = root.folder(run["name"]).page
         if run_page.exists():
             link = Path(os.path.relpath(run_page, root.path)).as_posix()
-            row[0] = Raw(f'<a href="{html.escape(link)}">{html.escape(run["name"])}</a>')
+            row[0] = Raw(f'<a href="{html.escape(link)}" title="{html.escape(run["name"])}">{html.escape(row[0])}</a>')
     sections = [f"<h1>Experiments in {html.escape(str(root.path))}</h1>", f"<p>{len(runs)} runs</p>", table(rows, RUN_HEADER, left=(0, -1))]
     if any(g["n"] > 1 for g in group_list):
         sections += ["<h2>Seed groups</h2><p>Mean ± standard deviation of the last validation scores over seeds; "
@@ -67,8 +67,7 @@ def write_comparison_page(root, runs, group_list):
                      table(group_rows(group_list), GROUP_HEADER)]
     shown = runs[:MAX_CURVES]
     labels = short_names([run["name"] for run in shown])
-    curves = {labels[run["name"]]: read_metrics(root.folder(run["name"]), having="val/l1")
-              or read_metrics(root.folder(run["name"]), having="val/cycle_psnr") for run in shown}  # paired, or unpaired, validation
+    curves = {labels[run["name"]]: validation_records(metric_lines(root.folder(run["name"]))) for run in shown}
     sections.append("<h2>Validation curves</h2>" + (f"<p>the first {MAX_CURVES} runs</p>" if len(runs) > MAX_CURVES else "")
                     + "<div class=charts>"
                     + svg_chart([(name, *curve(records, "val/psnr"), False) for name, records in curves.items()], "validation PSNR (dB)")
@@ -113,7 +112,7 @@ def search_sections(root):
     if not path.exists():
         return []
     summary = json.loads(path.read_text(encoding="utf-8"))
-    names = summary["objectives"]
+    names = summary.get("labels") or summary["objectives"]
     sections = [f"<h2>Search: each structure at its best</h2><p>{summary['trials']} trials of {summary['max_steps']} steps "
                 f"per structure, judged by {' and '.join(names)} (last validation). The curve is the expected best of k "
                 f"trials drawn from the finished ones (Dodge et al. 2019), with a 90% bootstrap band: a structure whose "

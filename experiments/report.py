@@ -39,7 +39,7 @@ def write_report(folder):
     config = read_config(folder)
     records = read_metrics(folder)
     losses = [r for r in records if any(k.startswith("loss/") for k in r)]
-    validation = [r for r in records if "val/l1" in r or "val/cycle_psnr" in r]  # paired, or unpaired, validation
+    validation = [r for r in records if any(key.startswith("val/") for key in r)]
     logged = events(folder)
     step = max([r["step"] for r in records], default=0)
     status = logged[-1]["event"] if logged else "no steps yet"

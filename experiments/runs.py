@@ -13,8 +13,8 @@ from runfolder.config import read_config
 from runfolder.events import STARTS, run_status
 from runfolder.header import read_header
 from runfolder.layout import RunFolder, is_search_trial
-from metrics import best_of, better_is_higher, validated_metrics
-from runfolder.metrics import metric_lines, records_in
+from metrics import best_of, better_is_higher, judged, validated_metrics
+from runfolder.metrics import metric_lines, records_in, validation_records
 
 # Flags that name or steer a run without changing what it learns: left out of "flags" and of grouping
 # (the data has a column of its own, and does group).
@@ -29,7 +29,7 @@ def summarize(folder, defaults):
     folder = RunFolder(folder)
     config = read_config(folder)
     lines = metric_lines(folder)  # read once, picked from four times
-    validation = records_in(lines, having="val/l1") or records_in(lines, having="val/cycle_psnr")  # paired, or unpaired
+    validation = validation_records(lines)
     logged = records_in(lines, having="event")
     speeds = records_in(lines, having="time/clips_per_s", last=SPEED_RECORDS)
     steps = max([r["step"] for r in validation + logged + speeds + records_in(lines, last=1)], default=0)
@@ -108,18 +108,31 @@ def groups(runs, metric="psnr", alpha=ALPHA):
         result.append(entry)
     for data in {g["data"] for g in result if g[f"{metric}_mean"] is not None}:
         scored = [g for g in result if g["data"] == data and g[f"{metric}_mean"] is not None]
-        labels = [g["group"] if [h["group"] for h in scored].count(g["group"]) == 1 else f"{g['group']} ({i})" for i, g in enumerate(scored)]
-        words = decide({label: g[metric] for label, g in zip(labels, scored)}, better_is_higher(metric), alpha)
+        names = [g["group"] if [h["group"] for h in scored].count(g["group"]) == 1 else f"{g['group']} ({i})" for i, g in enumerate(scored)]
+        short = short_names(names)  # a verdict names the other group as the table shows it
+        labels = [short[name] for name in names]
+        words = decide({label: [judged(metric, v) for v in g[metric]] for label, g in zip(labels, scored)}, better_is_higher(metric), alpha)
         for label, g in zip(labels, scored):
             g["verdict"] = words[label]
     return result
 
 
-def sort_runs(runs, field, descending=False):
-    """`runs` ordered by one of their fields; runs without it last."""
+def sort_keys():
+    """{--sort value: (run field, largest first, metric or None)}: the run's own fields, then every
+    validated score and its best, best first in the direction the metric registry gives it."""
+    keys = {"name": ("name", False, None), "status": ("status", False, None), "steps": ("steps", True, None),
+            "params": ("parameters", True, None), "clips": ("clips_per_s", True, None)}
+    for metric in VALIDATED:
+        keys[metric] = (metric, better_is_higher(metric), metric)
+        keys[f"best_{metric}"] = (f"best_{metric}", better_is_higher(metric), metric)
+    return keys
+
+
+def sort_runs(runs, field, descending=False, metric=None):
+    """`runs` ordered by one of their fields (a score by what its metric is judged on); runs without it last."""
     present = [r for r in runs if r.get(field) is not None]
     missing = [r for r in runs if r.get(field) is None]
-    return sorted(present, key=lambda r: r[field], reverse=descending) + missing
+    return sorted(present, key=lambda r: judged(metric, r[field]) if metric else r[field], reverse=descending) + missing
 
 
 def _num(value, digits=2):
@@ -127,8 +140,10 @@ def _num(value, digits=2):
 
 
 def run_rows(runs):
-    """Rows for the runs table (strings), in the order of RUN_HEADER."""
-    return [[r["name"], r["status"] + ("" if r["checkpoint"] else " (no last.pt)"), r["network"],
+    """Rows for the runs table (strings), in the order of RUN_HEADER: each run named by what tells it
+    apart from the others shown (a sweep's folder names repeat every flag it was given)."""
+    labels = short_names([r["name"] for r in runs]) if runs else {}
+    return [[labels[r["name"]], r["status"] + ("" if r["checkpoint"] else " (no last.pt)"), r["network"],
              _num(r["parameters"] / 1e6 if r["parameters"] else None), str(r["steps"]), str(r["epochs"]),
              f"{_num(r['psnr'])} ({_num(r['best_psnr'])})", f"{_num(r['jod'])} ({_num(r['best_jod'])})",
              f"{_num(r['ssim'], 3)} ({_num(r['best_ssim'], 3)})",
@@ -146,8 +161,9 @@ def group_rows(group_list):
         return "-" if g[f"{name}_mean"] is None else f"{g[f'{name}_mean']:.{digits}f} ± {g[f'{name}_std']:.{digits}f}"
 
     rows = []
+    labels = short_names([g["group"] for g in group_list]) if len({g["group"] for g in group_list}) == len(group_list) else {}
     for g in group_list:
-        rows.append([g["group"], str(g["n"]), spread(g, "psnr", 2), spread(g, "jod", 2), spread(g, "ssim", 3), spread(g, "flicker", 3),
+        rows.append([labels.get(g["group"], g["group"]), str(g["n"]), spread(g, "psnr", 2), spread(g, "jod", 2), spread(g, "ssim", 3), spread(g, "flicker", 3),
                      spread(g, "tof", 3), g.get("verdict", "-")])
     return rows
 

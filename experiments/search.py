@@ -11,7 +11,8 @@ driver restarted with the same command finishes the running trials from their ch
 repeats no finished one.
 
     space = parse_space({"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "gan_loss": ["dcgan", "none"]}, flags, "grid.toml")
-    summary = run_search(Search(space, trials=20, ...), structures=["unet", "examples/factorised.py:Factorised"], runner)
+    search = Search(space, trials=20, max_steps=300)
+    summary = run_search(search, ["unet", "examples/factorised.py:Factorised"], "checkpoints", flags, LocalTrials(...), parallel=2)
 """
 import json
 import math
@@ -22,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from metrics import METRICS, better_is_higher
+from cli.argtypes import INTEGER_TYPES
+from metrics import METRICS, better_is_higher, judged, judged_label
 from runfolder.events import FAILED, FINISHED, PRUNED, run_status
 from runfolder.layout import CheckpointsRoot, RunFolder, search_trial_name
-from runfolder.metrics import append_record, read_metrics
+from runfolder.metrics import append_record, metric_lines, read_metrics, validation_records
 from runfolder.verdicts import VerdictGate
 from utils.errors import UserError
 from utils.fsio import make_folder, write_text_atomic
@@ -94,8 +96,7 @@ def dimension(key, entry, flag, source):
         raise UserError(source, f"space key {key!r} has an empty range: low {low} is not below high {high}")
     if log and low <= 0:
         raise UserError(source, f"space key {key!r} is log-uniform from {low}: a log range must stay above 0")
-    integer = (flag is not None and flag.options.get("type") is not None and "int" in getattr(flag.options["type"], "__name__", "")) \
-        or (flag is None and isinstance(low, int) and isinstance(high, int))
+    integer = flag.options.get("type") in INTEGER_TYPES if flag is not None else isinstance(low, int) and isinstance(high, int)
     return Dimension(key, low, high, log, integer)
 
 
@@ -132,6 +133,37 @@ def best_of_curve(scores, higher=True, seed=0):
             "high": np.percentile(resampled, 95, axis=0).tolist()}
 
 
+@dataclass(frozen=True)
+class Strategy:
+    """A sampler or a pruner, by the name --sampler or --prune takes: what -h says of it, how Optuna's
+    is built for a search (optuna imported only then), and, for a pruner, why a trial it stopped was stopped."""
+
+    summary: str
+    build: object  # (Search) -> the Optuna sampler or pruner
+    reason: str = ""
+
+
+def _optuna():
+    import optuna
+
+    return optuna
+
+
+SAMPLERS = {
+    "tpe": Strategy("TPE (Bergstra et al. 2011)", lambda search: _optuna().samplers.TPESampler(seed=search.seed)),
+    "random": Strategy("random search", lambda search: _optuna().samplers.RandomSampler(seed=search.seed)),
+}
+PRUNERS = {
+    "median": Strategy("below the median of the trials before it at the same step",
+                       lambda search: _optuna().pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
+                       "behind the median of the trials before it"),
+    "halving": Strategy("successive halving: kept only while among the best of the trials at its step",
+                        lambda search: _optuna().pruners.SuccessiveHalvingPruner(),
+                        "not among the best the successive-halving pruner keeps at its step"),
+    "none": Strategy("no pruning: every trial runs its whole budget", lambda search: _optuna().pruners.NopPruner()),
+}
+
+
 @dataclass
 class Search:
     """What every structure's study shares: the space, the number of trials and the step budget per
@@ -149,6 +181,12 @@ class Search:
     @property
     def directions(self):
         return ["maximize" if better_is_higher(name) else "minimize" for name in self.objectives]
+
+    @property
+    def prunes(self):
+        """Whether trials are judged at each validation: a pruner is chosen, and one objective
+        (Optuna prunes single-objective studies only; with two every trial runs its whole budget)."""
+        return self.prune != "none" and len(self.objectives) == 1
 
 
 def check_objectives(names, source="--objective"):
@@ -174,24 +212,19 @@ def open_study(search, structure, journal):
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=search.seed), "random": lambda: optuna.samplers.RandomSampler(seed=search.seed)}
-    pruners = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
-               "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(), "none": lambda: optuna.pruners.NopPruner()}
-    pruner = pruners[search.prune if len(search.objectives) == 1 else "none"]()
+    pruner = PRUNERS[search.prune if search.prunes else "none"].build(search)
     storage = JournalStorage(JournalFileBackend(str(journal)))
-    return optuna.create_study(study_name=study_name(search, structure), storage=storage, sampler=samplers[search.sampler](),
+    return optuna.create_study(study_name=study_name(search, structure), storage=storage, sampler=SAMPLERS[search.sampler].build(search),
                                pruner=pruner, directions=search.directions, load_if_exists=True)
 
 
-class Trials:
-    """The trials of one structure's study that run now: their run folder, their Optuna trial, and the
-    validation steps already reported."""
+class StructureStudy:
+    """One structure's search: its Optuna study (`optuna`), and the trials of it that run now, with
+    their run folder, their Optuna trial and the validation steps already reported."""
 
-    def __init__(self, search, structure, study, root, flags):
-        self.search, self.structure, self.study, self.root, self.flags = search, structure, study, Path(root), flags
+    def __init__(self, search, structure, optuna_study, root, flags):
+        self.search, self.structure, self.optuna, self.root, self.flags = search, structure, optuna_study, Path(root), flags
         self.running = {}  # run name -> {"trial": optuna Trial, "reported": set of steps, "pruning": bool, "gate": VerdictGate}
-        # Optuna prunes single-objective studies only: with two objectives every trial runs its whole budget.
-        self.judged = search.prune != "none" and len(search.objectives) == 1
 
     def run_name(self, number):
         data = Path(str(self.search.fixed.get("data", "data"))).name
@@ -201,7 +234,7 @@ class Trials:
         """Trials finished (complete, pruned or failed) and running, as Optuna has them."""
         import optuna
 
-        states = [t.state for t in self.study.get_trials(deepcopy=False)]
+        states = [t.state for t in self.optuna.get_trials(deepcopy=False)]
         done = sum(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL) for s in states)
         return done, states.count(optuna.trial.TrialState.RUNNING)
 
@@ -209,10 +242,19 @@ class Trials:
         done, running = self.counted()
         return max(0, self.search.trials - done - running)
 
+    @property
+    def space(self):
+        """The search space as this structure takes it: a built-in takes flags, not [space.net_args]."""
+        from experiments.sweep import for_its_networks
+
+        tables = for_its_networks({"network": self.structure, "net_args": {}, "disc": self.search.fixed.get("disc", "patch"),
+                                   "disc_args": {}})
+        return {key: dim for key, dim in self.search.space.items() if key.split(".")[0] in tables or "." not in key}
+
     def new(self):
         """(run name, train argv) of a new trial, asked of Optuna now."""
-        trial = self.study.ask()
-        values = point_values({key: dim.suggest(trial) for key, dim in self.search.space.items()})
+        trial = self.optuna.ask()
+        values = point_values({key: dim.suggest(trial) for key, dim in self.space.items()})
         name = self.run_name(trial.number)
         trial.set_user_attr("run", name)
         self.running[name] = {"trial": trial, "reported": set(), "pruning": False, "gate": self.gate(name)}
@@ -223,9 +265,9 @@ class Trials:
         import optuna
 
         jobs = []
-        for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        for frozen in self.optuna.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             name = frozen.user_attrs.get("run") or self.run_name(frozen.number)
-            trial = optuna.trial.Trial(self.study, frozen._trial_id)
+            trial = optuna.trial.Trial(self.optuna, frozen._trial_id)
             self.running[name] = {"trial": trial, "reported": {int(step) for step in frozen.intermediate_values}, "pruning": False,
                                   "gate": self.gate(name)}
             resume = RunFolder(self.root / name).last.exists()
@@ -234,33 +276,44 @@ class Trials:
 
     def gate(self, name):
         """Trial `name`'s gate, opened before it starts: it then waits at each validation for its verdict."""
-        return VerdictGate.open(self.root, name) if self.judged else None
+        return VerdictGate.open(self.root, name) if self.search.prunes else None
 
     def argv(self, name, values):
-        from experiments.sweep import Point
+        from experiments.sweep import Point, for_its_networks
 
-        point = Point({**self.search.fixed, "network": self.structure, **values, "max_steps": self.search.max_steps, "seed": 0},
-                      self.flags, name=name)
+        # A searched network argument joins those given as flags (--net-arg width=8 with [space.net_args] blocks).
+        tables = {table: {**self.search.fixed.get(table, {}), **values[table]} for table in ("net_args", "disc_args") if table in values}
+        point = Point(for_its_networks({**self.search.fixed, "network": self.structure, **values, **tables,
+                                        "max_steps": self.search.max_steps, "seed": 0}), self.flags, name=name)
         return point.train_argv(self.root)
 
     def report(self):
         """Report every new validation score of the running trials, and give each trial that waits
         on a validation its verdict (a trial at its last step is never pruned: it has nothing left
-        to save); the names of those told to stop, which save and exit by themselves."""
-        if len(self.search.objectives) > 1:
+        to save; a validation that did not score the objective, JOD between --perceptual-every
+        validations say, is a "go"); the names of those told to stop, which save and exit by
+        themselves. Every look beats each gate's heartbeat, so a trial knows its driver lives."""
+        if len(self.search.objectives) > 1:  # Optuna takes intermediate values of single-objective studies only
             return []
-        key = f"val/{self.search.objectives[0]}"
+        objective = self.search.objectives[0]
+        key = f"val/{objective}"
         stopped = []
         for name, state in self.running.items():
             if state["pruning"]:
                 continue
+            if state["gate"]:  # a gate only where trials are judged (Search.prunes)
+                state["gate"].beat()
             for record in read_metrics(self.root / name, having=key):
                 if record["step"] not in state["reported"] and isinstance(record.get(key), (int, float)):
-                    state["trial"].report(record[key], record["step"])
+                    state["trial"].report(judged(objective, record[key]), record["step"])
                     state["reported"].add(record["step"])
             step = state["gate"].waiting() if state["gate"] else None
-            if step is None or step not in state["reported"]:
-                continue  # nothing to judge yet, or its record comes with the next look
+            if step is None:
+                continue
+            if step not in state["reported"]:
+                if validated_without(self.root / name, step, key):
+                    state["gate"].tell(step, stop=False)
+                continue  # else its record comes with the next look
             stop = step < self.search.max_steps and state["trial"].should_prune()
             state["gate"].tell(step, stop)
             if stop:
@@ -276,24 +329,30 @@ class Trials:
         trial, folder = state["trial"], self.root / name
         if state["pruning"] and not (code == 0 and run_status(folder) == FINISHED):  # not one that ended as it was stopped
             steps = max(state["reported"] | {0})
-            append_record(folder, {"step": steps, "event": PRUNED, "reason": "behind the median of the trials before it"})
-            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            append_record(folder, {"step": steps, "event": PRUNED, "reason": PRUNERS[self.search.prune].reason})
+            self.optuna.tell(trial, state=optuna.trial.TrialState.PRUNED)
             return "pruned"
         values = last_scores(folder, self.search.objectives)
         if code != 0 or values is None:
             reason = failure_reason(folder, code) if code != 0 else "no validation score (the dataset has no validation part?)"
             trial.set_user_attr("reason", reason)
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self.optuna.tell(trial, state=optuna.trial.TrialState.FAIL)
             return f"failed: {reason}"
-        self.study.tell(trial, values if len(values) > 1 else values[0])
+        self.optuna.tell(trial, values if len(values) > 1 else values[0])
         return "finished " + ", ".join(f"{n} {v:.4g}" for n, v in zip(self.search.objectives, values))
 
 
+def validated_without(folder, step, key):
+    """Whether the run in `folder` logged a validation at `step` that has no value for `key`."""
+    return any(r.get("step") == step and not isinstance(r.get(key), (int, float)) for r in validation_records(metric_lines(folder)))
+
+
 def last_scores(folder, objectives):
+    """The objectives' values at a run's last validation, as they are judged (a ratio: its distance from 1), or None."""
     records = read_metrics(folder, having=f"val/{objectives[0]}")
     if not records:
         return None
-    values = [records[-1].get(f"val/{name}") for name in objectives]
+    values = [judged(name, records[-1].get(f"val/{name}")) for name in objectives]
     return values if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) else None
 
 
@@ -304,8 +363,9 @@ def failure_reason(folder, code):
         return str(failed[-1].get("reason", "failed"))
     log = CheckpointsRoot(Path(folder).parent).sweep_log(Path(folder).name)
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    errors = [line for line in lines if line.startswith("error:")]
-    return errors[-1][len("error: "):] if errors else f"exit code {code}"
+    # vgan's own "error: FILE: ..." lines, and argparse's "main.py train: error: argument ..."
+    errors = [line.split("error: ", 1)[1] for line in lines if line.startswith("error: ") or ": error: " in line]
+    return errors[-1] if errors else f"exit code {code}"
 
 
 def run_search(search, structures, root, flags, runner, parallel, say=print):
@@ -314,7 +374,7 @@ def run_search(search, structures, root, flags, runner, parallel, say=print):
     journal for the page."""
     journal = CheckpointsRoot(root).search_journal
     make_folder(journal.parent)
-    studies = [Trials(search, structure, open_study(search, structure, journal), root, flags) for structure in structures]
+    studies = [StructureStudy(search, structure, open_study(search, structure, journal), root, flags) for structure in structures]
     owner = {}
     try:
         for study in studies:
@@ -351,9 +411,10 @@ def summarize(search, studies):
     objectives, the Pareto front."""
     import optuna
 
-    result = {"objectives": list(search.objectives), "trials": search.trials, "max_steps": search.max_steps, "structures": {}}
+    result = {"objectives": list(search.objectives), "labels": [judged_label(name) for name in search.objectives],
+              "trials": search.trials, "max_steps": search.max_steps, "structures": {}}
     for study in studies:
-        trials = study.study.get_trials(deepcopy=False)
+        trials = study.optuna.get_trials(deepcopy=False)
         rows = []
         for t in trials:
             steps = max([int(s) for s in t.intermediate_values] or [search.max_steps if t.state == optuna.trial.TrialState.COMPLETE else 0])
@@ -361,16 +422,16 @@ def summarize(search, studies):
                          "values": t.values, "reason": t.user_attrs.get("reason"),
                          "steps": search.max_steps if t.state == optuna.trial.TrialState.COMPLETE else steps})
         complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        entry = {"study": study.study.study_name, "rows": rows,
+        entry = {"study": study.optuna.study_name, "rows": rows,
                  "saved_steps": sum(search.max_steps - r["steps"] for r in rows if r["status"] == "pruned"),
                  "budget_steps": search.max_steps * len(rows)}
         if complete and len(search.objectives) == 1:
-            best = study.study.best_trial
+            best = study.optuna.best_trial
             entry["best"] = {"number": best.number, "run": best.user_attrs.get("run"), "params": best.params, "value": best.value}
             entry["curve"] = best_of_curve([t.value for t in complete], better_is_higher(search.objectives[0]))
         elif complete:
             entry["pareto"] = [{"number": t.number, "run": t.user_attrs.get("run"), "params": t.params, "values": t.values}
-                               for t in study.study.best_trials]
+                               for t in study.optuna.best_trials]
             entry["best"] = entry["pareto"][0] | {"value": entry["pareto"][0]["values"][0]}
         result["structures"][study.structure] = entry
     return result

@@ -49,6 +49,18 @@ def format_value(value):
     return str(value)
 
 
+def for_its_networks(values):
+    """A point's values without --net-arg (--disc-arg) where its network is a built-in, which takes
+    flags instead: sweeping (or searching) a plug-in's arguments beside a built-in trains the
+    built-in as it is."""
+    from networks import discriminator_spec, generator_spec
+
+    for dest, network, spec_of in (("net_args", "network", generator_spec), ("disc_args", "disc", discriminator_spec)):
+        if dest in values and spec_of(values.get(network, "unet" if network == "network" else "patch")).builtin:
+            values = {key: value for key, value in values.items() if key != dest}
+    return values
+
+
 class Point:
     """One run of a sweep: {dest: value} of its swept flags and its seed, and `flags` {dest: Flag} of
     the train schema, which says how each is typed."""

@@ -36,8 +36,8 @@ class ScoringSettings:
     quiet: bool = True
 
     def key(self):
-        """What of these settings changes a score: part of every cache key."""
-        return f"{self.weights}:{self.direction}:{self.amp}"
+        """What of these settings changes a score (tiles do not: they match whole frames): part of every cache key."""
+        return f"{self.weights}:{self.direction}:{self.amp}:{self.device.type}"
 
 
 def file_hash(path):

@@ -4,7 +4,7 @@ each structure side by side (what inspect-network says of it, its search curve, 
 clip with the intervals, the differences, perception against distortion, one frame crop and one x-t
 profile of one test clip, and the verdict in one sentence).
 
-    record = verdict_record(judged(groups, table, clips, metrics, decide, 0.05), ...); print_verdict(record)
+    record = verdict_record(judge_scores(groups, table, clips, metrics, decide, 0.05), ...); print_verdict(record)
 """
 import html
 import json
@@ -13,7 +13,7 @@ import os
 from experiments.html import page, svg_chart, svg_dots, svg_scatter, table
 from experiments.runs import group_label, short_names
 from experiments.verdict import INTERVAL, judge, judge_many
-from metrics import METRICS, better_is_higher
+from metrics import better_is_higher, judged, judged_label
 from utils.fsio import write_text_atomic
 
 STATISTIC = "mean"  # of every seed on every clip; the IQM needs more seeds than a verdict usually has
@@ -30,11 +30,12 @@ def grouped(runs):
     return {short[label]: names for label, names in labels.items()}
 
 
-def judged(groups, table, clips, metrics, decide, alpha):
+def judge_scores(groups, table, clips, metrics, decide, alpha):
     """{metric: Judgement} of every metric every run has on every clip: the `decide` ones judged
     together (Holm across all of their pairs), the others each described alone (no decision)."""
-    def scores(metric):
-        values = {label: [[table[run][clip.name].get(metric) for clip in clips] for run in runs] for label, runs in groups.items()}
+    def scores(metric):  # what the metric is judged on: its value, or a ratio's distance from 1
+        values = {label: [[judged(metric, table[run][clip.name].get(metric)) for clip in clips] for run in runs]
+                  for label, runs in groups.items()}
         complete = all(isinstance(v, (int, float)) for seeds in values.values() for seed in seeds for v in seed)
         return values if complete else None
 
@@ -42,8 +43,8 @@ def judged(groups, table, clips, metrics, decide, alpha):
     available = {metric: values for metric, values in available.items() if values is not None}
     decided = judge_many({m: (available[m], better_is_higher(m)) for m in decide if m in available}, alpha)
     described = {m: judge(values, better_is_higher(m), alpha) for m, values in available.items() if m not in decided}
-    identity = {m: _mean([table[run][clip.name].get(f"{m}_identity") for runs in groups.values() for run in runs for clip in clips])
-                for m in available}
+    identity = {m: _mean([judged(m, table[run][clip.name].get(f"{m}_identity")) for runs in groups.values() for run in runs
+                          for clip in clips]) for m in available}
     return {"decided": decided, "described": described, "identity": identity}
 
 
@@ -57,7 +58,7 @@ def verdict_record(verdict, groups, runs, clips, data, settings, effect, left_ou
     metrics = {}
     for decided, results in ((True, verdict["decided"]), (False, verdict["described"])):
         for metric, result in results.items():
-            entry = {"label": METRICS[metric].label, "better": METRICS[metric].better, "decided": decided,
+            entry = {"label": judged_label(metric), "better": "higher" if better_is_higher(metric) else "lower", "decided": decided,
                      "identity": verdict["identity"].get(metric), "seed_std": result.seed_std,
                      "groups": {label: {"mean": result.means[label], "interval": list(result.intervals[label]),
                                         "seeds": result.scores[label].tolist(), "per_clip": result.per_clip()[label],
@@ -123,21 +124,20 @@ def text_tables(record):
     """The verdict as (title, header, rows) tables, in the order print_verdict shows them."""
     tables = []
     for metric, entry in record["metrics"].items():
-        digits = 4
-        rows = [[label, str(len(g["seeds"])), _num(g["mean"], digits), f"[{_num(g['interval'][0], digits)}, {_num(g['interval'][1], digits)}]",
+        rows = [[label, str(len(g["seeds"])), _num(g["mean"]), f"[{_num(g['interval'][0])}, {_num(g['interval'][1])}]",
                  g.get("word", "")] for label, g in entry["groups"].items()]
-        title = (f"{entry['label']} ({entry['better']} is better; identity {_num(entry['identity'], digits)})"
+        title = (f"{entry['label']} ({entry['better']} is better; identity {_num(entry['identity'])})"
                  + ("" if entry["decided"] else ": described, not decided"))
         tables.append((title, ["group", "seeds", STATISTIC, "interval", "verdict" if entry["decided"] else ""], rows))
         if entry["decided"] and len(entry["groups"]) > 1:
-            pairs = [[p["first"], p["second"], _num(p["difference"], digits), f"[{_num(p['interval'][0], digits)}, "
-                      f"{_num(p['interval'][1], digits)}]", f"{p['p_better']:.2f}", "-" if p["p"] is None else f"{p['p']:.3g}",
+            pairs = [[p["first"], p["second"], _num(p["difference"]), f"[{_num(p['interval'][0])}, {_num(p['interval'][1])}]",
+                      f"{p['p_better']:.2f}", "-" if p["p"] is None else f"{p['p']:.3g}",
                       "differ" if p["significant"] else "no difference"] for p in entry["pairs"]]
             tables.append((f"{entry['label']}: pairs (difference = A - B; Holm over {entry['comparisons']} comparisons, "
                            f"alpha {record['alpha']:g})", ["A", "B", "difference", "interval", "P(A > B)", "p", "decision"], pairs))
             clips = [clip["name"] for clip in record["clips"]]
             tables.append((f"{entry['label']}: per clip ({STATISTIC} over seeds)", ["group", *clips],
-                           [[label, *(_num(v, digits) for v in g["per_clip"])] for label, g in entry["groups"].items()]))
+                           [[label, *(_num(v) for v in g["per_clip"])] for label, g in entry["groups"].items()]))
     return tables
 
 

@@ -7,17 +7,18 @@ that the command line and `runs` read it without torch. Adding a metric is its e
 its code.
 
     METRICS["jod"].better            # "higher"
-    best_of("flicker", [1.2, 0.9])   # 0.9
+    best_of("flicker", [1.3, 0.4])   # 1.3: a ratio is judged by how near it is to its target, 1
 """
+import math
 from dataclasses import dataclass
 
-HIGHER, LOWER = "higher", "lower"
+HIGHER, LOWER, TOWARD = "higher", "lower", "toward"
 
 
 @dataclass(frozen=True)
 class Metric:
     label: str  # its row in the score tables
-    better: str  # HIGHER or LOWER
+    better: str  # HIGHER, LOWER, or TOWARD its `target` (a ratio: judged by |log(value / target)|)
     needs: tuple = ("target",)  # "target": a known answer; "target flow": the target's motion; "weights": a network's
     applies: tuple = ("paired",)  # the kinds of model it scores: "paired" (a target), "unpaired" (a round trip)
     validated: bool = True  # training's validation logs it as val/NAME (so `runs --metric` and a search can use it)
@@ -30,6 +31,7 @@ class Metric:
     # own, and `stream(frames, fps, device, weights)` a video fed in chunks (add(generated, target), result()).
     windows: str = ""
     stream: str = ""
+    target: float | None = None  # with TOWARD: the value that is best (1 for a ratio to the real video's own)
 
 
 METRICS = {
@@ -58,7 +60,8 @@ METRICS = {
                                 reference="Lai et al. 2018"),
     "tof": Metric("tOF (pixels)", LOWER, needs=("target flow",), applies=("paired", "unpaired"), min_side=12,
                   reference="Chu et al. 2020 (TecoGAN)"),
-    "flicker": Metric("flicker ratio", LOWER, needs=("target flow",), applies=("paired", "unpaired"), min_side=12),
+    # As steady as the real video is best: a blurry model that flickers less than the footage scores well under 1.
+    "flicker": Metric("flicker ratio", TOWARD, needs=("target flow",), applies=("paired", "unpaired"), min_side=12, target=1.0),
     "seam": Metric("seam ratio", LOWER, needs=("target flow",), validated=False, min_side=12),
     "vmaf": Metric("VMAF", HIGHER, validated=False, on_request=True, cost="ffmpeg's libvmaf, where the binary has it",
                    reference="Netflix's VMAF"),
@@ -74,12 +77,28 @@ def code_of(name, role):
 
 
 def better_is_higher(name):
+    """Whether a higher `judged` value of metric `name` is better (a TOWARD metric is judged by its distance: lower)."""
     return METRICS[name].better == HIGHER
+
+
+def judged(name, value):
+    """What metric `name` is ranked, tested and searched on: its value, or for a metric judged
+    toward a target, the distance |log(value / target)| (a ratio of 0.5 is as far from 1 as 2)."""
+    metric = METRICS[name]
+    if metric.better != TOWARD or value is None:
+        return value
+    return abs(math.log(value / metric.target)) if value > 0 else math.inf
+
+
+def judged_label(name):
+    """The label of what `judged` gives for metric `name`."""
+    metric = METRICS[name]
+    return metric.label if metric.better != TOWARD else f"{metric.label}: distance from {metric.target:g} (|log ratio|)"
 
 
 def best_of(name, values):
     """The best of `values` of metric `name`, by its direction."""
-    return max(values) if better_is_higher(name) else min(values)
+    return (max if better_is_higher(name) else min)(values, key=lambda value: judged(name, value))
 
 
 def validated_metrics():

@@ -49,6 +49,12 @@ def records_in(lines, having=None, last=None):
     return records[::-1] if last else records
 
 
+def validation_records(lines):
+    """The validation records among metrics.jsonl's lines (those with a val/ score), in order."""
+    return [record for record in (_parse(line) for line in lines if '"val/' in line)
+            if record is not None and any(key.startswith("val/") for key in record)]
+
+
 def _plain(value):
     value = float(value)
     return value if math.isfinite(value) else str(value)

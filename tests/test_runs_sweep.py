@@ -14,7 +14,7 @@ from scipy import stats
 from browser import inspect_page
 from conftest import REPO, TINY, run_cli, spawn
 from cli.train_flags import as_typed
-from experiments.runs import groups, summarize
+from experiments.runs import group_rows, groups, run_rows, summarize
 from experiments.stats import significantly_different, welch_t_test
 from experiments.sweep import thread_share
 from runfolder.lock import ExperimentLock, lock_is_live
@@ -103,8 +103,8 @@ def test_groups_on_other_data_are_tested_against_the_best_on_their_own_data(tmp_
                 fake_run(tmp_path, f"{data[5:]}_lr{lr}_seed{seed}", config(seed=seed, lr=lr, data=data),
                          [val(20, base + gain + seed / 20), {"step": 20, "event": "finished"}])
     verdicts = {g["group"]: g["verdict"].split(" (")[0] for g in groups([summarize(p, default_flags()) for p in sorted(tmp_path.iterdir())])}
-    assert verdicts == {"blur_lr0.001": "best", "blur_lr0.0001": "worse than blur_lr0.001",
-                        "compress_lr0.001": "best", "compress_lr0.0001": "worse than compress_lr0.001"}
+    assert verdicts == {"blur_lr0.001": "best", "blur_lr0.0001": "worse than lr0.001",  # named as the table shows it
+                        "compress_lr0.001": "best", "compress_lr0.0001": "worse than lr0.001"}
 
 
 def test_flags_that_differ_from_the_defaults_are_shown_as_typed(tmp_path):
@@ -291,3 +291,39 @@ def test_chart_ticks_lie_in_the_range_and_no_two_labels_read_the_same(low, high)
     labels = [tick_label(tick, ticks) for tick in ticks]
     assert len(ticks) >= 2 and all(low - 1e-12 <= t <= high + 1e-12 for t in ticks)
     assert len(set(labels)) == len(labels) and all(abs(float(label) - t) < (ticks[1] - ticks[0]) / 2 for label, t in zip(labels, ticks))
+
+
+def test_the_flicker_ratio_is_judged_by_its_distance_from_one(tmp_path):
+    # A blurry model flickers less than the footage itself (0.3); one as steady as the footage scores near 1.
+    from cli.train_flags import default_flags
+    from experiments.runs import sort_keys, sort_runs
+    from experiments.search import Search, last_scores
+    from metrics import best_of
+
+    assert best_of("flicker", [0.3, 1.1, 2.5]) == 1.1
+    for seed in range(3):
+        fake_run(tmp_path, f"steady_seed{seed}", config(seed=seed, lr=1e-3), [val(20, 20.0, flicker=1.05 + seed / 100)])
+        fake_run(tmp_path, f"blurry_seed{seed}", config(seed=seed, lr=1e-4), [val(20, 20.0, flicker=0.3 + seed / 100)])
+    runs = [summarize(p, default_flags()) for p in sorted(tmp_path.iterdir())]
+    verdicts = {g["group"]: g["verdict"] for g in groups(runs, "flicker")}
+    assert verdicts["steady"] == "best" and verdicts["blurry"].startswith("worse than steady")
+    assert [r["name"] for r in sort_runs(runs, *sort_keys()["flicker"])][:3] == ["steady_seed0", "steady_seed1", "steady_seed2"]
+    # A search judged by flicker minimises the distance, so it prefers the steady trial.
+    assert Search({}, 1, 20, objectives=("flicker",)).directions == ["minimize"]
+    (steady,), (blurry,) = last_scores(tmp_path / "steady_seed0", ["flicker"]), last_scores(tmp_path / "blurry_seed0", ["flicker"])
+    assert steady < blurry
+    sorted_by_jod = run_cli("runs", "--checkpoints", tmp_path, "--sort", "jod", cwd=tmp_path)  # every validated score sorts
+    assert sorted_by_jod.returncode == 0, sorted_by_jod.stderr
+
+
+def test_tables_name_runs_and_groups_by_what_tells_them_apart(tmp_path):
+    from cli.train_flags import default_flags
+
+    for seed in range(2):
+        for net, lr in (("unet", 1e-3), ("mine", 1e-4)):
+            fake_run(tmp_path, f"bk_pool-5_batch-4_network-{net}_max-steps-150_seed{seed}", config(seed=seed, lr=lr), [val(20, 20.0)])
+    runs = [summarize(p, default_flags()) for p in sorted(tmp_path.iterdir())]
+    assert sorted(row[0] for row in run_rows(runs)) == ["network-mine_seed0", "network-mine_seed1", "network-unet_seed0",
+                                                          "network-unet_seed1"]
+    assert sorted(row[0] for row in group_rows(groups(runs))) == ["network-mine", "network-unet"]
+    assert {r["name"] for r in runs} >= {"bk_pool-5_batch-4_network-unet_max-steps-150_seed0"}  # the folders keep their names

@@ -15,6 +15,8 @@ from conftest import REPO, TINY, assert_user_error, kill_group, run_cli, spawn
 from experiments.search import expected_best_of, parse_space
 from runfolder.checkpoint import HOLD_WRITE_ENV
 from runfolder.events import events, run_status
+from runfolder.metrics import read_metrics
+from runfolder.verdicts import DRIVER_SILENCE_S, PRUNED, SILENT
 from test_faults import wait_for
 from utils.errors import UserError
 
@@ -42,7 +44,7 @@ def test_a_space_a_search_cannot_use_is_refused_naming_the_key(tmp_path, tiny, b
         parse_space(tomllib.loads("[space]\n" + body)["space"], FLAGS, "grid.toml")
     space = write_space(tmp_path / "grid.toml", body)
     refused = run_cli("sweep", "--config", space, "--data", tiny, "--max-steps", "4", "--search", "2", *FAST, cwd=tmp_path)
-    assert_user_error(refused, words)
+    assert_user_error(refused, str(space), words)  # naming the file, as every other error does
     assert not (tmp_path / "checkpoints").exists()  # before any trial started
 
 
@@ -85,9 +87,28 @@ def test_a_trial_waits_at_a_validation_for_the_verdict_on_that_step(tmp_path):
     assert waiter.is_alive() and not answers  # it waits however long the driver takes
     driver.tell(24, stop=True)
     waiter.join(timeout=60)
-    assert answers == [True] and driver.waiting() is None
-    assert trial.stop_at(36, interrupted=lambda: True) is False  # Ctrl-C: the loop's own stop follows
+    assert answers == [PRUNED] and driver.waiting() is None
+    assert trial.stop_at(36, interrupted=lambda: True) is None  # Ctrl-C: the loop's own stop follows
     assert VerdictGate.open(tmp_path, "trial").waiting() is None  # a restarted driver judges afresh
+
+
+def test_a_trial_gives_up_waiting_when_its_driver_falls_silent(tmp_path):
+    """A driver that beats keeps its trial waiting however long it takes; one that stops beating (killed
+    where no signal reaches the trial, as on Dask) is given up after the silence, on the trial's clock."""
+    from runfolder.verdicts import VerdictGate
+
+    driver = VerdictGate.open(tmp_path, "trial")
+    trial = VerdictGate.of(tmp_path / "trial")
+    now = [0.0]
+
+    def sleep(seconds):  # a fake clock: the test decides when time passes (a second a look), not the machine
+        now[0] += 1.0
+        if now[0] < 600:
+            driver.beat()  # alive for ten minutes, twice the silence the trial allows
+
+    trial.clock, trial.sleep = lambda: now[0], sleep
+    assert trial.stop_at(24, interrupted=lambda: False) == SILENT
+    assert 600 + DRIVER_SILENCE_S <= now[0] <= 600 + DRIVER_SILENCE_S + 2
 
 
 def summary_of(root):
@@ -116,7 +137,7 @@ def test_a_search_prunes_a_trial_clearly_behind_and_trains_the_best_again_in_the
     # The finals are one seed group, without the trial that won: it was chosen for scoring best, and would flatter them.
     assert any(sorted(g["runs"]) == finals for g in listed["groups"])
     page = (root / "index.html").read_text()
-    assert "expected best psnr of k trials" in page and "pruned" in page
+    assert "expected best PSNR (dB) of k trials" in page and "pruned" in page
 
 
 def test_a_driver_killed_mid_search_is_started_again_and_repeats_no_finished_trial(tmp_path, tiny):
@@ -183,8 +204,39 @@ def test_a_trial_that_fails_is_recorded_with_its_reason_and_the_study_goes_on(tm
     space = write_space(tmp_path / "grid.toml", "[space.net_args]\nwidth = [8]\n")
     result = run_cli("sweep", "--config", space, "-net", "brittle.py:Brittle", "--data", tiny, "--max-steps", "4", "--search", "2",
                      *FAST, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
     rows = summary_of(tmp_path / "checkpoints")["structures"]["brittle.py:Brittle"]["rows"]
     assert [row["status"] for row in rows] == ["fail", "fail"]  # the second trial ran after the first failed
     assert all("raised ValueError: width 8 is not supported yet" in row["reason"] for row in rows)
     assert "no trial finished" in result.stdout
+    # A structure with no finished trial is no verdict: the search fails, naming it and why.
+    assert result.returncode == 1
+    assert "error: brittle.py:Brittle: no trial finished" in result.stderr and "width 8 is not supported yet" in result.stderr
+
+
+def test_a_search_over_a_built_in_and_a_plug_in_with_its_arguments_trains_both(tmp_path, tiny):
+    # --net-arg is the plug-in's: the U-Net takes flags, and trains as it is, as in a grid sweep.
+    space = write_space(tmp_path / "grid.toml", "lr = [1e-3]\n[space.net_args]\nblocks = [1]\n")
+    plugin = f"{REPO / 'examples' / 'factorised.py'}:Factorised"
+    result = run_cli("sweep", "--config", space, "-net", f"unet,{plugin}", "--net-arg", "width=4", "--data", tiny,
+                     "--max-steps", "4", "--search", "1", "--prune", "none", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    structures = summary_of(tmp_path / "checkpoints")["structures"]
+    assert {name: [row["status"] for row in entry["rows"]] for name, entry in structures.items()} == {
+        "unet": ["complete"], plugin: ["complete"]}
+    assert structures["unet"]["rows"][0]["params"] == {"lr": 1e-3}  # the plug-in's [space.net_args] is not the U-Net's
+    configs = {name: json.loads((tmp_path / "checkpoints" / entry["rows"][0]["run"] / "config.json").read_text())
+               for name, entry in structures.items()}
+    assert configs[plugin]["net_args"] == {"width": 4, "blocks": 1} and not configs["unet"].get("net_args")
+
+
+def test_a_search_judged_by_a_score_some_validations_skip_never_waits_for_it(tmp_path, tiny):
+    # JOD is scored at every second validation (--perceptual-every 2): the first has none. The trial
+    # waits at its gate after that validation; the driver answers it "go" instead of waiting forever.
+    space = write_space(tmp_path / "grid.toml", "lr = [1e-3]\n")
+    result = run_cli("sweep", "--config", space, "--data", tiny, "--max-steps", "30", "--search", "1", "--objective", "jod",
+                     *FAST, "--perceptual-every", "2", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (row,) = summary_of(tmp_path / "checkpoints")["structures"]["unet"]["rows"]
+    assert row["status"] == "complete" and row["values"][0] > 0
+    validations = [r for r in read_metrics(tmp_path / "checkpoints" / row["run"]) if "val/l1" in r]
+    assert any("val/jod" not in v for v in validations) and "val/jod" in validations[-1]

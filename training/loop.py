@@ -37,7 +37,7 @@ from runfolder.events import FAILED, FINISHED, INTERRUPTED, RESUMED, STARTED
 from runfolder.layout import RunFolder, experiment_folder
 from runfolder.lock import ExperimentLock
 from runfolder.metrics import MetricsLog
-from runfolder.verdicts import VerdictGate
+from runfolder.verdicts import DRIVER_SILENCE_S, PRUNED, SILENT, VerdictGate
 from training.from_flags import (architecture, discriminator_args, generator_args, network_sources, resolve_residual, resolve_temporal,
                                  source_file)
 from training.signals import EXIT_CODES, StopSignals
@@ -491,8 +491,9 @@ def train_epochs(run, position, report, signals):
             position.epoch, position.epoch_step = position.epoch + 1, 0
             finished = not budget_left(run, position, clock)
             validated = end_epoch(run, position, report, tally, epoch_number=position.epoch, finished=finished)
-            if gate and validated and not finished and gate.stop_at(position.step, lambda: signals.signum is not None):
-                return stop(run, position, report, signum=None, pruned=True)
+            why = gate.stop_at(position.step, lambda: signals.signum is not None) if gate and validated and not finished else None
+            if why:
+                return stop(run, position, report, signum=None, gate=why)
     if position.epoch_step:  # the step budget ended inside an epoch: report it, and keep the position for --resume
         end_epoch(run, position, report, tally, epoch_number=position.epoch + 1, finished=True)
     finish(run, position, report, clock)
@@ -565,14 +566,15 @@ def progress_text(position, means, speed, name):
             + (f" d {d:.3f}" if d is not None else "") + f" {name[2:]} {means[name]:.4f} | {speed:.2f} clips/s")
 
 
-def stop(run, position, report, signum, pruned=False):
-    """After a stop signal (`signum`, None on a rank that only heard of another's), or a search's
-    verdict (`pruned`): the state is saved; say so and return the exit code (a Ctrl-C's when
-    pruned)."""
+def stop(run, position, report, signum, gate=None):
+    """After a stop signal (`signum`, None on a rank that only heard of another's), or at a search's
+    gate (`gate`: PRUNED by its verdict, or SILENT, its driver gone): the state is saved; say so and
+    return the exit code (a Ctrl-C's for the gate)."""
     if report is not None:
-        cause = {"by": "the search's pruner"} if pruned else {"signal": int(signum or 2)}
+        by = {PRUNED: "the search's pruner", SILENT: f"its search driver, silent for {DRIVER_SILENCE_S:.0f} s"}.get(gate)
+        cause = {"by": by} if by else {"signal": int(signum or 2)}
         report.log.write({"step": position.step, "epoch": position.epoch + 1, "event": INTERRUPTED, **cause})
-        why = "stopped by the search's pruner" if pruned else "interrupted"
+        why = f"stopped by {by}" if by else "interrupted"
         report.progress.write(f"{why}: saved step {position.step} to {run.folder.last}; continue with --resume")
     return EXIT_CODES.get(signum, 130)
 
