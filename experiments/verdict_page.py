@@ -203,7 +203,7 @@ def write_verdict_page(folder, record, settings):
     charts = []
     for metric, entry in record["metrics"].items():
         columns = [(name, g["seeds"], g["interval"], g["mean"]) for name, g in entry["groups"].items()]
-        charts.append(svg_dots(columns, clips, f"{label[metric]}: every seed on every test clip", label[metric]))
+        charts.append(svg_dots(columns, clips, f"{label[metric]}, per seed and clip", label[metric]))
     sections.append("<h2>Every seed on every test clip</h2><p>Dots: one seed on one clip (colour: the clip). Bar: the "
                     "group's interval; tick: its mean.</p><div class=charts>" + "".join(charts) + "</div>")
     differences, difference_tables = [], []

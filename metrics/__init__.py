@@ -93,7 +93,7 @@ def judged(name, value):
 def judged_label(name):
     """The label of what `judged` gives for metric `name`."""
     metric = METRICS[name]
-    return metric.label if metric.better != TOWARD else f"{metric.label}: distance from {metric.target:g} (|log ratio|)"
+    return metric.label if metric.better != TOWARD else f"{metric.label}: |log| distance from {metric.target:g}"
 
 
 def best_of(name, values):
