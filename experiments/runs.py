@@ -8,7 +8,6 @@ import re
 
 from cli.train_flags import as_typed, unshown_flags
 from experiments.stats import mean_std
-from experiments.verdict import ALPHA, decide
 from runfolder.config import read_config
 from runfolder.events import STARTS, run_status
 from runfolder.header import read_header
@@ -87,13 +86,16 @@ def short_names(names):
     return {name: "_".join(p for p in parts if p not in shared) or name for name, parts in split.items()}
 
 
-def groups(runs, metric="psnr", alpha=ALPHA):
+def groups(runs, metric="psnr", alpha=None):
     """Runs grouped by config (seeds pooled): n, mean and deviation of each last score, and each
     group's verdict on `metric` by experiments/verdict.py's rule (every pair of groups tested, the
-    error held at `alpha` across them) among the groups on the same data. Scores on other data are
+    error held at `alpha`, 5% unless told, across them) among the groups on the same data. Scores on other data are
     scores on other held-out frames: a sweep over several datasets gets a verdict per dataset.
     These are validation scores, the frames a search and its pruner chose on: `verdict` judges on
     test footage."""
+    from experiments.verdict import ALPHA, decide  # numpy: only when groups are judged, not for `runs -h`
+
+    alpha = ALPHA if alpha is None else alpha
     by_key = {}
     for run in runs:
         by_key.setdefault(run["group"], []).append(run)

@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from cli.argtypes import INTEGER_TYPES
 from metrics import METRICS, better_is_higher, judged, judged_label
 from runfolder.events import FAILED, FINISHED, PRUNED, run_status
@@ -116,6 +114,8 @@ def expected_best_of(scores, ks, higher=True):
     """The expected best of k trials drawn (with replacement) from `scores`, for each k in `ks`
     (Dodge et al. 2019, "Show Your Work"): with the n scores sorted worst first, the i-th is the
     best of k draws with probability (i/n)^k - ((i-1)/n)^k."""
+    import numpy as np  # here, not at the top: `sweep -h` reads the samplers and pruners and must stay light
+
     ordered = np.sort(np.asarray(scores, dtype=float) * (1 if higher else -1))
     n = len(ordered)
     weights = lambda k: (np.arange(1, n + 1) / n) ** k - (np.arange(0, n) / n) ** k  # noqa: E731
@@ -125,6 +125,8 @@ def expected_best_of(scores, ks, higher=True):
 def best_of_curve(scores, higher=True, seed=0):
     """{"k", "expected", "low", "high"}: the expected best of k trials for k = 1..n, with a 90%
     bootstrap band (the same curve over resamples of the finished trials)."""
+    import numpy as np
+
     n = len(scores)
     ks = list(range(1, n + 1))
     rng = np.random.default_rng(seed)
