@@ -118,8 +118,11 @@ def _typed(hyper):
 TRAIN_FLAGS = (
     _flag("data", "--data", default=SAMPLE_DATA,
           help=f"dataset folder from build-dataset ({SAMPLE_DATA} is built from the built-in sample video when missing)"),
-    _flag("data", "-pool", "--pool", type=positive_int, default=9, help="frames per clip (T)"),
-    _flag("data", "--step", type=positive_int, default=3, help="frames between the starts of two training clips"),
+    # The new words first; the last name stays the one run folders and config files were written with.
+    _flag("data", "--clip-frames", "-pool", "--pool", dest="pool", metavar="FRAMES", type=positive_int, default=9,
+          help="frames per training clip (T)"),
+    _flag("data", "--stride", "--step", dest="step", metavar="FRAMES", type=positive_int, default=3,
+          help="frames between the starts of two training clips"),
     _flag("data", "-batch", "--batch", type=positive_int, default=5, help="clips per step (per process under torchrun)"),
     _flag("data", "--crop", type=frame_size, help="random crop of each training clip, SIDE or WIDTHxHEIGHT (default: whole frames)"),
     _flag("data", "--flip", action="store_true", help="random horizontal flips of training clips"),

@@ -71,3 +71,15 @@ def test_the_docs_explain_every_score_in_the_registry_and_every_one_runs_can_tes
     glossary = (REPO / "docs" / "metrics.md").read_text()
     missing = [name for name in [*metric.choices, *METRICS] if f"`{name}`" not in glossary]
     assert not missing, missing
+
+
+def test_the_new_words_and_the_old_flags_set_the_same_thing():
+    # --clip-frames (frames per clip) and --stride (between clips) are the words -h and the docs use;
+    # -pool and --step stay, and run folders keep the names they were written with.
+    _, commands = build_parser()
+    for argv in (["--clip-frames", "5", "--stride", "2"], ["-pool", "5", "--step", "2"], ["--pool", "5", "--step", "2"]):
+        parsed = commands.choices["train"].parse_args(argv)
+        assert (parsed.pool, parsed.step) == (5, 2)
+    from cli.train_flags import as_typed
+
+    assert as_typed({"pool": 5}) == "--pool 5"

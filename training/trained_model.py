@@ -96,7 +96,10 @@ def load_model(checkpoint, device, network_source=None, allow_changed_network=Fa
     if not spec.builtin and record is None:
         raise CheckpointError(path, f"holds a network from {spec.module} but no record of that file's hash; train it again")
     source = verified_source(record, network_source, allow_changed_network) if record else None
-    mode = MODES[state["config"]["mode"]]
+    mode = MODES.get(state["config"].get("mode"))
+    if mode is None:
+        raise CheckpointError(path, f"was trained in a mode this vgan does not know ({state['config'].get('mode')!r}; it knows "
+                                    f"{', '.join(MODES)}); use the vgan that trained it")
     try:
         generator = mode.generator(lambda: build_generator(state["network"], source=source, **state["model_args"]))
         averaged = average and state.get("ema") is not None
