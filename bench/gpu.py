@@ -19,6 +19,7 @@ its own baseline from the same run.
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -36,6 +37,7 @@ from bench.footage import natural_shots
 from cli.train_flags import default_flags
 from compute import precision
 from compute.choice import candidate_ways
+from utils.gpus import visible_gpus
 from datasets.build import build_dataset, derived_sources
 from datasets.pipeline import InputPipeline
 from datasets.slider import ClipSlider
@@ -78,12 +80,14 @@ class Utilisation:
     """The GPU's busy share while it runs, sampled from nvidia-smi every 0.1 s on a thread of its own."""
 
     def __init__(self, device):
-        self.index, self.samples, self.stop = device.index or 0, [], threading.Event()
+        self.samples, self.stop = [], threading.Event()
         self.tool = shutil.which("nvidia-smi") if device.type == "cuda" else None
+        # By its UUID: nvidia-smi numbers GPUs in PCI order and ignores CUDA_VISIBLE_DEVICES, which torch's index follows.
+        self.gpu = f"GPU-{torch.cuda.get_device_properties(device).uuid}" if self.tool else None
         self.thread = threading.Thread(target=self.sample, daemon=True)
 
     def sample(self):
-        command = [self.tool, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", str(self.index)]
+        command = [self.tool, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", self.gpu]
         while not self.stop.wait(0.1):
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode == 0 and done.stdout.strip().isdigit():
@@ -210,7 +214,8 @@ def natural_blur(work, side, quick):
 
 def trained(work, data, name, device, steps, quick, **flags):
     config = {**default_flags(), **(QUICK_FLAGS if quick else {}), "data": str(data), "name": name, "checkpoints": str(work / "checkpoints"), "max_steps": steps,
-              "epochs": 10 ** 6, "sample_every": 10 ** 6, "device": device.type, "memory_format": "contiguous", **flags}
+              "epochs": 10 ** 6, "sample_every": 10 ** 6, "device": device.type, "memory_format": "contiguous",
+              "perceptual_every": 0, **flags}  # no JOD: its library's seconds of loading would land in the first row's time
     with contextlib.redirect_stdout(sys.stderr):  # the runs' own lines are not the bench's table
         code = train(config)
     if code:
@@ -320,6 +325,10 @@ def main():
     parser.add_argument("--steps", type=int, default=None, help="timed training steps per row (default 60; 5 with --quick)")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if device.type == "cuda" and device.index:
+        # The one GPU asked for, as cuda:0 here and in every run this starts (train picks its device by rank).
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible_gpus()[device.index]
+        device = torch.device("cuda", 0)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: bench/gpu.py measures a GPU, and there is none here")
         return 0

@@ -156,8 +156,6 @@ def train_points(args, points):
     from cli.train_flags import default_flags
     from experiments.page import refresh_comparison_page
     from experiments.sweep import point_plan, run_points
-    from utils.errors import warn
-    from utils.gpus import visible_gpus
 
     root = Path(args.checkpoints)
     plans = {point.name: point_plan(root / point.name) for point in points}
@@ -187,11 +185,7 @@ def train_points(args, points):
         codes = run_points_on_dask(jobs, repo, root.resolve(), args.dask, on_done, workers=args.jobs,
                                    runs_per_worker=args.runs_per_worker, resources=args.resources)
     else:
-        gpus = visible_gpus() if args.device != ["cpu"] else []  # --device is a grid flag: a list of values, or None
-        if 0 < len(gpus) < args.jobs:
-            warn("--jobs", f"{args.jobs} points at a time share {len(gpus)} GPU{'s' if len(gpus) > 1 else ''}: each is slower, and "
-                           f"what autotune measures there is measured beside the others (fix --amp and --memory-format to avoid it)")
-        codes = run_points(jobs, repo / "main.py", root, args.jobs, on_done, gpus)
+        codes = run_points(jobs, repo / "main.py", root, args.jobs, on_done, gpus_to_share(args, "points"))
     refresh_comparison_page(root, defaults)
     failed = sorted(name for name, code in codes.items() if code != 0)
     if failed:
@@ -199,6 +193,19 @@ def train_points(args, points):
         return 1
     print(f"sweep: all {len(points)} runs finished; compare them with `python main.py runs --checkpoints {root}`")
     return 0
+
+
+def gpus_to_share(args, what):
+    """The GPUs this machine's runs are handed one each (points of a grid, or a search's trials), with
+    a warning when --jobs runs at a time must share them; none when --device is cpu."""
+    from utils.errors import warn
+    from utils.gpus import visible_gpus
+
+    gpus = visible_gpus() if args.device != ["cpu"] else []  # --device is a grid flag: a list of values, or None
+    if 0 < len(gpus) < args.jobs:
+        warn("--jobs", f"{args.jobs} {what} at a time share {len(gpus)} GPU{'s' if len(gpus) > 1 else ''}: each is slower, and "
+                       f"what autotune measures there is measured beside the others (fix --amp and --memory-format to avoid it)")
+    return gpus
 
 
 def search(args, grid):
@@ -233,7 +240,7 @@ def search(args, grid):
         runner = DaskTrials(repo, root.resolve(), args.dask, workers=args.jobs, runs_per_worker=args.runs_per_worker,
                             resources=args.resources)
     else:
-        runner = LocalTrials(repo / "main.py", root, args.jobs)
+        runner = LocalTrials(repo / "main.py", root, args.jobs, gpus_to_share(args, "trials"))
     try:
         summary = run_search(settings, structures, root.resolve() if args.dask else root, flags, runner, args.jobs)
     finally:

@@ -440,10 +440,14 @@ def summarize(search, studies):
 
 
 class LocalTrials:
-    """Trials as `main.py train` children on this machine, each with an equal share of its cores."""
+    """Trials as `main.py train` children on this machine, each with an equal share of its cores and,
+    where there are GPUs, one of them (the least used), as a grid sweep's points get theirs."""
 
-    def __init__(self, main_py, root, parallel):
+    def __init__(self, main_py, root, parallel, gpus=()):
+        from utils.gpus import GpuPool
+
         self.main_py, self.root, self.parallel, self.children = main_py, Path(root), parallel, {}
+        self.pool, self.held = GpuPool(gpus), {}
 
     @property
     def running(self):
@@ -452,7 +456,9 @@ class LocalTrials:
     def start(self, name, argv):
         from experiments.sweep import start_training
 
-        self.children[name] = start_training(self.main_py, argv, sharing_cores_with=self.parallel, log_for=self.root / name)
+        self.held[name] = self.pool.take(1)
+        self.children[name] = start_training(self.main_py, argv, sharing_cores_with=self.parallel, log_for=self.root / name,
+                                             gpus=self.held[name])
 
     def stop(self, name):
         import signal
@@ -463,6 +469,7 @@ class LocalTrials:
         done = [(name, child.returncode) for name, child in self.children.items() if child.poll() is not None]
         for name, _ in done:
             del self.children[name]
+            self.pool.give_back(self.held.pop(name))
         return done
 
     def stop_all(self):

@@ -20,6 +20,7 @@ from cli.train_flags import default_flags
 from compute import choice, precision
 from compute.determinism import noting_nondeterministic
 from conftest import REPO, TINY
+from test_faults import wait_for
 from datasets.pipeline import InputPipeline
 from datasets.slider import ClipSlider
 from inference import generate, tiles
@@ -359,3 +360,27 @@ def test_deterministic_names_the_operations_that_have_no_deterministic_version(t
         torch.use_deterministic_algorithms(False)
     lines = [line for line in capsys.readouterr().err.splitlines() if "--deterministic" in line]
     assert len(lines) == 1 and "no deterministic version, so two runs may still differ: put_" in lines[0]  # once, at the first step
+
+
+def test_search_trials_each_see_a_gpu_of_their_own(tmp_path):
+    # As a grid's points do: two trials at a time on two GPUs never share one (they all landed on cuda:0).
+    from experiments.search import LocalTrials
+
+    fake_main = tmp_path / "main.py"  # writes what the trial's training saw, then waits to be let go
+    fake_main.write_text("import os, sys, time\nopen(sys.argv[-1], 'w').write(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))\n"
+                         "while not os.path.exists(sys.argv[-1] + '.go'): time.sleep(0.05)\n")
+    trials = LocalTrials(fake_main, tmp_path, parallel=2, gpus=["3", "5"])
+    seen = {name: tmp_path / f"{name}.seen" for name in ("t0", "t1", "t2")}
+    trials.start("t0", [str(seen["t0"])])
+    trials.start("t1", [str(seen["t1"])])
+    wait_for(lambda: seen["t0"].exists() and seen["t1"].exists(), timeout=60, what="both trials started")
+    assert sorted([seen["t0"].read_text(), seen["t1"].read_text()]) == ["3", "5"]
+    first = seen["t0"].read_text()
+    (tmp_path / "t0.seen.go").write_text("")
+    wait_for(lambda: trials.ended() == [("t0", 0)], timeout=60, what="the first trial's end")
+    trials.start("t2", [str(seen["t2"])])  # the GPU the first trial gave back
+    wait_for(lambda: seen["t2"].exists(), timeout=60, what="the third trial started")
+    assert seen["t2"].read_text() == first
+    for name in ("t1", "t2"):
+        (tmp_path / f"{name}.seen.go").write_text("")
+    wait_for(lambda: (trials.ended(), trials.running == 0)[1], timeout=60, what="the trials' end")
