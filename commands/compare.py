@@ -46,6 +46,7 @@ def add_arguments(parser):
 def main(args):
     from experiments.report import record_result
     from inference.compare import Outputs, Windows, compare_model, comparison_source, dry_run, profile_beside
+    from inference.generate import metric_budget
     from metrics.scores import score_table
 
     def clip_shape(model):
@@ -70,7 +71,8 @@ def main(args):
         return 0
     output = Path(args.output) if args.output else Path(args.video).with_name(Path(args.video).stem + "_compare.mp4")
     outputs = Outputs(output, Path(args.save_generated) if args.save_generated else None, profile_beside(output),
-                      args.vmaf, args.overwrite, args.quiet, tuple(args.metrics), args.metric_weights, str(device))
+                      args.vmaf, args.overwrite, args.quiet, tuple(args.metrics), args.metric_weights, str(device),
+                      metric_budget(device, args.max_memory))
     result = compare_model(model, generate, args.video, outputs, args.target, size, Windows(window, overlap, args.batch, args.blend),
                            back)
     panels = " | ".join(["input", *(["translated", "back"] if model.unpaired else ["generated"]), *(["target"] if args.target or (

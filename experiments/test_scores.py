@@ -89,7 +89,7 @@ def score_runs(runs, clips, settings, folder, keep_images=None, fps=25):
     -> a folder where the first clip's temporal profile and middle-frame crop of that run are saved
     for the page, or None."""
     from inference.compare import Windows, score_frames
-    from inference.generate import clip_generator
+    from inference.generate import clip_generator, metric_budget
     from training.trained_model import load_model
 
     cache = ScoreCache(folder)
@@ -118,7 +118,8 @@ def score_runs(runs, clips, settings, folder, keep_images=None, fps=25):
             values = score_frames(generate, clip.inputs, clip.targets, windows, settings.metrics, fps, str(settings.device),
                                   settings.metric_weights, back,
                                   profile=picture / "profile.png" if picture else None,
-                                  middle=picture / "middle.png" if picture else None)
+                                  middle=picture / "middle.png" if picture else None,
+                                  memory=metric_budget(settings.device, settings.max_memory))
             values["_wanted"] = sorted(set(settings.metrics) | set(scored.get("_wanted", [])))
             cache.put(prefix + clip_keys[clip.name], values)
             table[name][clip.name] = cache.get(prefix + clip_keys[clip.name])

@@ -63,6 +63,7 @@ class Outputs:
     metrics: tuple = ()  # the scores asked for by name (--metrics): metrics/__init__.py's `stream`s
     metric_weights: str | None = None  # where the learned metrics' backbone weights are (--metric-weights)
     device: str = "cpu"  # where the perceptual scores compute
+    metric_memory: float | None = None  # bytes the perceptual scores may take on a GPU, all together (None: no cap)
 
 
 def profile_beside(side_by_side):
@@ -241,8 +242,10 @@ class RequestedScores(Sink):
     round trip: the translation) and of the identity (the input taken as the answer) against the
     target, streamed as the frames come (metrics/__init__.py's `stream`s)."""
 
-    def __init__(self, metrics, frames, fps, device, weights):
-        self.streams = {name: [code_of(name, "stream")(frames, fps, device, weights) for _ in range(2)] for name in metrics}
+    def __init__(self, metrics, frames, fps, device, weights, memory=None):
+        # The streams share `memory` (what compare keeps beside the generator's own), two per metric.
+        each = memory / (2 * len(metrics)) if memory and metrics else None
+        self.streams = {name: [code_of(name, "stream")(frames, fps, device, weights, each) for _ in range(2)] for name in metrics}
 
     def add(self, chunk):
         for made, identity in self.streams.values():
@@ -290,7 +293,8 @@ def open_sinks(stack, source, outputs, fps, scratch, round_trip=False):
     elif has_target:
         sinks.append(Scores())
     if outputs.metrics:
-        sinks.append(RequestedScores(outputs.metrics, source.expected_frames(), fps, outputs.device, outputs.metric_weights))
+        sinks.append(RequestedScores(outputs.metrics, source.expected_frames(), fps, outputs.device, outputs.metric_weights,
+                                     outputs.metric_memory))
     if outputs.vmaf and (has_target or round_trip):
         sinks.append(Vmaf(scratch, fps))
     if outputs.profile:
@@ -335,18 +339,18 @@ def feed(chunks, generate, windows, sinks, back=None, progress=None):
 
 
 def score_frames(generate, inputs, targets, windows, metrics=(), fps=25, device="cpu", weights=None, back=None,
-                 profile=None, middle=None, chunk_frames=64):
+                 profile=None, middle=None, chunk_frames=64, memory=None):
     """The scores of a model over one clip held in memory (uint8 (n, H, W, 3) inputs and targets;
     an unpaired model's targets are None and it is scored by its round trip), as compare scores a
     video, with the `metrics` asked for by name; nothing is written but, when given, the temporal
-    `profile` PNG and the `middle` frame's crop PNG."""
+    `profile` PNG and the `middle` frame's crop PNG. `memory`: bytes the perceptual scores may take on a GPU."""
     def chunks():  # copies: the clip may be a read-only memory map, and the scores' tensors are made from these
         for start in range(0, len(inputs), chunk_frames):
             yield np.array(inputs[start:start + chunk_frames]), None if targets is None else np.array(targets[start:start + chunk_frames])
 
     sinks = [RoundTripScores(has_target=False) if back is not None else Scores()]
     if metrics:
-        sinks.append(RequestedScores(metrics, len(inputs), fps, device, weights))
+        sinks.append(RequestedScores(metrics, len(inputs), fps, device, weights, memory))
     if profile:
         sinks.append(TemporalProfile(profile))
     if middle:

@@ -6,12 +6,14 @@ paired dataset (a known answer) it is scored against the target like any generat
     result = evaluate_model(model, ClipGenerator(model.generator, device))      # on the data it was trained on
     result = evaluate_model(model, generate, split="test")                       # on its test footage, clip by clip
 """
+import torch
+
 from datasets.slider import validation_slider
 from metrics.jod import DISPLAY_RECORD
 from datasets.store import load_dataset
 from datasets.test_part import test_clips
 from inference.compare import Windows, score_frames
-from inference.generate import generate_windows, round_trip_windows
+from inference.generate import generate_windows, metric_budget, round_trip_windows
 from utils.errors import DatasetError
 from metrics.scores import requested_scores, score_translation, score_windows
 from utils.progress import Progress
@@ -69,7 +71,8 @@ def evaluate_on_test(generate, dataset, clip_frames, batch=4, back=None, side="a
         if len(clip.inputs) < clip_frames:
             raise DatasetError(dataset.path / "test.json", f"test clip {clip.name} has {len(clip.inputs)} frames, fewer than the "
                                                            f"model's clips of {clip_frames}; add longer test footage")
-        scores = score_frames(generate, clip.inputs, clip.targets, windows, metrics, dataset.meta.get("fps") or 25, device, weights, back)
+        scores = score_frames(generate, clip.inputs, clip.targets, windows, metrics, dataset.meta.get("fps") or 25, device, weights, back,
+                              memory=metric_budget(torch.device(device)))
         per_clip.append({"name": clip.name, "frames": len(clip.inputs), "scores": scores})
     frames = sum(c["frames"] for c in per_clip)
     names = set.intersection(*(set(c["scores"]) for c in per_clip))

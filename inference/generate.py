@@ -183,6 +183,14 @@ def default_budget(device):
     return BUDGET_SHARE * available_memory()
 
 
+def metric_budget(device, max_memory=None):
+    """Bytes the perceptual scores may take together on a GPU beside the generator: what it may take
+    (--max-memory, else half of what is free); None on a CPU, where cvvdp sizes nothing to memory."""
+    if device.type != "cuda":
+        return None
+    return max_memory or default_budget(device)
+
+
 def round_trip_windows(forward, back, slider, progress=None):
     """An unpaired model's translation of the slider's windows and the way back, in order: uint8
     (inputs, translated, brought back), each (N, T, H, W, 3)."""

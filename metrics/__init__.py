@@ -28,7 +28,8 @@ class Metric:
     reference: str = ""
     # A metric asked for by name (--metrics) names its code, "module:function", as the network registry does:
     # `windows(generated, target, fps, device, weights)` scores uint8 windows (N, T, H, W, 3), each a video of its
-    # own, and `stream(frames, fps, device, weights)` a video fed in chunks (add(generated, target), result()).
+    # own, and `stream(frames, fps, device, weights, memory)` a video fed in chunks (add(generated, target), result()),
+    # within `memory` bytes where it can be held to a budget (None: no cap).
     windows: str = ""
     stream: str = ""
     target: float | None = None  # with TOWARD: the value that is best (1 for a ratio to the real video's own)

@@ -10,7 +10,10 @@ is cvvdp's `standard_fhd`: a 24-inch 1920x1080 monitor seen from 0.6 m (37.8 pix
 200 cd/m² peak, in office light (250 lux).
 
     jod(generated, target, fps=25)                   # uint8 (n, H, W, 3) each -> 9.3
-    stream = JodStream(frames=500, fps=25); stream.add(generated_chunk, target_chunk); ...; stream.result()
+    stream = JodStream(frames=500, fps=25, memory=4e9); stream.add(generated_chunk, target_chunk); ...; stream.result()
+On a GPU cvvdp sizes its blocks of frames against nearly all the memory free, up to the whole
+video; a stream given a `memory` budget has a cvvdp of its own capped to it (`gpu_mem`), so that
+two streams side by side (compare's generated video and its identity) share what compare keeps.
 """
 import functools
 import logging
@@ -26,12 +29,23 @@ DISPLAY_RECORD = {"display": DISPLAY, "diagonal_inches": 24, "resolution": [1920
 WAITING_FRAMES = 16  # frames that may wait between the video's producer and cvvdp: memory stays flat
 
 
-@functools.lru_cache(maxsize=None)  # its tables and filters are built once per device
-def colorvideovdp(device="cpu"):
+def build_colorvideovdp(device="cpu", memory=None):
+    """A cvvdp of its own on `device`, its blocks of frames sized to at most `memory` bytes (None: what the GPU has free)."""
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on import, on a CPU
     import pycvvdp
 
-    return pycvvdp.cvvdp(display_name=DISPLAY, quiet=True, device=torch.device(device))
+    return pycvvdp.cvvdp(display_name=DISPLAY, quiet=True, device=torch.device(device), gpu_mem=None if memory is None else memory / 1e9)
+
+
+colorvideovdp = functools.lru_cache(maxsize=None)(build_colorvideovdp)  # its tables and filters are built once per device
+
+
+def per_frame_jods(metric, q_per_channel):
+    """Each frame's JOD, by cvvdp's own pooling over a video that holds that frame's quality alone,
+    for every frame in one batched call (no host sync per frame): `q_per_channel` (1, channels,
+    frames, bands) becomes a batch of two-frame videos, each frame twice."""
+    q = q_per_channel[0].permute(1, 0, 2)[:, :, None, :]  # (frames, channels, 1, bands)
+    return metric.do_pooling_and_jods(torch.cat([q, q], dim=2)).reshape(-1).tolist()
 
 
 def jod(generated, target, fps, device="cpu"):
@@ -43,10 +57,20 @@ def jod(generated, target, fps, device="cpu"):
     return float(q)
 
 
+WINDOWS_PER_CALL = 16  # validation's windows scored together, a batch of videos in one cvvdp call
+
+
 def mean_jod(generated, target, fps, device="cpu", weights=None):
     """The mean JOD of uint8 windows (N, T, H, W, 3), each scored as a video of its own (as the
-    temporal scores keep their frame pairs within each window)."""
-    return float(np.mean([jod(g, t, fps, device) for g, t in zip(generated, target)]))
+    temporal scores keep their frame pairs within each window), WINDOWS_PER_CALL at a time in one
+    cvvdp call (`dim_order="BFHWC"`: one JOD per window)."""
+    metric, scores = colorvideovdp(str(device)), []
+    for start in range(0, len(generated), WINDOWS_PER_CALL):
+        batch = [torch.from_numpy(np.ascontiguousarray(frames[start:start + WINDOWS_PER_CALL])) for frames in (generated, target)]
+        with torch.inference_mode():
+            q, _ = metric.predict(*batch, dim_order="BFHWC", frames_per_second=fps if generated.shape[1] > 1 else 0)
+        scores += q.reshape(-1).tolist()
+    return float(np.mean(scores))
 
 
 class FrameCountError(ValueError):
@@ -59,21 +83,21 @@ class JodStream:
     WAITING_FRAMES frames wait between the two, so memory does not grow with the video's length.
     `frames` is the video's length, which cvvdp needs before its first frame."""
 
-    def __init__(self, frames, fps, device="cpu", weights=None):
+    def __init__(self, frames, fps, device="cpu", weights=None, memory=None):
         self.pending = queue.Queue(maxsize=WAITING_FRAMES)
         self.frames, self.fps, self.device = frames, fps, str(device)
+        # With a budget, a cvvdp of its own: cvvdp keeps its block size on the object, and two streams run side by side.
+        self.metric = build_colorvideovdp(self.device, memory) if memory is not None else colorvideovdp(self.device)
         self.added, self.outcome = 0, {}
         self.thread = threading.Thread(target=self._run, name="cvvdp", daemon=True)
         self.thread.start()
 
     def _run(self):
         try:
-            metric = colorvideovdp(self.device)
+            metric = self.metric
             with torch.inference_mode():
                 q, stats = metric.predict_video_source(PushedFrames(self.pending, self.frames, self.fps, metric.display_photometry))
-                q_per_frame = torch.as_tensor(stats["Q_per_ch"], device=metric.device)
-                # each frame's JOD: cvvdp's own pooling over a video that holds that frame's quality alone
-                self.outcome["curve"] = [float(metric.do_pooling_and_jods(q_per_frame[:, :, [f, f], :])) for f in range(self.frames)]
+                self.outcome["curve"] = per_frame_jods(metric, torch.as_tensor(stats["Q_per_ch"], device=metric.device))
             self.outcome["jod"] = float(q)
         except BaseException as exc:  # noqa: BLE001 - handed to the thread that asked, in add() or result()
             self.outcome["error"] = exc

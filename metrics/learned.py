@@ -105,7 +105,7 @@ def lpips_distances(network, first, second, device):
 class LpipsStream:
     """The mean LPIPS of generated frames against the target's, over a video fed in chunks."""
 
-    def __init__(self, frames, fps, device="cpu", weights=None):
+    def __init__(self, frames, fps, device="cpu", weights=None, memory=None):  # memory: its backbone takes what it takes
         self.network, self.device, self.values = lpips_network(weights, str(device)), device, []
 
     def add(self, generated, target):
@@ -120,7 +120,7 @@ class TlpStream:
     """tLP (Chu et al. 2020): per frame pair, |LPIPS(g_t, g_t-1) - LPIPS(y_t, y_t-1)|, averaged: 0 when
     the generated video changes from frame to frame as perceptibly as the target does."""
 
-    def __init__(self, frames, fps, device="cpu", weights=None):
+    def __init__(self, frames, fps, device="cpu", weights=None, memory=None):  # memory: its backbone takes what it takes
         self.network, self.device, self.values, self.last = lpips_network(weights, str(device)), device, [], None
 
     def add(self, generated, target):
@@ -185,7 +185,7 @@ class KidStream(FeatureStream):
 
     name, unit = "kid", "frames"
 
-    def __init__(self, frames, fps, device="cpu", weights=None):
+    def __init__(self, frames, fps, device="cpu", weights=None, memory=None):  # memory: its backbone takes what it takes
         super().__init__()
         self.network, self.device = inception_network(weights, str(device)), device
 
@@ -216,7 +216,7 @@ class FvdStream(FeatureStream):
 
     name, unit = "fvd", f"clips of {FVD_CLIP} frames"
 
-    def __init__(self, frames, fps, device="cpu", weights=None):
+    def __init__(self, frames, fps, device="cpu", weights=None, memory=None):  # memory: its backbone takes what it takes
         super().__init__()
         self.network, self.device, self.pending = video_network(weights, str(device)), device, None
 

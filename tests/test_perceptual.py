@@ -211,3 +211,45 @@ def test_a_metric_without_a_target_to_score_against_is_refused_before_anything_i
     with pytest.raises(VideoError, match="has no target to score jod against; give the aligned --target"):
         compare_video(source, lambda clips: clips, Size(32, 32), Windows(4, 2), Outputs(out, metrics=("jod",)))
     assert not out.exists() and not list(tmp_path.glob("*.partial*"))
+
+
+def test_each_frames_jod_comes_from_one_batched_pooling_equal_to_pooling_each_frame():
+    from metrics.jod import colorvideovdp, per_frame_jods
+
+    metric = colorvideovdp("cpu")
+    q = torch.rand(1, 4, 7, 5, generator=torch.Generator().manual_seed(0)) * 0.3  # (1, channels, frames, bands)
+    one_by_one = [float(metric.do_pooling_and_jods(q[:, :, [f, f], :])) for f in range(7)]
+    assert per_frame_jods(metric, q) == pytest.approx(one_by_one, abs=1e-5)
+
+
+def test_a_jod_stream_on_a_gpu_is_held_to_its_budget(monkeypatch):
+    # CUDA stood in for: an 80 GB card. cvvdp sizes its block of 1080p frames to the memory it may use:
+    # without a cap nearly the whole card (about 100 frames, twice over in compare's two streams); capped, a share.
+    from metrics.jod import JodStream, build_colorvideovdp
+
+    import pycvvdp.cvvdp_metric as cvvdp_module
+
+    monkeypatch.setattr(cvvdp_module, "has_nvml", False, raising=False)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: type("P", (), {"total_memory": 80e9})())
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
+    pixels = 1920 * 1080
+    free_for_all = build_colorvideovdp("cpu").estimate_block_N(pixels, 500)
+    streams = [JodStream(2, 25, "cpu", memory=4e9) for _ in range(2)]
+    for stream in streams:
+        stream.add(np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 3), np.uint8))
+        stream.result()
+    capped = streams[0].metric.estimate_block_N(pixels, 500)
+    assert streams[0].metric is not streams[1].metric and streams[0].metric.gpu_mem == pytest.approx(4.0)
+    assert free_for_all >= 100 and 1 <= capped <= free_for_all / 20
+    # What cvvdp would take at that block size stays within the cap (its own memory model: a + pix*(N + L - 1)*b + pix*N*c).
+    metric = streams[0].metric
+    assert 1.6e9 + pixels * (capped + metric.filter_len - 1) * 16 + pixels * capped * 320 <= 4e9
+
+
+def test_validation_scores_every_window_in_one_call_as_each_alone(photo_clip):
+    from metrics.jod import mean_jod
+
+    target = np.stack([photo_clip[:5], photo_clip[5:10], photo_clip[2:7]])  # three windows of 5 frames
+    made = np.stack([np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in window]) for sigma, window in zip((0.8, 1.2, 2.0), target)])
+    alone = [jod(g, t, 25) for g, t in zip(made, target)]
+    assert mean_jod(made, target, 25) == pytest.approx(np.mean(alone), abs=1e-5) and len(set(np.round(alone, 3))) == 3
