@@ -173,13 +173,16 @@ def build_dataset(out, sources, size, fps=None, val_fraction=0.1, mmap=False, ov
         for index, source in enumerate(sources):
             source_frame = 0
             for (part, _), group in itertools.groupby(split_at(source.chunks(size, fps), held.get(index, [])), key=lambda p: p[0]):
-                pieces = [(a, b) for _, a, b in group]
-                length = sum(len(a) for a, _ in pieces)
-                where = {"source_frames": [source_frame, source_frame + length]} if index in held else {}
+                pieces = ((a, b) for _, a, b in group)  # streamed: a segment is never held in memory whole
                 if part == "test":
-                    tests.add(next(names), pieces, {**source.meta(), **where})
+                    length = tests.add(next(names), pieces, source.meta())
+                    record = tests.clips["clips"][-1]
                 else:
-                    segments.append(_append_segment(arrays, pieces, val_fraction, identity, {**source.meta(), **where}))
+                    record = _append_segment(arrays, pieces, val_fraction, identity, source.meta())
+                    segments.append(record)
+                    length = record["stop"] - record["start"]
+                if index in held:  # where in its video a piece cut around a held-out shot came from
+                    record["source_frames"] = [source_frame, source_frame + length]
                 progress.advance(length)
                 source_frame += length
         if tests:

@@ -164,7 +164,8 @@ def _describe(groups, higher_is_better, alpha, resamples, seed):
     for i, first in enumerate(names):
         for second in names[i + 1:]:
             a, b = scores[first], scores[second]
-            p = welch_t_test(a.mean(axis=1), b.mean(axis=1))[2] if len(a) > 1 and len(b) > 1 else None
+            p = welch_t_test(a.mean(axis=1).tolist(), b.mean(axis=1).tolist())[2] if len(a) > 1 and len(b) > 1 else None
+            p = 1.0 if p is not None and math.isnan(p) else p  # scores that are not numbers prove nothing
             result.pairs.append(Pair(first, second, result.means[first] - result.means[second],
                                      _interval(drawn[first] - drawn[second]),
                                      probability_of_improvement(a, b, higher_is_better), p))

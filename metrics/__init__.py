@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 HIGHER, LOWER, TOWARD = "higher", "lower", "toward"
+RATIO_FLOOR = 1e-6  # a ratio of 0 (a model whose frames never change) is judged as far from its target as a millionth
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def judged(name, value):
     metric = METRICS[name]
     if metric.better != TOWARD or value is None:
         return value
-    return abs(math.log(value / metric.target)) if value > 0 else math.inf
+    return abs(math.log(max(value, RATIO_FLOOR) / metric.target))
 
 
 def judged_label(name):
