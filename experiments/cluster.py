@@ -65,26 +65,61 @@ def train_point(repo, cwd, argv, folder, stop_name, gpus=0):
         pool.give_back(held)
 
 
+LOCAL_GPUS_ENV = "VGAN_LOCAL_CLUSTER_GPUS"  # set by `--dask local` for its workers: the GPUs they split, one each
+
+
 def worker_gpus(worker):
     """The GpuPool of a Dask worker's GPUs, one per worker process. Dask's resources (--resources
-    GPU=N) count how many GPUs a worker's points hold at once, not which: the pool picks them."""
+    GPU=N) count how many GPUs a worker's points hold at once, not which: the pool picks them. A
+    worker of `--dask local` (named 0, 1, ...) holds its own GPU of those the driver split between
+    them, so that no two workers hand out the same one."""
     from utils.gpus import GpuPool, visible_gpus
 
-    return vars(worker).setdefault("vgan_gpus", GpuPool(visible_gpus()))  # setdefault: one pool, whichever thread comes first
+    split = [gpu for gpu in os.environ.get(LOCAL_GPUS_ENV, "").split(",") if gpu]
+    gpus = [split[worker.name % len(split)]] if split and isinstance(worker.name, int) else visible_gpus()
+    return vars(worker).setdefault("vgan_gpus", GpuPool(gpus))  # setdefault: one pool, whichever thread comes first
 
 
-def connect(distributed, address, workers, runs_per_worker):
+def connect(distributed, address, workers, runs_per_worker, resources=None):
     """(a Client, the cluster it started or None): of the scheduler at `address`, or with "local" of
     a cluster of worker processes on this machine, every one of them (and the scheduler) bound to
-    127.0.0.1, dashboards off."""
+    127.0.0.1, dashboards off. `resources` a point will ask for that no worker declares are refused."""
+    client, cluster = _connected(distributed, address, workers, runs_per_worker)
+    try:
+        check_resources(client, resources, address)
+    except UserError:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        raise
+    return client, cluster
+
+
+def _connected(distributed, address, workers, runs_per_worker):
     if address != "local":
         try:
             return distributed.Client(address, timeout="30s"), None
         except (OSError, TimeoutError) as exc:
             raise UserError("--dask", f"no Dask scheduler answers at {address} ({exc}); start one with: dask scheduler") from None
-    cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=runs_per_worker, processes=True,
-                                       host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0", worker_dashboard_address=f"{LOOPBACK}:0")
+    from utils.gpus import visible_gpus
+
+    gpus = visible_gpus()
+    # Each worker declares a GPU (so that --resources GPU=1 schedules) and holds its own (worker_gpus):
+    # its nanny hands it the split, also when it restarts a worker that died.
+    cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=runs_per_worker, processes=True, host=LOOPBACK,
+                                       dashboard_address=f"{LOOPBACK}:0", worker_dashboard_address=f"{LOOPBACK}:0",
+                                       resources={"GPU": 1} if gpus else None, env={LOCAL_GPUS_ENV: ",".join(gpus)})
     return distributed.Client(cluster), cluster
+
+
+def check_resources(client, resources, address):
+    """Refuse, before any point is submitted, a resource no worker declares: its tasks would wait forever."""
+    declared = {name for worker in client.scheduler_info()["workers"].values() for name in (worker.get("resources") or {})}
+    missing = sorted(set(resources or {}) - declared)
+    if missing:
+        where = "this machine has no GPU for the local cluster" if address == "local" else f"no worker of {address} declares it"
+        raise UserError("--resources", f"asks for {missing[0]}, but {where}; start workers with `dask worker ADDRESS "
+                                       f"--resources {missing[0]}=N`, or leave --resources out")
 
 
 def run_points_on_dask(jobs, repo, checkpoints, address, on_done, workers=1, runs_per_worker=1, resources=None):
@@ -96,7 +131,7 @@ def run_points_on_dask(jobs, repo, checkpoints, address, on_done, workers=1, run
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this module to unpickle the task
-    client, cluster = connect(distributed, address, workers, runs_per_worker)
+    client, cluster = connect(distributed, address, workers, runs_per_worker, resources)
     session = uuid.uuid4().hex[:8]
     stop = distributed.Event(f"vgan-stop-{session}", client=client)
     futures = {}
@@ -137,7 +172,7 @@ class DaskTrials:
         import cloudpickle
 
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
-        self.client, self.cluster = connect(self.distributed, address, workers, runs_per_worker)
+        self.client, self.cluster = connect(self.distributed, address, workers, runs_per_worker, resources)
         self.repo, self.checkpoints, self.resources = str(repo), Path(checkpoints), resources
         self.session, self.futures, self.events = uuid.uuid4().hex[:8], {}, {}
 

@@ -187,3 +187,26 @@ def test_a_local_cluster_runs_the_grid_too(tiny, tmp_path):
                      "--checkpoints", tmp_path / "l", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len([f for f in (tmp_path / "l").glob("*_seed*") if (f / "last.pt").exists()]) == 2
+
+
+def test_a_local_cluster_gives_each_worker_a_gpu_of_its_own_and_refuses_a_gpu_it_lacks(monkeypatch, tiny, tmp_path):
+    # Two fake GPUs (CUDA_VISIBLE_DEVICES names them; no CUDA is needed to hand them out): each worker
+    # declares one and holds its own, so that --resources GPU=1 schedules and no two points share one.
+    import distributed
+
+    from experiments.cluster import connect, worker_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    client, cluster = connect(distributed, "local", 2, 1, resources={"GPU": 1})
+    try:
+        assert [w["resources"] for w in client.scheduler_info()["workers"].values()] == [{"GPU": 1}, {"GPU": 1}]
+        held = client.run(lambda dask_worker: worker_gpus(dask_worker).take(1))
+        assert sorted(gpu for gpus in held.values() for gpu in gpus) == ["3", "5"]
+        assert "VGAN_LOCAL_CLUSTER_GPUS" not in os.environ  # the split went to the workers, not into this process
+    finally:
+        client.close()
+        cluster.close()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU here: a point asking for one would wait forever
+    refused = run_cli("sweep", "--data", tiny, *POINT, "--max-steps", "2", "--device", "cpu", "--dask", "local",
+                      "--resources", "GPU=1", cwd=tmp_path, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, timeout=300)
+    assert_user_error(refused, "--resources", "asks for GPU", "no GPU")
