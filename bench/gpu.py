@@ -67,6 +67,7 @@ def header(device):
     print(machine_summary())
     if device.type != "cuda":
         print("device: cpu (a check of this script; nothing here is a GPU figure)")
+        print(conv3d_paths(device, shape=(1, 8, 5, 16, 16), rounds=1))
         return
     props = torch.cuda.get_device_properties(device)
     print(f"GPU: {props.name}, compute capability {props.major}.{props.minor}, {human_bytes(props.total_memory)}; "
@@ -74,6 +75,35 @@ def header(device):
     print(f"bfloat16 in hardware: {'yes' if precision.cuda_bf16_in_hardware(device) else 'no (mixed precision is float16)'}; "
           f"TF32: convolutions {'on' if torch.backends.cudnn.allow_tf32 else 'off'}, matrix products "
           f"{'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'} (torch's defaults; --deterministic turns both off)")
+    print(conv3d_paths(device))
+
+
+SLOW_PATH = 2.0  # a half-precision conv3d this much slower than float32's has left cuDNN
+
+
+def conv3d_paths(device, shape=(4, 32, 9, 128, 128), rounds=5):
+    """One line: a 3x3x3 conv3d's forward and backward in float32 and in each half precision, and
+    whether a half precision takes the slow path some torch and cuDNN versions give it (pytorch
+    #163581, #166122: bf16 and fp16 conv3d outside cuDNN, about 4x slower). Training's automatic
+    choice times each way on the real step, so it never picks a slow one; this says why it did not."""
+    conv = torch.nn.Conv3d(shape[1], shape[1], 3, padding=1).to(device)
+    x = torch.randn(shape, device=device, requires_grad=True)
+    times = {}
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            for warm in range(2):
+                synchronize(device)
+                started = time.perf_counter()
+                for _ in range(rounds if warm else 1):
+                    conv(x).float().sum().backward()
+                synchronize(device)
+            times[dtype] = (time.perf_counter() - started) / rounds
+    fp32 = times[torch.float32]
+    slow = [str(dtype).split(".")[-1] for dtype in (torch.bfloat16, torch.float16) if times[dtype] > SLOW_PATH * fp32]
+    words = ", ".join(f"{str(dtype).split('.')[-1]} {seconds * 1e3:.2f} ms" for dtype, seconds in times.items())
+    return (f"conv3d 3x3x3 forward and backward on {tuple(shape)}: {words}; "
+            + (f"SLOW PATH: {' and '.join(slow)} run over {SLOW_PATH:g}x float32's time (pytorch #163581); the automatic "
+               f"choice will not pick them" if slow else "no half precision on the slow path"))
 
 
 class Utilisation:

@@ -398,7 +398,8 @@ def compare_model(model, generate, video, outputs, target=None, size=None, windo
     return {"video": str(video), "target": str(target) if target else None, **model.describe(), "pair": model.pair,
             "size": list(size), "window": windows.length, "overlap": windows.overlap, "blend": windows.blend,
             "output": str(outputs.side_by_side), "generated": str(outputs.generated) if outputs.generated else None,
-            "profile": str(outputs.profile) if outputs.profile else None, **result}
+            "profile": str(outputs.profile) if outputs.profile else None,
+            "scored_on": outputs.device, **result}  # a GPU's convolutions (TF32) score a little apart from a CPU's
 
 
 def dry_run(source, generate, size, length):

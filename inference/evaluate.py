@@ -57,7 +57,8 @@ def evaluate_model(model, generate, data=None, batch=4, quiet=True, back=None, m
         result = evaluate_on_test(generate, dataset, model.clip_frames, batch, back, side, metrics, device, weights)
     else:
         result = evaluate_generator(generate, dataset, model.clip_frames, batch, quiet, back, side, metrics, device, weights)
-    return {**model.describe(), "data": str(data), "split": split, **result, **({"jod_display": DISPLAY_RECORD} if "jod" in metrics else {})}
+    return {**model.describe(), "data": str(data), "split": split, "scored_on": str(device), **result,
+            **({"jod_display": DISPLAY_RECORD} if "jod" in metrics else {})}  # scored_on: a GPU's TF32 scores a little apart
 
 
 def evaluate_on_test(generate, dataset, clip_frames, batch=4, back=None, side="a", metrics=(), device="cpu", weights=None):
