@@ -30,6 +30,7 @@ from media.probe import probe
 from media.vmaf import vmaf
 from utils.images import PROFILE_ROWS, profile_row, save_png, side_by_side, temporal_profile
 from metrics import code_of
+from metrics.frames import uploaded
 from metrics.jod import DISPLAY_RECORD, FrameCountError
 from metrics.scores import PSNR_CAP_DB, VideoScores, psnr, ssim
 from utils.errors import VideoError, warn
@@ -246,11 +247,14 @@ class RequestedScores(Sink):
         # The streams share `memory` (what compare keeps beside the generator's own), two per metric.
         each = memory / (2 * len(metrics)) if memory and metrics else None
         self.streams = {name: [code_of(name, "stream")(frames, fps, device, weights, each) for _ in range(2)] for name in metrics}
+        self.device = device
 
     def add(self, chunk):
+        # Each chunk goes to the device once (pinned, without blocking, on a GPU), for every stream.
+        outputs, inputs, targets = (uploaded(frames, self.device) for frames in (chunk.outputs, chunk.inputs, chunk.targets))
         for made, identity in self.streams.values():
-            made.add(chunk.outputs, chunk.targets)
-            identity.add(chunk.inputs, chunk.targets)
+            made.add(outputs, targets)
+            identity.add(inputs, targets)
 
     def finish(self, result):
         for name, streams in self.streams.items():

@@ -23,6 +23,8 @@ import threading
 import numpy as np
 import torch
 
+from metrics.frames import on_device
+
 DISPLAY = "standard_fhd"
 DISPLAY_RECORD = {"display": DISPLAY, "diagonal_inches": 24, "resolution": [1920, 1080], "viewing_distance_m": 0.6,
                   "pixels_per_degree": 37.8, "peak_cd_m2": 200, "ambient_lux": 250}
@@ -166,5 +168,5 @@ class PushedFrames:
         return self._converted(self.target, device, colorspace)
 
     def _converted(self, frame, device, colorspace):
-        pixels = torch.from_numpy(np.ascontiguousarray(frame)).to(device).permute(2, 0, 1)[None, :, None].float() / 255
+        pixels = on_device(frame, device).permute(2, 0, 1)[None, :, None].float() / 255
         return self.display.apply_dm_and_color_transform(pixels, colorspace)

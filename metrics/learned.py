@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from metrics.frames import joined, on_device
 from utils.errors import UserError
 
 FVD_CLIP = 16  # frames per clip of FVD's video network (S3D pools time by 8: 16 frames is its shortest)
@@ -97,7 +98,7 @@ def lpips_network(folder, device):
 
 def lpips_distances(network, first, second, device):
     """LPIPS of each pair of uint8 frames (n, H, W, 3), as a float64 array (n,)."""
-    as_input = lambda frames: torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
+    as_input = lambda frames: on_device(frames, device).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
     with torch.inference_mode():
         return network(as_input(first), as_input(second)).reshape(-1).double().cpu().numpy()
 
@@ -125,7 +126,7 @@ class TlpStream:
 
     def add(self, generated, target):
         if self.last is not None:
-            generated, target = np.concatenate([self.last[0], generated]), np.concatenate([self.last[1], target])
+            generated, target = joined(self.last[0], generated), joined(self.last[1], target)
         if len(generated) > 1:
             made = lpips_distances(self.network, generated[1:], generated[:-1], self.device)
             real = lpips_distances(self.network, target[1:], target[:-1], self.device)
@@ -190,7 +191,7 @@ class KidStream(FeatureStream):
         self.network, self.device = inception_network(weights, str(device)), device
 
     def features(self, generated, target):
-        as_input = lambda frames: torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2)  # noqa: E731
+        as_input = lambda frames: on_device(frames, self.device).permute(0, 3, 1, 2)  # noqa: E731
         with torch.inference_mode():
             return tuple(self.network(as_input(frames))[0].cpu() for frames in (generated, target))
 
@@ -222,7 +223,7 @@ class FvdStream(FeatureStream):
 
     def add(self, generated, target):
         if self.pending is not None:
-            generated, target = np.concatenate([self.pending[0], generated]), np.concatenate([self.pending[1], target])
+            generated, target = joined(self.pending[0], generated), joined(self.pending[1], target)
         whole = len(generated) // FVD_CLIP * FVD_CLIP
         if whole:
             super().add(generated[:whole], target[:whole])
@@ -233,7 +234,7 @@ class FvdStream(FeatureStream):
         std = torch.tensor(KINETICS_STD, device=self.device).view(1, 3, 1, 1, 1)
 
         def clips_of(frames):
-            x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float() / 255
+            x = on_device(frames, self.device).permute(0, 3, 1, 2).float() / 255
             x = F.interpolate(x, size=(FVD_SIDE, FVD_SIDE), mode="bilinear", align_corners=False, antialias=True)
             x = x.reshape(-1, FVD_CLIP, 3, FVD_SIDE, FVD_SIDE).transpose(1, 2)
             return (x - mean) / std

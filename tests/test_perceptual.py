@@ -253,3 +253,19 @@ def test_validation_scores_every_window_in_one_call_as_each_alone(photo_clip):
     made = np.stack([np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in window]) for sigma, window in zip((0.8, 1.2, 2.0), target)])
     alone = [jod(g, t, 25) for g, t in zip(made, target)]
     assert mean_jod(made, target, 25) == pytest.approx(np.mean(alone), abs=1e-5) and len(set(np.round(alone, 3))) == 3
+
+
+def test_the_streams_take_frames_already_on_the_device_as_they_take_numpy_ones(photo_clip):
+    # compare uploads each chunk once and hands the tensors to every stream: the same numbers.
+    from metrics.frames import joined, uploaded
+
+    made = np.stack([cv2.GaussianBlur(f, (0, 0), 1.2) for f in photo_clip])
+    assert uploaded(made, "cpu") is made and uploaded(None, "cuda") is None  # nothing to move on a CPU
+    streams = [JodStream(len(made), 25), JodStream(len(made), 25)]
+    for start in range(0, len(made), 5):
+        streams[0].add(made[start:start + 5], photo_clip[start:start + 5])
+        streams[1].add(torch.from_numpy(made[start:start + 5]), torch.from_numpy(photo_clip[start:start + 5]))
+    (numpy_jod, numpy_curve), (tensor_jod, tensor_curve) = (stream.result() for stream in streams)
+    assert tensor_jod == pytest.approx(numpy_jod, abs=1e-6) and tensor_curve == pytest.approx(numpy_curve, abs=1e-6)
+    assert torch.equal(joined(made[:2], torch.from_numpy(made[2:4])), torch.from_numpy(made[:4]))
+    assert np.array_equal(joined(made[:2], made[2:4]), made[:4])
