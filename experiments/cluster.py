@@ -34,8 +34,9 @@ def import_distributed():
 def train_point(repo, cwd, argv, folder, stop_name, gpus=0):
     """On a worker: run one point's training to its end, or on from its last.pt; its exit code.
     A finished point is not run again. The training child shares the worker's CPU cores with the
-    worker's other running points, sees `gpus` of the worker's GPUs that no other point of it
-    holds, and is stopped (saving) when the driver sets `stop_name`."""
+    worker's other running points, sees `gpus` (at least one, where the worker has any) of the
+    worker's GPUs, those no other point of it holds while there are enough, and is stopped (saving)
+    when the driver sets `stop_name`."""
     if repo not in sys.path:  # workers started elsewhere than the repository still find it
         sys.path.insert(0, repo)
     from distributed import Event, get_worker
@@ -51,7 +52,7 @@ def train_point(repo, cwd, argv, folder, stop_name, gpus=0):
     argv = [*argv, *(["--resume"] if plan == "resume" else [])]
     worker = get_worker()
     pool = worker_gpus(worker)
-    held = pool.take(gpus) if gpus else []
+    held = pool.take(max(gpus, 1))  # a GPU of its own where the worker has any, --resources or not ([] where none)
     try:
         child = start_training(Path(repo) / "main.py", argv, sharing_cores_with=worker.state.nthreads, log_for=folder,
                                cwd=cwd if Path(cwd).is_dir() else None, gpus=held)

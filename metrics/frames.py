@@ -8,6 +8,8 @@ the same tensors to every stream; validation and the tests hand them numpy array
 import numpy as np
 import torch
 
+BLOCK_FRAMES = 8  # the learned metrics' batches: a few fixed shapes, so cuDNN's benchmark mode tunes each once, not per chunk
+
 
 def on_device(frames, device):
     """`frames` as a uint8 tensor on `device`: a tensor there already is taken as it is."""
@@ -28,3 +30,9 @@ def uploaded(frames, device):
     if frames is None or torch.device(device).type != "cuda":
         return frames
     return torch.from_numpy(np.ascontiguousarray(frames)).pin_memory().to(device, non_blocking=True)
+
+
+def in_blocks(frames, size=BLOCK_FRAMES):
+    """`frames` in consecutive blocks of `size` (the last may be shorter): compare's chunks come in
+    many lengths, and every new shape would send cuDNN's benchmark mode tuning again."""
+    return [frames[start:start + size] for start in range(0, len(frames), size)]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metrics.frames import joined, on_device
+from metrics.frames import BLOCK_FRAMES, in_blocks, joined, on_device
 from utils.errors import UserError
 
 FVD_CLIP = 16  # frames per clip of FVD's video network (S3D pools time by 8: 16 frames is its shortest)
@@ -97,10 +97,11 @@ def lpips_network(folder, device):
 
 
 def lpips_distances(network, first, second, device):
-    """LPIPS of each pair of uint8 frames (n, H, W, 3), as a float64 array (n,)."""
+    """LPIPS of each pair of uint8 frames (n, H, W, 3), as a float64 array (n,), BLOCK_FRAMES pairs at a time."""
     as_input = lambda frames: on_device(frames, device).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
     with torch.inference_mode():
-        return network(as_input(first), as_input(second)).reshape(-1).double().cpu().numpy()
+        return np.concatenate([network(as_input(a), as_input(b)).reshape(-1).double().cpu().numpy()
+                               for a, b in zip(in_blocks(first), in_blocks(second))])
 
 
 class LpipsStream:
@@ -168,10 +169,13 @@ class FeatureStream:
     def features(self, generated, target):
         raise NotImplementedError
 
+    block = BLOCK_FRAMES  # frames per features() call (FVD: a clip's)
+
     def add(self, generated, target):
-        made, real = self.features(generated, target)
-        self.made.append(made)
-        self.real.append(real)
+        for made_frames, real_frames in zip(in_blocks(generated, self.block), in_blocks(target, self.block)):
+            made, real = self.features(made_frames, real_frames)
+            self.made.append(made)
+            self.real.append(real)
 
     def gathered(self, least):
         made, real = torch.cat(self.made).double(), torch.cat(self.real).double()
@@ -216,6 +220,7 @@ class FvdStream(FeatureStream):
     TensorFlow I3D of the original FVD: compare FVDs within vgan, not with papers."""
 
     name, unit = "fvd", f"clips of {FVD_CLIP} frames"
+    block = FVD_CLIP  # one clip a call: one shape
 
     def __init__(self, frames, fps, device="cpu", weights=None, memory=None):  # memory: its backbone takes what it takes
         super().__init__()
