@@ -50,7 +50,7 @@ def main(args):
     from experiments.test_scores import ScoringSettings, score_runs, structure_facts_of, wanted_metrics
     from experiments.verdict_page import grouped, judge_scores, print_verdict, search_curves, verdict_record, write_verdict_page
     from cli.train_flags import default_flags
-    from metrics import too_small
+    from metrics import perception_distortion, too_small, unpaired_metrics
     from runfolder.events import FINISHED
     from runfolder.layout import CheckpointsRoot, VerdictFolder, is_search_trial
     from utils.device import pick_device
@@ -84,10 +84,12 @@ def main(args):
     if unpaired and args.metrics:
         raise UsageError(f"argument --metrics: the runs were trained unpaired, and their test footage has no target to score "
                          f"{', '.join(args.metrics)} against; they are judged by their round trip")
-    requested = [] if unpaired else [n for n in ["jod", *args.metrics] if not too_small([n], meta["width"], meta["height"])]
+    # Judged by default on the perception-distortion view's two axes (PSNR and JOD), the perceptual one asked for by name.
+    axes = list(perception_distortion())
+    requested = [] if unpaired else [n for n in [axes[1], *args.metrics] if not too_small([n], meta["width"], meta["height"])]
     requested = list(dict.fromkeys(requested))
     metrics = wanted_metrics(unpaired, requested)
-    decide = args.decide or [n for n in (["cycle_psnr"] if unpaired else ["psnr", "jod"]) if n in metrics]
+    decide = args.decide or [n for n in (unpaired_metrics()[:1] if unpaired else axes) if n in metrics]
     unknown = [n for n in decide if n not in metrics]
     if unknown:
         raise UsageError(f"argument --decide: {unknown[0]} is not scored on this dataset's test clips (these are: {', '.join(metrics)})")

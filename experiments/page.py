@@ -11,6 +11,7 @@ from pathlib import Path
 from experiments.html import Raw, curve, page, svg_chart, svg_scatter, table
 from experiments.runs import GROUP_HEADER, RUN_HEADER, group_rows, groups, run_rows, short_names, summarize
 from runfolder.layout import CheckpointsRoot
+from metrics import METRICS, perception_distortion as metrics_perception_distortion
 from runfolder.metrics import metric_lines, validation_records
 from utils.fsio import make_folder, write_text_atomic
 from utils.images import load_png, save_png, stack_labelled
@@ -81,7 +82,8 @@ def write_comparison_page(root, runs, group_list):
                                  "unpaired runs: validation cycle PSNR (dB)")
                        if any("val/cycle_psnr" in r for records in curves.values() for r in records) else "")
                     + "</div>")
-    if any(g["jod_mean"] is not None and g["psnr_mean"] is not None for g in group_list):
+    x, y = metrics_perception_distortion()
+    if any(g[f"{y}_mean"] is not None and g[f"{x}_mean"] is not None for g in group_list):
         sections.append(perception_distortion(group_list))
     sections += search_sections(root)
     composites = clip_composites(root, runs)
@@ -95,13 +97,14 @@ def write_comparison_page(root, runs, group_list):
 
 def perception_distortion(group_list):
     """Fidelity against realism (Blau and Michaeli 2018): each seed group's last validation PSNR
-    against its JOD, mean ± standard deviation over its seeds (a single run: a point)."""
-    points = [(f"{g['group']} ({g['n']})" if g["n"] > 1 else g["group"], g["psnr_mean"], g["jod_mean"], g["psnr_std"] or 0.0,
-               g["jod_std"] or 0.0) for g in group_list if g["jod_mean"] is not None and g["psnr_mean"] is not None]
+    against its JOD (the registry's two axes), mean ± standard deviation over its seeds (a single run: a point)."""
+    x, y = metrics_perception_distortion()
+    points = [(f"{g['group']} ({g['n']})" if g["n"] > 1 else g["group"], g[f"{x}_mean"], g[f"{y}_mean"], g[f"{x}_std"] or 0.0,
+               g[f"{y}_std"] or 0.0) for g in group_list if g[f"{y}_mean"] is not None and g[f"{x}_mean"] is not None]
     return ("<h2>Perception and distortion</h2><p>PSNR rewards the blurry average of what could be there; JOD "
             "(ColorVideoVDP) is what a viewer would notice. Up and to the right is better on both; a structure that "
             "trades one for the other shows as a step along the other axis. Seed groups: mean ± standard deviation.</p>"
-            + svg_scatter(points, "validation PSNR against JOD", "PSNR (dB)", "JOD"))
+            + svg_scatter(points, f"validation {METRICS[x].label} against {METRICS[y].label}", METRICS[x].label, METRICS[y].label))
 
 
 def search_sections(root):

@@ -143,6 +143,7 @@ class Strategy:
     summary: str
     build: object  # (Search) -> the Optuna sampler or pruner
     reason: str = ""
+    prunes: bool = True  # a pruner's: whether it ever stops a trial (trials then wait at a gate for its verdict)
 
 
 def _optuna():
@@ -162,8 +163,10 @@ PRUNERS = {
     "halving": Strategy("successive halving: kept only while among the best of the trials at its step",
                         lambda search: _optuna().pruners.SuccessiveHalvingPruner(),
                         "not among the best the successive-halving pruner keeps at its step"),
-    "none": Strategy("no pruning: every trial runs its whole budget", lambda search: _optuna().pruners.NopPruner()),
+    "none": Strategy("no pruning: every trial runs its whole budget", lambda search: _optuna().pruners.NopPruner(), prunes=False),
 }
+
+NO_PRUNING = PRUNERS["none"]
 
 
 @dataclass
@@ -188,7 +191,7 @@ class Search:
     def prunes(self):
         """Whether trials are judged at each validation: a pruner is chosen, and one objective
         (Optuna prunes single-objective studies only; with two every trial runs its whole budget)."""
-        return self.prune != "none" and len(self.objectives) == 1
+        return PRUNERS[self.prune].prunes and len(self.objectives) == 1
 
 
 def check_objectives(names, source="--objective"):
@@ -214,7 +217,7 @@ def open_study(search, structure, journal):
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = PRUNERS[search.prune if search.prunes else "none"].build(search)
+    pruner = (PRUNERS[search.prune] if search.prunes else NO_PRUNING).build(search)
     storage = JournalStorage(JournalFileBackend(str(journal)))
     return optuna.create_study(study_name=study_name(search, structure), storage=storage, sampler=SAMPLERS[search.sampler].build(search),
                                pruner=pruner, directions=search.directions, load_if_exists=True)

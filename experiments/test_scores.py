@@ -77,9 +77,9 @@ class ScoreCache:
 
 def wanted_metrics(unpaired, requested):
     """The metrics a verdict reports, in registry order: what validation logs for this kind of model
-    and every test clip can give (all but L1), and those asked for by name."""
+    (those a whole video does not give, L1, drop out where they are missing), and those asked for by name."""
     kind = "unpaired" if unpaired else "paired"
-    logged = [name for name, metric in METRICS.items() if metric.validated and kind in metric.applies and name != "l1"]
+    logged = [name for name, metric in METRICS.items() if metric.validated and kind in metric.applies]
     return logged + [name for name in requested if name not in logged]
 
 

@@ -13,7 +13,7 @@ import os
 from experiments.html import page, svg_chart, svg_dots, svg_scatter, table
 from experiments.runs import group_label, short_names
 from experiments.verdict import INTERVAL, judge, judge_many
-from metrics import better_is_higher, judged, judged_label
+from metrics import better_is_higher, judged, judged_label, perception_distortion
 from utils.fsio import write_text_atomic
 
 STATISTIC = "mean"  # of every seed on every clip; the IQM needs more seeds than a verdict usually has
@@ -224,12 +224,14 @@ def write_verdict_page(folder, record, settings):
         sections.append("<h2>Differences</h2><p>Dots: the difference on each clip (means over seeds). Bar: the interval of "
                         "the difference over seeds and clips; tick: the difference.</p><div class=charts>" + "".join(differences)
                         + "</div>" + "".join(difference_tables))
-    if "psnr" in record["metrics"] and "jod" in record["metrics"]:
-        psnr, jod = record["metrics"]["psnr"]["groups"], record["metrics"]["jod"]["groups"]
-        points = [(name, psnr[name]["mean"], jod[name]["mean"], (psnr[name]["interval"][1] - psnr[name]["interval"][0]) / 2,
-                   (jod[name]["interval"][1] - jod[name]["interval"][0]) / 2) for name in psnr]
+    distortion, perception = perception_distortion()
+    if {distortion, perception} <= set(record["metrics"]):
+        x, y = record["metrics"][distortion]["groups"], record["metrics"][perception]["groups"]
+        points = [(name, x[name]["mean"], y[name]["mean"], (x[name]["interval"][1] - x[name]["interval"][0]) / 2,
+                   (y[name]["interval"][1] - y[name]["interval"][0]) / 2) for name in x]
         sections.append("<h2>Perception and distortion, on the test clips</h2><p>Up and to the right is better on both; bars: "
-                        "half the intervals.</p>" + svg_scatter(points, "test PSNR against JOD", "PSNR (dB)", "JOD"))
+                        "half the intervals.</p>" + svg_scatter(points, f"test {label[distortion]} against {label[perception]}",
+                                                                label[distortion], label[perception]))
     figures = []
     for name, g in record["groups"].items():
         images = folder.images(g["runs"][0])

@@ -29,9 +29,9 @@ from media.encode import VideoWriter
 from media.probe import probe
 from media.vmaf import vmaf
 from utils.images import PROFILE_ROWS, profile_row, save_png, side_by_side, temporal_profile
-from metrics import code_of
+from metrics import code_of, displays
 from metrics.frames import uploaded
-from metrics.jod import DISPLAY_RECORD, FrameCountError
+from metrics.jod import FrameCountError
 from metrics.scores import PSNR_CAP_DB, VideoScores, psnr, ssim
 from utils.errors import VideoError, warn
 from utils.progress import Progress
@@ -266,8 +266,7 @@ class RequestedScores(Sink):
             result["scores"].update({name: value, f"{name}_identity": identity})
             if curve is not None:
                 result.setdefault("curves", {})[name] = [[frame, *values] for frame, values in enumerate(zip(curve, identity_curve))]
-        if "jod" in self.streams:
-            result["jod_display"] = DISPLAY_RECORD
+        result.update(displays(self.streams))
 
 
 class MiddleFrame(Sink):

@@ -9,7 +9,7 @@ paired dataset (a known answer) it is scored against the target like any generat
 import torch
 
 from datasets.slider import validation_slider
-from metrics.jod import DISPLAY_RECORD
+from metrics import displays
 from datasets.store import load_dataset
 from datasets.test_part import test_clips
 from inference.compare import Windows, score_frames
@@ -58,7 +58,7 @@ def evaluate_model(model, generate, data=None, batch=4, quiet=True, back=None, m
     else:
         result = evaluate_generator(generate, dataset, model.clip_frames, batch, quiet, back, side, metrics, device, weights)
     return {**model.describe(), "data": str(data), "split": split, "scored_on": str(device), **result,
-            **({"jod_display": DISPLAY_RECORD} if "jod" in metrics else {})}  # scored_on: a GPU's TF32 scores a little apart
+            **displays(metrics)}  # scored_on: a GPU's TF32 scores a little apart
 
 
 def evaluate_on_test(generate, dataset, clip_frames, batch=4, back=None, side="a", metrics=(), device="cpu", weights=None):

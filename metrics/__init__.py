@@ -34,14 +34,17 @@ class Metric:
     windows: str = ""
     stream: str = ""
     target: float | None = None  # with TOWARD: the value that is best (1 for a ratio to the real video's own)
+    display: str = ""  # "module:attr" of the viewing conditions its score assumes, recorded beside it as NAME_display
+    axis: str = ""  # "distortion" or "perception": the two axes of the perception-distortion view (Blau and Michaeli 2018)
 
 
 METRICS = {
     "l1": Metric("L1 (255 = 1)", LOWER),
-    "psnr": Metric("PSNR (dB)", HIGHER, reference="the peak signal-to-noise ratio of each frame, averaged"),
+    "psnr": Metric("PSNR (dB)", HIGHER, reference="the peak signal-to-noise ratio of each frame, averaged", axis="distortion"),
     "ssim": Metric("SSIM", HIGHER, reference="Wang et al. 2004"),
     "jod": Metric("JOD (ColorVideoVDP)", HIGHER, on_request=True, min_side=8, cost="about 17 ms per 64x64 frame, 130 ms per 256x256, one core",
-                  reference="Mantiuk et al. 2024", windows="metrics.jod:mean_jod", stream="metrics.jod:JodStream"),
+                  reference="Mantiuk et al. 2024", windows="metrics.jod:mean_jod", stream="metrics.jod:JodStream",
+                  display="metrics.jod:DISPLAY_RECORD", axis="perception"),
     "lpips": Metric("LPIPS (AlexNet)", LOWER, needs=("target", "weights"), validated=False, on_request=True, min_side=32,
                     cost="AlexNet on every frame", reference="Zhang et al. 2018",
                     windows="metrics.learned:mean_lpips", stream="metrics.learned:LpipsStream"),
@@ -76,6 +79,17 @@ def code_of(name, role):
 
     module, _, attribute = getattr(METRICS[name], role).partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def displays(names):
+    """{NAME_display: the viewing conditions} of the metrics `names` that assume some, to record beside their scores."""
+    return {f"{name}_display": code_of(name, "display") for name in names if METRICS[name].display}
+
+
+def perception_distortion():
+    """(the distortion metric, the perception metric) the perception-distortion view plots against each other."""
+    by_axis = {metric.axis: name for name, metric in METRICS.items() if metric.axis}
+    return by_axis["distortion"], by_axis["perception"]
 
 
 def better_is_higher(name):

@@ -56,10 +56,25 @@ def test_no_module_but_the_registry_branches_on_a_mode_name():
     names = set(modes.MODES)
     planted = 'if config["mode"] == "cycle":\n    pass\nunpaired = mode in ("cycle", "recycle")\nwords = {"paired": 1, "cycle": 2}[mode]\n'
     assert mode_name_comparisons(planted, names) == [1, 3, 4]  # the check sees each way of branching
+    assert branching_outside("training/modes.py", names) == {}
+
+
+@pytest.mark.parametrize("kind", ["metric", "loss"])
+def test_no_module_but_its_registry_branches_on_a_metric_or_a_loss_name(kind):
+    # `if "jod" in metrics:` is how a list kept beside the registry starts; the registry's fields say it instead.
+    from metrics import METRICS
+    from networks.losses import ADVERSARIAL_LOSSES
+
+    names, home = {"metric": (set(METRICS), "metrics/__init__.py"), "loss": (set(ADVERSARIAL_LOSSES), "networks/losses.py")}[kind]
+    assert mode_name_comparisons('if "jod" in metrics or loss == "hinge":\n    pass\n', names) == [1]
+    assert branching_outside(home, names) == {}
+
+
+def branching_outside(home, names):
+    """{file: lines} of every module but `home` that compares something with one of `names`."""
     files = [REPO / "main.py", *(path for package in PACKAGES for path in (REPO / package).glob("*.py"))]
-    found = {str(path.relative_to(REPO)): lines for path in files if path != REPO / "training" / "modes.py"
-             if (lines := mode_name_comparisons(path.read_text(encoding="utf-8"), names))}
-    assert found == {}
+    return {str(path.relative_to(REPO)): lines for path in files if path != REPO / home
+            if (lines := mode_name_comparisons(path.read_text(encoding="utf-8"), names))}
 
 
 def l1_alone_step(nets, x, y, weights, device, amp, guard, ranks=None, motion=None):

@@ -228,7 +228,7 @@ def test_verdict_judges_every_seed_on_every_test_clip_and_scores_only_what_is_ne
     assert record["metrics"]["ssim"]["decided"] is False and "jod" in record["metrics"]
     assert record["sentence"].startswith("On 2 test clips no run trained on")
     page = (work / "checkpoints" / "verdict.html").read_text()
-    assert "Every seed on every test clip" in page and "test PSNR against JOD" in page and "GFLOP per clip" in page
+    assert "Every seed on every test clip" in page and "test PSNR (dB) against JOD (ColorVideoVDP)" in page and "GFLOP per clip" in page
     assert all((work / "checkpoints" / "verdict" / "images" / f"{g}_seed0" / "profile.png").exists() for g in ("narrow", "wide"))
     again = verdict_of(work, "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["metrics"]["psnr"]["groups"] == psnr["groups"]
