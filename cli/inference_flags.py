@@ -30,7 +30,7 @@ def add_inference_flags(parser):
     scores = parser.add_argument_group("perceptual scores")
     scores.add_argument("--metrics", type=name_list(requested_metrics()), default=[], metavar="NAMES",
                         help="scores to add beside PSNR, SSIM and the temporal ones, comma-separated: "
-                             + "; ".join(f"{name}: {metric.label}" for name, metric in requested_metrics().items())
+                             + "; ".join(f"{name}: {metric.label}, {metric.cost}" for name, metric in requested_metrics().items())
                              + " (docs/metrics.md says what each costs and needs)")
     scores.add_argument("--metric-weights", metavar="DIR",
                         help="a folder holding the backbone weights files LPIPS, FVD and KID load (default: the torch hub "

@@ -29,7 +29,7 @@ from media.encode import VideoWriter
 from media.probe import probe
 from media.vmaf import vmaf
 from utils.images import PROFILE_ROWS, profile_row, save_png, side_by_side, temporal_profile
-from metrics import code_of, displays
+from metrics import METRICS, code_of, displays
 from metrics.frames import uploaded
 from metrics.jod import FrameCountError
 from metrics.scores import PSNR_CAP_DB, VideoScores, psnr, ssim
@@ -371,8 +371,9 @@ def compare_video(source, generate, size, windows, outputs, back=None):
     trip), whether the window switched] per frame pair when there is a target. `back`: an unpaired
     model's generator the other way, which brings each translation back."""
     check_output(outputs.side_by_side, source.paths, outputs.overwrite)
-    if outputs.metrics and isinstance(source, InputSource):
-        raise VideoError(source.paths[0], f"has no target to score {', '.join(outputs.metrics)} against; give the aligned "
+    needing = [name for name in outputs.metrics if "target" in METRICS[name].needs]
+    if needing and isinstance(source, InputSource):
+        raise VideoError(source.paths[0], f"has no target to score {', '.join(needing)} against; give the aligned "
                                           f"--target (a model trained on two videos or unpaired has none of its own)")
     if outputs.generated:
         check_output(outputs.generated, [*source.paths, outputs.side_by_side], outputs.overwrite)

@@ -26,7 +26,7 @@ class Metric:
     on_request: bool = False  # computed only when asked for (--metrics), for its cost or its weights
     min_side: int = 1  # the smallest frame side it can score, in pixels
     cost: str = "a few ms per 64x64 frame on one core"
-    reference: str = ""
+    reference: str = ""  # the paper it comes from, as the glossary cites it (a test keeps them the same)
     # A metric asked for by name (--metrics) names its code, "module:function", as the network registry does:
     # `windows(generated, target, fps, device, weights)` scores uint8 windows (N, T, H, W, 3), each a video of its
     # own, and `stream(frames, fps, device, weights, memory)` a video fed in chunks (add(generated, target), result()),
@@ -40,7 +40,7 @@ class Metric:
 
 METRICS = {
     "l1": Metric("L1 (255 = 1)", LOWER),
-    "psnr": Metric("PSNR (dB)", HIGHER, reference="the peak signal-to-noise ratio of each frame, averaged", axis="distortion"),
+    "psnr": Metric("PSNR (dB)", HIGHER, axis="distortion"),  # the peak signal-to-noise ratio of each frame, averaged
     "ssim": Metric("SSIM", HIGHER, reference="Wang et al. 2004"),
     "jod": Metric("JOD (ColorVideoVDP)", HIGHER, on_request=True, min_side=8, cost="about 17 ms per 64x64 frame, 130 ms per 256x256, one core",
                   reference="Mantiuk et al. 2024", windows="metrics.jod:mean_jod", stream="metrics.jod:JodStream",
@@ -69,7 +69,7 @@ METRICS = {
     "flicker": Metric("flicker ratio", TOWARD, needs=("target flow",), applies=("paired", "unpaired"), min_side=12, target=1.0),
     "seam": Metric("seam ratio", LOWER, needs=("target flow",), validated=False, min_side=12),
     "vmaf": Metric("VMAF", HIGHER, validated=False, on_request=True, cost="ffmpeg's libvmaf, where the binary has it",
-                   reference="Netflix's VMAF"),
+                   reference="Li et al. 2016"),
 }
 
 
