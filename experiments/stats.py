@@ -1,5 +1,5 @@
-"""Means, standard deviations and Welch's t-test, for telling real differences between runs from
-seed noise. The standard library's `statistics` gives the mean and deviation; the t distribution's
+"""Means, standard deviations and Welch's t-test, the pieces experiments/verdict.py's rule tells
+real differences between runs from seed noise with. The standard library's `statistics` gives the mean and deviation; the t distribution's
 tail comes from scipy.special, imported only when a test is run (scipy.stats would add half a
 second to every `runs`).
 
@@ -7,8 +7,6 @@ second to every `runs`).
 """
 import math
 import statistics
-
-SIGNIFICANCE = 0.05
 
 
 def mean_std(values):
@@ -28,10 +26,3 @@ def welch_t_test(first, second):
     t = (m1 - m2) / math.sqrt(v1 + v2)
     dof = (v1 + v2) ** 2 / (v1 * v1 / (len(first) - 1) + v2 * v2 / (len(second) - 1))
     return t, dof, float(2.0 * stdtr(dof, -abs(t)))
-
-
-def significantly_different(first, second, alpha=SIGNIFICANCE):
-    """True only when both groups have two or more values and Welch's test gives p < alpha."""
-    if len(first) < 2 or len(second) < 2:
-        return False
-    return welch_t_test(first, second)[2] < alpha
