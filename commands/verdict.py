@@ -45,7 +45,7 @@ def _decidable(text):
 
 def main(args):
     from datasets.store import read_meta
-    from datasets.test_part import test_clips
+    from datasets.test_part import check_clip_frames, test_clips
     from experiments.runs import summarize
     from experiments.test_scores import ScoringSettings, score_runs, structure_facts_of, wanted_metrics
     from experiments.verdict_page import grouped, judge_scores, print_verdict, search_curves, verdict_record, write_verdict_page
@@ -74,11 +74,8 @@ def main(args):
     meta = read_meta(data)
     unpaired = bool(meta.get("unpaired"))
     clips = test_clips(data, meta, side="b" if args.direction == "BtoA" else "a")
-    shortest = min(clips, key=lambda clip: len(clip.inputs))
     for name, run in finished.items():
-        if run["frames_per_clip"] and len(shortest.inputs) < run["frames_per_clip"]:
-            raise UserError(Path(data) / "test.json", f"test clip {shortest.name} has {len(shortest.inputs)} frames, fewer than "
-                                                      f"the {run['frames_per_clip']} of {name}'s clips; add longer test footage")
+        check_clip_frames(data, clips, run["frames_per_clip"] or 1, f"{name}'s")
     if too_small(args.metrics, meta["width"], meta["height"]):
         raise UsageError(f"argument --metrics: {too_small(args.metrics, meta['width'], meta['height'])} in {data}")
     if unpaired and args.metrics:

@@ -98,18 +98,16 @@ class TestFootage:
         return sum(source.expected_frames(fps) for source in (*self.sources, *self.sides[0], *self.sides[1]))
 
 
-def check_test_footage(test, training, fps):
-    """Refuse, before decoding, a test video that is also training footage or is shorter than one clip."""
-    trained = {Path(p).resolve() for source in training for p in source.paths}
+def check_test_footage(test, trained_paths, fps):
+    """Refuse, before decoding, a test video that is also training footage (one of `trained_paths`)
+    or is shorter than one clip."""
+    trained = {Path(p).resolve() for p in trained_paths}
     for source in (*test.sources, *test.sides[0], *test.sides[1]):
         for path in source.paths:
             if Path(path).resolve() in trained:
                 raise DatasetError(path, "is both training and test footage; a verdict on it would be on frames a run trained on: "
                                          "give the test videos apart from the training ones")
-        frames = source.expected_frames(fps)
-        if frames < test.min_frames:
-            raise DatasetError(source.paths[0], f"is shorter than one clip: {frames} frames, and a test clip needs at least "
-                                                f"{test.min_frames} (train's frames per clip); give a longer video")
+        _check_clip_length(source, source.expected_frames(fps), test.min_frames)
 
 
 def held_shots(sources, size, fps, count, min_frames):
@@ -160,7 +158,7 @@ def build_dataset(out, sources, size, fps=None, val_fraction=0.1, mmap=False, ov
     as the answer) of the training and validation parts. With `flow` (the default), the target's
     optical flow is stored too (datasets/flow.py), for the temporal loss; without it, train leaves
     that loss off. `test` is the footage held apart for the verdict (datasets/test_part.py)."""
-    check_test_footage(test, sources, fps)
+    check_test_footage(test, [p for source in sources for p in source.paths], fps)
     expected = sum(source.expected_frames(fps) for source in sources) + test.expected_frames(fps)
     check_room(out, expected, size, mmap, flow=flow)
     held = held_shots(sources, size, fps, test.shots, test.min_frames) if test.shots else {}
@@ -220,9 +218,11 @@ def _append_segment(arrays, pieces, val_fraction, identity, source_meta):
 
 
 def _check_clip_length(source, frames, min_frames):
+    """Refuse a test video shorter than one clip: from its probed length before decoding, and from
+    the frames it gave after (a damaged file can give fewer)."""
     if frames < min_frames:
-        raise DatasetError(source.paths[0], f"is shorter than one clip: {frames} frames decoded, and a test clip needs at least "
-                                            f"{min_frames}; give a longer video")
+        raise DatasetError(source.paths[0], f"is shorter than one clip: {frames} frames, and a test clip needs at least "
+                                            f"{min_frames} (train's frames per clip); give a longer video")
 
 
 def add_test(path, test, overwrite=False, quiet=True):
@@ -233,14 +233,13 @@ def add_test(path, test, overwrite=False, quiet=True):
     if has_test(path) and not overwrite:
         clips = read_test_record(path)["clips"]
         raise DatasetError(path, f"already holds test footage ({len(clips)} clips); pass --overwrite to replace it")
-    trained = [_Paths(s.get("video") or s.get("a"), s.get("b")) for s in meta["segments"] + meta.get("segments_b", [])]
+    trained = [s[key] for s in meta["segments"] + meta.get("segments_b", []) for key in ("video", "a", "b") if s.get(key)]
     check_test_footage(test, trained, meta.get("fps"))
-    size = (meta["width"], meta["height"])
-    fps = meta.get("fps")
+    size, fps = Size(meta["width"], meta["height"]), meta.get("fps")
     writer = TestWriter(path, (meta["height"], meta["width"], 3), unpaired=is_unpaired(meta))
     progress = Progress(test.expected_frames(fps), unit="frame", what=f"test footage of {path}", enabled=not quiet)
     try:
-        _write_test_sources(writer, test, Size(*size), fps, progress)
+        _write_test_sources(writer, test, size, fps, progress)
         (path / "test.json").unlink(missing_ok=True)  # the old part is gone before the new arrays take its place
         writer.close()
     except BaseException:
@@ -261,13 +260,6 @@ def _write_test_sources(writer, test, size, fps, progress):
         progress.advance(frames)
 
 
-class _Paths:
-    """The files a training segment came from, as a source names them."""
-
-    def __init__(self, *paths):
-        self.paths = tuple(p for p in paths if p)
-
-
 def build_unpaired(out, a_videos, b_videos, size, fps=None, val_fraction=0.1, mmap=False, overwrite=False, quiet=True,
                    test=TestFootage()):
     """An unpaired dataset: the frames of `a_videos` in a.npy and those of `b_videos` in b.npy, each
@@ -275,10 +267,10 @@ def build_unpaired(out, a_videos, b_videos, size, fps=None, val_fraction=0.1, mm
     length or content. `test.sides`: each side's footage held apart for the verdict. Returns its
     meta dict (`"unpaired": true`, B's own frame count and segments)."""
     sides = [[InputSource(video) for video in videos] for videos in (a_videos, b_videos)]
-    check_test_footage(test, sides[0] + sides[1], fps)
-    counts = [sum(source.expected_frames(fps) for source in side) for side in sides]
-    check_room(out, sum(counts) + test.expected_frames(fps), size, mmap, sides=1)
-    progress = Progress(sum(counts), unit="frame", what=f"building {out}", enabled=not quiet)
+    check_test_footage(test, [p for source in sides[0] + sides[1] for p in source.paths], fps)
+    expected = sum(source.expected_frames(fps) for side in sides for source in side) + test.expected_frames(fps)
+    check_room(out, expected, size, mmap, sides=1)
+    progress = Progress(expected, unit="frame", what=f"building {out}", enabled=not quiet)
     with staged_dir(out, overwrite=overwrite, what="dataset folder") as tmp:
         segments, frames = [], []
         for name, side in zip(("a.npy", "b.npy"), sides):

@@ -16,7 +16,7 @@ import numpy as np
 
 from datasets.store import NpyAppender, is_unpaired
 from utils.errors import DatasetError
-from utils.fsio import temp_name
+from utils.fsio import temp_name, write_text_atomic
 
 RECORD_NAME = "test.json"
 ARRAY_NAMES = ("test_a.npy", "test_b.npy")
@@ -65,6 +65,14 @@ def test_clips(path, meta, side="a"):
     return [TestClip(c["name"], arrays[0][c["start"]:c["stop"]], arrays[1][c["start"]:c["stop"]], c) for c in record["clips"]]
 
 
+def check_clip_frames(path, clips, frames, whose):
+    """Refuse test clips shorter than `whose` clips of `frames` frames: a window would run past their end."""
+    shortest = min(clips, key=lambda clip: len(clip.inputs))
+    if len(shortest.inputs) < frames:
+        raise DatasetError(Path(path) / RECORD_NAME, f"test clip {shortest.name} has {len(shortest.inputs)} frames, fewer than "
+                                                     f"the {frames} of {whose} clips; add longer test footage")
+
+
 def clip_names(paths_and_parts):
     """A unique name for each test clip: its file's stem, numbered where two share one."""
     names, seen = [], {}
@@ -104,7 +112,7 @@ class TestWriter:
                   "note": "footage no run trains or validates on: only `verdict` and `evaluate --split test` read it"}
         if self.unpaired:
             record.update(clips_b=self.clips["clips_b"], frames_b=self.arrays[1].count)
-        (self.folder / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(self.folder / RECORD_NAME, json.dumps(record, indent=2) + "\n")
 
     def abort(self):
         for appender in self.arrays:

@@ -95,6 +95,7 @@ def score_runs(runs, clips, settings, folder, keep_images=None, fps=25):
     cache = ScoreCache(folder)
     clip_keys = {clip.name: clip_hash(clip) for clip in clips}
     table, scored_now = {}, 0
+    memory = metric_budget(settings.device, settings.max_memory)
     progress = Progress(len(runs) * sum(len(clip.inputs) for clip in clips), unit="frame", what="verdict: scoring the test clips",
                         enabled=not settings.quiet)
     for name, run_folder in runs.items():
@@ -119,7 +120,7 @@ def score_runs(runs, clips, settings, folder, keep_images=None, fps=25):
                                   settings.metric_weights, back,
                                   profile=picture / "profile.png" if picture else None,
                                   middle=picture / "middle.png" if picture else None,
-                                  memory=metric_budget(settings.device, settings.max_memory))
+                                  memory=memory)
             values["_wanted"] = sorted(set(settings.metrics) | set(scored.get("_wanted", [])))
             cache.put(prefix + clip_keys[clip.name], values)
             table[name][clip.name] = cache.get(prefix + clip_keys[clip.name])

@@ -58,11 +58,15 @@ class Judgement:
         """name -> [the group's mean on each clip]."""
         return {name: values.mean(axis=0).tolist() for name, values in self.scores.items()}
 
+    @property
+    def seeds_per_group(self):
+        """The fewest seeds of the groups that can be tested (two or more), or 1."""
+        return min((len(values) for values in self.scores.values() if len(values) > 1), default=1)
+
     def detectable(self, seeds=None, power=POWER):
         """The smallest difference a comparison of `seeds` seeds a group (default: the fewest here)
         would find with `power`, at the first Holm threshold of this family; None without a deviation."""
-        seeds = seeds or min((len(values) for values in self.scores.values() if len(values) > 1), default=1)
-        return minimum_detectable(self.seed_std, seeds, self.alpha / max(1, self.comparisons), power)
+        return minimum_detectable(self.seed_std, seeds or self.seeds_per_group, self.alpha / max(1, self.comparisons), power)
 
     def seeds_for(self, effect, power=POWER):
         """Seeds a group needed to find a difference of `effect` with `power` in this family, or None."""

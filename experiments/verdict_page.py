@@ -68,7 +68,7 @@ def verdict_record(verdict, groups, runs, clips, data, settings, effect, left_ou
                                for p in result.pairs]}
             if decided:
                 entry.update(comparisons=result.comparisons, detectable=result.detectable(),
-                             seeds_per_group=min(len(r) for r in groups.values()))
+                             seeds_per_group=result.seeds_per_group)
                 if effect:
                     entry["effect"] = {"difference": effect, "seeds": result.seeds_for(effect)}
             metrics[metric] = entry

@@ -11,7 +11,7 @@ import torch
 from datasets.slider import validation_slider
 from metrics import displays
 from datasets.store import load_dataset
-from datasets.test_part import test_clips
+from datasets.test_part import check_clip_frames, test_clips
 from inference.compare import Windows, score_frames
 from inference.generate import generate_windows, metric_budget, round_trip_windows
 from utils.errors import DatasetError
@@ -66,14 +66,12 @@ def evaluate_on_test(generate, dataset, clip_frames, batch=4, back=None, side="a
     `dataset`, each run whole in windows of `clip_frames` as compare runs a video; "scores" is the
     mean of the clips' scores weighted by their frames."""
     clips = test_clips(dataset.path, dataset.meta, side)
-    windows = Windows(clip_frames, clip_frames // 2, batch)
+    check_clip_frames(dataset.path, clips, clip_frames, "the model's")
+    windows, memory = Windows(clip_frames, clip_frames // 2, batch), metric_budget(torch.device(device))
     per_clip = []
     for clip in clips:
-        if len(clip.inputs) < clip_frames:
-            raise DatasetError(dataset.path / "test.json", f"test clip {clip.name} has {len(clip.inputs)} frames, fewer than the "
-                                                           f"model's clips of {clip_frames}; add longer test footage")
         scores = score_frames(generate, clip.inputs, clip.targets, windows, metrics, dataset.meta.get("fps") or 25, device, weights, back,
-                              memory=metric_budget(torch.device(device)))
+                              memory=memory)
         per_clip.append({"name": clip.name, "frames": len(clip.inputs), "scores": scores})
     frames = sum(c["frames"] for c in per_clip)
     names = set.intersection(*(set(c["scores"]) for c in per_clip))

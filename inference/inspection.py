@@ -77,10 +77,11 @@ def structure_facts(generator, frames, size, device):
     # The receptive field is the structure's, measured from gradients: on fresh weights of the body, as
     # inspect-network measures it, since trained weights can saturate and a residual body starts at zero.
     fresh = copy.deepcopy(generator.body if isinstance(generator, Residual) else generator)
-    torch.manual_seed(0)
-    for module in fresh.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+    with torch.random.fork_rng(devices=[]):  # seeded here, and the caller's random state left as it was
+        torch.manual_seed(0)
+        for module in fresh.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
     in_time, in_space = temporal_radius(fresh), receptive_radius(fresh)
     return {"parameters": count_parameters(generator) / 1e6, "gflop": flops(generator, clip)[0],
             "frames": None if in_time is None else 2 * in_time + 1, "pixels": None if in_space is None else 2 * in_space + 1}

@@ -24,7 +24,7 @@ def scene_scores(chunks, fps, path):
     `path` names the footage in errors."""
     with tempfile.TemporaryDirectory(prefix="vgan-shots-") as scratch:
         record = Path(scratch) / "scores.txt"
-        pipe = None
+        pipe, broke = None, False
         for chunk in chunks:
             if pipe is None:
                 height, width = chunk.shape[1:3]
@@ -33,11 +33,15 @@ def scene_scores(chunks, fps, path):
                          .filter("metadata", "print", key="lavfi.scene_score", file=str(record))
                          .output("-", format="null"))
                 pipe = FfmpegPipe(graph, path, reads=True)
-            pipe.write(memoryview(np.ascontiguousarray(chunk)).cast("B"))
+            try:
+                pipe.write(memoryview(np.ascontiguousarray(chunk)).cast("B"))
+            except (BrokenPipeError, ValueError):  # ffmpeg ended, or was stopped for making no progress: its reason below
+                broke = True
+                break
         if pipe is None:
             return np.zeros(0)
         code, text = pipe.finish()
-        if code != 0 or not record.exists():
+        if code != 0 or broke or not record.exists():
             raise VideoError(path, f"ffmpeg could not score its shots ({ffmpeg_reason(text, str(path))})")
         return np.array([float(v) for v in re.findall(r"lavfi\.scene_score=([0-9.]+)", record.read_text())])
 

@@ -255,6 +255,13 @@ def test_verdict_refuses_what_it_cannot_judge_in_one_line(judged, tmp_path):
     shutil.copytree(judged / "checkpoints" / "wide_seed0", tmp_path / "checkpoints" / "wide_seed0")
     mixed = verdict_of(tmp_path)
     assert_user_error(mixed, "different datasets", "--select")
+    # Test clips shorter than a run's clips (as config.json says it trained: 16 frames against 12).
+    long_clips = tmp_path / "long" / "checkpoints" / "wide_seed0"
+    shutil.copytree(judged / "checkpoints" / "wide_seed0", long_clips)
+    config = long_clips / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "pool": 16}))
+    short = verdict_of(tmp_path / "long")
+    assert_user_error(short, str(judged / "data" / "test.json"), "has 12 frames, fewer than the 16 of wide_seed0's clips")
 
 
 def test_evaluate_on_the_test_split_scores_each_clip_as_the_verdict_does(judged, tmp_path):
