@@ -34,14 +34,14 @@ from bench.quality import run_main, task_arguments
 from cli.train_flags import default_flags
 from datasets.build import build_dataset, derived_sources
 from experiments.stats import mean_std, welch_t_test
+from metrics import shown_in
 from utils.device import machine_summary
 from utils.size import Size
 
 POOL = default_flags()["pool"]  # the bench trains with train's default -pool
 HARD, BLENDED = f"compare: pool {POOL}, hard", f"compare: pool {POOL}, blended"  # the compare rows' labels
 FLICKER_TARGET, SEAM_TARGET = 1.10, 1.05  # as steady as the target within 10%; window switches within 5% of the rest
-COLUMNS = (("psnr", "PSNR", 7, 2), ("jod", "JOD", 6, 2), ("ssim", "SSIM", 7, 3), ("masked_warp_error", "warp", 8, 4), ("tof", "tOF", 6, 2),
-           ("flicker", "flicker", 8, 2), ("seam", "seam", 6, 2))
+COLUMNS = [(name, m.short, max(6, len(m.short) + 1) + m.digits - 2, m.digits) for name, m in shown_in("tables")]  # from the registry
 
 
 def evaluated(work, name, *flags):

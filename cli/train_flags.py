@@ -12,12 +12,8 @@ from dataclasses import dataclass, field
 from cli.argtypes import fraction, frame_size, non_negative_float, non_negative_int, positive_float, positive_int
 from datasets.sample import SAMPLE_DATA
 from networks import DISCRIMINATORS, GENERATORS, discriminator_spec, generator_spec
+from networks.registry import ADVERSARIAL_LOSSES, MODES
 from networks.declared import declared, dest_of
-from utils.registry import registered
-
-# The modes and adversarial losses, read from their registries' source: -h imports no torch.
-MODES = registered("training.modes", "MODES")
-GAN_LOSSES = tuple(registered("networks.losses", "ADVERSARIAL_LOSSES"))
 CONVS = ("3d", "2plus1d")  # networks.layers.CONVS (a test keeps the two equal)
 
 
@@ -150,8 +146,8 @@ TRAIN_FLAGS = (
     *_declared_flags("discriminator", DISCRIMINATORS, discriminator_spec),
 
     _flag("losses and optimisation", "--mode", choices=tuple(MODES), default="paired",
-          help="; ".join(f"{name}: {entry['summary']}" for name, entry in MODES.items())),
-    _flag("losses and optimisation", "--gan-loss", choices=GAN_LOSSES, default="dcgan",
+          help="; ".join(f"{name}: {entry.summary}" for name, entry in MODES.items())),
+    _flag("losses and optimisation", "--gan-loss", choices=tuple(ADVERSARIAL_LOSSES), default="dcgan",
           help="adversarial loss; none trains a plain regression baseline (the unpaired modes take lsgan unless told, "
                "as CycleGAN does)"),
     _flag("losses and optimisation", "--l1", type=non_negative_float, default=100.0, help="weight of the L1 loss to the target"),

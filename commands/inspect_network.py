@@ -33,9 +33,9 @@ def main(args):
 
     from inference.inspection import inspect_generator, time_generator
     from inference.tiles import round_up
-    from networks import build_generator, generator_spec
+    from networks import generator_spec
     from networks.layers import size_multiple
-    from training.from_flags import generator_args
+    from training.run_spec import run_spec
     from compute.precision import amp_pays_here
     from utils.device import cpu_flags, pick_device
 
@@ -43,7 +43,7 @@ def main(args):
     config["net_args"] = typed_network_arguments(generator_spec(config["network"]), config["net_args"], "--net-arg")
     config["residual"] = "off"  # the body is inspected; whether --residual starts at the identity is one of the checks
     device = pick_device(args.device)
-    generator = build_generator(config["network"], **generator_args(config))
+    generator = run_spec(config).build_generator(torch.device("cpu"))
     model, flags = cpu_flags()
     where = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f"cpu ({model}; {' '.join(flags)})"
     print(f"{config['network']} at clips of {args.pool} frames of {args.size} on {where}:")

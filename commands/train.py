@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cli.train_flags import add_train_flags, default_flags, typed_flags
 from networks import discriminator_spec, generator_spec
+from networks.registry import MODES
 from networks.declared import described, typed_arguments
 from utils.errors import UsageError, UserError
 
@@ -88,8 +89,6 @@ def main(args):
     config["net_args"] = typed_network_arguments(generator_spec(config["network"]), config["net_args"], "--net-arg")
     config["disc_args"] = typed_network_arguments(discriminator_spec(config["disc"]), config["disc_args"], "--disc-arg")
     if "gan_loss" not in typed_flags(args) and not args.resume:
-        from training.modes import MODES
-
         config["gan_loss"] = MODES[config["mode"]].default_gan_loss
     if config["name"] is None:
         config["name"] = f"{generator_spec(config['network']).short_name}_{Path(config['data']).name}"

@@ -12,14 +12,15 @@ from runfolder.config import read_config
 from runfolder.events import STARTS, run_status
 from runfolder.header import read_header
 from runfolder.layout import RunFolder, is_search_trial
-from metrics import best_of, better_is_higher, judged, validated_metrics
+from metrics import best_of, better_is_higher, judged, shown_in, validated_metrics
 from runfolder.metrics import metric_lines, records_in, validation_records
 
 # Flags that name or steer a run without changing what it learns: left out of "flags" and of grouping
 # (the data has a column of its own, and does group).
 NOT_SHOWN = unshown_flags() | {"data"}
 SPEED_RECORDS = 20  # clips/s is the median of the last this many loss records
-VALIDATED = validated_metrics()  # what validation logs, as val/NAME: what a run's table and its groups show
+VALIDATED = validated_metrics()  # what validation logs, as val/NAME: what `runs --metric` and --sort take
+COLUMNS = shown_in("tables", VALIDATED)  # the scores a run's table and its groups show
 
 
 def summarize(folder, defaults):
@@ -147,27 +148,22 @@ def run_rows(runs):
     labels = short_names([r["name"] for r in runs]) if runs else {}
     return [[labels[r["name"]], r["status"] + ("" if r["checkpoint"] else " (no last.pt)"), r["network"],
              _num(r["parameters"] / 1e6 if r["parameters"] else None), str(r["steps"]), str(r["epochs"]),
-             f"{_num(r['psnr'])} ({_num(r['best_psnr'])})", f"{_num(r['jod'])} ({_num(r['best_jod'])})",
-             f"{_num(r['ssim'], 3)} ({_num(r['best_ssim'], 3)})",
-             f"{_num(r['flicker'])} ({_num(r['best_flicker'])})", _num(r["psnr_identity"]),
-             _num(r["clips_per_s"]), as_typed(r["flags"])] for r in runs]
+             *(f"{_num(r[name], m.digits)} ({_num(r[f'best_{name}'], m.digits)})" for name, m in COLUMNS),
+             _num(r["psnr_identity"]), _num(r["clips_per_s"]), as_typed(r["flags"])] for r in runs]
 
 
-RUN_HEADER = ["name", "status", "net", "M params", "steps", "epochs", "PSNR (best)", "JOD (best)", "SSIM (best)", "flicker (best)",
+RUN_HEADER = ["name", "status", "net", "M params", "steps", "epochs", *(f"{m.short} (best)" for _, m in COLUMNS),
               "identity PSNR", "clips/s", "flags"]
-GROUP_HEADER = ["group", "seeds", "PSNR", "JOD", "SSIM", "flicker", "tOF", "on validation frames (every pair, Holm)"]
+GROUP_HEADER = ["group", "seeds", *(m.short for _, m in COLUMNS), "on validation frames (every pair, Holm)"]
 
 
 def group_rows(group_list):
     def spread(g, name, digits):
         return "-" if g[f"{name}_mean"] is None else f"{g[f'{name}_mean']:.{digits}f} ± {g[f'{name}_std']:.{digits}f}"
 
-    rows = []
     labels = short_names([g["group"] for g in group_list]) if len({g["group"] for g in group_list}) == len(group_list) else {}
-    for g in group_list:
-        rows.append([labels.get(g["group"], g["group"]), str(g["n"]), spread(g, "psnr", 2), spread(g, "jod", 2), spread(g, "ssim", 3), spread(g, "flicker", 3),
-                     spread(g, "tof", 3), g.get("verdict", "-")])
-    return rows
+    return [[labels.get(g["group"], g["group"]), str(g["n"]), *(spread(g, name, m.digits) for name, m in COLUMNS), g.get("verdict", "-")]
+            for g in group_list]
 
 
 def text_table(header, rows):

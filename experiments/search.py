@@ -29,6 +29,7 @@ from runfolder.metrics import append_record, metric_lines, read_metrics, validat
 from runfolder.verdicts import VerdictGate
 from utils.errors import UserError
 from utils.fsio import make_folder, write_text_atomic
+from utils.registry import load
 
 # What a search may not vary: the data and the budget are what every trial shares, the seed is
 # the finals', and where a run goes or how it is watched is not a hyperparameter.
@@ -137,33 +138,37 @@ def best_of_curve(scores, higher=True, seed=0):
 
 @dataclass(frozen=True)
 class Strategy:
-    """A sampler or a pruner, by the name --sampler or --prune takes: what -h says of it, how Optuna's
-    is built for a search (optuna imported only then), and, for a pruner, why a trial it stopped was stopped."""
+    """A sampler or a pruner, by the name --sampler or --prune takes (a registry record, as
+    utils/registry.py describes): what -h says of it, Optuna's class as "module:Class" with the
+    options it is built with (optuna imported only then), and, for a pruner, why a trial it
+    stopped was stopped."""
 
     summary: str
-    build: object  # (Search) -> the Optuna sampler or pruner
+    code: str
+    options: tuple = ()  # (name, value) pairs for the constructor
+    seeded: bool = False  # takes the search's --seed
     reason: str = ""
     prunes: bool = True  # a pruner's: whether it ever stops a trial (trials then wait at a gate for its verdict)
 
+    def load(self):
+        return load(self.code)
 
-def _optuna():
-    import optuna
-
-    return optuna
+    def build(self, search):
+        """Optuna's sampler or pruner for `search`."""
+        return self.load()(**dict(self.options), **({"seed": search.seed} if self.seeded else {}))
 
 
 SAMPLERS = {
-    "tpe": Strategy("TPE (Bergstra et al. 2011)", lambda search: _optuna().samplers.TPESampler(seed=search.seed)),
-    "random": Strategy("random search", lambda search: _optuna().samplers.RandomSampler(seed=search.seed)),
+    "tpe": Strategy("TPE (Bergstra et al. 2011)", "optuna.samplers:TPESampler", seeded=True),
+    "random": Strategy("random search", "optuna.samplers:RandomSampler", seeded=True),
 }
 PRUNERS = {
-    "median": Strategy("below the median of the trials before it at the same step",
-                       lambda search: _optuna().pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
-                       "behind the median of the trials before it"),
+    "median": Strategy("below the median of the trials before it at the same step", "optuna.pruners:MedianPruner",
+                       (("n_startup_trials", 1), ("n_warmup_steps", 0)), reason="behind the median of the trials before it"),
     "halving": Strategy("successive halving: kept only while among the best of the trials at its step",
-                        lambda search: _optuna().pruners.SuccessiveHalvingPruner(),
-                        "not among the best the successive-halving pruner keeps at its step"),
-    "none": Strategy("no pruning: every trial runs its whole budget", lambda search: _optuna().pruners.NopPruner(), prunes=False),
+                        "optuna.pruners:SuccessiveHalvingPruner",
+                        reason="not among the best the successive-halving pruner keeps at its step"),
+    "none": Strategy("no pruning: every trial runs its whole budget", "optuna.pruners:NopPruner", prunes=False),
 }
 
 NO_PRUNING = PRUNERS["none"]

@@ -36,15 +36,19 @@ class Metric:
     target: float | None = None  # with TOWARD: the value that is best (1 for a ratio to the real video's own)
     display: str = ""  # "module:attr" of the viewing conditions its score assumes, recorded beside it as NAME_display
     axis: str = ""  # "distortion" or "perception": the two axes of the perception-distortion view (Blau and Michaeli 2018)
+    short: str = ""  # its word in the text tables' headings and the progress lines
+    shown: tuple = ()  # where it is shown unasked: "tables" (runs and the benches' columns), "progress" (validation's line)
+    digits: int = 2  # decimals shown
+    unit: str = ""  # after the number in a progress line
 
 
 METRICS = {
-    "l1": Metric("L1 (255 = 1)", LOWER),
-    "psnr": Metric("PSNR (dB)", HIGHER, axis="distortion"),  # the peak signal-to-noise ratio of each frame, averaged
-    "ssim": Metric("SSIM", HIGHER, reference="Wang et al. 2004"),
+    "l1": Metric("L1 (255 = 1)", LOWER, short="L1", shown=("progress",), digits=4),
+    "psnr": Metric("PSNR (dB)", HIGHER, axis="distortion", short="PSNR", shown=("tables", "progress"), unit=" dB"),  # the peak signal-to-noise ratio of each frame, averaged
     "jod": Metric("JOD (ColorVideoVDP)", HIGHER, on_request=True, min_side=8, cost="about 17 ms per 64x64 frame, 130 ms per 256x256, one core",
                   reference="Mantiuk et al. 2024", windows="metrics.jod:mean_jod", stream="metrics.jod:JodStream",
-                  display="metrics.jod:DISPLAY_RECORD", axis="perception"),
+                  display="metrics.jod:DISPLAY_RECORD", axis="perception", short="JOD", shown=("tables", "progress")),
+    "ssim": Metric("SSIM", HIGHER, reference="Wang et al. 2004", short="SSIM", shown=("tables",), digits=3),
     "lpips": Metric("LPIPS (AlexNet)", LOWER, needs=("target", "weights"), validated=False, on_request=True, min_side=32,
                     cost="AlexNet on every frame", reference="Zhang et al. 2018",
                     windows="metrics.learned:mean_lpips", stream="metrics.learned:LpipsStream"),
@@ -62,12 +66,13 @@ METRICS = {
     "cycle_ssim": Metric("cycle SSIM", HIGHER, needs=(), applies=("unpaired",)),
     "masked_warp_error": Metric("masked warping error", LOWER, needs=("target flow",), applies=("paired", "unpaired"),
                                 min_side=12, cost="about 2 ms per 64x64 frame pair (DIS optical flow)",
-                                reference="Lai et al. 2018"),
+                                reference="Lai et al. 2018", short="warp", shown=("tables",), digits=4),
     "tof": Metric("tOF (pixels)", LOWER, needs=("target flow",), applies=("paired", "unpaired"), min_side=12,
-                  reference="Chu et al. 2020 (TecoGAN)"),
+                  reference="Chu et al. 2020 (TecoGAN)", short="tOF", shown=("tables",)),
     # As steady as the real video is best: a blurry model that flickers less than the footage scores well under 1.
-    "flicker": Metric("flicker ratio", TOWARD, needs=("target flow",), applies=("paired", "unpaired"), min_side=12, target=1.0),
-    "seam": Metric("seam ratio", LOWER, needs=("target flow",), validated=False, min_side=12),
+    "flicker": Metric("flicker ratio", TOWARD, needs=("target flow",), applies=("paired", "unpaired"), min_side=12, target=1.0,
+                       short="flicker", shown=("tables",), digits=3),
+    "seam": Metric("seam ratio", LOWER, needs=("target flow",), validated=False, min_side=12, short="seam", shown=("tables",)),
     "vmaf": Metric("VMAF", HIGHER, validated=False, on_request=True, cost="ffmpeg's libvmaf, where the binary has it",
                    reference="Li et al. 2016"),
 }
@@ -144,6 +149,12 @@ def too_small(names, width, height):
         return None
     name, side = small[0]
     return f"{name} needs frames of at least {side} pixels a side, and these are {width}x{height}"
+
+
+def shown_in(place, names=None):
+    """[(name, Metric)] of the scores shown unasked in `place` ("tables" or "progress"), among `names`
+    (all when None), in the registry's order."""
+    return [(name, metric) for name, metric in METRICS.items() if place in metric.shown and (names is None or name in names)]
 
 
 def score_labels():

@@ -2,7 +2,7 @@
 from its spec: a registry name, FILE.py:Class or package.module:Class (networks/plugin.py). The
 registries import none of the networks, so that the command line can read their names and
 declared hyperparameters (networks/declared.py) without loading torch. Adding a built-in network
-is its file plus one line here.
+is its file plus one entry in networks/registry.py.
 
     G = build_generator("unet", channels=16, depth=4)
     G = build_generator("examples/factorised.py:Factorised", width=16)
@@ -10,18 +10,17 @@ is its file plus one line here.
 import inspect
 
 from networks.plugin import NetworkSpec, load_class
+from networks.registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS
 from utils.errors import UserError
-
-GENERATORS = {"unet": "networks.unet3d:UNet3D", "resnet": "networks.resnet3d:ResNet3D"}  # name -> module:class
-DISCRIMINATORS = {"patch": "networks.discriminator:PatchDiscriminator3D"}
 
 
 def generator_spec(text):
-    return NetworkSpec.parse(text, GENERATORS)
+    """The NetworkSpec -net `text` names (one already parsed is itself)."""
+    return text if isinstance(text, NetworkSpec) else NetworkSpec.parse(text, GENERATORS)
 
 
 def discriminator_spec(text):
-    return NetworkSpec.parse(text, DISCRIMINATORS)
+    return text if isinstance(text, NetworkSpec) else NetworkSpec.parse(text, DISCRIMINATORS)
 
 
 def generator_class(text):
@@ -37,6 +36,11 @@ def build_generator(text, residual=False, source=None, **kwargs):
 
     generator = construct(generator_spec(text), kwargs, source)
     return Residual(generator) if residual else generator
+
+
+def has_adversary(gan_loss):
+    """Whether --gan-loss `gan_loss` trains a discriminator."""
+    return ADVERSARIAL_LOSSES[gan_loss].adversary
 
 
 def build_discriminator(text, source=None, **kwargs):

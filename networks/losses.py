@@ -1,4 +1,4 @@
-"""The adversarial losses (one table, ADVERSARIAL_LOSSES) and the reconstruction terms they are mixed with.
+"""The adversarial losses (named in networks/registry.py's ADVERSARIAL_LOSSES) and the reconstruction terms they are mixed with.
 
     d_real, d_fake = discriminator_loss("dcgan", D(a, b), D(a, fake.detach()))
     g_adv = generator_loss("dcgan", D(a, fake))
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from networks.registry import ADVERSARIAL_LOSSES
 
 
 @dataclass(frozen=True)
@@ -23,35 +25,25 @@ def ones(logits):
     return torch.ones_like(logits)
 
 
-# --gan-loss NAME -> its losses; "none" trains no discriminator (a plain regression baseline).
-# Adding one is its entry here: the command line reads these names from this file.
-ADVERSARIAL_LOSSES = {
-    # binary cross-entropy with logits (Goodfellow et al., DCGAN); the generator's is non-saturating
-    "dcgan": Adversarial(lambda real, fake: (F.binary_cross_entropy_with_logits(real, ones(real)),
-                                             F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))),
-                         lambda fake: F.binary_cross_entropy_with_logits(fake, ones(fake))),
-    # least squares towards 1 and 0 (Mao et al. 2017)
-    "lsgan": Adversarial(lambda real, fake: (F.mse_loss(real, ones(real)), F.mse_loss(fake, torch.zeros_like(fake))),
-                         lambda fake: F.mse_loss(fake, ones(fake))),
-    # a margin of 1 on either side (Lim & Ye 2017; SAGAN)
-    "hinge": Adversarial(lambda real, fake: (F.relu(1.0 - real).mean(), F.relu(1.0 + fake).mean()),
-                         lambda fake: -fake.mean()),
-    "none": None,
-}
-
-
-def has_adversary(gan_loss):
-    """Whether --gan-loss `gan_loss` trains a discriminator."""
-    return ADVERSARIAL_LOSSES[gan_loss] is not None
+# The adversarial losses networks/registry.py's ADVERSARIAL_LOSSES names.
+# binary cross-entropy with logits (Goodfellow et al., DCGAN); the generator's is non-saturating
+DCGAN = Adversarial(lambda real, fake: (F.binary_cross_entropy_with_logits(real, ones(real)),
+                                        F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))),
+                    lambda fake: F.binary_cross_entropy_with_logits(fake, ones(fake)))
+# least squares towards 1 and 0 (Mao et al. 2017)
+LSGAN = Adversarial(lambda real, fake: (F.mse_loss(real, ones(real)), F.mse_loss(fake, torch.zeros_like(fake))),
+                    lambda fake: F.mse_loss(fake, ones(fake)))
+# a margin of 1 on either side (Lim & Ye 2017; SAGAN)
+HINGE = Adversarial(lambda real, fake: (F.relu(1.0 - real).mean(), F.relu(1.0 + fake).mean()), lambda fake: -fake.mean())
 
 
 def discriminator_loss(gan_loss, real_logits, fake_logits):
     """(loss on real clips, loss on generated clips) of --gan-loss `gan_loss`."""
-    return ADVERSARIAL_LOSSES[gan_loss].discriminator(real_logits, fake_logits)
+    return ADVERSARIAL_LOSSES[gan_loss].load().discriminator(real_logits, fake_logits)
 
 
 def generator_loss(gan_loss, fake_logits):
-    return ADVERSARIAL_LOSSES[gan_loss].generator(fake_logits)
+    return ADVERSARIAL_LOSSES[gan_loss].load().generator(fake_logits)
 
 
 def reconstruction_losses(fake, target):

@@ -30,11 +30,11 @@ class NetworkSpec:
 
     @classmethod
     def parse(cls, text, registry):
-        """The spec `text` names: a name in `registry` ({name: "module:Class"}) or MODULE_OR_FILE:Class.
+        """The spec `text` names: a name in `registry` ({name: NetworkEntry}) or MODULE_OR_FILE:Class.
         Raises ValueError, naming the forms, for anything else."""
         text = str(text)
         if text in registry:
-            module, _, name = registry[text].partition(":")
+            module, _, name = registry[text].code.partition(":")
             return cls(text, module, name, builtin=text)
         where, colon, name = text.rpartition(":")
         if not colon or not where or not name.isidentifier():

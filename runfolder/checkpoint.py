@@ -59,12 +59,11 @@ class _HeldWrites:
         return getattr(self.file, name)
 
 
-def build_checkpoint(nets, position, *, config, model_args, disc_args, sources, data, compute, device, finished=False,
-                     scores=None, step_state=None):
+def build_checkpoint(nets, position, *, described, data, compute, device, finished=False, scores=None, step_state=None):
     """The checkpoint of a run at `position` (step, epoch, epoch_step), as plain data: the unwrapped
     networks' and optimizers' state, the step's own state (`step_state`: the unpaired modes'
-    history pools), counters, random state, the config, the plug-in files the
-    networks came from (`sources`: spec, file and SHA-256, never their code), the data it was
+    history pools), counters, random state, what describes the run (`described`: its config, the
+    networks' arguments and the plug-in files they came from, never their code), the data it was
     trained on (`data`: its fingerprint and meta.json) and how it computed (`compute`: amp, channels_last)."""
     rng = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -74,18 +73,18 @@ def build_checkpoint(nets, position, *, config, model_args, disc_args, sources, 
         "ema": nets.ema.module.state_dict() if nets.ema is not None else None,
         "discriminator": nets.raw_discriminator.state_dict() if nets.raw_discriminator else None,
         "opt_d": nets.opt_d.state_dict() if nets.opt_d else None,
-        "epoch": position.epoch, "epoch_step": position.epoch_step, "step": position.step, "network": config["network"],
-        "model_args": model_args, "disc_args": disc_args, "sources": sources, "config": plain(config), "rng": rng,
+        "epoch": position.epoch, "epoch_step": position.epoch_step, "step": position.step,
+        "network": described["config"]["network"], **plain(described), "rng": rng,
         "dataset_fingerprint": data.fingerprint, "scores": scores or {}, "finished": finished, "version": VERSION,
         "compute": {"amp": compute.amp, "channels_last": compute.channels_last},
         "dataset": {key: data.dataset.meta.get(key) for key in DATASET_KEYS}, "step_state": step_state,
     }
 
 
-def plain(config):
-    """The config in plain JSON types, as config.json holds it (a Size becomes [width, height]), so
+def plain(value):
+    """`value` in plain JSON types, as config.json holds it (a Size becomes [width, height]), so
     that a checkpoint loads with weights_only=True."""
-    return json.loads(json.dumps(config))
+    return json.loads(json.dumps(value))
 
 
 def save_checkpoint(folder, state, keep_epoch=False, keep=0):

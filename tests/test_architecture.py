@@ -104,9 +104,9 @@ def test_a_network_s_flags_are_declared_only_beside_its_class():
 
     homes = {}  # flag -> the files of the networks that declare it
     for registry in (GENERATORS, DISCRIMINATORS):
-        for name, where in registry.items():
+        for name, entry in registry.items():
             for hyper in declared(NetworkSpec.parse(name, registry)):
-                homes.setdefault(hyper.flag, set()).add(REPO / (where.split(":")[0].replace(".", "/") + ".py"))
+                homes.setdefault(hyper.flag, set()).add(REPO / (entry.code.split(":")[0].replace(".", "/") + ".py"))
     assert {"--depth", "--blocks", "--d-channels", "--spectral-norm"} <= set(homes)
     spelled = []
     for path in (path for package in LAYERS for path in (REPO / package).glob("*.py")):

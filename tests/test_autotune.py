@@ -129,24 +129,26 @@ def test_a_bf16_way_whose_trial_child_dies_or_hangs_is_left_out_and_the_rest_are
 def test_the_trial_child_is_sent_every_loss_weight_of_the_run():
     # The child times the run's own losses: the unpaired modes' cycle and identity weights too.
     from cli.train_flags import default_flags
-    from training.loop import loss_weights
+    from training.run_spec import run_spec
     from training.step import LossWeights
     from training.trial import trial_spec
 
     config = {**default_flags(), "gan_loss": "hinge", "l1": 7.0, "cycle": 3.0, "identity": 0.25, "temporal": 4.0}
-    weights = loss_weights(config, temporal=False)
-    assert weights == LossWeights(gan="hinge", l1=7.0, mse=0.0, temporal=0.0, cycle=3.0, identity=0.25)
-    spec = json.loads(json.dumps(trial_spec("unet", {}, {}, (1, 4, 16, 16), weights)))  # as the child reads it
+    weights = run_spec(config).weights
+    assert weights == LossWeights(gan="hinge", l1=7.0, mse=0.0, temporal=4.0, cycle=3.0, identity=0.25)
+    spec = json.loads(json.dumps(trial_spec(run_spec(config), (1, 4, 16, 16), weights)))  # as the child reads it
     assert LossWeights(**spec["weights"]) == weights
 
 
 def test_the_trial_child_steps_the_real_networks_in_each_way_it_is_given():
-    from training.step import LossWeights
+    from cli.train_flags import default_flags
     from compute.trial import ways_that_run
+    from training.run_spec import run_spec
+    from training.step import LossWeights
     from training.trial import CHILD, trial_spec
 
-    spec = trial_spec("unet", {"channels": 4, "depth": 2, "residual": True}, {"channels": 4, "layers": 2, "spectral_norm": True},
-                      (1, 4, 16, 16), LossWeights())
+    config = {**default_flags(), "channels": 4, "depth": 2, "residual": "on", "d_channels": 4, "d_layers": 2}
+    spec = trial_spec(run_spec(config), (1, 4, 16, 16), LossWeights())
     done = subprocess.run(CHILD, input=json.dumps({**spec, "ways": [[False, True], [True, False]]}), capture_output=True, text=True,
                           cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -27,7 +27,7 @@ from inference import generate, tiles
 from networks import build_generator
 from networks.layers import InstanceNorm3d, group_norm_keeps_layout
 from training import distributed, loop
-from training.modes import MODES
+from training import modes
 from training.step import gan_step
 from utils import device as device_module
 from utils.errors import TrainingError, UserError
@@ -247,7 +247,7 @@ def host_reads_fail(monkeypatch):
 
 def with_paired_step(monkeypatch, train_step):
     """The paired mode, with `train_step` as its step, for this test."""
-    monkeypatch.setitem(MODES, "paired", dataclasses.replace(MODES["paired"], new_train_step=lambda *args, **kwargs: train_step))
+    monkeypatch.setattr(modes, "PAIRED", dataclasses.replace(modes.PAIRED, new_train_step=lambda *args, **kwargs: train_step))
 
 
 def test_a_training_step_never_waits_for_the_device_between_log_steps(tiny, tmp_path, monkeypatch):

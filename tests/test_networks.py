@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cli.train_flags import CONVS as CONV_CHOICES
-from cli.train_flags import GAN_LOSSES, TRAIN_FLAGS
+from cli.train_flags import TRAIN_FLAGS
 from networks import GENERATORS, build_generator
 from networks.discriminator import PatchDiscriminator3D
 from networks.layers import CONVS, SizeError, count_parameters
@@ -14,16 +14,17 @@ SMALL = {"unet": {"channels": 4, "depth": 2}, "resnet": {"channels": 4, "blocks"
 
 
 def test_train_offers_exactly_the_registered_networks_and_losses():
-    from networks.losses import ADVERSARIAL_LOSSES as LOSSES
-
     import argparse
+
+    from networks.registry import ADVERSARIAL_LOSSES as LOSSES
 
     network = next(flag for flag in TRAIN_FLAGS if flag.dest == "network")
     assert all(network.options["type"](name) == name for name in GENERATORS)  # and a plug-in's FILE.py:Class
     assert network.options["type"]("my_nets.py:TinyUNet") == "my_nets.py:TinyUNet"
     with pytest.raises(argparse.ArgumentTypeError, match="neither a built-in"):
         network.options["type"]("tinyunet")
-    assert set(GAN_LOSSES) == set(LOSSES)
+    gan_loss = next(flag for flag in TRAIN_FLAGS if flag.dest == "gan_loss")
+    assert set(gan_loss.options["choices"]) == set(LOSSES)
     assert set(CONV_CHOICES) == set(CONVS)
 
 
@@ -167,8 +168,8 @@ class Tiny3D(Generator):
 '''
 
 CHECK_NEW_BUILT_IN = '''
-import networks
-networks.GENERATORS["tiny3d"] = "tiny_nets:Tiny3D"   # the registry line
+from networks.registry import GENERATORS, NetworkEntry
+GENERATORS["tiny3d"] = NetworkEntry("a tiny 3D generator", "tiny_nets:Tiny3D")   # the registry line
 import argparse
 from cli.train_flags import TRAIN_FLAGS, add_train_flags, default_flags, unshown_flags
 from experiments.runs import summarize

@@ -1,21 +1,25 @@
-"""Modes and adversarial losses each have one home, their registry: the command line offers exactly
-what is registered, no module outside training/modes.py branches on a mode's name, and a mode or a
-loss added in a test alone trains, resumes bit for bit and compares."""
+"""Every registry has one pattern and one home: light records naming their code as "module:attr",
+importable without torch; the command line offers exactly what is registered, no module outside a
+registry branches on a mode's, a loss's or a metric's name, and a mode or a loss added in a test
+alone trains, resumes bit for bit and compares."""
 import ast
 import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import main as vgan
-from cli.train_flags import GAN_LOSSES, TRAIN_FLAGS
+from cli.train_flags import TRAIN_FLAGS
 from conftest import REPO, TINY, make_video
-from networks import losses
+from networks import losses, registry
+from networks.registry import ADVERSARIAL_LOSSES, MODES, LossEntry, ModeEntry
 from runfolder.checkpoint import OLD_RUN_DEFAULTS
 from training import modes
 from training.step import LossWeights, update_generator
-from utils.registry import registered
+from utils.registry import load
 
 PACKAGES = ("commands", "experiments", "training", "inference", "cli", "runfolder", "compute", "datasets", "networks", "media",
             "utils", "bench")
@@ -26,17 +30,44 @@ def flag(dest):
 
 
 def test_the_command_line_offers_exactly_the_registered_modes_and_losses():
-    assert tuple(flag("mode").options["choices"]) == tuple(modes.MODES)
-    assert tuple(flag("gan_loss").options["choices"]) == GAN_LOSSES == tuple(losses.ADVERSARIAL_LOSSES)
-    assert all(entry.summary in flag("mode").options["help"] for entry in modes.MODES.values())
+    assert tuple(flag("mode").options["choices"]) == tuple(MODES)
+    assert tuple(flag("gan_loss").options["choices"]) == tuple(ADVERSARIAL_LOSSES)
+    assert all(entry.summary in flag("mode").options["help"] for entry in MODES.values())
 
 
-def test_a_registry_entry_is_read_from_source_without_importing_it(tmp_path, monkeypatch):
-    (tmp_path / "planted_registry.py").write_text('import not_a_module_anyone_has\n'
-                                                  'ZERO = replace(ONE, summary="nothing")\n'
-                                                  'THINGS = {"one": Thing(summary="the first"), "two": None, "zero": ZERO}\n')
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert registered("planted_registry", "THINGS") == {"one": {"summary": "the first"}, "two": {}, "zero": {"summary": "nothing"}}
+REGISTRY_MODULES = ["networks.registry", "networks", "metrics", "experiments.search", "cli.train_flags", "utils.registry"]
+BLOCK_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "numpy", "optuna"):
+            raise ImportError(f"{name} may not be imported by a registry")
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+def test_every_registry_imports_where_torch_cannot_be_imported():
+    code = BLOCK_TORCH + "".join(f"import {module}\n" for module in REGISTRY_MODULES) + (
+        "from networks.registry import *; from metrics import METRICS; from experiments.search import SAMPLERS, PRUNERS\n"
+        "print(len(GENERATORS), len(MODES), len(ADVERSARIAL_LOSSES), len(METRICS), len(SAMPLERS), len(PRUNERS))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert all(int(n) > 1 for n in done.stdout.split())
+    blocked = subprocess.run([sys.executable, "-c", BLOCK_TORCH + "import networks.losses"], cwd=REPO, capture_output=True, text=True)
+    assert blocked.returncode != 0 and "may not be imported" in blocked.stderr  # the block itself works
+
+
+def test_every_registered_reference_loads_what_its_registry_promises():
+    from experiments.search import PRUNERS, SAMPLERS
+    from metrics import METRICS
+
+    assert all(isinstance(entry.load(), type) for table in (registry.GENERATORS, registry.DISCRIMINATORS) for entry in table.values())
+    assert all(isinstance(entry.load(), modes.Mode) for entry in MODES.values())
+    assert all(isinstance(entry.load(), losses.Adversarial) for entry in ADVERSARIAL_LOSSES.values() if entry.adversary)
+    assert all(callable(load(getattr(metric, role))) for metric in METRICS.values() for role in ("windows", "stream") if getattr(metric, role))
+    assert all(callable(entry.load()) for table in (SAMPLERS, PRUNERS) for entry in table.values())
+    with pytest.raises(ValueError, match="not a module:attr"):
+        load("networks.unet3d")
 
 
 def mode_name_comparisons(source, names):
@@ -53,19 +84,18 @@ def mode_name_comparisons(source, names):
 
 
 def test_no_module_but_the_registry_branches_on_a_mode_name():
-    names = set(modes.MODES)
+    names = set(MODES)
     planted = 'if config["mode"] == "cycle":\n    pass\nunpaired = mode in ("cycle", "recycle")\nwords = {"paired": 1, "cycle": 2}[mode]\n'
     assert mode_name_comparisons(planted, names) == [1, 3, 4]  # the check sees each way of branching
-    assert branching_outside("training/modes.py", names) == {}
+    assert branching_outside("networks/registry.py", names) == {}
 
 
 @pytest.mark.parametrize("kind", ["metric", "loss"])
 def test_no_module_but_its_registry_branches_on_a_metric_or_a_loss_name(kind):
     # `if "jod" in metrics:` is how a list kept beside the registry starts; the registry's fields say it instead.
     from metrics import METRICS
-    from networks.losses import ADVERSARIAL_LOSSES
 
-    names, home = {"metric": (set(METRICS), "metrics/__init__.py"), "loss": (set(ADVERSARIAL_LOSSES), "networks/losses.py")}[kind]
+    names, home = {"metric": (set(METRICS), "metrics/__init__.py"), "loss": (set(ADVERSARIAL_LOSSES), "networks/registry.py")}[kind]
     assert mode_name_comparisons('if "jod" in metrics or loss == "hinge":\n    pass\n', names) == [1]
     assert branching_outside(home, names) == {}
 
@@ -91,12 +121,13 @@ def mean_abs_hinge(real, fake):
 def toy_registries(monkeypatch):
     """A mode and an adversarial loss added as their registries' entries, and nowhere else (the
     command line, which reads the registries' source, is told of them as an entry there would)."""
-    toy = dataclasses.replace(modes.MODES["paired"], summary="L1 alone", discriminator=lambda build: None,
-                              new_train_step=lambda pool_size, seed, rank=0: l1_alone_step)
-    monkeypatch.setitem(modes.MODES, "toy", toy)
-    monkeypatch.setitem(losses.ADVERSARIAL_LOSSES, "absolute", losses.Adversarial(mean_abs_hinge, lambda fake: (fake - 1).abs().mean()))
-    monkeypatch.setitem(flag("mode").options, "choices", (*modes.MODES,))
-    monkeypatch.setitem(flag("gan_loss").options, "choices", (*losses.ADVERSARIAL_LOSSES,))
+    toy = dataclasses.replace(modes.PAIRED, discriminator=lambda build: None, new_train_step=lambda pool_size, seed, rank=0: l1_alone_step)
+    monkeypatch.setattr(modes, "TOY", toy, raising=False)
+    monkeypatch.setitem(MODES, "toy", ModeEntry("L1 alone", "training.modes:TOY"))
+    monkeypatch.setattr(losses, "ABSOLUTE", losses.Adversarial(mean_abs_hinge, lambda fake: (fake - 1).abs().mean()), raising=False)
+    monkeypatch.setitem(ADVERSARIAL_LOSSES, "absolute", LossEntry("|D - 1| and |D + 1|", "networks.losses:ABSOLUTE"))
+    monkeypatch.setitem(flag("mode").options, "choices", (*MODES,))
+    monkeypatch.setitem(flag("gan_loss").options, "choices", (*ADVERSARIAL_LOSSES,))
 
 
 def weights_of(path):
@@ -152,3 +183,22 @@ def test_a_run_saved_before_the_later_flags_existed_loads_and_resumes(tiny_run, 
     assert resumed == 0
     again = weights_of(old / "last.pt")
     assert again["step"] > state["step"] and again["config"]["cycle"] == 10.0 and again["config"]["temporal"] == 0.0
+
+
+PLANTED_METRIC = """
+from metrics import HIGHER, METRICS, Metric
+METRICS["planted"] = Metric("planted score", HIGHER, short="planted", shown=("tables", "progress"), digits=1)
+from experiments.runs import GROUP_HEADER, RUN_HEADER, sort_keys
+from training.modes import paired_line
+assert "planted (best)" in RUN_HEADER and "planted" in GROUP_HEADER, RUN_HEADER
+assert "planted" in sort_keys() and "best_planted" in sort_keys()
+line = paired_line("step 0", {"val/l1": 0.1, "val/l1_identity": 0.2, "val/psnr": 20.0, "val/psnr_identity": 19.0,
+                              "val/planted": 3.25, "val/planted_identity": 1.0})
+assert line.endswith("planted 3.2 (identity 1.0)"), line
+print("ok")
+"""
+
+
+def test_a_metric_added_to_the_registry_alone_gets_its_columns_sort_keys_and_progress_line():
+    done = subprocess.run([sys.executable, "-c", PLANTED_METRIC], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

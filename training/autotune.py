@@ -3,7 +3,7 @@ real training steps on the first batch, on copies of the networks so that the ru
 untouched. On a CPU with AMX, a bfloat16 way is first tried in a child process (compute/trial.py,
 stepping training/trial.py): one that dies there is never chosen. Rank 0 decides and every rank follows.
 
-    compute = choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources, step)   # -> Compute(...)
+    compute = choose_compute(spec, generator, discriminator, a, b, weights, device, ranks, step)   # -> Compute(...)
 """
 import copy
 import dataclasses
@@ -12,7 +12,6 @@ from compute.cache import job_key, remembered
 from compute.choice import Compute, candidate_ways, choose, way_timer
 from compute.trial import ways_that_run
 from training.distributed import any_rank
-from training.from_flags import discriminator_args, generator_args
 from training.step import NonFiniteGuard
 from training.trial import CHILD, timing_nets, trial_spec
 from utils.device import cpu_flags, to_model_input
@@ -38,18 +37,19 @@ def training_step_in(generator, discriminator, a, b, weights, device, train_step
     return prepare
 
 
-def choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources, train_step):
-    """The Compute a run trains with: the networks' (`discriminator` may be None; `sources`, the
-    plug-in files they came from) timed in steps of the mode (`train_step`) on `a`, `b`, a uint8
-    batch (B, T, H, W, 3)."""
-    ways = candidate_ways(config["amp"], config["memory_format"], device, quiet=not ranks.is_main)
+def choose_compute(spec, generator, discriminator, a, b, weights, device, ranks, train_step):
+    """The Compute the run `spec` trains with: its networks (`discriminator` may be None) timed in
+    steps of the mode (`train_step`) on `a`, `b`, a uint8 batch (B, T, H, W, 3)."""
+    ways = candidate_ways(*spec.compute, device, quiet=not ranks.is_main)
     compute = None
     if ranks.is_main:
-        job = {"mode": config["mode"], "network": config["network"], "generator": generator_args(config), "clip": list(a.shape),
-               "discriminator": [config["gan_loss"], config["disc"], discriminator_args(config)],
-               "sources": [record["sha256"] for record in sources.values() if record]}  # an edited plug-in is timed again
-        ways, broken = ways_that_train(ways, config, a.shape[:4], weights, device, job, sources)
-        compute = choose(ways, job_key(device, job="train", asked=[config["amp"], config["memory_format"]], **job),
+        flags = spec.flags
+        plugins = [choice.source["sha256"] for choice in (spec.generator, spec.discriminator) if choice and choice.source]
+        job = {"mode": flags["mode"], "network": flags["network"], "generator": dict(spec.generator.args), "clip": list(a.shape),
+               "discriminator": [flags["gan_loss"], flags["disc"], spec.discriminator and dict(spec.discriminator.args)],
+               "sources": plugins}  # an edited plug-in is timed again
+        ways, broken = ways_that_train(ways, spec, a.shape[:4], weights, device, job)
+        compute = choose(ways, job_key(device, job="train", asked=list(spec.compute), **job),
                          way_timer(ways, training_step_in(generator, discriminator, a, b, weights, device, train_step), device))
         if broken:
             compute = dataclasses.replace(compute, note=f"{failures(broken)} in a trial step here; {compute.note}")
@@ -59,16 +59,15 @@ def choose_compute(config, generator, discriminator, a, b, weights, device, rank
     return compute
 
 
-def ways_that_train(ways, config, clip_shape, weights, device, job, sources):
+def ways_that_train(ways, spec, clip_shape, weights, device, job):
     """(the ways of `ways` that can train here, {way name: how it failed}). On a CPU with AMX the
     bfloat16 ways are tried in a child process first, once per machine and job (kept in the
     compute cache); when none of the ways asked for survives, float32 in their layouts."""
     if device.type != "cpu" or "amx_bf16" not in cpu_flags()[1] or not any(way.amp for way in ways):
         return ways, {}
-    spec = trial_spec(config["network"], generator_args(config), discriminator_args(config), clip_shape, weights,
-                      disc=config["disc"], sources=sources, mode=config["mode"])
+    child_job = trial_spec(spec, clip_shape, weights)
     both_layouts = [Compute(True, False), Compute(True, True)]  # whatever was asked, so that the record serves every run
-    broken = remembered(job_key(device, job="bf16 trial", **job), lambda: ways_that_run(both_layouts, spec, CHILD)[1])
+    broken = remembered(job_key(device, job="bf16 trial", **job), lambda: ways_that_run(both_layouts, child_job, CHILD)[1])
     broken = {way.name: broken[way.name] for way in ways if way.name in broken}
     usable = [way for way in ways if way.name not in broken]
     if not usable:

@@ -7,9 +7,8 @@ what it declares beside its class (networks/declared.py), a plug-in's from --net
 """
 from datasets.flow import has_flow
 from datasets.pairs import TWO_VIDEOS, parse_pair
-from networks import discriminator_spec, generator_spec
+from networks import discriminator_spec, generator_spec, has_adversary
 from networks.declared import constructor_defaults, declared
-from networks.losses import has_adversary
 from networks.plugin import sha256_of, source_record, verified_source
 
 RESIDUAL_MIN_IDENTITY_PSNR = 20.0  # dB: an input this close to its target is a rough answer, worth correcting

@@ -24,9 +24,7 @@ from datasets.pipeline import InputPipeline
 from datasets.sample import SAMPLE_DATA, ensure_sample
 from datasets.slider import training_slider, validation_slider
 from datasets.store import fingerprint, load_dataset
-from networks import build_discriminator, build_generator, discriminator_spec, generator_spec
-from networks.cycle import CycleGenerators
-from networks.declared import constructor_defaults
+from networks.registry import MODES
 from networks.layers import SizeError, check_size, clip_mismatch, count_parameters
 from training.autotune import choose_compute
 from training.distributed import Ranks, any_rank, barrier, elastic_restart, init_distributed, ranks_agree, shutdown
@@ -38,11 +36,10 @@ from runfolder.layout import RunFolder, experiment_folder
 from runfolder.lock import ExperimentLock
 from runfolder.metrics import MetricsLog
 from runfolder.verdicts import DRIVER_SILENCE_S, PRUNED, SILENT, VerdictGate
-from training.from_flags import (architecture, discriminator_args, generator_args, network_sources, resolve_residual, resolve_temporal,
-                                 source_file)
+from training.from_flags import architecture, network_sources, resolve_residual, resolve_temporal
+from training.run_spec import RunSpec, run_spec
 from training.signals import EXIT_CODES, StopSignals
 from training.ema import WeightAverage
-from training.modes import MODES
 from training.step import LossWeights, Nets, NonFiniteGuard, NonFiniteLoss
 from training.tally import LossTally
 from training.watchdog import Watchdog
@@ -75,10 +72,11 @@ class Data:
 
 @dataclass
 class Run:
-    """What one training run is, built whole before its first step: its flags (with --residual
-    decided), where it writes, where it runs, its data, its networks and how they compute."""
+    """What one training run is, built whole before its first step: its spec (the flags with
+    --residual decided, resolved once), where it writes, where it runs, its data, its networks and
+    how they compute."""
 
-    config: dict
+    spec: RunSpec
     folder: RunFolder
     ranks: Ranks
     device: torch.device
@@ -87,13 +85,16 @@ class Run:
     compute: Compute  # precision and memory layout
     residual_note: str  # how --residual was decided
     temporal_note: str  # whether the default temporal loss applies
-    sources: dict  # {"generator": record, "discriminator": record} of the networks from the user's files (None: built-in)
     train_step: object  # the mode's step function (training/modes.py), which may hold state (the history pools)
     on_epoch_end: object = None  # called with the folder after every epoch's report (rank 0): the experiment page
 
     @property
     def mode(self):
-        return MODES[self.config["mode"]]
+        return self.spec.mode.load()
+
+    @property
+    def flags(self):
+        return self.spec.flags
 
     @property
     def steps_per_epoch(self):
@@ -101,7 +102,7 @@ class Run:
 
     @property
     def total_steps(self):
-        return self.config["max_steps"] or self.config["epochs"] * self.steps_per_epoch
+        return self.flags["max_steps"] or self.flags["epochs"] * self.steps_per_epoch
 
     @property
     def amp(self):
@@ -212,15 +213,15 @@ def build_run(config, explicit, ranks, device, on_epoch_end):
         deterministic_algorithms()
     dataset = open_dataset(config, ranks)
     config, temporal_note = resolve_temporal(config, dataset, asked="temporal" in explicit or state is not None)
-    data = load_data(config, dataset, ranks, state, folder)
-    config, residual_note = resolve_residual(config, data.dataset.meta, identity_psnr(data.dataset))
-    sources = network_sources(config, state.get("sources") if state is not None else None)
-    train_step = MODES[config["mode"]].new_train_step(config["pool_size"], config["seed"], ranks.rank)
-    nets, compute = build_networks(config, data.train_windows, ranks, device, state, sources, train_step)
+    check_mode(config, dataset)
+    config, residual_note = resolve_residual(config, dataset.meta, identity_psnr(dataset))
+    spec = run_spec(config, network_sources(config, state.get("sources") if state is not None else None))
+    data = load_data(spec, dataset, ranks, state, folder)
+    train_step = timing_step(spec, ranks.rank)
+    nets, compute = build_networks(spec, data.train_windows, ranks, device, state, train_step)
     if state is not None and state.get("step_state") is not None:
         train_step.load_state_dict(state["step_state"], device)
-    return Run(config, folder, ranks, device, data, nets, compute, residual_note, temporal_note, sources, train_step,
-               on_epoch_end), state
+    return Run(spec, folder, ranks, device, data, nets, compute, residual_note, temporal_note, train_step, on_epoch_end), state
 
 
 def train_from(run, state, defaults):
@@ -240,7 +241,7 @@ def train_from(run, state, defaults):
         if report is not None:
             report.log.write({"step": exc.step - 1, "epoch": position.epoch + 1, "event": FAILED, "reason": str(exc)})
         raise TrainingError(run.folder, f"{exc} at step {exc.step}: training stopped; {run.folder.last.name} keeps step "
-                                        f"{position.saved_step}. Lower --lr (now {run.config['lr']:g}), keep --spectral-norm on, "
+                                        f"{position.saved_step}. Lower --lr (now {run.flags['lr']:g}), keep --spectral-norm on, "
                                         f"or try --gan-loss lsgan") from None
     finally:
         if report is not None:
@@ -274,26 +275,25 @@ def open_dataset(config, ranks):
     return load_dataset(config["data"], mmap=config["mmap"])
 
 
-def load_data(config, dataset, ranks, state, folder):
+def load_data(spec, dataset, ranks, state, folder):
     """The dataset's windows shared out between ranks, with the target's flow where the temporal loss needs it."""
-    check_mode(config, dataset)
+    config = spec.flags
     data_print = fingerprint(config["data"])
     if state is not None and state["dataset_fingerprint"] != data_print and not config["allow_new_data"]:
         raise CheckpointError(folder.last, f"was trained on other data than {config['data']}; pass --allow-new-data "
                                                   f"to go on with this dataset, or resume with the original --data")
     crop = Size(*config["crop"]) if config["crop"] else None
-    motion = load_flow(dataset, mmap=config["mmap"]) if config["temporal"] else None
-    stride = config["step"]  # --step: frames between one training window's start and the next's
-    train_windows = training_slider(dataset, config["pool"], stride, config["batch"], seed=config["seed"], rank=ranks.rank,
+    motion = load_flow(dataset, mmap=config["mmap"]) if spec.weights.temporal else None
+    train_windows = training_slider(dataset, spec.clip_frames, spec.stride, config["batch"], seed=config["seed"], rank=ranks.rank,
                                     world_size=ranks.world_size, crop=crop, flip=config["flip"], source=config["data"],
                                     motion=motion)
     try:
-        val = tuple(validation_slider(dataset, config["pool"], config["batch"], config["data"], side)
+        val = tuple(validation_slider(dataset, spec.clip_frames, config["batch"], config["data"], side)
                     for side in ("ab" if dataset.unpaired else "a"))
     except DatasetError:
         val = None
         if ranks.is_main:
-            warn(config["data"], f"its validation part is shorter than -pool {config['pool']}: no validation; "
+            warn(config["data"], f"its validation part is shorter than --clip-frames {spec.clip_frames}: no validation; "
                                  f"rebuild with a larger --val-fraction")
     return Data(dataset, data_print, train_windows, val)
 
@@ -324,25 +324,26 @@ def identity_psnr(dataset, most=512):
     return mean_psnr(dataset.a[frames], dataset.b[frames]) if len(frames) else 0.0
 
 
-def build_networks(config, train_windows, ranks, device, state, sources, train_step):
+def build_networks(spec, train_windows, ranks, device, state, train_step):
     """(Nets, Compute): the mode's generator, discriminator (none without an adversarial loss) and
     their optimizers, restored from `state` when resuming, in the precision and layout the run
     computes in (timed with the mode's `train_step` on the first batch of `train_windows`). Every rank seeds alike, so
-    they start identical. A network from the user's file is imported from `sources`' verified file."""
+    they start identical. A network from the user's file is imported from its verified file."""
+    config = spec.flags
     torch.manual_seed(config["seed"])
-    generator, discriminator = MODES[config["mode"]].networks(lambda: new_generator(config, sources, device),
-                                                              lambda in_channels: new_discriminator(config, sources, device, in_channels))
-    first = generator.ab if isinstance(generator, CycleGenerators) else generator  # the unpaired modes' are built alike
+    generator, discriminator = spec.mode.load().networks(lambda: spec.build_generator(device),
+                                                         lambda in_channels: spec.build_discriminator(device, in_channels))
+    first = generator.ab if spec.mode.unpaired else generator  # the unpaired modes' generators are built alike
     for size in {train_windows.frame_size, train_windows.clip_size}:
         try:
             check_size(first, size.height, size.width)
         except SizeError as exc:
             raise DatasetError(config["data"], f"{exc}; rebuild the dataset with another --size, or change the network flags") from None
-    if sources["generator"] is not None:  # a plug-in's promise, checked once before it trains: a clip to a clip
+    if spec.generator.source is not None:  # a plug-in's promise, checked once before it trains: a clip to a clip
         problem = clip_mismatch(first, to_model_input(train_windows.gather(train_windows.epoch_batches(0)[0], 0, 0)[0][:1], device))
         if problem:
-            raise TrainingError(sources["generator"]["file"], f"{generator_spec(config['network']).class_name} {problem}")
-    compute = choose_run_compute(config, train_windows, generator, discriminator, ranks, device, state, sources, train_step)
+            raise TrainingError(spec.generator.file, f"{spec.generator.spec.class_name} {problem}")
+    compute = choose_run_compute(spec, train_windows, generator, discriminator, ranks, device, state)
     nets = Nets.around(generator, discriminator, grad_scaler(device, compute.amp), lr=config["lr"], ema_decay=config["ema"])
     if state is not None:
         restore_networks(nets, state)
@@ -358,22 +359,7 @@ def build_networks(config, train_windows, ranks, device, state, sources, train_s
     return nets, compute
 
 
-def new_generator(config, sources, device):
-    return build_generator(config["network"], source=source_file(sources, "generator"), **generator_args(config)).to(device)
-
-
-def new_discriminator(config, sources, device, in_channels):
-    """A discriminator of clips with `in_channels` channels (a conditional one sees input and clip
-    together), or None without an adversarial loss."""
-    d_args = discriminator_args(config)
-    if d_args is None:
-        return None
-    if "in_channels" in constructor_defaults(discriminator_spec(config["disc"])):
-        d_args = {**d_args, "in_channels": in_channels}
-    return build_discriminator(config["disc"], source=source_file(sources, "discriminator"), **d_args).to(device)
-
-
-def choose_run_compute(config, train_windows, generator, discriminator, ranks, device, state, sources, train_step):
+def choose_run_compute(spec, train_windows, generator, discriminator, ranks, device, state):
     """The precision and layout: a resumed run keeps those it started with; a new one takes what
     the flags ask, and measures what they leave to auto (training/autotune.py)."""
     saved = saved_compute(state) if state is not None else None
@@ -381,19 +367,13 @@ def choose_run_compute(config, train_windows, generator, discriminator, ranks, d
         return Compute(*saved, "as when the run started")
     a, b = train_windows.gather(train_windows.epoch_batches(0)[0], 0, 0)
     # Timed without the temporal loss: it needs the batch's flow, and is cheap next to the networks' passes.
-    weights = loss_weights(config, temporal=False)
-    return choose_compute(config, generator, discriminator, a, b, weights, device, ranks, sources, timing_step(config))
+    weights = dataclasses.replace(spec.weights, temporal=0.0)
+    return choose_compute(spec, generator, discriminator, a, b, weights, device, ranks, timing_step(spec))
 
 
-def loss_weights(config, temporal=True):
-    """The run's LossWeights: each field is the train flag of its name."""
-    weights = LossWeights.from_config(config)
-    return weights if temporal else dataclasses.replace(weights, temporal=0.0)
-
-
-def timing_step(config):
-    """A step of the run's mode for timing ways on copies of its networks: its own (empty) history pools."""
-    return MODES[config["mode"]].new_train_step(config["pool_size"], config["seed"])
+def timing_step(spec, rank=0):
+    """A step of the run's mode: for a rank, or to time ways on copies of its networks (its own, empty history pools)."""
+    return spec.mode.load().new_train_step(spec.flags["pool_size"], spec.flags["seed"], rank)
 
 
 def restore_position(run, state):
@@ -415,7 +395,7 @@ def start_log(run, position, resumed, defaults):
     if not resumed:
         save(run, position)
     say_what_trains(run, resumed, defaults)
-    progress = Progress(None if run.config["max_seconds"] else run.total_steps, unit="step", what="training",
+    progress = Progress(None if run.flags["max_seconds"] else run.total_steps, unit="step", what="training",
                         initial=position.step, every_s=None)
     report = Report(log, progress, Watchdog())
     if not resumed and run.data.val is not None:
@@ -427,10 +407,10 @@ def prepare_folder(run):
     """Remove what a run killed mid-write left (the lock says none is writing now), write config.json,
     and keep a copy of each plug-in's file (of each version, should it have changed) for the record."""
     remove_partials(run.folder)
-    write_config(run.folder, run.config)
-    for role, record in run.sources.items():
-        if record is not None:
-            write_network_copy(run.folder, role, record)
+    write_config(run.folder, run.spec.config)
+    for role, choice in (("generator", run.spec.generator), ("discriminator", run.spec.discriminator)):
+        if choice is not None and choice.source is not None:
+            write_network_copy(run.folder, role, choice.source)
 
 
 def open_log(run, position, resumed):
@@ -447,7 +427,7 @@ def open_log(run, position, resumed):
 
 def say_what_trains(run, resumed, defaults):
     """The start lines: network, data, ranks and device; the compute choice and --residual; the flags that differ."""
-    config, ranks = run.config, run.ranks.world_size
+    config, ranks = run.flags, run.ranks.world_size
     print(f"{'resuming' if resumed else 'training'} {run.mode.what_trains(config['network'])} ({count_parameters(run.nets.raw_generator) / 1e6:.3g} M "
           f"parameters) on {config['data']} ({run.data.train_windows.windows} training windows, {run.steps_per_epoch} steps per epoch "
           f"per rank, {ranks} rank{'s' if ranks > 1 else ''}, {run.device}) into {run.folder}", flush=True)
@@ -461,7 +441,7 @@ def say_what_trains(run, resumed, defaults):
 
 def validate_at_step_0(run, report):
     """Where the curves start: a residual generator starts at the identity."""
-    scores, _ = validation(run, perceptual=run.config["perceptual_every"] > 0)
+    scores, _ = validation(run, perceptual=run.flags["perceptual_every"] > 0)
     report.log.write({"step": 0, "epoch": 0, **scores})
     report.progress.write(run.mode.validation_line("step 0", scores))
 
@@ -477,8 +457,8 @@ def train_epochs(run, position, report, signals):
     """Epoch after epoch until the step or time budget; returns the exit code. `report` is rank 0's
     Report (None on the other ranks)."""
     inputs = InputPipeline(run.data.train_windows, run.device, run.channels_last,
-                           prefetch={"auto": None, "on": True, "off": False}[run.config["prefetch"]])
-    clock = Clock.start(run.config["max_seconds"])
+                           prefetch={"auto": None, "on": True, "off": False}[run.flags["prefetch"]])
+    clock = Clock.start(run.flags["max_seconds"])
     tally = LossTally(NonFiniteGuard(run.device, run.ranks, steps_before=position.step))
     # A pruning search's trial waits for a verdict after each validation; a search starts each
     # trial as one process, so no other rank has to hear of it.
@@ -504,8 +484,7 @@ def run_epoch(run, inputs, position, report, clock, signals, tally):
     """The steps of the current epoch from where it stands, until its end or the budget. Returns the
     exit code when a signal stopped it (after saving), else None. The losses stay on the device in
     `tally` and are read every --log-every steps, on every rank alike (a loss gone NaN stops them all)."""
-    config, nets = run.config, run.nets
-    weights = loss_weights(config)
+    config, nets, weights = run.flags, run.nets, run.spec.weights
     decay_steps = config["decay_epochs"] * run.steps_per_epoch
     clips_per_step = config["batch"] * run.ranks.world_size
     batches = inputs.epoch(position.epoch, first=position.epoch_step)  # prepared a batch ahead, during each step
@@ -548,7 +527,7 @@ def run_epoch(run, inputs, position, report, clock, signals, tally):
 def naming_nondeterministic(run, first):
     """Around the first step of a --deterministic run: one line naming the operations it ran that
     have no deterministic version on this device (on CUDA: pooling's backward passes, say)."""
-    if not (first and run.config["deterministic"]):
+    if not (first and run.flags["deterministic"]):
         yield
         return
     found = []
@@ -586,9 +565,9 @@ def end_epoch(run, position, report, tally, epoch_number, finished):
     scores = {}
     losses = tally.read_epoch()  # on every rank: a loss gone NaN stops them all here
     if report is not None:
-        if run.data.val is not None and (finished or epoch_number % run.config["sample_every"] == 0):
-            every = run.config["perceptual_every"]
-            perceptual = every > 0 and (finished or (epoch_number // run.config["sample_every"]) % every == 0)
+        if run.data.val is not None and (finished or epoch_number % run.flags["sample_every"] == 0):
+            every = run.flags["perceptual_every"]
+            perceptual = every > 0 and (finished or (epoch_number // run.flags["sample_every"]) % every == 0)
             scores, clips = validation(run, perceptual)
             report.log.write({"step": position.step, "epoch": epoch_number, **scores})
             fps = run.data.dataset.meta.get("fps") or 25
@@ -617,11 +596,10 @@ def save(run, position, tally=None, epoch_file=False, finished=False, scores=Non
     if tally is not None:
         tally.guard.raise_if_tripped()
     if run.ranks.is_main:
-        state = build_checkpoint(run.nets, position, config=run.config, model_args=generator_args(run.config),
-                                 disc_args=discriminator_args(run.config), sources=run.sources, data=run.data, compute=run.compute,
+        state = build_checkpoint(run.nets, position, described=run.spec.described(), data=run.data, compute=run.compute,
                                  device=run.device, finished=finished, scores=scores,
                                  step_state=run.train_step.state_dict() if hasattr(run.train_step, "state_dict") else None)
-        save_checkpoint(run.folder, state, keep_epoch=epoch_file, keep=run.config["keep"])
+        save_checkpoint(run.folder, state, keep_epoch=epoch_file, keep=run.flags["keep"])
     position.saved_step = position.step
 
 

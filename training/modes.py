@@ -3,10 +3,10 @@ networks, its step function and how it is validated and shown, not a second loop
 vgan that differs by mode asks the run's Mode here, and none compares a mode's name. `paired` is
 the pix2pix-style step of training/step.py (a conditional D, L1 to the target); `cycle` is
 CycleGAN for clips and `recycle` adds Recycle-GAN's temporal predictors (networks/cycle.py), both
-on an unpaired dataset. Adding a mode is one entry in MODES (the command line reads its name and
-summary from this file) plus its step.
+on an unpaired dataset. Adding a mode is its Mode here plus one entry in networks/registry.py's
+MODES, which names it (the command line reads that light table).
 
-    mode = MODES["cycle"]
+    mode = MODES["cycle"].load()
     generator, discriminator = mode.networks(build_g, build_d)
     train_step = mode.new_train_step(pool_size=50, seed=0, rank=0)  # train_step(nets, a, b, weights, device, amp, guard) -> losses
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from compute.precision import autocast
+from metrics import shown_in
 from networks.cycle import CycleDiscriminators, CycleGenerators
 from networks.losses import cycle_losses, discriminator_loss, generator_loss
 from training.distributed import Ranks
@@ -113,8 +114,6 @@ class Mode:
     one generator and `build_discriminator(in_channels)` one discriminator (None without an
     adversarial loss); `val` is the held-out windows of each side (one side for pairs)."""
 
-    summary: str  # one line for -h
-    unpaired: bool  # trains on an unpaired dataset's two sides; else on (input, target) pairs
     generator: Callable  # (build_generator) -> the generator it trains and saves, built in a fixed order
     discriminator: Callable  # (build_discriminator) -> its discriminator, or None
     new_train_step: Callable  # (pool_size, seed, rank) -> train_step(nets, x, y, weights, device, amp, guard, ranks, motion)
@@ -124,7 +123,6 @@ class Mode:
     what_trains: Callable  # (network) -> the start line's words for what trains
     directions: Callable  # (generator, "AtoB" or "BtoA") -> (the network that translates, the one back or None)
     reconstruction_loss: str  # the loss that says how close the generator comes (progress line, watchdog)
-    default_gan_loss: str = "dcgan"  # --gan-loss unless typed
 
     def networks(self, build_generator, build_discriminator):
         """(generator, discriminator or None): generators first, so that a seed gives the same weights."""
@@ -143,9 +141,13 @@ def cycle_discriminators(build_discriminator):
 
 
 def paired_line(when, scores):
-    jod = f", JOD {scores['val/jod']:.2f} (identity {scores['val/jod_identity']:.2f})" if "val/jod" in scores else ""
-    return (f"{when}: validation L1 {scores['val/l1']:.4f} (identity {scores['val/l1_identity']:.4f}), "
-            f"PSNR {scores['val/psnr']:.2f} dB (identity {scores['val/psnr_identity']:.2f} dB){jod}")
+    """"step 0: validation L1 0.1886 (identity 0.1789), PSNR 13.19 dB (identity 13.19 dB), ...": the
+    scores the metric registry shows in progress lines, each beside the identity's."""
+    def score(name, metric):
+        value, identity = (f"{scores[f'val/{key}']:.{metric.digits}f}{metric.unit}" for key in (name, f"{name}_identity"))
+        return f"{metric.short} {value} (identity {identity})"
+
+    return f"{when}: validation " + ", ".join(score(name, m) for name, m in shown_in("progress") if f"val/{name}" in scores)
 
 
 def cycle_line(when, scores):
@@ -160,28 +162,19 @@ def cycle_samples(folder, epoch, clips, fps, log):
                   more=zip(("B", "B to A", "back to B"), (windows[0] for windows in clips["BtoA"])))
 
 
-def unpaired_mode(summary, predictors, what_trains):
-    return Mode(summary, unpaired=True, generator=cycle_generators(predictors), discriminator=cycle_discriminators,
+def unpaired_mode(predictors, what_trains):
+    return Mode(generator=cycle_generators(predictors), discriminator=cycle_discriminators,
                 new_train_step=CycleStep, validate=lambda g, val, *compute, **scoring: validate_unpaired(g, *val, *compute, **scoring),
                 write_samples=cycle_samples, validation_line=cycle_line, what_trains=what_trains,
-                directions=lambda generator, direction: generator.direction(direction), reconstruction_loss="g_cycle",
-                default_gan_loss="lsgan")  # as CycleGAN trains
+                directions=lambda generator, direction: generator.direction(direction), reconstruction_loss="g_cycle")
 
 
-PAIRED = Mode(summary="input -> target pairs (pix2pix)", unpaired=False, generator=lambda build: build(),
+PAIRED = Mode(generator=lambda build: build(),
               discriminator=lambda build: build(6),  # conditional: it sees the input beside the clip
               new_train_step=lambda pool_size, seed, rank=0: gan_step,
               validate=lambda g, val, *compute, **scoring: validate(g, val[0], *compute, **scoring), write_samples=write_samples,
               validation_line=paired_line, what_trains=lambda network: network,
               directions=lambda generator, direction: (generator, None), reconstruction_loss="g_l1")
 
-# --mode NAME -> its Mode. Keep each entry a call with a literal `summary=` (here or where its name is
-# assigned above): --mode and its help are read from this file's source.
-MODES = {
-    "paired": PAIRED,
-    "cycle": unpaired_mode(summary="CycleGAN on an unpaired dataset (two generators, two unconditional discriminators, "
-                                   "cycle and identity losses)", predictors=False,
-                           what_trains=lambda network: f"cycle: two {network} generators"),
-    "recycle": unpaired_mode(summary="cycle plus Recycle-GAN's temporal predictors and recurrent and recycle losses",
-                             predictors=True, what_trains=lambda network: f"recycle: two {network} generators and two predictors"),
-}
+CYCLE = unpaired_mode(predictors=False, what_trains=lambda network: f"cycle: two {network} generators")
+RECYCLE = unpaired_mode(predictors=True, what_trains=lambda network: f"recycle: two {network} generators and two predictors")

@@ -8,11 +8,12 @@ way: the one of the `direction` asked translates, and the other brings its outpu
 import dataclasses
 from dataclasses import dataclass
 
-from networks import GENERATORS, build_generator, generator_spec
+from networks import GENERATORS, generator_spec
+from networks.registry import MODES
 from networks.plugin import verified_source
 from runfolder.checkpoint import load_checkpoint, resolve_checkpoint
 from runfolder.layout import CheckpointsRoot
-from training.modes import MODES
+from training.run_spec import saved_run_spec
 from utils.errors import CheckpointError
 from utils.size import Size
 
@@ -89,19 +90,20 @@ def load_model(checkpoint, device, network_source=None, allow_changed_network=Fa
     path = resolve_checkpoint(checkpoint)
     state = load_checkpoint(path)
     try:
-        spec = generator_spec(state["network"])
+        network = generator_spec(state["network"])
     except ValueError:
         raise CheckpointError(path, f"holds an unknown network {state['network']!r}; known: {', '.join(sorted(GENERATORS))}") from None
     record = state["sources"]["generator"]
-    if not spec.builtin and record is None:
-        raise CheckpointError(path, f"holds a network from {spec.module} but no record of that file's hash; train it again")
+    if not network.builtin and record is None:
+        raise CheckpointError(path, f"holds a network from {network.module} but no record of that file's hash; train it again")
     source = verified_source(record, network_source, allow_changed_network) if record else None
-    mode = MODES.get(state["config"].get("mode"))
-    if mode is None:
+    if state["config"].get("mode") not in MODES:
         raise CheckpointError(path, f"was trained in a mode this vgan does not know ({state['config'].get('mode')!r}; it knows "
                                     f"{', '.join(MODES)}); use the vgan that trained it")
+    spec = saved_run_spec(state, {**record, "file": str(source)} if record else None)
+    mode = spec.mode.load()
     try:
-        generator = mode.generator(lambda: build_generator(state["network"], source=source, **state["model_args"]))
+        generator = mode.generator(lambda: spec.build_generator("cpu"))
         averaged = average and state.get("ema") is not None
         generator.load_state_dict(state["ema"] if averaged else state["generator"])
     except (TypeError, RuntimeError, ValueError) as exc:
