@@ -5,10 +5,13 @@ what it declares beside its class (networks/declared.py), a plug-in's from --net
 
     generator_args(config)    # -> {"channels": 16, "depth": 4, "temporal_pool": False, "conv": "3d", "residual": True}
 """
+import numpy as np
+
 from datasets.flow import has_flow
 from datasets.pairs import TWO_VIDEOS, parse_pair
 from networks import discriminator_spec, generator_spec, has_adversary
 from networks.declared import constructor_defaults, declared
+from metrics.scores import mean_psnr
 from networks.plugin import sha256_of, source_record, verified_source
 
 RESIDUAL_MIN_IDENTITY_PSNR = 20.0  # dB: an input this close to its target is a rough answer, worth correcting
@@ -58,6 +61,17 @@ def resolve_residual(config, meta, identity_psnr):
     reason = (f"{what} already scores {identity_psnr:.1f} dB PSNR against the target on the training part, "
               f"{'at least' if close else 'under'} {RESIDUAL_MIN_IDENTITY_PSNR:g} dB")
     return {**config, "residual": "on" if close else "off"}, "auto: " + reason
+
+
+def identity_psnr(dataset, most=512):
+    """PSNR (dB) of the training part's input taken as the answer: from meta.json, or measured on at
+    most `most` frames spread over it (datasets built before build-dataset recorded it)."""
+    recorded = (dataset.meta.get("identity_psnr") or {}).get("train")
+    if recorded is not None or dataset.unpaired:  # no pairs, no identity score
+        return recorded
+    frames = np.concatenate([np.arange(start, stop) for start, stop in dataset.ranges("train")])
+    frames = frames[np.linspace(0, len(frames) - 1, min(most, len(frames))).astype(int)] if len(frames) else frames
+    return mean_psnr(dataset.a[frames], dataset.b[frames]) if len(frames) else 0.0
 
 
 def resolve_temporal(config, dataset, asked):

@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -36,8 +35,8 @@ from runfolder.layout import RunFolder, experiment_folder
 from runfolder.lock import ExperimentLock
 from runfolder.metrics import MetricsLog
 from runfolder.verdicts import DRIVER_SILENCE_S, PRUNED, SILENT, VerdictGate
-from training.from_flags import architecture, network_sources, resolve_residual, resolve_temporal
-from training.run_spec import RunSpec, run_spec
+from training.from_flags import architecture
+from training.run_spec import RunSpec, run_spec_on
 from training.signals import EXIT_CODES, StopSignals
 from training.ema import WeightAverage
 from training.step import LossWeights, Nets, NonFiniteGuard, NonFiniteLoss
@@ -49,7 +48,6 @@ from compute.precision import grad_scaler
 from utils.device import to_model_input
 from utils.errors import CheckpointError, DatasetError, TrainingError, warn
 from utils.fsio import remove_partials
-from metrics.scores import mean_psnr
 from utils.progress import Progress, duration
 from utils.size import Size
 
@@ -212,16 +210,14 @@ def build_run(config, explicit, ranks, device, on_epoch_end):
     if config["deterministic"]:
         deterministic_algorithms()
     dataset = open_dataset(config, ranks)
-    config, temporal_note = resolve_temporal(config, dataset, asked="temporal" in explicit or state is not None)
-    check_mode(config, dataset)
-    config, residual_note = resolve_residual(config, dataset.meta, identity_psnr(dataset))
-    spec = run_spec(config, network_sources(config, state.get("sources") if state is not None else None))
+    spec, notes = run_spec_on(config, dataset, state, temporal_asked="temporal" in explicit or state is not None)
+    check_mode(spec, dataset)
     data = load_data(spec, dataset, ranks, state, folder)
     train_step = timing_step(spec, ranks.rank)
     nets, compute = build_networks(spec, data.train_windows, ranks, device, state, train_step)
     if state is not None and state.get("step_state") is not None:
         train_step.load_state_dict(state["step_state"], device)
-    return Run(spec, folder, ranks, device, data, nets, compute, residual_note, temporal_note, train_step, on_epoch_end), state
+    return Run(spec, folder, ranks, device, data, nets, compute, notes["residual"], notes["temporal"], train_step, on_epoch_end), state
 
 
 def train_from(run, state, defaults):
@@ -298,9 +294,9 @@ def load_data(spec, dataset, ranks, state, folder):
     return Data(dataset, data_print, train_windows, val)
 
 
-def check_mode(config, dataset):
+def check_mode(spec, dataset):
     """A paired mode needs pairs, and the unpaired modes an unpaired dataset; --temporal needs a target."""
-    unpaired_mode = MODES[config["mode"]].unpaired
+    config, unpaired_mode = spec.flags, spec.mode.unpaired
     fitting = " or ".join(f"--mode {name}" for name, mode in MODES.items() if mode.unpaired == dataset.unpaired)
     if dataset.unpaired and not unpaired_mode:
         raise DatasetError(config["data"], f"is unpaired (no target for each input), so --mode {config['mode']} cannot train "
@@ -308,20 +304,9 @@ def check_mode(config, dataset):
     if unpaired_mode and not dataset.unpaired:
         raise DatasetError(config["data"], f"is paired, but --mode {config['mode']} trains on unpaired data; build it with "
                                            f"`build-dataset --unpaired --a ... --b ...`, or train it with {fitting}")
-    if unpaired_mode and config["temporal"]:
+    if unpaired_mode and spec.weights.temporal:
         raise DatasetError(config["data"], f"--temporal needs a target's motion, which --mode {config['mode']} has not; "
                                            f"--mode recycle keeps translations steady in time instead")
-
-
-def identity_psnr(dataset, most=512):
-    """PSNR (dB) of the training part's input taken as the answer: from meta.json, or measured on at
-    most `most` frames spread over it (datasets built before build-dataset recorded it)."""
-    recorded = (dataset.meta.get("identity_psnr") or {}).get("train")
-    if recorded is not None or dataset.unpaired:  # no pairs, no identity score
-        return recorded
-    frames = np.concatenate([np.arange(start, stop) for start, stop in dataset.ranges("train")])
-    frames = frames[np.linspace(0, len(frames) - 1, min(most, len(frames))).astype(int)] if len(frames) else frames
-    return mean_psnr(dataset.a[frames], dataset.b[frames]) if len(frames) else 0.0
 
 
 def build_networks(spec, train_windows, ranks, device, state, train_step):

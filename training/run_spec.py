@@ -16,7 +16,7 @@ from networks import build_discriminator, build_generator, discriminator_spec, g
 from networks.registry import ADVERSARIAL_LOSSES, MODES, LossEntry, ModeEntry
 from networks.declared import constructor_defaults
 from networks.plugin import NetworkSpec
-from training.from_flags import discriminator_args, generator_args
+from training.from_flags import discriminator_args, generator_args, identity_psnr, network_sources, resolve_residual, resolve_temporal
 from training.step import LossWeights
 
 
@@ -91,6 +91,16 @@ def run_spec(config, sources=None):
                                                                 frozen(sources.get("discriminator"))),
         clip_frames=config["pool"], stride=config["step"], compute=(config["amp"], config["memory_format"]),
         weights=LossWeights.from_config(config))
+
+
+def run_spec_on(config, dataset, state, temporal_asked):
+    """(the RunSpec of a run about to train on `dataset`, {"residual": why, "temporal": why}): the
+    flags' --residual auto and default temporal weight decided by the data, and the plug-ins'
+    files hashed, or verified against the checkpoint `state` of a resumed run."""
+    config, temporal = resolve_temporal(config, dataset, asked=temporal_asked)
+    config, residual = resolve_residual(config, dataset.meta, identity_psnr(dataset))
+    sources = network_sources(config, state.get("sources") if state is not None else None)
+    return run_spec(config, sources), {"residual": residual, "temporal": temporal}
 
 
 def saved_run_spec(state, generator_source=None):
