@@ -12,7 +12,7 @@ from utils.errors import UsageError, UserError
 
 # Every command, in the order a user meets them: each is a module commands/NAME.py with HELP,
 # add_arguments(parser) and main(args) -> exit code (and optionally HELP_ACTION, its -h).
-COMMANDS = ["split", "build_dataset", "inspect_network", "train", "compare", "evaluate", "demo", "runs", "sweep", "verdict"]
+COMMANDS = ["split", "build_dataset", "inspect_network", "train", "compare", "evaluate", "export", "demo", "runs", "sweep", "verdict"]
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

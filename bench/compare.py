@@ -6,7 +6,9 @@ same with full 3x3x3 convolutions (the demo's network before). Ours: `main.py co
 every frame (PSNR, SSIM, warping error) and writes input | generated | target. The baseline: ffmpeg
 splits the video to JPEG files; each 9-frame window, every 3 frames, goes through the network one at
 a time in float32 with autograd on; each generated frame is written as a JPEG (later windows
-overwrite earlier ones); ffmpeg encodes the JPEGs with mpeg4. The two alternate; medians are printed.
+overwrite earlier ones); ffmpeg encodes the JPEGs with mpeg4. Beside them, `compare` in float32
+(--amp off) and with the same network exported to ONNX and run by ONNX Runtime (--backend
+onnxruntime, float32): the two backends side by side. All alternate; medians are printed.
     python -m bench.compare
     python -m bench.compare --conv 3d
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python -m bench.compare    # an AVX2-only CPU, approximately
@@ -69,6 +71,18 @@ def write_checkpoint(folder, conv=NETWORK["conv"]):
                              "step": 0, "version": VERSION, "dataset": {"pair": "gray", "width": 64, "height": 64, "fps": 25}})
 
 
+def write_onnx(checkpoint, video, out):
+    """The checkpoint's generator exported to ONNX (checked against PyTorch on the video's first frames)."""
+    import torch
+
+    from inference.export import export_onnx
+    from media.decode import iter_frames
+    from training.trained_model import load_model
+
+    model = load_model(checkpoint, torch.device("cpu"))
+    export_onnx(model, next(iter_frames(video, chunk_frames=model.clip_frames)), out)
+
+
 def timed(command, env):
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env)
@@ -88,22 +102,26 @@ def main():
         subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s=64x64:r=25:d={args.frames / 25}",
                         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video)], check=True)
         write_checkpoint(checkpoint, args.conv)
-        ours = [sys.executable, str(REPO / "main.py"), "compare", "--video", str(video), "--checkpoint", str(checkpoint),
-                "-o", str(tmp / "ours.mp4"), "--overwrite"]
-        times = {"compare": [], "2018 way": []}
+        write_onnx(checkpoint, video, tmp / "demo.onnx")
+        compare = [sys.executable, str(REPO / "main.py"), "compare", "--video", str(video), "--overwrite"]
+        variants = {"compare": [*compare, "--checkpoint", str(checkpoint), "-o", str(tmp / "compare.mp4")],
+                    "compare fp32": [*compare, "--checkpoint", str(checkpoint), "--amp", "off", "-o", str(tmp / "compare fp32.mp4")],
+                    "onnxruntime": [*compare, "--backend", "onnxruntime", "--model", str(tmp / "demo.onnx"), "-o", str(tmp / "onnxruntime.mp4")]}
+        times = {name: [] for name in [*variants, "2018 way"]}
         for round_number in range(args.rounds):
-            times["compare"].append(timed(ours, env))
+            for name, command in variants.items():
+                times[name].append(timed(command, env))
             work = tmp / f"baseline{round_number}"
             times["2018 way"].append(timed([sys.executable, "-c", BASELINE, ffmpeg_exe(), str(video), str(work), str(checkpoint)], env))
-        frames = {"compare": probe(tmp / "ours.mp4").frames, "2018 way": probe(work / "out.mp4").frames}
+        frames = {**{name: probe(tmp / f"{name}.mp4").frames for name in variants}, "2018 way": probe(work / "out.mp4").frames}
     print(machine_summary())
     print(f"{args.frames} frames of 64x64, the demo's U-Net ({DEMO_NETWORK}, conv {args.conv}); whole process, median of "
           f"{args.rounds} alternating rounds")
     base = args.frames / statistics.median(times["2018 way"])
-    print(f"{'variant':<12}{'seconds':>9}{'frames/s':>10}{'vs 2018':>9}{'frames out':>12}")
+    print(f"{'variant':<14}{'seconds':>9}{'frames/s':>10}{'vs 2018':>9}{'frames out':>12}")
     for name, values in times.items():
         seconds = statistics.median(values)
-        print(f"{name:<12}{seconds:>9.2f}{args.frames / seconds:>10.1f}{args.frames / seconds / base:>8.1f}x{frames[name]:>12}")
+        print(f"{name:<14}{seconds:>9.2f}{args.frames / seconds:>10.1f}{args.frames / seconds / base:>8.1f}x{frames[name]:>12}")
 
 
 if __name__ == "__main__":

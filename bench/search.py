@@ -1,49 +1,161 @@
-"""Structures compared each at its best, on a task whose answer the guide knows: the example plug-in
-(examples/factorised.py) against the U-Net on the guide's footage (blur -> sharp, five shots of
-scikit-image's photographs), every number from this one run:
+"""What pruning saves and what it loses, on tasks whose answers the guide knows (blur -> sharp, and
+gray -> colour, on five shots of scikit-image's photographs), for the U-Net and the example
+plug-in (examples/factorised.py), at each budget asked, every number from this one run:
 
-- each structure at the train defaults (seed 0);
-- a grid of the same budget (the space's learning rates times L1 weights, as many points as trials);
-- the search (`sweep --search`, TPE, median pruning) and the same search without pruning: the best
-  score each found, and the trial-steps that pruning saved;
-- the finals: each structure's best configuration from the pruned search with more seeds, and
-  Welch's t-test between the structures' seed groups.
+- the search without pruning (`sweep --search N --prune none`): every trial's validation curve,
+  the best it found, and the finals of its best configuration (more seeds: their deviation is the
+  yardstick of "as good");
+- the search with the default pruner, run for real: the trial-steps it saved and the best it found;
+- every candidate pruner replayed on the unpruned trials' curves, in many orders of the trials
+  (Optuna's own pruners, told the same values at the same steps): the trial-steps each would save,
+  and how often the best it would keep is within one finals deviation of the unpruned best.
 
-    python -m bench.search --work /tmp/bench_search                            # 48x32, 100 steps, 6 trials, 2 finals
-    python -m bench.search --size 64x48 --steps 300 --trials 12 --finals 3     # the guide's scale (hours on 2 cores)
+    python -m bench.search --quick                                   # 15 minutes or less on 2 cores
+    python -m bench.search --steps 100,300 --trials 8 --finals 3     # the docs' table (hours on 2 cores)
 """
 import argparse
+import dataclasses
+import datetime
+import hashlib
 import json
+import random
+import subprocess
 from pathlib import Path
 
 from bench import REPO, run_main
 from bench.footage import natural_shots
 from cli.argtypes import frame_size
 from datasets.build import build_dataset, derived_sources
-from experiments.stats import mean_std, welch_t_test
+from experiments.search import DEFAULT_PRUNER, PRUNERS
+from experiments.stats import mean_std
+from runfolder.metrics import metric_lines, validation_records
 from utils.device import machine_summary
 
 PHOTOS = ("astronaut", "chelsea", "rocket", "cat", "immunohistochemistry")  # the guide's shots
 STRUCTURES = ("unet", f"{REPO / 'examples' / 'factorised.py'}:Factorised")  # the plug-in by its path: any working folder
-LRS, L1S = (3e-4, 1e-3, 3e-3), (30.0, 100.0)  # the grid: inside the space of examples/search.toml
 SPACE = REPO / "examples" / "search.toml"
+TASKS = {"blur": "blur", "colour": "gray"}  # the task's name -> build-dataset's --pair
+ORDERS = 50  # orders of the trials each candidate is replayed in
+# The pruners tried (name -> Strategy): the registry's, and variants of them.
+def variant(name, options=(), per_budget=()):
+    return dataclasses.replace(PRUNERS[name], options=options, per_budget=per_budget)
 
 
+CANDIDATES = {
+    "median, 1 startup trial, no warm-up (the default before)": variant("median", (("n_startup_trials", 1),)),
+    f"median, 2 startup trials, warm-up 1/4{' (the default)' if DEFAULT_PRUNER == 'median' else ''}": PRUNERS["median"],
+    "median, 2 startup trials, warm-up 1/2": variant("median", (("n_startup_trials", 2),), (("n_warmup_steps", 0.5),)),
+    "halving, first rung 1/10, rate 3": variant("halving", (("reduction_factor", 3),), (("min_resource", 0.1),)),
+    "halving, first rung 1/4, rate 2": variant("halving", (("reduction_factor", 2),), (("min_resource", 0.25),)),
+    "halving, first rung 1/4, rate 2, judged from the second": variant("halving", (("reduction_factor", 2), ("min_early_stopping_rate", 1)),
+                                                                      (("min_resource", 0.25),)),
+    "hyperband, first rung 1/10, rate 3": variant("hyperband", (("reduction_factor", 3),), (("min_resource", 0.1), ("max_resource", 1.0))),
+}
 
-def last_psnr(folder):
-    records = [json.loads(line) for line in (Path(folder) / "metrics.jsonl").read_text().splitlines() if '"val/psnr"' in line]
-    return records[-1]["val/psnr"]
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    max_steps: int
+    seed: int = 0
 
 
-def runs_of(root):
-    return {run["name"]: run for run in json.loads(run_main("runs", "--checkpoints", root, "--json", cwd=root.parent).stdout)["runs"]}
-
-
-def search(work, name, data, args, *extra):
-    root = work / name
-    run_main("sweep", "--config", SPACE, "-net", ",".join(STRUCTURES), "--data", data, "--max-steps", args.steps, "--search",
+def search(work, root, data, args, steps, *extra):
+    run_main("sweep", "--config", SPACE, "-net", args.structures, "--data", data, "--max-steps", steps, "--search",
              args.trials, "--jobs", args.jobs, "--checkpoints", root, *extra, cwd=work)
     return json.loads((root / "search" / "summary.json").read_text())["structures"]
+
+
+def curves(root, entry):
+    """[[(step, PSNR)], ...] of a search's trials, in the order they were started."""
+    rows = sorted(entry["rows"], key=lambda row: row["number"])
+    return [[(r["step"], r["val/psnr"]) for r in validation_records(metric_lines(root / row["run"])) if "val/psnr" in r]
+            for row in rows if row["run"]]
+
+
+def replay(strategy, trial_curves, max_steps, order):
+    """(trial-steps used, the best final PSNR among the trials it lets finish) of `strategy` told
+    the curves in `order`, as the search tells Optuna (a trial at its last step is never pruned)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", pruner=strategy.build(Budget(max_steps)),
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    used, best = 0, float("-inf")
+    for index in order:
+        trial, stopped = study.ask(), None
+        for step, value in trial_curves[index]:
+            trial.report(value, step)
+            if step < max_steps and trial.should_prune():
+                stopped = step
+                break
+        if stopped is None:
+            study.tell(trial, trial_curves[index][-1][1])
+            used, best = used + max_steps, max(best, trial_curves[index][-1][1])
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            used += stopped
+    return used, best
+
+
+def replay_table(trial_curves, max_steps, deviation):
+    """{candidate: (share of the trial-steps saved, share of orders whose best is within one finals deviation)}."""
+    finished = [c for c in trial_curves if c and c[-1][0] >= max_steps]
+    unpruned_best = max(c[-1][1] for c in finished)
+    orders = [random.Random(seed).sample(range(len(finished)), len(finished)) for seed in range(ORDERS)]
+    table = {}
+    for name, strategy in CANDIDATES.items():
+        results = [replay(strategy, finished, max_steps, order) for order in orders]
+        saved = 1 - sum(used for used, _ in results) / (len(results) * max_steps * len(finished))
+        kept = sum(unpruned_best - best <= deviation for _, best in results) / len(results)
+        table[name] = (saved, kept)
+    return table
+
+
+def task_data(work, task, args):
+    data = work / "data" / f"footage_{task}"
+    if not data.exists():
+        shots = natural_shots(work / "videos", frames=args.frames, size=args.size, photos=PHOTOS)
+        build_dataset(data, derived_sources(shots, TASKS[task]), args.size, quiet=True)
+    return data
+
+
+def measure(work, task, steps, args):
+    """The rows of one task and budget, per structure."""
+    data = task_data(work, task, args)
+    default = PRUNERS[DEFAULT_PRUNER]  # the pruned search's folder is named by the default's settings: a new default, a new search
+    unpruned_root = work / f"{task}_{steps}_unpruned"
+    pruned_root = work / f"{task}_{steps}_pruned_{hashlib.sha256(repr(default).encode()).hexdigest()[:8]}"
+    unpruned = search(work, unpruned_root, data, args, steps, "--prune", "none")
+    search(work, unpruned_root, data, args, steps, "--prune", "none", "--finals", args.finals)  # only the finals train
+    pruned = search(work, pruned_root, data, args, steps)
+    finals = {run["name"]: run for run in json.loads(run_main("runs", "--checkpoints", unpruned_root, "--json",
+                                                               cwd=work).stdout)["runs"]}
+    rows = []
+    for structure in args.structures.split(","):
+        stem = Path(structure).stem if "/" in structure else structure
+        scores = [r["psnr"] for name, r in finals.items() if f"_final_{stem}_seed" in name and r["psnr"] is not None]
+        deviation = mean_std(scores)[1] if len(scores) >= 2 else float("nan")
+        a, b = pruned[structure], unpruned[structure]
+        rows.append({"structure": stem, "unpruned best": b["best"]["value"], "pruned best": a["best"]["value"],
+                     "saved": a["saved_steps"] / a["budget_steps"], "deviation": deviation,
+                     "replays": replay_table(curves(unpruned_root, b), steps, deviation)})
+    return rows
+
+
+def commit():
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return done.stdout.strip() or "?"
+
+
+def print_rows(task, steps, rows, args):
+    print(f"\n{task}, {steps} steps, {args.trials} trials per structure, finals of {args.finals} seeds (PSNR, dB, last validation):")
+    for row in rows:
+        print(f"  {row['structure']}: unpruned best {row['unpruned best']:.2f}, finals deviation {row['deviation']:.2f}; "
+              f"the default pruner, run: saved {row['saved']:.0%} of the trial-steps, best {row['pruned best']:.2f} "
+              f"({row['pruned best'] - row['unpruned best']:+.2f})")
+        print(f"    {'replayed on the unpruned curves, ' + str(ORDERS) + ' orders':<58}{'saved':>7}{'best kept':>11}")
+        for name, (saved, kept) in row["replays"].items():
+            print(f"    {name:<58}{saved:>7.0%}{kept:>11.0%}")
 
 
 def main():
@@ -51,51 +163,23 @@ def main():
     parser.add_argument("--work", type=Path, default=Path("/tmp/vgan_bench_search"))
     parser.add_argument("--size", type=frame_size, default=frame_size("48x32"), help="frames: sides the U-Net takes (multiples of 16)")
     parser.add_argument("--frames", type=int, default=96, help="frames per shot (the last tenth held out)")
-    parser.add_argument("--steps", type=int, default=100, help="steps per trial and per run")
-    parser.add_argument("--trials", type=int, default=6, help="trials per structure (and points of the grid)")
-    parser.add_argument("--finals", type=int, default=2)
+    parser.add_argument("--steps", default="100,300", help="budgets: steps per trial, comma-separated")
+    parser.add_argument("--tasks", default="blur,colour")
+    parser.add_argument("--trials", type=int, default=8, help="trials per structure")
+    parser.add_argument("--finals", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--structures", default=",".join(STRUCTURES), help="-net values, comma-separated")
+    parser.add_argument("--quick", action="store_true", help="the U-Net alone, 100 steps, 6 trials, 2 finals, both tasks: "
+                                                             "15 minutes or less on 2 cores")
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.trials, args.finals, args.structures = "100", 6, 2, STRUCTURES[0]
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    data = work / "data" / "footage_blur"
-    if not data.exists():
-        shots = natural_shots(work / "videos", frames=args.frames, size=args.size, photos=PHOTOS)
-        build_dataset(data, derived_sources(shots, "blur"), args.size, quiet=True)
-    budget = ["--max-steps", args.steps, "--data", data, "--jobs", args.jobs]
-
-    defaults = work / "defaults"
-    run_main("sweep", "-net", ",".join(STRUCTURES), *budget, "--checkpoints", defaults, cwd=work)
-    grid = work / "grid"
-    points = [(lr, l1) for lr in LRS for l1 in L1S][:args.trials]
-    for lr, l1 in points:
-        run_main("sweep", "-net", ",".join(STRUCTURES), *budget, "-lr", lr, "--l1", l1, "--checkpoints", grid, cwd=work)
-    pruned = search(work, "search", data, args)
-    unpruned = search(work, "search_unpruned", data, args, "--prune", "none")
-    search(work, "search", data, args, "--finals", args.finals)  # the pruned search is done: only its finals train
-
-    at_defaults, in_grid, finals = runs_of(defaults), runs_of(grid), runs_of(work / "search")
-    print(f"{machine_summary()}; {args.size.width}x{args.size.height} frames, {args.steps} steps per run, {args.trials} trials "
-          f"per structure, finals of {args.finals} seeds; held-out PSNR (dB), last validation")
-    print(f"{'structure':<36}{'defaults':>9}{'grid best':>10}{'search':>8}{'unpruned':>10}{'steps used':>12}"
-          f"{'unpruned':>10}{'saved':>7}   finals (mean ± std)")
-    groups = {}
-    for structure in STRUCTURES:
-        stem = Path(structure).stem if "/" in structure else structure
-        default = next(r["psnr"] for r in at_defaults.values() if r["network"] == structure)
-        grid_best = max(r["psnr"] for r in in_grid.values() if r["network"] == structure and r["psnr"] is not None)
-        a, b = pruned[structure], unpruned[structure]
-        used_a, used_b = (sum(row["steps"] for row in e["rows"]) for e in (a, b))
-        scores = [r["psnr"] for name, r in finals.items() if f"_final_{stem}_seed" in name]
-        groups[structure] = scores
-        m, s = mean_std(scores) if scores else (float("nan"), 0.0)
-        print(f"{structure:<36}{default:>9.2f}{grid_best:>10.2f}{a['best']['value']:>8.2f}{b['best']['value']:>10.2f}"
-              f"{used_a:>12}{used_b:>10}{1 - used_a / used_b:>7.0%}   {m:.2f} ± {s:.2f} (n={len(scores)})")
-        print(f"{'':<36}best of the search: {json.dumps(a['best']['params'])}; unpruned: {json.dumps(b['best']['params'])}")
-    first, second = (groups[s] for s in STRUCTURES)
-    if len(first) >= 2 and len(second) >= 2:
-        t, dof, p = welch_t_test(first, second)
-        print(f"finals: Welch's t = {t:.2f}, p = {p:.3g} ({'a difference' if p < 0.05 else 'no significant difference'} at p < 0.05)")
+    print(f"{machine_summary()}; {datetime.date.today()}; commit {commit()}; {args.size.width}x{args.size.height} frames")
+    for steps in map(int, args.steps.split(",")):
+        for task in args.tasks.split(","):
+            print_rows(task, steps, measure(work, task, steps, args), args)
 
 
 if __name__ == "__main__":

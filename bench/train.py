@@ -9,8 +9,11 @@ only where the CPU computes it natively. One more row adds the temporal loss at 
 weight to the float32 contiguous 3d step (on a flow of zeros, every pixel kept: its cost does not
 depend on the values), and a line says what it costs. It also prints which way
 `--memory-format auto --amp auto` would choose from these numbers, and a 3x3x3 conv3d layer alone
-as the machine's peak.
+as the machine's peak. It ends with the default step (the demo's and the guide's (2+1)D U-Net,
+bench/step_profile.py) in the way auto picks: how near it comes to its own convolutions' rate, and
+with --profile where its time goes.
     python -m bench.train
+    python -m bench.train --networks none --profile    # the default step alone, with its profile
     python -m bench.train --device cuda      # a GPU (bench/gpu.py checks the rest of what runs there)
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python -m bench.train    # an AVX2-only CPU, approximately
 """
@@ -23,7 +26,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.step_profile import TEMPORAL, auto_way, conv_calls, convolutions_alone, profile_rows
 from cli.train_flags import default_flags
+from commands.demo import NETWORK
 from compute.choice import Compute, fastest
 from compute.precision import amp_pays_here, grad_scaler
 from datasets.slider import ClipSlider
@@ -158,6 +163,7 @@ def main():
     parser.add_argument("--networks", default="unet,resnet")
     parser.add_argument("--convs", default="3d,2plus1d")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--profile", action="store_true", help="also where the default step's time goes (torch.profiler)")
     args = parser.parse_args()
     device = pick_device(args.device)
     frames = np.random.default_rng(0).integers(0, 256, (400, 64, 64, 3), dtype=np.uint8)
@@ -166,8 +172,44 @@ def main():
     print(f"64x64, pool 9, batch 5, dcgan + L1; median of {args.rounds} alternating rounds of {args.steps} steps")
     peak = conv_peak(device)
     print("conv3d layer peak (fwd+bwd): " + ", ".join(f"{dtype} {rate:.0f} GFLOP/s" for dtype, rate in peak.items()) + "\n")
-    for network in args.networks.split(","):
+    for network in filter(lambda name: name != "none", args.networks.split(",")):
         bench_network(network, args.convs.split(","), slider, args.rounds, args.steps, device)
+    default_step(slider, device, args, peak)
+
+
+def default_step(slider, device, args, peak):
+    """The default step in its automatic way against its convolutions, each timed alone (and its profile)."""
+    way, seconds, ways = auto_way(slider, device, args.rounds, args.steps)
+    print("the default step (" + NETWORK["conv"] + f" U-Net, depth {NETWORK['depth']}, {NETWORK['channels']} channels; the demo's): "
+          + ", ".join(f"{name} {s:.3f} s" for name, s in ways.items()) + f"; auto: {way.compute.name}")
+    alone = convolutions_alone(conv_calls(way, slider), way)
+    kinds = {}
+    for kind, s, gflop in alone:
+        count, total_s, total_gflop = kinds.get(kind, (0, 0.0, 0.0))
+        kinds[kind] = (count + 1, total_s + s, total_gflop + gflop)
+    print(f"  {'its convolutions, each alone (fwd+bwd)':<42}{'calls':>6}{'ms':>9}{'GFLOP':>8}{'GFLOP/s':>9}")
+    for kind, (count, s, gflop) in sorted(kinds.items(), key=lambda item: -item[1][1]):
+        print(f"  {kind:<42}{count:>6}{s * 1e3:>9.1f}{gflop:>8.2f}{gflop / s:>9.0f}")
+    conv_seconds, conv_gflop = sum(s for _, s, _ in alone), sum(g for _, _, g in alone)
+    flops = step_flops_of(way, slider)
+    dtype = "bfloat16" if way.compute.amp else "float32"
+    print(f"  the step: {seconds * 1e3:.0f} ms, {flops / 1e9:.1f} GFLOP ({conv_gflop:.1f} in convolutions), {flops / seconds / 1e9:.0f} GFLOP/s, "
+          f"{flops / seconds / 1e9 / peak[dtype]:.0%} of the 3x3x3 layer's {dtype} peak; its convolutions alone: {conv_seconds * 1e3:.0f} ms")
+    print(f"the default step reaches {conv_seconds / seconds:.0%} of its convolutions' own rate ({way.compute.name})")
+    if args.profile:
+        kinds, parts, profiled = profile_rows(way, slider)
+        print(f"\nprofile of the default step ({way.compute.name}; torch.profiler, {profiled * 1e3:.0f} ms per step under it):")
+        for title, table in (("by kind of work", kinds), ("by part of the step", parts)):
+            print(f"  {title}:")
+            for name, s in table.items():
+                print(f"    {name:<52}{s * 1e3:>8.1f} ms {s / profiled:>6.1%}")
+
+
+def step_flops_of(way, slider):
+    x, y, motion = way.batch(slider, 0)
+    with FlopCounterMode(display=False) as counter:
+        gan_step(way.nets, x, y, LossWeights(temporal=TEMPORAL), way.device, way.compute.amp, way.guard, motion=motion)
+    return counter.get_total_flops()
 
 
 if __name__ == "__main__":

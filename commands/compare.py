@@ -27,7 +27,11 @@ HELP = "run a trained generator over a video and write a side-by-side comparison
 def add_arguments(parser):
     parser.add_argument("--video", required=True, help="the input video (or frame folder)")
     parser.add_argument("--target", help="the aligned target video (default: derived from --video for derived-pair models)")
-    parser.add_argument("--checkpoint", help="an experiment folder or a .pt file (default: the most recent experiment in checkpoints/)")
+    parser.add_argument("--checkpoint", help="an experiment folder, a .pt file, or a generator `export --format safetensors` "
+                                             "wrote (default: the most recent experiment in checkpoints/)")
+    parser.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+                        help="torch: the checkpoint in PyTorch; onnxruntime: an exported --model in ONNX Runtime (CPU, float32)")
+    parser.add_argument("--model", metavar="FILE.onnx", help="with --backend onnxruntime: the model `export` wrote (default: none)")
     parser.add_argument("-o", "--output", help="the side-by-side video (default: VIDEO's folder/NAME_compare.mp4)")
     parser.add_argument("--size", type=frame_size, help="frame size the generator runs at, SIDE or WIDTHxHEIGHT (default: the trained size)")
     parser.add_argument("--window", type=positive_int, help="frames per inference window (default: the trained -pool)")

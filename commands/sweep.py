@@ -112,11 +112,11 @@ def add_arguments(parser):
     search.add_argument("--objective", type=objective_list, default=["psnr"], metavar="METRIC[,METRIC]",
                         help="the validation score each trial is judged by, in the direction it is better; two give a "
                              "Pareto front per structure (and no pruning) (default: psnr)")
-    from experiments.search import PRUNERS, SAMPLERS
+    from experiments.search import DEFAULT_PRUNER, PRUNERS, SAMPLERS
 
     search.add_argument("--sampler", choices=list(SAMPLERS), default="tpe",
                         help="Optuna's sampler: " + "; ".join(f"{name}: {s.summary}" for name, s in SAMPLERS.items()))
-    search.add_argument("--prune", choices=list(PRUNERS), default="median",
+    search.add_argument("--prune", choices=list(PRUNERS), default=DEFAULT_PRUNER,
                         help="stop trials clearly behind at a validation: " + "; ".join(f"{name}: {p.summary}" for name, p in PRUNERS.items()))
     search.add_argument("--finals", type=non_negative_int, default=0, metavar="K",
                         help="after the search, train each structure's best configuration again with K seeds (1..K), for "

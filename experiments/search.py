@@ -146,6 +146,7 @@ class Strategy:
     summary: str
     code: str
     options: tuple = ()  # (name, value) pairs for the constructor
+    per_budget: tuple = ()  # (name, fraction) pairs: that fraction of --max-steps, in steps (a pruner's warm-up or first rung)
     seeded: bool = False  # takes the search's --seed
     reason: str = ""
     prunes: bool = True  # a pruner's: whether it ever stops a trial (trials then wait at a gate for its verdict)
@@ -155,7 +156,8 @@ class Strategy:
 
     def build(self, search):
         """Optuna's sampler or pruner for `search`."""
-        return self.load()(**dict(self.options), **({"seed": search.seed} if self.seeded else {}))
+        scaled = {name: max(1, round(fraction * search.max_steps)) for name, fraction in self.per_budget}
+        return self.load()(**dict(self.options), **scaled, **({"seed": search.seed} if self.seeded else {}))
 
 
 SAMPLERS = {
@@ -163,15 +165,22 @@ SAMPLERS = {
     "random": Strategy("random search", "optuna.samplers:RandomSampler", seeded=True),
 }
 PRUNERS = {
-    "median": Strategy("below the median of the trials before it at the same step", "optuna.pruners:MedianPruner",
-                       (("n_startup_trials", 1), ("n_warmup_steps", 0)), reason="behind the median of the trials before it"),
+    # Settings from bench/search.py (docs/benchmarks.md): two trials run whole before any is judged, and none is
+    # judged in the first quarter of its budget, where the order of the trials' scores is still mostly noise.
+    "median": Strategy("below the median of the trials before it at the same step, after 2 trials and a quarter of the budget",
+                       "optuna.pruners:MedianPruner", (("n_startup_trials", 2),), per_budget=(("n_warmup_steps", 0.25),),
+                       reason="behind the median of the trials before it"),
     "halving": Strategy("successive halving: kept only while among the best of the trials at its step",
-                        "optuna.pruners:SuccessiveHalvingPruner",
+                        "optuna.pruners:SuccessiveHalvingPruner", (("reduction_factor", 3),), per_budget=(("min_resource", 0.25),),
                         reason="not among the best the successive-halving pruner keeps at its step"),
+    "hyperband": Strategy("Hyperband (Li et al. 2018): successive halving in brackets that start judging at different steps",
+                          "optuna.pruners:HyperbandPruner", per_budget=(("min_resource", 0.25), ("max_resource", 1.0)),
+                          reason="not among the best Hyperband keeps in its bracket at its step"),
     "none": Strategy("no pruning: every trial runs its whole budget", "optuna.pruners:NopPruner", prunes=False),
 }
 
 NO_PRUNING = PRUNERS["none"]
+DEFAULT_PRUNER = "median"  # `sweep --prune`'s default
 
 
 @dataclass

@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+from torch.profiler import record_function
 
 from compute.choice import NotFinite
 from compute.precision import autocast
@@ -151,40 +152,49 @@ class NonFiniteGuard:
 def gan_step(nets, x, y, weights, device, amp, guard, ranks=Ranks(), motion=None):
     """x, y: (N, C, T, H, W) input and target in [-1, 1]; `motion`: the target's (flow, mask) for the
     temporal loss (datasets/pipeline.py). Returns the step's losses as 0-dim tensors on the device,
-    detached; `guard` (a NonFiniteGuard) keeps a non-finite one from the weights."""
-    with autocast(device, amp):
+    detached; `guard` (a NonFiniteGuard) keeps a non-finite one from the weights. Its parts are named
+    for torch.profiler (bench/train.py --profile): "G forward", "D update", "G losses", "G update"."""
+    with autocast(device, amp), record_function("G forward"):
         fake = nets.generator(x)
     values = {}
 
     # (1) Update D: real pairs towards "real", generated pairs (detached from G) towards "fake".
     if nets.discriminator is not None:
-        set_requires_grad(nets.raw_discriminator, True)
-        with autocast(device, amp):  # one pass over both halves, so DDP syncs once
-            logits = nets.discriminator(torch.cat([x, x]), torch.cat([y, fake.detach()])).float()
-        d_real, d_fake = discriminator_loss(weights.gan, *logits.chunk(2))
-        guard.check([d_real, d_fake])
-        guard.update(nets.opt_d, nets.scaler, 0.5 * (d_real + d_fake))
-        values.update(d_real=d_real.detach(), d_fake=d_fake.detach())
-        set_requires_grad(nets.raw_discriminator, False)
+        with record_function("D update"):
+            values = update_discriminator(nets, x, y, fake, weights, device, amp, guard)
 
     # (2) Update G: fool the updated D, and stay close to the target.
     losses = {}
-    if nets.raw_discriminator is not None:
-        with autocast(device, amp):
-            losses["g_adv"] = generator_loss(weights.gan, nets.raw_discriminator(x, fake).float())
-    losses["g_l1"], losses["g_mse"] = reconstruction_losses(fake, y)
-    total = losses.get("g_adv", 0.0) + weights.l1 * losses["g_l1"] + weights.mse * losses["g_mse"]
-    if weights.temporal:
-        losses["g_temporal"] = temporal_loss(fake, *motion)
-        total = total + weights.temporal * losses["g_temporal"]
+    with record_function("G losses"):
+        if nets.raw_discriminator is not None:
+            with autocast(device, amp):
+                losses["g_adv"] = generator_loss(weights.gan, nets.raw_discriminator(x, fake).float())
+        losses["g_l1"], losses["g_mse"] = reconstruction_losses(fake, y)
+        total = losses.get("g_adv", 0.0) + weights.l1 * losses["g_l1"] + weights.mse * losses["g_mse"]
+        if weights.temporal:
+            losses["g_temporal"] = temporal_loss(fake, *motion)
+            total = total + weights.temporal * losses["g_temporal"]
     return update_generator(nets, guard, {**losses, "g_total": total}, values)
+
+
+def update_discriminator(nets, x, y, fake, weights, device, amp, guard):
+    """D's update on real pairs (x, y) and generated ones (x, fake, detached from G); its losses."""
+    set_requires_grad(nets.raw_discriminator, True)
+    with autocast(device, amp):  # one pass over both halves, so DDP syncs once
+        logits = nets.discriminator(torch.cat([x, x]), torch.cat([y, fake.detach()])).float()
+    d_real, d_fake = discriminator_loss(weights.gan, *logits.chunk(2))
+    guard.check([d_real, d_fake])
+    guard.update(nets.opt_d, nets.scaler, 0.5 * (d_real + d_fake))
+    set_requires_grad(nets.raw_discriminator, False)
+    return {"d_real": d_real.detach(), "d_fake": d_fake.detach()}
 
 
 def update_generator(nets, guard, losses, values):
     """The end of every mode's step: G's update on losses["g_total"] (none once a loss is not
     finite), then the step's losses (`values`, D's, and G's `losses`) detached."""
     guard.check(list(losses.values()))
-    guard.update(nets.opt_g, nets.scaler, losses["g_total"])
+    with record_function("G update"):
+        guard.update(nets.opt_g, nets.scaler, losses["g_total"])
     nets.scaler.update()
     guard.end_step()
     return {**values, **{name: value.detach() for name, value in losses.items()}}

@@ -7,6 +7,7 @@ way: the one of the `direction` asked translates, and the other brings its outpu
 """
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from networks import GENERATORS, generator_spec
 from networks.registry import MODES
@@ -14,7 +15,7 @@ from networks.plugin import verified_source
 from runfolder.checkpoint import load_checkpoint, resolve_checkpoint
 from runfolder.layout import CheckpointsRoot
 from training.run_spec import saved_run_spec
-from utils.errors import CheckpointError
+from utils.errors import CheckpointError, UserError
 from utils.size import Size
 
 
@@ -87,6 +88,8 @@ def load_model(checkpoint, device, network_source=None, allow_changed_network=Fa
     Weights that do not fit are refused. A generator from the user's file is imported from the file the
     run recorded (or `network_source`, where it moved) only while its SHA-256 is the recorded one,
     unless `allow_changed_network`. An unpaired run's translates in `direction` ("AtoB" or "BtoA")."""
+    if Path(checkpoint).suffix == ".safetensors":
+        return load_safetensors(checkpoint, device, network_source, allow_changed_network)
     path = resolve_checkpoint(checkpoint)
     state = load_checkpoint(path)
     try:
@@ -113,3 +116,42 @@ def load_model(checkpoint, device, network_source=None, allow_changed_network=Fa
     if back is None:
         return TrainedModel(forward.to(device).eval(), state, str(path), averaged)
     return TrainedModel(forward.to(device).eval(), state, str(path), averaged, back.to(device).eval(), direction)
+
+
+def load_safetensors(path, device, network_source=None, allow_changed_network=False):
+    """The TrainedModel of a generator `export --format safetensors` wrote: its network rebuilt from
+    the record in the file's metadata (a plug-in's file verified by its SHA-256), its tensors loaded."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    from inference.onnx_runtime import exported_state
+    from inference.export import FORMAT, PREFIX
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise UserError(path, f"is not a safetensors file vgan can read ({str(exc).splitlines()[0][:160]})") from None
+    record = {key[len(PREFIX):]: value for key, value in metadata.items() if key.startswith(PREFIX)}
+    if record.get("format") != FORMAT:
+        raise UserError(path, "holds no record of the flags its network needs (network, its arguments, the run's config); "
+                              "export it with `python main.py export --checkpoint RUN --format safetensors`")
+    state = exported_state(record)
+    plugin = state["sources"]["generator"]
+    source = verified_source(plugin, network_source, allow_changed_network) if plugin else None
+    spec = saved_run_spec({**state, "disc_args": None}, {**plugin, "file": str(source)} if plugin else None)
+    generator = spec.build_generator("cpu")
+    try:
+        generator.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise UserError(path, f"its tensors do not fit a {state['network']} with {state['model_args']} ({str(exc).splitlines()[0][:160]})") from None
+    return TrainedModel(generator.to(device).eval(), state, str(path), record["weights"].startswith("average"))
+
+
+def load_onnx(path):
+    """The TrainedModel of a generator `export` wrote as ONNX, run by ONNX Runtime on the CPU."""
+    from inference.onnx_runtime import OnnxGenerator, exported_state, open_onnx
+
+    session, record = open_onnx(path)
+    return TrainedModel(OnnxGenerator(session, record).eval(), exported_state(record), str(path), record["weights"].startswith("average"))
