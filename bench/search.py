@@ -43,8 +43,8 @@ def variant(name, options=(), per_budget=()):
 
 CANDIDATES = {
     "median, 1 startup trial, no warm-up (the default before)": variant("median", (("n_startup_trials", 1),)),
-    f"median, 2 startup trials, warm-up 1/4{' (the default)' if DEFAULT_PRUNER == 'median' else ''}": PRUNERS["median"],
-    "median, 2 startup trials, warm-up 1/2": variant("median", (("n_startup_trials", 2),), (("n_warmup_steps", 0.5),)),
+    "median, 2 startup trials, warm-up 1/4": variant("median", (("n_startup_trials", 2),), (("n_warmup_steps", 0.25),)),
+    f"median, 2 startup trials, warm-up 1/2{' (the default)' if DEFAULT_PRUNER == 'median' else ''}": PRUNERS["median"],
     "halving, first rung 1/10, rate 3": variant("halving", (("reduction_factor", 3),), (("min_resource", 0.1),)),
     "halving, first rung 1/4, rate 2": variant("halving", (("reduction_factor", 2),), (("min_resource", 0.25),)),
     "halving, first rung 1/4, rate 2, judged from the second": variant("halving", (("reduction_factor", 2), ("min_early_stopping_rate", 1)),

@@ -166,9 +166,9 @@ SAMPLERS = {
 }
 PRUNERS = {
     # Settings from bench/search.py (docs/benchmarks.md): two trials run whole before any is judged, and none is
-    # judged in the first quarter of its budget, where the order of the trials' scores is still mostly noise.
-    "median": Strategy("below the median of the trials before it at the same step, after 2 trials and a quarter of the budget",
-                       "optuna.pruners:MedianPruner", (("n_startup_trials", 2),), per_budget=(("n_warmup_steps", 0.25),),
+    # judged in the first half of its budget, where the trials' curves still cross (a best trial behind until late).
+    "median": Strategy("below the median of the trials before it at the same step, after 2 trials and half the budget",
+                       "optuna.pruners:MedianPruner", (("n_startup_trials", 2),), per_budget=(("n_warmup_steps", 0.5),),
                        reason="behind the median of the trials before it"),
     "halving": Strategy("successive halving: kept only while among the best of the trials at its step",
                         "optuna.pruners:SuccessiveHalvingPruner", (("reduction_factor", 3),), per_budget=(("min_resource", 0.25),),

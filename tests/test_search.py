@@ -48,6 +48,17 @@ def test_a_space_a_search_cannot_use_is_refused_naming_the_key(tmp_path, tiny, b
     assert not (tmp_path / "checkpoints").exists()  # before any trial started
 
 
+def test_a_pruner_s_settings_scale_with_the_trials_budget():
+    from experiments.search import DEFAULT_PRUNER, PRUNERS, Search
+
+    median = PRUNERS[DEFAULT_PRUNER].build(Search({}, trials=8, max_steps=300))
+    assert (median._n_startup_trials, median._n_warmup_steps) == (2, 150)  # half of 300 steps
+    assert PRUNERS[DEFAULT_PRUNER].build(Search({}, trials=8, max_steps=100))._n_warmup_steps == 50
+    halving = PRUNERS["halving"].build(Search({}, trials=8, max_steps=300))
+    assert (halving._min_resource, halving._reduction_factor) == (75, 3)
+    assert PRUNERS["hyperband"].build(Search({}, trials=8, max_steps=300))._max_resource == 300
+
+
 def test_the_expected_best_of_k_is_the_mean_best_over_every_draw():
     scores = [0.3, 1.0, 0.7, 0.2]
     for k in (1, 2, 3):
@@ -118,8 +129,9 @@ def summary_of(root):
 def test_a_search_prunes_a_trial_clearly_behind_and_trains_the_best_again_in_the_finals(tmp_path, tiny):
     space = write_space(tmp_path / "grid.toml", "lr = [1e-3, 1e-7]\n")
     seed = sampler_seed_giving(1e-3, 1e-7)  # the good trial first: the bad one is then behind it at every validation
+    # Two trials: the default pruner waits for two before it judges; successive halving judges the second.
     result = run_cli("sweep", "--config", space, "--data", tiny, "--max-steps", "24", "--search", "2", "--sampler", "random",
-                     "--search-seed", seed, "--finals", "2", *FAST, cwd=tmp_path)
+                     "--search-seed", seed, "--finals", "2", "--prune", "halving", *FAST, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     root = tmp_path / "checkpoints"
     entry = summary_of(root)["structures"]["unet"]
