@@ -78,7 +78,8 @@ def replay(strategy, trial_curves, max_steps, order):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", pruner=strategy.build(Budget(max_steps)),
+    # A fixed study name: Hyperband puts each trial in a bracket by a hash of the name and the trial's number.
+    study = optuna.create_study(study_name="replay", direction="maximize", pruner=strategy.build(Budget(max_steps)),
                                 sampler=optuna.samplers.RandomSampler(seed=0))
     used, best = 0, float("-inf")
     for index in order:
