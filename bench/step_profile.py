@@ -150,6 +150,7 @@ CONV_OPS = ("aten::convolution", "aten::convolution_backward")
 NORM_OPS = ("aten::group_norm", "aten::native_group_norm", "aten::native_group_norm_backward")
 ACTIVATION_OPS = ("aten::relu", "aten::relu_", "aten::threshold_backward", "aten::leaky_relu", "aten::leaky_relu_",
                   "aten::leaky_relu_backward", "aten::tanh", "aten::tanh_backward", "aten::sigmoid", "aten::sigmoid_backward")
+POOL_OPS = ("aten::max_pool3d_with_indices", "aten::max_pool3d_with_indices_backward")
 SCOPES = ("slider", "G forward", "D update", "G losses", "G update")
 
 
@@ -168,10 +169,13 @@ def work_kind(event, shapes):
             return "normalisation"
         if e.name in ACTIVATION_OPS:
             return "activations"
+        if e.name in POOL_OPS:
+            return "max pooling"
         if e.name.startswith("Optimizer.step") or e.name == "aten::_fused_adam_":
             return "optimiser"
-    scope = next((e.name for e in names if e.name in SCOPES), "outside the step")
-    return {"slider": "slider", "G losses": "losses (L1, adversarial, temporal): the rest"}.get(scope, f"other ops in {scope}")
+    scope = next((e.name for e in names if e.name in SCOPES), None)
+    named = {"slider": "slider", "G losses": "losses (L1, adversarial, temporal): the rest", None: "outside the step"}
+    return named.get(scope, f"other operators in {scope} (copies, concatenations, autograd)")
 
 
 def profile_rows(way, slider, steps=4):

@@ -202,7 +202,7 @@ def default_step(slider, device, args, peak):
         for title, table in (("by kind of work", kinds), ("by part of the step", parts)):
             print(f"  {title}:")
             for name, s in table.items():
-                print(f"    {name:<52}{s * 1e3:>8.1f} ms {s / profiled:>6.1%}")
+                print(f"    {name:<66}{s * 1e3:>8.1f} ms {s / profiled:>6.1%}")
 
 
 def step_flops_of(way, slider):

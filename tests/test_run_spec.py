@@ -47,3 +47,11 @@ def test_a_run_folder_written_before_the_run_spec_loads_resumes_and_compares(tmp
     video = make_video(tmp_path / "clip.mp4", size="16x16", seconds=1)
     assert vgan.main(["compare", "--video", str(video), "--checkpoint", "checkpoints/old_run", "-o", "cmp.mp4"]) == 0
     assert json.loads((tmp_path / "cmp.json").read_text())["scores"]["psnr"] > 5
+
+
+def test_a_checkpoint_that_names_few_flags_still_describes_its_run():
+    # A checkpoint written by other tools (bench/compare.py's) names the network and the clip, and little else.
+    state = {"config": {"pool": 9, "mode": "paired", "network": "unet"}, "network": "unet", "model_args": {"channels": 4, "depth": 2}}
+    spec = saved_run_spec(state)
+    assert spec.clip_frames == 9 and spec.stride == 1 and spec.gan_loss.adversary and spec.weights.l1 == 100.0
+    assert spec.build_generator("cpu").size_multiple == 4

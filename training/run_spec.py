@@ -9,6 +9,7 @@ stays its form on disk (`flags`), so run folders of any vgan version load as the
     spec.generator.build(device)              # the network, from its parsed spec and arguments
     spec.mode.load().new_train_step(...)      # the mode's code, imported now
 """
+import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -115,4 +116,12 @@ def saved_run_spec(state, generator_source=None):
         generator=NetworkChoice(generator_spec(state["network"]), frozen(state["model_args"]), frozen(generator_source)),
         discriminator=None if d_args is None else NetworkChoice(discriminator_spec(config.get("disc", "patch")), frozen(d_args)),
         clip_frames=config["pool"], stride=config.get("step", 1), compute=(config.get("amp", "off"), config.get("memory_format", "contiguous")),
-        weights=LossWeights.from_config({**LossWeights.before_they_existed(), **config}))
+        weights=saved_weights(config))
+
+
+def saved_weights(config):
+    """The loss weights a saved config trained with: its own, those of runs saved before a weight
+    existed, and the defaults for any a checkpoint written by other tools does not name."""
+    values = {**LossWeights.before_they_existed(), **config}
+    return LossWeights(**{f.name: values[LossWeights.flag(f.name)] for f in dataclasses.fields(LossWeights)
+                          if LossWeights.flag(f.name) in values})
