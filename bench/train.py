@@ -13,7 +13,7 @@ as the machine's peak. It ends with the default step (the demo's and the guide's
 bench/step_profile.py) in the way auto picks: how near it comes to its own convolutions' rate, and
 with --profile where its time goes.
     python -m bench.train
-    python -m bench.train --networks none --profile    # the default step alone, with its profile
+    python -m bench.train --networks '' --profile      # the default step alone, with its profile
     python -m bench.train --device cuda      # a GPU (bench/gpu.py checks the rest of what runs there)
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python -m bench.train    # an AVX2-only CPU, approximately
 """
@@ -172,7 +172,7 @@ def main():
     print(f"64x64, pool 9, batch 5, dcgan + L1; median of {args.rounds} alternating rounds of {args.steps} steps")
     peak = conv_peak(device)
     print("conv3d layer peak (fwd+bwd): " + ", ".join(f"{dtype} {rate:.0f} GFLOP/s" for dtype, rate in peak.items()) + "\n")
-    for network in filter(lambda name: name != "none", args.networks.split(",")):
+    for network in filter(None, args.networks.split(",")):  # --networks '': the default step alone
         bench_network(network, args.convs.split(","), slider, args.rounds, args.steps, device)
     default_step(slider, device, args, peak)
 
