@@ -3,11 +3,12 @@ of depth 3 and 16 channels against a 16-channel PatchGAN, 64 x 64 clips of 9 fra
 of 5, dcgan + L1, the temporal loss at its default weight), in the way `--amp auto
 --memory-format auto` picks here, and how near it comes to its own convolutions' rate: every
 convolution the step runs (each shape, precision, layout, and the gradients it needs) timed alone,
-forward and backward, as if nothing but convolutions took time. Used by bench/train.py.
+forward and backward, as if nothing but convolutions took time. Used by bench/train.py, whose
+ways of the other networks are StepWays too.
 
-    way, seconds = auto_way(slider, device, rounds=3)
-    alone = convolutions_alone(conv_calls(way, slider))    # [(kind, seconds, GFLOP)]
-    print_profile(way, slider, steps=4)                     # the time by kind of work
+    way, seconds, ways = auto_way(slider, device, rounds=3)
+    alone = convolutions_alone(conv_calls(way, slider), way)     # [(kind, seconds, GFLOP)]
+    kinds, parts, seconds = profile_rows(way, slider, steps=4)   # the time by kind of work, and by part of the step
 """
 import copy
 import statistics
@@ -17,40 +18,43 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cli.train_flags import default_flags
 from commands.demo import NETWORK
 from compute.choice import Compute
 from compute.precision import amp_pays_here, autocast, grad_scaler
 from networks import build_generator
 from networks.discriminator import PatchDiscriminator3D
+from torch.utils.flop_counter import FlopCounterMode
 from training.step import LossWeights, Nets, NonFiniteGuard, gan_step
 from utils.device import to_model_input
 
-TEMPORAL = 10.0  # train's default weight, on a flow of zeros (its cost does not depend on the values)
+TEMPORAL = default_flags()["temporal"]  # train's default weight, on a flow of zeros (its cost does not depend on the values)
 
 
-class DefaultWay:
-    """The default step's networks and optimizers, computing in `compute`."""
+class StepWay:
+    """A generator `g`, a discriminator `d` and their optimizers, computing in `compute`, stepped as
+    training steps them: the real GAN step on batches of the slider, with the temporal loss at
+    `temporal` on a flow of zeros."""
 
-    def __init__(self, compute, device):
-        torch.manual_seed(0)
+    def __init__(self, g, d, compute, device, temporal=0.0):
         layout = torch.channels_last_3d if compute.channels_last else torch.contiguous_format
-        g = build_generator("unet", channels=NETWORK["channels"], depth=NETWORK["depth"], conv=NETWORK["conv"], residual=True)
-        d = PatchDiscriminator3D(channels=NETWORK["d_channels"], layers=3, spectral_norm=NETWORK["spectral_norm"], conv=NETWORK["conv"])
         g, d = g.to(device, memory_format=layout), d.to(device, memory_format=layout)
         self.nets = Nets.around(g, d, grad_scaler(device, compute.amp), lr=2e-4)
-        self.guard, self.compute, self.device = NonFiniteGuard(device), compute, device
+        self.guard, self.compute, self.device, self.temporal = NonFiniteGuard(device), compute, device, temporal
 
     def batch(self, slider, number, epoch=0):
+        """(x, y, motion) of the slider's batch `number`: on the device, in the way's layout."""
         with torch.profiler.record_function("slider"):
             a, b = slider.gather(slider.epoch_batches(epoch)[number % len(slider)], epoch, number)
             x, y = (to_model_input(clips, self.device, self.compute.channels_last) for clips in (a, b))
             n, _, t, h, w = y.shape
-            motion = (torch.zeros(n, 2, t, h, w, device=self.device), torch.ones(n, 1, t, h, w, device=self.device))
+            motion = (torch.zeros(n, 2, t, h, w, device=self.device), torch.ones(n, 1, t, h, w, device=self.device)) if self.temporal else None
         return x, y, motion
 
-    def step(self, slider, number, epoch=0):
+    def step(self, slider, number, epoch=0, amp=None):
         x, y, motion = self.batch(slider, number, epoch)
-        gan_step(self.nets, x, y, LossWeights(temporal=TEMPORAL), self.device, self.compute.amp, self.guard, motion=motion)
+        gan_step(self.nets, x, y, LossWeights(temporal=self.temporal), self.device, self.compute.amp if amp is None else amp,
+                 self.guard, motion=motion)
 
     def seconds_per_step(self, slider, steps, epoch):
         started = time.perf_counter()
@@ -58,12 +62,27 @@ class DefaultWay:
             self.step(slider, number, epoch)
         return (time.perf_counter() - started) / steps
 
+def step_flops(way, slider):
+    """The FLOPs of one step of `way` (torch's counter: its convolutions and matrix products)."""
+    with FlopCounterMode(display=False) as counter:
+        way.step(slider, 0, amp=False)  # the same FLOPs in every precision
+    return counter.get_total_flops()
+
+
+def default_way(compute, device):
+    """The default step (the demo's networks, the temporal loss on), computing in `compute`."""
+    torch.manual_seed(0)
+    g = build_generator("unet", channels=NETWORK["channels"], depth=NETWORK["depth"], conv=NETWORK["conv"], residual=True)
+    d = PatchDiscriminator3D(channels=NETWORK["d_channels"], layers=3, spectral_norm=NETWORK["spectral_norm"], conv=NETWORK["conv"])
+    return StepWay(g, d, compute, device, temporal=TEMPORAL)
+
 
 def auto_way(slider, device, rounds=3, steps=2):
-    """(the DefaultWay in the precision and layout auto picks here, its seconds per step; {way name: seconds}):
-    every way timed in alternating rounds, the fastest (median) taken, as the compute choice does."""
+    """(the default step's StepWay in the precision and layout auto picks here, its seconds per step;
+    {way name: seconds}): every way timed in alternating rounds, the fastest (median) taken, as the
+    compute choice does."""
     amps = [False, True] if amp_pays_here(device) else [False]
-    ways = [DefaultWay(Compute(amp, channels_last), device) for amp in amps for channels_last in (False, True)]
+    ways = [default_way(Compute(amp, channels_last), device) for amp in amps for channels_last in (False, True)]
     for way in ways:
         way.step(slider, 0)  # warm-up: oneDNN picks its kernels on first use
     times = {way.compute.name: [] for way in ways}

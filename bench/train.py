@@ -24,20 +24,18 @@ import time
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from bench.step_profile import TEMPORAL, auto_way, conv_calls, convolutions_alone, profile_rows
+from bench.step_profile import StepWay, auto_way, conv_calls, convolutions_alone, profile_rows, step_flops
 from cli.train_flags import default_flags
 from commands.demo import NETWORK
 from compute.choice import Compute, fastest
-from compute.precision import amp_pays_here, grad_scaler
+from compute.precision import amp_pays_here
 from datasets.slider import ClipSlider
 from networks import build_generator
 from networks.discriminator import PatchDiscriminator3D
 from networks.layers import InstanceNorm3d
 from training.from_flags import discriminator_args
-from training.step import LossWeights, Nets, NonFiniteGuard, gan_step
-from utils.device import machine_summary, pick_device, to_model_input
+from utils.device import machine_summary, pick_device
 
 NETWORKS = {"unet": {"channels": 16, "depth": 4}, "resnet": {"channels": 16, "blocks": 6, "downsample": 2}}
 
@@ -54,37 +52,20 @@ def with_torch_instance_norm(module):
     return module
 
 
-class Way:
-    """A generator, a discriminator and their optimizers, computing one way."""
+class Way(StepWay):
+    """A built-in network at the bench's size against the train defaults' discriminator, computing one way."""
 
     def __init__(self, network, conv, compute, device, before=False, temporal=0.0):
         torch.manual_seed(0)
-        layout = torch.channels_last_3d if compute.channels_last else torch.contiguous_format
         g = build_generator(network, conv=conv, **NETWORKS[network])
         # The discriminator of the train defaults; the step before had instance norm where it now has spectral norm.
         d = PatchDiscriminator3D(**{**discriminator_args(default_flags()), "conv": conv, "spectral_norm": not before})
         if before:
             g, d = with_torch_instance_norm(g), with_torch_instance_norm(d)
-        g, d = g.to(device, memory_format=layout), d.to(device, memory_format=layout)
-        self.nets = Nets.around(g, d, grad_scaler(device, compute.amp), lr=2e-4)
-        self.guard = NonFiniteGuard(device)
-        self.compute, self.conv, self.before, self.device, self.temporal = compute, conv, before, device, temporal
+        super().__init__(g, d, compute, device, temporal)
+        self.conv, self.before = conv, before
         self.name = (f"{conv} {compute.name}" + (", torch InstanceNorm3d (before)" if before else "")
                      + (f", temporal loss {temporal:g}" if temporal else ""))
-
-    def step(self, slider, number, epoch):
-        a, b = slider.gather(slider.epoch_batches(epoch)[number % len(slider)], epoch, number)
-        x, y = (to_model_input(clips, self.device, self.compute.channels_last) for clips in (a, b))
-        n, _, t, h, w = y.shape
-        motion = (torch.zeros(n, 2, t, h, w, device=self.device), torch.ones(n, 1, t, h, w, device=self.device)) if self.temporal else None
-        gan_step(self.nets, x, y, LossWeights(temporal=self.temporal), self.device, self.compute.amp, self.guard, motion=motion)
-
-
-def step_flops(way, slider):
-    a, b = slider.gather(slider.epoch_batches(0)[0])
-    with FlopCounterMode(display=False) as counter:
-        gan_step(way.nets, to_model_input(a, way.device), to_model_input(b, way.device), LossWeights(), way.device, False, way.guard)
-    return counter.get_total_flops()
 
 
 def synchronize(device):
@@ -191,7 +172,7 @@ def default_step(slider, device, args, peak):
     for kind, (count, s, gflop) in sorted(kinds.items(), key=lambda item: -item[1][1]):
         print(f"  {kind:<42}{count:>6}{s * 1e3:>9.1f}{gflop:>8.2f}{gflop / s:>9.0f}")
     conv_seconds, conv_gflop = sum(s for _, s, _ in alone), sum(g for _, _, g in alone)
-    flops = step_flops_of(way, slider)
+    flops = step_flops(way, slider)
     dtype = "bfloat16" if way.compute.amp else "float32"
     print(f"  the step: {seconds * 1e3:.0f} ms, {flops / 1e9:.1f} GFLOP ({conv_gflop:.1f} in convolutions), {flops / seconds / 1e9:.0f} GFLOP/s, "
           f"{flops / seconds / 1e9 / peak[dtype]:.0%} of the 3x3x3 layer's {dtype} peak; its convolutions alone: {conv_seconds * 1e3:.0f} ms")
@@ -203,13 +184,6 @@ def default_step(slider, device, args, peak):
             print(f"  {title}:")
             for name, s in table.items():
                 print(f"    {name:<66}{s * 1e3:>8.1f} ms {s / profiled:>6.1%}")
-
-
-def step_flops_of(way, slider):
-    x, y, motion = way.batch(slider, 0)
-    with FlopCounterMode(display=False) as counter:
-        gan_step(way.nets, x, y, LossWeights(temporal=TEMPORAL), way.device, way.compute.amp, way.guard, motion=motion)
-    return counter.get_total_flops()
 
 
 if __name__ == "__main__":

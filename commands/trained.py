@@ -44,5 +44,5 @@ def onnx_generator(args, clip_shape):
     if args.checkpoint:
         raise UsageError("argument --checkpoint: --backend onnxruntime runs --model; the checkpoint's own run is the torch backend")
     model = load_onnx(args.model)
-    generate = onnx_clip_generator(model.generator, model.generator.record, args.model, clip_shape(model), args.max_memory, args.tile)
+    generate = onnx_clip_generator(model.generator, args.model, clip_shape(model), args.max_memory, args.tile)
     return torch.device("cpu"), model, generate, None

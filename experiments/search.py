@@ -29,7 +29,7 @@ from runfolder.metrics import append_record, metric_lines, read_metrics, validat
 from runfolder.verdicts import VerdictGate
 from utils.errors import UserError
 from utils.fsio import make_folder, write_text_atomic
-from utils.registry import load
+from utils.registry import Entry
 
 # What a search may not vary: the data and the budget are what every trial shares, the seed is
 # the finals', and where a run goes or how it is watched is not a hyperparameter.
@@ -137,22 +137,16 @@ def best_of_curve(scores, higher=True, seed=0):
 
 
 @dataclass(frozen=True)
-class Strategy:
-    """A sampler or a pruner, by the name --sampler or --prune takes (a registry record, as
-    utils/registry.py describes): what -h says of it, Optuna's class as "module:Class" with the
-    options it is built with (optuna imported only then), and, for a pruner, why a trial it
-    stopped was stopped."""
+class Strategy(Entry):
+    """A sampler or a pruner, by the name --sampler or --prune takes: what -h says of it, Optuna's
+    class as "module:Class" with the options it is built with (optuna imported only then), and, for
+    a pruner, why a trial it stopped was stopped."""
 
-    summary: str
-    code: str
     options: tuple = ()  # (name, value) pairs for the constructor
     per_budget: tuple = ()  # (name, fraction) pairs: that fraction of --max-steps, in steps (a pruner's warm-up or first rung)
     seeded: bool = False  # takes the search's --seed
     reason: str = ""
     prunes: bool = True  # a pruner's: whether it ever stops a trial (trials then wait at a gate for its verdict)
-
-    def load(self):
-        return load(self.code)
 
     def build(self, search):
         """Optuna's sampler or pruner for `search`."""

@@ -50,6 +50,23 @@ def record_of(model):
     return {PREFIX + key: value for key, value in record.items()}
 
 
+def read_record(metadata, path):
+    """The vgan record in an exported file's `metadata` ({key: text}), without its prefix; one line
+    for a file that holds none (exported by another tool, or stripped)."""
+    record = {key[len(PREFIX):]: value for key, value in metadata.items() if key.startswith(PREFIX)}
+    if record.get("format") != FORMAT:
+        raise UserError(path, "holds no record of the flags its network needs (the vgan run it came from: network, arguments, "
+                              f"clip frames); export it with `python main.py export --checkpoint RUN -o {Path(path).name}`")
+    return record
+
+
+def exported_state(record):
+    """The parts of a checkpoint an exported file keeps (no weights): what compare reads of its run."""
+    return {"network": record["network"], "model_args": json.loads(record["model_args"]), "config": json.loads(record["config"]),
+            "dataset": json.loads(record["dataset"]), "sources": json.loads(record["sources"]), "step": int(record["step"]),
+            "averaged": record["weights"].startswith("average")}
+
+
 def tiling_record(generator, frames):
     """What the onnxruntime backend needs to plan windows and tiles without PyTorch's graph: whether
     the network normalises over whole frames (then it runs whole frames only), its receptive radius,
@@ -111,14 +128,13 @@ def largest_difference(generator, session, clips):
     return worst, where
 
 
-def export_onnx(model, frames, out, tolerance=None):
+def export_onnx(model, frames, out, tolerance=PARITY_TOLERANCE):
     """Write `model`'s generator to `out` as ONNX, checked first against eager PyTorch with ONNX
     Runtime on clips of `frames` (uint8 (T, H, W, 3), the run's own) at two sizes. Returns the
     largest difference; over `tolerance`, or an operator ONNX lacks, is one UserError and no file."""
     import onnx
     import onnxruntime
 
-    tolerance = PARITY_TOLERANCE if tolerance is None else tolerance
     generator = model.generator.float().eval().cpu()
     clips = parity_inputs(frames, model.clip_frames, size_multiple(generator))
     with staged_file(out) as partial:

@@ -3,7 +3,7 @@ blending and tiles: a torch module on the outside, so that the sliding windows a
 it as they run a PyTorch network; ONNX Runtime's CPU provider on the inside.
 
     session, record = open_onnx("model.onnx")                # a one-line error for a file that is not one
-    generate = onnx_clip_generator(OnnxGenerator(session, record), record, "model.onnx", clip_shape=(4, 9, 64, 64))
+    generate = onnx_clip_generator(OnnxGenerator(session, record), "model.onnx", clip_shape=(4, 9, 64, 64))
 """
 import json
 
@@ -11,7 +11,7 @@ import torch
 
 from inference.generate import ClipGenerator, default_budget, plan
 from inference.tiles import Tiling, fit_tiling
-from inference.export import PREFIX, FORMAT
+from inference.export import read_record
 from utils.errors import UserError
 
 INSTALL = "pip install onnxruntime"
@@ -48,28 +48,19 @@ def open_onnx(path):
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types, one per kind of damage
         raise UserError(path, f"is not an ONNX model ONNX Runtime can load ({str(exc).splitlines()[0][:160]})") from None
-    metadata = session.get_modelmeta().custom_metadata_map
-    record = {key[len(PREFIX):]: value for key, value in metadata.items() if key.startswith(PREFIX)}
-    if record.get("format") != FORMAT:
-        raise UserError(path, "holds no record of the vgan run it came from (clip frames, frame size); export it with "
-                              "`python main.py export --checkpoint RUN -o model.onnx`")
+    record = read_record(session.get_modelmeta().custom_metadata_map, path)
     shape = session.get_inputs()[0].shape
     if len(shape) != 5 or shape[1] != 3:
         raise UserError(path, f"takes input of shape {shape}, not clips (N, 3, T, H, W)")
     return session, record
 
 
-def exported_state(record):
-    """The parts of a checkpoint an exported file keeps (no weights): what compare reads of its run."""
-    return {"network": record["network"], "model_args": json.loads(record["model_args"]), "config": json.loads(record["config"]),
-            "dataset": json.loads(record["dataset"]), "sources": json.loads(record["sources"]), "step": int(record["step"])}
-
-
-def onnx_clip_generator(network, record, path, clip_shape, max_memory=None, tile=None):
+def onnx_clip_generator(network, path, clip_shape, max_memory=None, tile=None):
     """A ClipGenerator of an OnnxGenerator for windows of `clip_shape` (B, T, H, W): whole frames, as
     many windows a pass as `max_memory` holds by the cost PyTorch measured at export; tiles of
     `tile`, or where whole frames do not fit, only for a network that does not normalise over frames."""
     batch, frames, height, width = clip_shape
+    record = network.record
     trained = int(record["frames_per_clip"])
     if frames != trained:
         raise UserError(path, f"takes clips of {trained} frames, not {frames}; drop --window or give --window {trained}")

@@ -80,10 +80,9 @@ METRICS = {
 
 def code_of(name, role):
     """The function or class that computes metric `name` in `role` ("windows" or "stream"), imported now."""
-    import importlib
+    from utils.registry import load
 
-    module, _, attribute = getattr(METRICS[name], role).partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    return load(getattr(METRICS[name], role))
 
 
 def displays(names):

@@ -9,18 +9,7 @@ loading torch. Adding a network, a loss or a mode is its code plus one entry her
 """
 from dataclasses import dataclass
 
-from utils.registry import load
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A registered thing: one line for -h and where its code is ("module:attr")."""
-
-    summary: str
-    code: str
-
-    def load(self):
-        return load(self.code)
+from utils.registry import Entry
 
 
 @dataclass(frozen=True)

@@ -126,9 +126,3 @@ def network_sources(config, saved=None):
             path = verified_source(record, moved_to, config.get("allow_changed_network", False))
             sources[role] = {**record, "file": str(path), "sha256": sha256_of(path)}
     return sources
-
-
-def source_file(sources, role):
-    """The file to import a plug-in `role` from, or None for a built-in."""
-    record = sources.get(role)
-    return record["file"] if record else None

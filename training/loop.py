@@ -213,7 +213,7 @@ def build_run(config, explicit, ranks, device, on_epoch_end):
     spec, notes = run_spec_on(config, dataset, state, temporal_asked="temporal" in explicit or state is not None)
     check_mode(spec, dataset)
     data = load_data(spec, dataset, ranks, state, folder)
-    train_step = timing_step(spec, ranks.rank)
+    train_step = mode_step(spec, ranks.rank)
     nets, compute = build_networks(spec, data.train_windows, ranks, device, state, train_step)
     if state is not None and state.get("step_state") is not None:
         train_step.load_state_dict(state["step_state"], device)
@@ -353,11 +353,11 @@ def choose_run_compute(spec, train_windows, generator, discriminator, ranks, dev
     a, b = train_windows.gather(train_windows.epoch_batches(0)[0], 0, 0)
     # Timed without the temporal loss: it needs the batch's flow, and is cheap next to the networks' passes.
     weights = dataclasses.replace(spec.weights, temporal=0.0)
-    return choose_compute(spec, generator, discriminator, a, b, weights, device, ranks, timing_step(spec))
+    return choose_compute(spec, generator, discriminator, a, b, weights, device, ranks, mode_step(spec))
 
 
-def timing_step(spec, rank=0):
-    """A step of the run's mode: for a rank, or to time ways on copies of its networks (its own, empty history pools)."""
+def mode_step(spec, rank=0):
+    """A new step of the run's mode, with its own (empty) history pools: a rank's, or one that times ways on copies of its networks."""
     return spec.mode.load().new_train_step(spec.flags["pool_size"], spec.flags["seed"], rank)
 
 

@@ -4,9 +4,9 @@ makes (--residual auto, the default temporal loss) and the plug-in files verifie
 checkpoint. Everything that trains, times, saves or loads a run reads this record; config.json
 stays its form on disk (`flags`), so run folders of any vgan version load as they are.
 
-    spec = run_spec(config, sources)          # once, when the run is built
+    spec, notes = run_spec_on(config, dataset, state, temporal_asked)   # once, when the run is built
     spec = saved_run_spec(state, source)      # compare's and evaluate's: as the checkpoint describes it
-    spec.generator.build(device)              # the network, from its parsed spec and arguments
+    spec.build_generator(device)              # the network, from its parsed spec and arguments
     spec.mode.load().new_train_step(...)      # the mode's code, imported now
 """
 import dataclasses

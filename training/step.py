@@ -80,7 +80,7 @@ def added_later(default, before):
 @dataclass(frozen=True)
 class LossWeights:
     """What a step's losses are and weigh: each field is the train flag of its name (`gan` is
-    --gan-loss, a name in networks/losses.py's ADVERSARIAL_LOSSES). Plain data, so that it travels
+    --gan-loss, a name in networks/registry.py's ADVERSARIAL_LOSSES). Plain data, so that it travels
     whole to the timing child as a dict. A new weight is a field here with its flag (cli/train_flags.py),
     declared with added_later(), and a term in the steps that use it."""
 

@@ -99,11 +99,10 @@ def load_model(checkpoint, device, network_source=None, allow_changed_network=Fa
     record = state["sources"]["generator"]
     if not network.builtin and record is None:
         raise CheckpointError(path, f"holds a network from {network.module} but no record of that file's hash; train it again")
-    source = verified_source(record, network_source, allow_changed_network) if record else None
     if state["config"].get("mode") not in MODES:
         raise CheckpointError(path, f"was trained in a mode this vgan does not know ({state['config'].get('mode')!r}; it knows "
                                     f"{', '.join(MODES)}); use the vgan that trained it")
-    spec = saved_run_spec(state, {**record, "file": str(source)} if record else None)
+    spec = verified_spec(state, network_source, allow_changed_network)
     mode = spec.mode.load()
     try:
         generator = mode.generator(lambda: spec.build_generator("cpu"))
@@ -118,14 +117,21 @@ def load_model(checkpoint, device, network_source=None, allow_changed_network=Fa
     return TrainedModel(forward.to(device).eval(), state, str(path), averaged, back.to(device).eval(), direction)
 
 
+def verified_spec(state, network_source=None, allow_changed_network=False):
+    """The RunSpec a checkpoint (or an exported file's record) describes, a plug-in generator's file
+    verified by its SHA-256 (found where it was recorded, or at `network_source`)."""
+    record = state["sources"]["generator"]
+    source = verified_source(record, network_source, allow_changed_network) if record else None
+    return saved_run_spec(state, {**record, "file": str(source)} if record else None)
+
+
 def load_safetensors(path, device, network_source=None, allow_changed_network=False):
     """The TrainedModel of a generator `export --format safetensors` wrote: its network rebuilt from
     the record in the file's metadata (a plug-in's file verified by its SHA-256), its tensors loaded."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
-    from inference.onnx_runtime import exported_state
-    from inference.export import FORMAT, PREFIX
+    from inference.export import exported_state, read_record
 
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -133,25 +139,20 @@ def load_safetensors(path, device, network_source=None, allow_changed_network=Fa
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise UserError(path, f"is not a safetensors file vgan can read ({str(exc).splitlines()[0][:160]})") from None
-    record = {key[len(PREFIX):]: value for key, value in metadata.items() if key.startswith(PREFIX)}
-    if record.get("format") != FORMAT:
-        raise UserError(path, "holds no record of the flags its network needs (network, its arguments, the run's config); "
-                              "export it with `python main.py export --checkpoint RUN --format safetensors`")
-    state = exported_state(record)
-    plugin = state["sources"]["generator"]
-    source = verified_source(plugin, network_source, allow_changed_network) if plugin else None
-    spec = saved_run_spec({**state, "disc_args": None}, {**plugin, "file": str(source)} if plugin else None)
-    generator = spec.build_generator("cpu")
+    state = exported_state(read_record(metadata, path))
+    generator = verified_spec(state, network_source, allow_changed_network).build_generator("cpu")
     try:
         generator.load_state_dict(tensors)
     except RuntimeError as exc:
         raise UserError(path, f"its tensors do not fit a {state['network']} with {state['model_args']} ({str(exc).splitlines()[0][:160]})") from None
-    return TrainedModel(generator.to(device).eval(), state, str(path), record["weights"].startswith("average"))
+    return TrainedModel(generator.to(device).eval(), state, str(path), state["averaged"])
 
 
 def load_onnx(path):
     """The TrainedModel of a generator `export` wrote as ONNX, run by ONNX Runtime on the CPU."""
-    from inference.onnx_runtime import OnnxGenerator, exported_state, open_onnx
+    from inference.export import exported_state
+    from inference.onnx_runtime import OnnxGenerator, open_onnx
 
     session, record = open_onnx(path)
-    return TrainedModel(OnnxGenerator(session, record).eval(), exported_state(record), str(path), record["weights"].startswith("average"))
+    state = exported_state(record)
+    return TrainedModel(OnnxGenerator(session, record).eval(), state, str(path), state["averaged"])

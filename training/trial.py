@@ -28,9 +28,9 @@ def timing_nets(generator, discriminator, device, amp):
 
 def trial_spec(run, clip_shape, weights):
     """What the child builds and steps: the RunSpec `run`'s flags and plug-in records, JSON-ready."""
-    sources = {"generator": run.generator.source, "discriminator": run.discriminator and run.discriminator.source}
-    return {"config": run.config, "sources": {role: record and dict(record) for role, record in sources.items()},
-            "clip": list(clip_shape), "weights": dataclasses.asdict(weights), "threads": torch.get_num_threads()}
+    described = run.described()
+    return {"config": described["config"], "sources": described["sources"], "clip": list(clip_shape),
+            "weights": dataclasses.asdict(weights), "threads": torch.get_num_threads()}
 
 
 def main():

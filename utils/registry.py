@@ -8,6 +8,19 @@ and adding an entry to its dict adds it everywhere, the command line included.
     step_class = load(MODES["cycle"].code)   # imports training.modes now
 """
 import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered thing: one line for -h and where its code is ("module:attr"). A registry's own
+    record adds the plain data the command line needs before that code is imported."""
+
+    summary: str
+    code: str
+
+    def load(self):
+        return load(self.code)
 
 
 def load(ref):
